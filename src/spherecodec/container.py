@@ -1,0 +1,299 @@
+"""The spherecodec container: one self-describing blob per array (spec: docs/format.md).
+
+Layout (little endian)::
+
+    0   4  magic b"SPHC"
+    4   2  format version (1)
+    6   2  flags (0; any other value is unsupported)
+    8   4  meta_len: bytes of the UTF-8 JSON metadata
+    12  4  reserved (0)
+    16  8  n_chunks
+    24  8  shared_len: bytes of the codec's shared section
+    32     metadata JSON {"codec", "params", "dtype", "shape", "rows", "dim", "chunk_rows"}
+    ..     shared section (shared_len bytes)
+    ..     chunk index: n_chunks x (u64 payload length, u32 CRC-32 of the payload)
+    ..  4  CRC-32 of every byte above
+    ..     chunk payloads, back to back
+"""
+
+import json
+import os
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .codecs import Codec, get_codec
+from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
+
+MAGIC = b"SPHC"
+FORMAT_VERSION = 1
+_FIXED = struct.Struct("<4sHHIIQQ")
+_INDEX_ENTRY = struct.Struct("<QI")
+FIXED_HEADER_SIZE = _FIXED.size
+INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
+#: raw bytes per chunk the default chunking aims at (measured: see docs/format.md)
+DEFAULT_CHUNK_BYTES = 1 << 20
+#: a blob may not announce more decoded bytes than this slack plus its size times the
+#: codec's max_expansion: a forged header cannot make decode allocate at will
+ALLOCATION_SLACK = 1 << 16
+_MAX_META = 1 << 20
+_MAX_NDIM = 32
+_DTYPES = ("float16", "float32", "float64")
+
+
+def as_rows(array):
+    """View ``array`` as a C-contiguous 2-D array of rows over its last axis."""
+    array = np.asarray(array)
+    if array.ndim == 0:
+        return np.ascontiguousarray(array.reshape(1, 1))
+    if array.ndim == 1:
+        return np.ascontiguousarray(array.reshape(1, -1))
+    return np.ascontiguousarray(array.reshape(-1, array.shape[-1]))
+
+
+def resolve_threads(threads):
+    """Number of worker threads: ``None`` means every core."""
+    if threads is None:
+        return os.cpu_count() or 1
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    return int(threads)
+
+
+def _map(fn, items, threads):
+    if threads == 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def make_codec(codec, params):
+    """A Codec instance from a name and parameters, or the instance itself."""
+    if isinstance(codec, Codec):
+        if params:
+            raise TypeError("parameters go to the codec object, not to encode, when passing one")
+        return codec
+    if not isinstance(codec, str):
+        raise TypeError(f"codec must be a name or a Codec, not {type(codec).__name__}")
+    return get_codec(codec)(**params)
+
+
+def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
+    """Compress ``array`` into a self-describing blob (see ``spherecodec.encode``)."""
+    codec = make_codec(codec, params)
+    threads = resolve_threads(threads)
+    array = np.asarray(array)
+    codec.check_dtype(array.dtype)
+    rows = codec.prepare(as_rows(array))
+    out_dtype = codec.decoded_dtype(array.dtype)
+    n_rows, dim = rows.shape
+    shape = array.shape if array.ndim else ()
+    if array.ndim and dim != array.shape[-1]:
+        shape = array.shape[:-1] + (dim,)
+    if chunk_rows is None:
+        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // max(1, dim * rows.dtype.itemsize))
+    elif not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
+    chunk_rows = int(chunk_rows)
+    starts = list(range(0, n_rows, chunk_rows)) if dim else []
+    payloads = _map(lambda s: codec.encode_chunk(rows[s:s + chunk_rows]), starts, threads)
+    meta = {
+        "codec": codec.name,
+        "params": codec.get_config(),
+        "dtype": np.dtype(out_dtype).name,
+        "shape": [int(x) for x in shape],
+        "rows": int(n_rows),
+        "dim": int(dim),
+        "chunk_rows": chunk_rows,
+    }
+    meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+    shared = bytes(codec.shared_bytes())
+    header = bytearray(_FIXED.pack(MAGIC, FORMAT_VERSION, 0, len(meta_bytes), 0,
+                                   len(payloads), len(shared)))
+    header += meta_bytes
+    header += shared
+    for p in payloads:
+        header += _INDEX_ENTRY.pack(len(p), zlib.crc32(p))
+    header += struct.pack("<I", zlib.crc32(header))
+    return b"".join([bytes(header)] + payloads)
+
+
+class Header:
+    """A parsed, validated container header; ``chunk(i)`` gives payload bytes."""
+
+    def __init__(self, blob):
+        try:
+            view = memoryview(blob).cast("B")
+        except TypeError:
+            raise TypeError(f"blob must be bytes-like, not {type(blob).__name__}") from None
+        self.blob = np.frombuffer(view, dtype=np.uint8)
+        size = self.blob.size
+        if size < FIXED_HEADER_SIZE:
+            if bytes(view[:4]) != MAGIC[: min(4, size)]:
+                raise CorruptBlobError("not a spherecodec blob (bad magic)")
+            raise TruncatedBlobError(f"blob of {size} bytes is shorter than the {FIXED_HEADER_SIZE}-byte header")
+        magic, version, flags, meta_len, reserved, n_chunks, shared_len = _FIXED.unpack_from(view, 0)
+        if magic != MAGIC:
+            raise CorruptBlobError("not a spherecodec blob (bad magic)")
+        if version != FORMAT_VERSION:
+            raise UnsupportedError(
+                f"format version {version} is not supported (this build reads version {FORMAT_VERSION})")
+        if flags != 0 or reserved != 0:
+            raise UnsupportedError(f"header flags {flags:#x}/{reserved:#x} are not supported")
+        if meta_len > _MAX_META:
+            raise CorruptBlobError(f"metadata length {meta_len} exceeds {_MAX_META}")
+        index_start = FIXED_HEADER_SIZE + meta_len + shared_len
+        # compare before multiplying by the entry size, so no huge count reaches an allocation
+        if index_start > size or n_chunks > (size - index_start) // INDEX_ENTRY_SIZE:
+            raise TruncatedBlobError("blob ends inside its header")
+        index_end = index_start + n_chunks * INDEX_ENTRY_SIZE
+        if index_end + 4 > size:
+            raise TruncatedBlobError("blob ends inside its header")
+        (crc,) = struct.unpack_from("<I", view, index_end)
+        if zlib.crc32(view[:index_end]) != crc:
+            raise CorruptBlobError("header checksum mismatch")
+        try:
+            meta = json.loads(bytes(view[FIXED_HEADER_SIZE:FIXED_HEADER_SIZE + meta_len]))
+        except (UnicodeDecodeError, ValueError):
+            raise CorruptBlobError("metadata is not valid JSON") from None
+        self._check_meta(meta)
+        self.meta = meta
+        self.n_chunks = n_chunks
+        self.shared = self.blob[FIXED_HEADER_SIZE + meta_len:index_start]
+        index = np.frombuffer(view[index_start:index_end], dtype=np.dtype([("len", "<u8"), ("crc", "<u4")]))
+        self.lengths = index["len"].astype(np.uint64)
+        self.crcs = index["crc"]
+        self.data_start = index_end + 4
+        if n_chunks != (-(-self.rows // self.chunk_rows) if self.dim else 0):
+            raise CorruptBlobError(f"{n_chunks} chunks do not fit {self.rows} rows of {self.chunk_rows}")
+        total = int(self.lengths.sum(dtype=np.uint64)) if n_chunks else 0
+        if n_chunks and (self.lengths > np.uint64(size)).any():
+            raise TruncatedBlobError("a chunk is longer than the blob")
+        if self.data_start + total != size:
+            if self.data_start + total > size:
+                raise TruncatedBlobError(f"blob holds {size} bytes; its index announces {self.data_start + total}")
+            raise CorruptBlobError(f"{size - self.data_start - total} bytes follow the last chunk")
+        self.offsets = np.zeros(n_chunks + 1, dtype=np.int64)
+        if n_chunks:
+            np.cumsum(self.lengths.astype(np.int64), out=self.offsets[1:])
+        self.offsets += self.data_start
+        self.codec = self._make_codec()
+        budget = ALLOCATION_SLACK + self.codec.max_expansion * size
+        if self.nbytes > budget:
+            raise CorruptBlobError(
+                f"header announces {self.nbytes} decoded bytes, more than this {size}-byte blob can hold")
+
+    def _check_meta(self, meta):
+        if not isinstance(meta, dict):
+            raise CorruptBlobError("metadata is not a JSON object")
+        for key in ("codec", "params", "dtype", "shape", "rows", "dim", "chunk_rows"):
+            if key not in meta:
+                raise CorruptBlobError(f"metadata lacks {key!r}")
+        if meta["dtype"] not in _DTYPES:
+            raise UnsupportedError(f"dtype {meta['dtype']!r} is not supported")
+        shape = meta["shape"]
+        ints = [meta["rows"], meta["dim"], meta["chunk_rows"]] + (shape if isinstance(shape, list) else [])
+        if (not isinstance(shape, list) or len(shape) > _MAX_NDIM
+                or not all(type(v) is int and 0 <= v < 1 << 62 for v in ints)):
+            raise CorruptBlobError("metadata shape fields are not non-negative integers")
+        if meta["chunk_rows"] < 1:
+            raise CorruptBlobError("chunk_rows must be positive")
+        if not isinstance(meta["params"], dict) or not isinstance(meta["codec"], str):
+            raise CorruptBlobError("metadata codec fields have the wrong type")
+        self.dtype = np.dtype(meta["dtype"])
+        self.shape = tuple(shape)
+        self.rows, self.dim, self.chunk_rows = meta["rows"], meta["dim"], meta["chunk_rows"]
+        expect_rows = 1 if len(shape) < 2 else int(np.prod(shape[:-1], dtype=object))
+        expect_dim = 1 if not shape else shape[-1]
+        if self.rows * self.dim != int(np.prod(shape, dtype=object)) or (
+                self.rows * self.dim and (self.rows, self.dim) != (expect_rows, expect_dim)):
+            raise CorruptBlobError(f"rows x dim = {self.rows} x {self.dim} do not match shape {shape}")
+        self.nbytes = self.rows * self.dim * self.dtype.itemsize
+
+    def _make_codec(self):
+        codec = get_codec(self.meta["codec"]).from_config(self.meta["params"])
+        codec.check_dtype(self.dtype)
+        try:
+            codec.load_shared(self.shared, self.dtype, self.dim)
+        except SpherecodecError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise CorruptBlobError(f"shared section of codec {codec.name!r} is invalid: {exc}") from None
+        return codec
+
+    def chunk(self, i):
+        """Payload bytes of chunk ``i`` as a uint8 array, checksum verified."""
+        payload = self.blob[self.offsets[i]:self.offsets[i + 1]]
+        if zlib.crc32(payload) != int(self.crcs[i]):
+            raise CorruptBlobError(f"checksum mismatch in chunk {i}")
+        return payload
+
+    def decode_chunk_into(self, i, out_rows):
+        """Decode chunk ``i`` into ``out_rows`` (its rows of the output)."""
+        payload = self.chunk(i)
+        try:
+            self.codec.decode_chunk(payload, out_rows)
+        except SpherecodecError:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+            raise CorruptBlobError(f"chunk {i} does not decode: {exc}") from None
+
+
+def decode(blob, *, threads=None, out=None):
+    """Decompress a blob (see ``spherecodec.decode``)."""
+    header = Header(blob)
+    threads = resolve_threads(threads)
+    if out is None:
+        result = np.empty(header.shape, dtype=header.dtype)
+    else:
+        if not isinstance(out, np.ndarray) or out.shape != header.shape or out.dtype != header.dtype:
+            raise ValueError(f"out must be an ndarray of shape {header.shape} and dtype {header.dtype}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError("out must be C-contiguous and writeable")
+        result = out
+    rows = result.reshape(header.rows, header.dim)
+    cr = header.chunk_rows
+    _map(lambda i: header.decode_chunk_into(i, rows[i * cr:(i + 1) * cr]), range(header.n_chunks), threads)
+    return result
+
+
+def decode_rows(blob, start, stop):
+    """Rows ``[start, stop)`` of a blob's 2-D row view, decoding only their chunks."""
+    header = Header(blob)
+    if len(header.shape) < 2:
+        raise ValueError("decode_rows needs a blob of an array with at least 2 dimensions")
+    start, stop, _ = slice(start, stop).indices(header.rows)
+    stop = max(start, stop)
+    result = np.empty((stop - start, header.dim), dtype=header.dtype)
+    cr = header.chunk_rows
+    if stop == start or header.dim == 0:
+        return result
+    scratch = np.empty((cr, header.dim), dtype=header.dtype)
+    for i in range(start // cr, (stop - 1) // cr + 1):
+        lo = i * cr
+        n = min(cr, header.rows - lo)
+        header.decode_chunk_into(i, scratch[:n])
+        a, b = max(start, lo), min(stop, lo + n)
+        result[a - start:b - start] = scratch[a - lo:b - lo]
+    return result
+
+
+def info(blob):
+    """Header facts of a blob without decoding its chunks (see ``spherecodec.info``)."""
+    header = Header(blob)
+    size = header.blob.size
+    return {
+        "format_version": FORMAT_VERSION,
+        "codec": header.meta["codec"],
+        "params": dict(header.meta["params"]),
+        "dtype": header.dtype.name,
+        "shape": header.shape,
+        "nbytes": header.nbytes,
+        "compressed_nbytes": size,
+        "ratio": header.nbytes / size if size else float("inf"),
+        "chunk_rows": header.chunk_rows,
+        "chunks": header.n_chunks,
+        "header_nbytes": header.data_start,
+    }

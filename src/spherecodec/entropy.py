@@ -1,0 +1,218 @@
+"""Entropy-coded symbol streams: frequency models apart from the rANS coders.
+
+A *stream* is self-describing given the number of symbols ``n`` and the alphabet size::
+
+    u8      backend (0 = spherecodec's Numba rANS, 1 = constriction's AnsCoder)
+    u8      precision P (frequencies sum to 2**P, 1 <= P <= 15)
+    varint  number of distinct symbols m
+    m x     varint symbol delta (first symbol: from 0), varint frequency
+    varint  number of coded bytes b
+    b bytes the coded words (little endian)
+
+Every codec codes its symbols through ``encode_stream``/``decode_stream``; the exact codec
+writes into its own buffer with ``encode_stream_into``.
+"""
+
+import numpy as np
+
+from .errors import CorruptBlobError, TruncatedBlobError
+from .kernels import rans as _rans
+
+BACKEND_NUMBA = 0
+BACKEND_CONSTRICTION = 1
+BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
+MAX_PRECISION = 15
+MAX_ALPHABET = 1 << 16
+# No symbol may take more than 255/256 of the probability mass: every coded symbol then costs
+# at least 0.0056 bit, which bounds how much a blob can expand (see Codec.max_expansion).
+_CAP_SHIFT = 8
+
+
+def quantize_frequencies(counts, precision):
+    """Integer frequencies summing to ``2**precision``, ``>= 1`` where ``counts > 0``.
+
+    Deterministic integer arithmetic (largest remainder); a symbol holding nearly all the
+    mass is capped at 255/256, giving a neighbour a phantom share if it stands alone.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total_mass = 1 << precision
+    used = np.flatnonzero(counts)
+    if used.size == 0:
+        return np.zeros_like(counts)
+    if used.size > total_mass:
+        raise ValueError(f"{used.size} distinct symbols need more than {precision}-bit precision")
+    if used.size == 1:
+        counts = counts.copy()
+        neighbour = used[0] + 1 if used[0] + 1 < counts.size else used[0] - 1
+        counts[neighbour] = max(1, int(counts[used[0]]) >> _CAP_SHIFT)
+        used = np.flatnonzero(counts)
+    n = int(counts.sum())
+    scaled = counts[used] * total_mass
+    freq = scaled // n
+    remainder = scaled - freq * n
+    freq = np.maximum(freq, 1)
+    deficit = total_mass - int(freq.sum())
+    if deficit > 0:
+        order = np.argsort(-remainder, kind="stable")
+        freq[order[:deficit]] += 1
+    while deficit < 0:
+        # forced minimum frequencies overshot: take back from the largest, one each
+        order = np.argsort(-freq, kind="stable")
+        take = order[: -deficit]
+        take = take[freq[take] > 1]
+        freq[take] -= 1
+        deficit += take.size
+    cap = total_mass - (total_mass >> _CAP_SHIFT)
+    top = int(np.argmax(freq))
+    if freq[top] > cap:
+        excess = int(freq[top]) - cap
+        freq[top] = cap
+        others = np.flatnonzero(np.arange(freq.size) != top)
+        share, rest = divmod(excess, others.size)
+        freq[others] += share
+        freq[others[:rest]] += 1
+    out = np.zeros_like(counts)
+    out[used] = freq
+    return out
+
+
+def choose_precision(n_used):
+    """Precision for a table of ``n_used`` symbols.
+
+    Measured on MiniLM embeddings (1 MiB chunks): 12 bits lose 0.3% of the ratio against
+    16, 14 bits 0.01%; tables of 2**14 slots stay in L2 and keep decode fast.
+    """
+    p = 14
+    while (1 << p) < 2 * n_used and p < MAX_PRECISION:
+        p += 1
+    return p
+
+
+def stream_capacity(n, alphabet_size):
+    """Bytes that ``encode_stream_into`` may need for ``n`` symbols."""
+    return 2 + 10 + 6 * min(alphabet_size, 1 << MAX_PRECISION) + 10 + 2 * n + 18
+
+
+def _check_alphabet(alphabet_size):
+    if not 2 <= alphabet_size <= MAX_ALPHABET:
+        raise ValueError(f"alphabet size {alphabet_size} outside 2..{MAX_ALPHABET}")
+
+
+def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="numba", counts=None):
+    """Code the symbols ``values >> shift`` into ``out[pos:]``; return the end position.
+
+    ``out`` (uint8) needs ``stream_capacity(values.size, alphabet_size)`` bytes from ``pos``.
+    """
+    _check_alphabet(alphabet_size)
+    backend_id = BACKENDS[backend]
+    values = np.ascontiguousarray(values).reshape(-1)
+    if counts is None:
+        counts = np.zeros(alphabet_size, dtype=np.int64)
+        _rans.histogram(values, shift, counts)
+    n_used = int(np.count_nonzero(counts))
+    precision = choose_precision(max(n_used, 2))
+    freq = quantize_frequencies(counts, precision)
+    out[pos] = backend_id
+    out[pos + 1] = precision
+    pos = _rans.write_table(freq, out, pos + 2)
+    if values.size == 0:
+        return _rans.write_varint(out, pos, 0)
+    if backend_id == BACKEND_NUMBA:
+        cum = np.zeros(alphabet_size, dtype=np.int64)
+        cum[1:] = np.cumsum(freq)[:-1]
+        tail = out[pos + 10:]
+        start = _rans.rans_encode(values, shift, freq, cum, precision, tail)
+        body = tail[start:]
+    else:
+        body = _constriction_encode(values >> shift if shift else values, freq, precision)
+    pos = _rans.write_varint(out, pos, body.size)
+    out[pos:pos + body.size] = body
+    return pos + body.size
+
+
+def encode_stream(values, alphabet_size, *, shift=0, backend="numba", counts=None):
+    """Entropy-code the symbols ``values >> shift`` (each ``< alphabet_size``); return bytes."""
+    values = np.ascontiguousarray(values).reshape(-1)
+    out = np.empty(stream_capacity(values.size, alphabet_size), dtype=np.uint8)
+    end = encode_stream_into(values, alphabet_size, out, 0, shift=shift, backend=backend, counts=counts)
+    return out[:end].tobytes()
+
+
+def _constriction_model(freq_used, precision):
+    import constriction
+
+    return constriction.stream.model.Categorical(
+        freq_used.astype(np.float64) / float(1 << precision), perfect=False)
+
+
+def _constriction_encode(symbols, freq, precision):
+    import constriction
+
+    used = np.flatnonzero(freq)
+    dense = np.searchsorted(used, symbols).astype(np.int32)
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(dense, _constriction_model(freq[used], precision))
+    return coder.get_compressed().astype("<u4").view(np.uint8)
+
+
+def decode_stream(buf, pos, alphabet_size, out):
+    """Decode ``out.size`` symbols from the stream at ``buf[pos:]`` into ``out``.
+
+    ``buf`` is a uint8 array, ``out`` an unsigned integer array. Returns the position after
+    the stream; raises CorruptBlobError (or TruncatedBlobError) on any inconsistency.
+    """
+    _check_alphabet(alphabet_size)
+    n = out.size
+    if pos + 2 > buf.size:
+        raise TruncatedBlobError("stream header runs past the end of its chunk")
+    backend_id = int(buf[pos])
+    precision = int(buf[pos + 1])
+    if backend_id not in (BACKEND_NUMBA, BACKEND_CONSTRICTION):
+        raise CorruptBlobError(f"unknown entropy backend {backend_id}")
+    if not 1 <= precision <= MAX_PRECISION:
+        raise CorruptBlobError(f"rANS precision {precision} outside 1..{MAX_PRECISION}")
+    table_cap = min(alphabet_size, 1 << precision)
+    symbols = np.empty(table_cap, dtype=np.int64)
+    freqs = np.empty(table_cap, dtype=np.int64)
+    slots = (1 << precision) if backend_id == BACKEND_NUMBA else 0
+    slot_table = np.empty(slots, dtype=np.uint32)
+    slot_symbol = np.empty(slots, dtype=np.uint16)
+    n_used, pos = _rans.read_table(buf, pos + 2, alphabet_size, precision, symbols, freqs,
+                                   slot_table, slot_symbol)
+    if pos < 0:
+        raise CorruptBlobError("invalid frequency table")
+    nbytes, pos = _rans.read_varint(buf, pos, buf.size)
+    if pos < 0 or pos + nbytes > buf.size:
+        raise TruncatedBlobError("coded bytes run past the end of their chunk")
+    body = buf[pos:pos + nbytes]
+    pos += nbytes
+    if n == 0:
+        if nbytes:
+            raise CorruptBlobError("coded bytes for an empty stream")
+        return pos
+    if n_used == 0:
+        raise CorruptBlobError("symbols announced but the frequency table is empty")
+    if backend_id == BACKEND_NUMBA:
+        if _rans.rans_decode(body, slot_table, slot_symbol, precision, out) != _rans.STATUS_OK:
+            raise CorruptBlobError("rANS stream does not decode cleanly")
+    else:
+        _constriction_decode(body, symbols[:n_used], freqs[:n_used], precision, out)
+    return pos
+
+
+def _constriction_decode(body, symbols, freq_used, precision, out):
+    import constriction
+
+    if body.size % 4:
+        raise CorruptBlobError("constriction stream is not a whole number of 32-bit words")
+    words = body.view("<u4").astype(np.uint32) if body.size else np.empty(0, np.uint32)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        dense = coder.decode(_constriction_model(freq_used, precision), out.size)
+    except Exception as exc:  # constriction raises its own types on bad streams
+        raise CorruptBlobError(f"constriction stream does not decode: {exc}") from None
+    if not coder.is_empty():
+        raise CorruptBlobError("constriction stream has trailing data")
+    if dense.size != out.size or dense.min() < 0 or dense.max() >= symbols.size:
+        raise CorruptBlobError("constriction stream decodes outside the table")
+    out[:] = symbols[dense]

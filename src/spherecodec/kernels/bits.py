@@ -1,0 +1,98 @@
+"""Raw low bits of each value, stored in two planes.
+
+For ``k`` raw bits per value: first ``k // 8`` little-endian bytes per value (value after
+value), then the remaining ``k % 8`` bits of every value packed LSB first. Byte planes make
+the common widths (16 of float32's 20 raw bits) plain loads and stores.
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def raw_size(n, k):
+    """Bytes of the raw section for ``n`` values of ``k`` bits."""
+    return n * (k // 8) + (n * (k % 8) + 7) // 8
+
+
+@njit(nogil=True, cache=True)
+def pack_low_bits(values, k, out):
+    """Write the low ``k`` bits (``k <= 56``) of each value into ``out``; return bytes used."""
+    n = values.size
+    kb = k // 8
+    kr = k % 8
+    pos = 0
+    if kb == 2:
+        for i in range(n):
+            out[2 * i] = values[i] & 0xFF
+            out[2 * i + 1] = (values[i] >> 8) & 0xFF
+        pos = 2 * n
+    else:
+        for i in range(n):
+            v = np.uint64(values[i])
+            for b in range(kb):
+                out[pos] = (v >> np.uint64(8 * b)) & np.uint64(0xFF)
+                pos += 1
+    if kr == 4:
+        shift = 8 * kb
+        for j in range(n // 2):
+            out[pos + j] = ((values[2 * j] >> shift) & 0xF) | (((values[2 * j + 1] >> shift) & 0xF) << 4)
+        pos += n // 2
+        if n & 1:
+            out[pos] = (values[n - 1] >> shift) & 0xF
+            pos += 1
+    elif kr:
+        rmask = np.uint64((1 << kr) - 1)
+        acc = np.uint64(0)
+        nbits = 0
+        for i in range(n):
+            acc |= ((np.uint64(values[i]) >> np.uint64(8 * kb)) & rmask) << np.uint64(nbits)
+            nbits += kr
+            if nbits >= 8:
+                out[pos] = acc & np.uint64(0xFF)
+                acc >>= np.uint64(8)
+                nbits -= 8
+                pos += 1
+        if nbits > 0:
+            out[pos] = acc & np.uint64(0xFF)
+            pos += 1
+    return pos
+
+
+@njit(nogil=True, cache=True)
+def merge_low_bits(out, raw, k):
+    """``out[i] = out[i] << k | raw bits of value i``; ``raw`` must have ``raw_size`` bytes."""
+    n = out.size
+    kb = k // 8
+    kr = k % 8
+    utype = out.dtype.type
+    sk = utype(k)
+    # the byte plane: the common widths get straight-line loops the compiler can vectorise
+    if kb == 2:
+        for i in range(n):
+            out[i] = (out[i] << sk) | utype(raw[2 * i]) | (utype(raw[2 * i + 1]) << utype(8))
+    elif kb == 0:
+        for i in range(n):
+            out[i] = out[i] << sk
+    else:
+        for i in range(n):
+            v = out[i] << sk
+            base = i * kb
+            for b in range(kb):
+                v |= utype(raw[base + b]) << utype(8 * b)
+            out[i] = v
+    if kr:
+        start = n * kb
+        shift = utype(8 * kb)
+        rmask = utype((1 << kr) - 1)
+        if kr == 4:
+            for i in range(n):
+                field = (utype(raw[start + (i >> 1)]) >> utype(4 * (i & 1))) & rmask
+                out[i] |= field << shift
+        else:
+            last = raw.size - 1
+            for i in range(n):
+                bitpos = i * kr
+                byte = start + (bitpos >> 3)
+                word = utype(raw[byte]) | (utype(raw[min(byte + 1, last)]) << utype(8))
+                out[i] |= ((word >> utype(bitpos & 7)) & rmask) << shift
