@@ -20,6 +20,15 @@ from spherecodec.errors import SpherecodecError, TruncatedBlobError
 DATA = Path(__file__).resolve().parent / "data"
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+# the container's checksum (function and stored width) comes from the container itself, so
+# these helpers forge blobs exactly as the format in use says
+_CHECKSUM = getattr(container, "_CHECKSUM", struct.Struct("<I"))
+
+
+def checksum(data):
+    """The container's checksum of ``data`` (bytes-like), as an int."""
+    fn = getattr(container, "checksum", None)
+    return fn(bytes(data)) if fn is not None else zlib.crc32(data)
 
 
 def load_sample():
@@ -100,7 +109,7 @@ def parse_layout(blob):
     index_end = index_start + n_chunks * container.INDEX_ENTRY_SIZE
     entries = [container._INDEX_ENTRY.unpack_from(blob, index_start + i * container.INDEX_ENTRY_SIZE)
                for i in range(n_chunks)]
-    data_start = index_end + 4
+    data_start = index_end + _CHECKSUM.size
     offsets = np.concatenate([[0], np.cumsum([e[0] for e in entries], dtype=np.int64)]) + data_start
     return {
         "magic": magic, "version": version, "flags": flags, "reserved": reserved,
@@ -115,28 +124,28 @@ def parse_layout(blob):
 
 def build_blob(*, meta, chunks, shared=b"", magic=container.MAGIC, version=container.FORMAT_VERSION,
                flags=0, reserved=0, n_chunks=None, shared_len=None, meta_len=None, meta_bytes=None,
-               lengths=None, crcs=None, tail=b""):
-    """Assemble a blob from parts with a correct header CRC; any field may be forged.
+               lengths=None, checksums=None, tail=b""):
+    """Assemble a blob from parts with a correct header checksum; any field may be forged.
 
     ``meta`` is serialised like the container does unless ``meta_bytes`` is given.
-    ``lengths``/``crcs`` override the index entries (default: the real ones).
+    ``lengths``/``checksums`` override the index entries (default: the real ones).
     """
     if meta_bytes is None:
         meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
     lengths = [len(c) for c in chunks] if lengths is None else lengths
-    crcs = [zlib.crc32(c) for c in chunks] if crcs is None else crcs
+    checksums = [checksum(c) for c in chunks] if checksums is None else checksums
     header = bytearray(container._FIXED.pack(
         magic, version, flags, len(meta_bytes) if meta_len is None else meta_len, reserved,
         len(lengths) if n_chunks is None else n_chunks, len(shared) if shared_len is None else shared_len))
     header += meta_bytes + shared
-    for length, crc in zip(lengths, crcs):
-        header += container._INDEX_ENTRY.pack(length, crc)
-    header += struct.pack("<I", zlib.crc32(header))
+    for length, value in zip(lengths, checksums):
+        header += container._INDEX_ENTRY.pack(length, value)
+    header += _CHECKSUM.pack(checksum(header))
     return bytes(header) + b"".join(chunks) + tail
 
 
-def refresh_crcs(blob):
-    """Recompute every chunk CRC and the header CRC of a (damaged) blob, where its fields allow.
+def refresh_checksums(blob):
+    """Recompute every chunk checksum and the header checksum of a (damaged) blob, where its fields allow.
 
     Lets a corruption reach the codec's own checks instead of stopping at a checksum.
     """
@@ -149,17 +158,17 @@ def refresh_crcs(blob):
     if index_start > size or n_chunks > (size - index_start) // container.INDEX_ENTRY_SIZE:
         return bytes(blob)
     index_end = index_start + n_chunks * container.INDEX_ENTRY_SIZE
-    if index_end + 4 > size:
+    if index_end + _CHECKSUM.size > size:
         return bytes(blob)
-    pos = index_end + 4
+    pos = index_end + _CHECKSUM.size
     for i in range(n_chunks):
         at = index_start + i * container.INDEX_ENTRY_SIZE
         length, _ = container._INDEX_ENTRY.unpack_from(blob, at)
         if pos + length > size:
             break
-        container._INDEX_ENTRY.pack_into(blob, at, length, zlib.crc32(blob[pos:pos + length]))
+        container._INDEX_ENTRY.pack_into(blob, at, length, checksum(blob[pos:pos + length]))
         pos += length
-    struct.pack_into("<I", blob, index_end, zlib.crc32(blob[:index_end]))
+    _CHECKSUM.pack_into(blob, index_end, checksum(blob[:index_end]))
     return bytes(blob)
 
 
@@ -176,7 +185,7 @@ def check_truncations(blob, *, max_lengths=None, seed=0):
 
     ``max_lengths`` caps the number of tried lengths for big blobs (evenly spread, plus the
     first and last 64). Also cuts bytes off the end of each chunk payload, with the index
-    and CRCs rewritten to match, so the codec's ``decode_chunk`` must notice the short
+    and checksums rewritten to match, so the codec's ``decode_chunk`` must notice the short
     payload itself (SpherecodecError, never another exception).
     """
     blob = bytes(blob)
@@ -211,11 +220,11 @@ def check_truncations(blob, *, max_lengths=None, seed=0):
                 f"chunk {i} cut by {cut} of {len(chunk)} bytes decoded without an error")
 
 
-def check_corruptions(blob, *, n=300, seed=0, fix_crcs=True):
+def check_corruptions(blob, *, n=300, seed=0, fix_checksums=True):
     """Random byte corruptions either raise a SpherecodecError or decode to the same bits.
 
-    With ``fix_crcs`` the same kind of corruptions are repeated with every CRC recomputed
-    (``refresh_crcs``), which sends them past the checksums into the header checks and the
+    With ``fix_checksums`` the same kind of corruptions are repeated with every checksum recomputed
+    (``refresh_checksums``), which sends them past the checksums into the header checks and the
     codec: those must raise a SpherecodecError or return an array of the announced dtype
     and shape (raw payload bits carry no redundancy), never another exception.
     Returns the number of corruptions that raised, per variant.
@@ -224,14 +233,14 @@ def check_corruptions(blob, *, n=300, seed=0, fix_crcs=True):
     reference = spherecodec.decode(blob, threads=1)
     rng = np.random.default_rng(seed)
     raised = {"plain": 0, "fixed": 0}
-    variants = ("plain", "fixed") if fix_crcs else ("plain",)
+    variants = ("plain", "fixed") if fix_checksums else ("plain",)
     for _ in range(n):
         damaged = bytearray(blob)
         k = int(rng.integers(1, 4))
         for pos in rng.integers(0, len(blob), size=k):
             damaged[pos] ^= int(rng.integers(1, 256))
         for variant in variants:
-            candidate = bytes(damaged) if variant == "plain" else refresh_crcs(damaged)
+            candidate = bytes(damaged) if variant == "plain" else refresh_checksums(damaged)
             result = _decode_or_error(candidate)
             if isinstance(result, SpherecodecError):
                 raised[variant] += 1

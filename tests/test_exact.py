@@ -322,12 +322,12 @@ def test_truncations_and_corruptions(backend, dtype):
         blob = spherecodec.encode(arr, entropy=backend, chunk_rows=chunk_rows)
         check_truncations(blob)
         raised = check_corruptions(blob, n=150, seed=chunk_rows)
-        assert raised["plain"] == 150  # CRC-32 catches every corruption of 1..3 bytes here
+        assert raised["plain"] == 150  # the checksums catch every corruption of 1..3 bytes here
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_corrupted_entropy_streams_are_caught(backend):
-    """Corruptions inside the entropy stream, past the CRC, are caught by the stream checks."""
+    """Corruptions inside the entropy stream, past the checksums, are caught by the stream checks."""
     x = load_sample()[:4, :128]
     layout = parse_layout(spherecodec.encode(x, entropy=backend, chunk_rows=4))
     chunk = layout["chunks"][0]
