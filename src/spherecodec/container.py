@@ -50,7 +50,8 @@ def as_rows(array):
         return np.ascontiguousarray(array.reshape(1, 1))
     if array.ndim == 1:
         return np.ascontiguousarray(array.reshape(1, -1))
-    return np.ascontiguousarray(array.reshape(-1, array.shape[-1]))
+    # explicit row count: reshape(-1, 0) is ambiguous for arrays whose last axis is empty
+    return np.ascontiguousarray(array.reshape(int(np.prod(array.shape[:-1])), array.shape[-1]))
 
 
 def resolve_threads(threads):
@@ -156,7 +157,7 @@ class Header:
             raise CorruptBlobError("header checksum mismatch")
         try:
             meta = json.loads(bytes(view[FIXED_HEADER_SIZE:FIXED_HEADER_SIZE + meta_len]))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise CorruptBlobError("metadata is not valid JSON") from None
         self._check_meta(meta)
         self.meta = meta
@@ -208,7 +209,7 @@ class Header:
         expect_rows = 1 if len(shape) < 2 else int(np.prod(shape[:-1], dtype=object))
         expect_dim = 1 if not shape else shape[-1]
         if self.rows * self.dim != int(np.prod(shape, dtype=object)) or (
-                self.rows * self.dim and (self.rows, self.dim) != (expect_rows, expect_dim)):
+                (self.rows, self.dim) != (expect_rows, expect_dim)):
             raise CorruptBlobError(f"rows x dim = {self.rows} x {self.dim} do not match shape {shape}")
         self.nbytes = self.rows * self.dim * self.dtype.itemsize
 
@@ -270,7 +271,8 @@ def decode_rows(blob, start, stop):
     cr = header.chunk_rows
     if stop == start or header.dim == 0:
         return result
-    scratch = np.empty((cr, header.dim), dtype=header.dtype)
+    # chunk_rows may exceed rows (a small array, a huge chunk_rows): size scratch by what exists
+    scratch = np.empty((min(cr, header.rows), header.dim), dtype=header.dtype)
     for i in range(start // cr, (stop - 1) // cr + 1):
         lo = i * cr
         n = min(cr, header.rows - lo)
