@@ -11,26 +11,29 @@ Layout (little endian)::
     24  8  shared_len: bytes of the codec's shared section
     32     metadata JSON {"codec", "params", "dtype", "shape", "rows", "dim", "chunk_rows"}
     ..     shared section (shared_len bytes)
-    ..     chunk index: n_chunks x (u64 payload length, u32 CRC-32 of the payload)
-    ..  4  CRC-32 of every byte above
+    ..     chunk index: n_chunks x (u64 payload length, u64 XXH64 of the payload)
+    ..  8  XXH64 of every byte above
     ..     chunk payloads, back to back
+
+Checksums are XXH64 with seed 0 (``kernels.checksum``).
 """
 
 import json
 import os
 import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .codecs import Codec, get_codec
+from .kernels.checksum import xxh64
 from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
 
 MAGIC = b"SPHC"
 FORMAT_VERSION = 1
 _FIXED = struct.Struct("<4sHHIIQQ")
-_INDEX_ENTRY = struct.Struct("<QI")
+_INDEX_ENTRY = struct.Struct("<QQ")
+_CHECKSUM = struct.Struct("<Q")
 FIXED_HEADER_SIZE = _FIXED.size
 INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
 #: raw bytes per chunk the default chunking aims at (measured: see docs/format.md)
@@ -70,6 +73,11 @@ def _map(fn, items, threads):
         return list(pool.map(fn, items))
 
 
+def checksum(data):
+    """XXH64 (seed 0) of a bytes-like object, as an int."""
+    return int(xxh64(np.frombuffer(data, dtype=np.uint8)))
+
+
 def make_codec(codec, params):
     """A Codec instance from a name and parameters, or the instance itself."""
     if isinstance(codec, Codec):
@@ -86,6 +94,9 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
     codec = make_codec(codec, params)
     threads = resolve_threads(threads)
     array = np.asarray(array)
+    if not array.dtype.isnative:
+        # codecs read the bits in native order: big-endian input must not decode as garbage
+        array = array.astype(array.dtype.newbyteorder("="))
     codec.check_dtype(array.dtype)
     rows = codec.prepare(as_rows(array))
     out_dtype = codec.decoded_dtype(array.dtype)
@@ -99,7 +110,13 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         raise ValueError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
     chunk_rows = int(chunk_rows)
     starts = list(range(0, n_rows, chunk_rows)) if dim else []
-    payloads = _map(lambda s: codec.encode_chunk(rows[s:s + chunk_rows]), starts, threads)
+    def encode_chunk(start):
+        payload = codec.encode_chunk(rows[start:start + chunk_rows])
+        return payload, checksum(payload)
+
+    coded = _map(encode_chunk, starts, threads)
+    payloads = [p for p, _ in coded]
+    checksums = [h for _, h in coded]
     meta = {
         "codec": codec.name,
         "params": codec.get_config(),
@@ -115,9 +132,9 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
                                    len(payloads), len(shared)))
     header += meta_bytes
     header += shared
-    for p in payloads:
-        header += _INDEX_ENTRY.pack(len(p), zlib.crc32(p))
-    header += struct.pack("<I", zlib.crc32(header))
+    for p, h in zip(payloads, checksums):
+        header += _INDEX_ENTRY.pack(len(p), h)
+    header += _CHECKSUM.pack(checksum(header))
     return b"".join([bytes(header)] + payloads)
 
 
@@ -150,10 +167,10 @@ class Header:
         if index_start > size or n_chunks > (size - index_start) // INDEX_ENTRY_SIZE:
             raise TruncatedBlobError("blob ends inside its header")
         index_end = index_start + n_chunks * INDEX_ENTRY_SIZE
-        if index_end + 4 > size:
+        if index_end + _CHECKSUM.size > size:
             raise TruncatedBlobError("blob ends inside its header")
-        (crc,) = struct.unpack_from("<I", view, index_end)
-        if zlib.crc32(view[:index_end]) != crc:
+        (expected,) = _CHECKSUM.unpack_from(view, index_end)
+        if checksum(view[:index_end]) != expected:
             raise CorruptBlobError("header checksum mismatch")
         try:
             meta = json.loads(bytes(view[FIXED_HEADER_SIZE:FIXED_HEADER_SIZE + meta_len]))
@@ -163,10 +180,10 @@ class Header:
         self.meta = meta
         self.n_chunks = n_chunks
         self.shared = self.blob[FIXED_HEADER_SIZE + meta_len:index_start]
-        index = np.frombuffer(view[index_start:index_end], dtype=np.dtype([("len", "<u8"), ("crc", "<u4")]))
+        index = np.frombuffer(view[index_start:index_end], dtype=np.dtype([("len", "<u8"), ("sum", "<u8")]))
         self.lengths = index["len"].astype(np.uint64)
-        self.crcs = index["crc"]
-        self.data_start = index_end + 4
+        self.checksums = index["sum"].astype(np.uint64)
+        self.data_start = index_end + _CHECKSUM.size
         if n_chunks != (-(-self.rows // self.chunk_rows) if self.dim else 0):
             raise CorruptBlobError(f"{n_chunks} chunks do not fit {self.rows} rows of {self.chunk_rows}")
         total = int(self.lengths.sum(dtype=np.uint64)) if n_chunks else 0
@@ -227,7 +244,7 @@ class Header:
     def chunk(self, i):
         """Payload bytes of chunk ``i`` as a uint8 array, checksum verified."""
         payload = self.blob[self.offsets[i]:self.offsets[i + 1]]
-        if zlib.crc32(payload) != int(self.crcs[i]):
+        if xxh64(payload) != self.checksums[i]:
             raise CorruptBlobError(f"checksum mismatch in chunk {i}")
         return payload
 

@@ -90,7 +90,7 @@ def choose_precision(n_used):
 
 def stream_capacity(n, alphabet_size):
     """Bytes that ``encode_stream_into`` may need for ``n`` symbols."""
-    return 2 + 10 + 6 * min(alphabet_size, 1 << MAX_PRECISION) + 10 + 2 * n + 18
+    return 2 + 10 + 6 * min(alphabet_size, 1 << MAX_PRECISION) + 10 + _rans.encode_scratch_size(n)
 
 
 def _check_alphabet(alphabet_size):
@@ -118,16 +118,23 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     if values.size == 0:
         return _rans.write_varint(out, pos, 0)
     if backend_id == BACKEND_NUMBA:
-        cum = np.zeros(alphabet_size, dtype=np.int64)
-        cum[1:] = np.cumsum(freq)[:-1]
-        tail = out[pos + 10:]
-        start = _rans.rans_encode(values, shift, freq, cum, precision, tail)
-        body = tail[start:]
+        freq_u = freq.astype(np.uint64)
+        cum = np.zeros(alphabet_size, dtype=np.uint64)
+        np.cumsum(freq_u[:-1], out=cum[1:])
+        rcp = np.zeros(alphabet_size, dtype=np.uint64)
+        np.floor_divide(np.uint64(1 << 32), freq_u, out=rcp, where=freq_u > 0)
+        scratch = np.empty(_rans.encode_scratch_size(values.size), dtype=np.uint8)
+        # the body follows its varint length, which is known only afterwards: code the
+        # body 10 bytes on (a varint's maximum), then move it into place
+        end = _rans.rans_encode(values, np.uint64(shift), freq_u, cum, rcp, precision,
+                                scratch, out, pos + 10)
+        body = out[pos + 10:end]
     else:
         body = _constriction_encode(values >> shift if shift else values, freq, precision)
-    pos = _rans.write_varint(out, pos, body.size)
-    out[pos:pos + body.size] = body
-    return pos + body.size
+    size = body.size
+    pos = _rans.write_varint(out, pos, size)
+    out[pos:pos + size] = body
+    return pos + size
 
 
 def encode_stream(values, alphabet_size, *, shift=0, backend="numba", counts=None):

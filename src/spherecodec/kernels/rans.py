@@ -1,82 +1,150 @@
-"""Interleaved rANS coder (Numba), 32-bit states emitting 16-bit little-endian words.
+"""Lane-interleaved rANS coder (Numba): 32-bit states emitting 16-bit little-endian words.
 
 Guarantees and requirements
 ---------------------------
 * ``freq`` sums to exactly ``1 << precision`` (``precision <= 15``) and every symbol that
   occurs has ``freq >= 1``; the coder is then exactly invertible.
-* Four states interleave over the symbol sequence (symbol ``i`` uses state ``i % 4``); the
-  encoder runs backwards and fills its output from the end, so the decoder reads one
-  forward stream: the four final states (4 bytes each, little endian), then 16-bit words.
-* A state emits or consumes at most one word per symbol (``precision <= 16``), so
-  renormalisation is a branch-free select.
+* Streams of at least ``LANE_THRESHOLD`` symbols use ``LANES`` (8) independent coders:
+  symbol ``i`` goes to lane ``i % 8``, and each lane writes its own substream. Separate
+  substreams keep the lanes' dependency chains apart, which is what makes decoding fast.
+  Shorter streams use one lane.
+* Body layout: the byte lengths of lanes ``0 .. lanes-2`` as varints (the last lane takes
+  the rest), then each lane's substream: its final state (u32, little endian) followed by
+  the 16-bit words in the order the decoder consumes them.
+* A state emits or consumes at most one word per symbol, so renormalisation is a
+  branch-free select.
 * The decoder never reads outside ``stream``; it returns ``STATUS_OK`` only when every
-  byte was consumed and every state returned to its initial value, which catches most
-  corruption on its own.
+  lane consumed exactly its bytes and returned to the initial state ``RANS_L``, which
+  catches most corruption on its own.
 """
 
 import numpy as np
 from numba import njit
 
 RANS_L = 1 << 16  # lower bound of a normalised state
+LANES = 8
+LANE_THRESHOLD = 256
 _U = np.uint64
 STATUS_OK = 0
 STATUS_CORRUPT = 1
 
 
 @njit(inline="always")
-def _encode_step(x, f, c, precision, out, pos):
+def lane_count(n):
+    """Lanes used for a stream of ``n`` symbols."""
+    return LANES if n >= LANE_THRESHOLD else 1
+
+
+@njit(inline="always")
+def _encode_step(x, f, c, rcp, precision, out, pos):
     # always store the candidate word below pos; keep it only if the state overflows
-    overflow = x >= (f << (32 - precision))
-    out[pos - 2] = x & 0xFF
-    out[pos - 1] = (x >> 8) & 0xFF
+    overflow = x >= (f << _U(32 - precision))
+    out[pos - 2] = x & _U(0xFF)
+    out[pos - 1] = (x >> _U(8)) & _U(0xFF)
     if overflow:
-        x >>= 16
+        x >>= _U(16)
         pos -= 2
-    q = np.uint32(x) // np.uint32(f)
-    x = (np.int64(q) << precision) + (x - np.int64(q) * f) + c
+    # x // f by a reciprocal: rcp = floor(2**32 / f) underestimates the quotient by at
+    # most one for x < 2**32, and one exact correction step fixes it
+    q = (x * rcp) >> _U(32)
+    r = x - q * f
+    if r >= f:
+        q += _U(1)
+        r -= f
+    x = (q << _U(precision)) + r + c
     return x, pos
 
 
-@njit(nogil=True, cache=True)
-def rans_encode(values, shift, freq, cum, precision, out):
-    """Encode symbols ``values >> shift`` into ``out``; return the start offset.
+@njit(inline="always")
+def _flush_state(x, out, pos):
+    pos -= 4
+    out[pos] = x & _U(0xFF)
+    out[pos + 1] = (x >> _U(8)) & _U(0xFF)
+    out[pos + 2] = (x >> _U(16)) & _U(0xFF)
+    out[pos + 3] = (x >> _U(24)) & _U(0xFF)
+    return pos
 
-    ``out`` must hold at least ``2 * values.size + 18`` bytes; the stream is
-    ``out[start:]``.
+
+def encode_scratch_size(n):
+    """Bytes of scratch space ``rans_encode`` needs for ``n`` symbols."""
+    return 2 * n + 8 * LANES + 16
+
+
+@njit(nogil=True, cache=True)
+def rans_encode(values, shift, freq, cum, rcp, precision, scratch, out, pos):
+    """Encode the symbols ``values >> shift`` as a stream body at ``out[pos:]``.
+
+    ``freq``, ``cum`` and ``rcp = (1 << 32) // freq`` are uint64 arrays over the alphabet;
+    ``scratch`` holds ``encode_scratch_size(n)`` bytes; ``out`` needs as many from ``pos``.
+    Returns the position after the body.
     """
     n = values.size
-    pos = out.size
-    x0 = np.int64(RANS_L)
-    x1 = np.int64(RANS_L)
-    x2 = np.int64(RANS_L)
-    x3 = np.int64(RANS_L)
-    n4 = n - (n & 3)
-    # the tail (n % 4 symbols) is decoded last, so it is encoded first
-    for i in range(n - 1, n4 - 1, -1):
-        s = np.int64(values[i] >> shift)
-        j = i & 3
-        if j == 0:
-            x0, pos = _encode_step(x0, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-        elif j == 1:
-            x1, pos = _encode_step(x1, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-        else:
-            x2, pos = _encode_step(x2, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-    for i in range(n4 - 4, -1, -4):
-        s = np.int64(values[i + 3] >> shift)
-        x3, pos = _encode_step(x3, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-        s = np.int64(values[i + 2] >> shift)
-        x2, pos = _encode_step(x2, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-        s = np.int64(values[i + 1] >> shift)
-        x1, pos = _encode_step(x1, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-        s = np.int64(values[i] >> shift)
-        x0, pos = _encode_step(x0, np.int64(freq[s]), np.int64(cum[s]), precision, out, pos)
-    for x in (x3, x2, x1, x0):
-        pos -= 4
-        out[pos] = x & 0xFF
-        out[pos + 1] = (x >> 8) & 0xFF
-        out[pos + 2] = (x >> 16) & 0xFF
-        out[pos + 3] = (x >> 24) & 0xFF
+    if n == 0:
+        return pos
+    if lane_count(n) == 1:
+        p = scratch.size
+        x = _U(RANS_L)
+        for i in range(n - 1, -1, -1):
+            s = values[i] >> shift
+            x, p = _encode_step(x, freq[s], cum[s], rcp[s], precision, scratch, p)
+        p = _flush_state(x, scratch, p)
+        size = scratch.size - p
+        out[pos:pos + size] = scratch[p:]
+        return pos + size
+    # lane j writes backwards from the end of its region of scratch
+    ends = np.empty(LANES, dtype=np.int64)
+    e = 0
+    for j in range(LANES):
+        e += 2 * ((n - j + LANES - 1) // LANES) + 8
+        ends[j] = e
+    starts = np.empty(LANES, dtype=np.int64)
+    # four lanes per pass keep every state and position in registers
+    _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, 0)
+    _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, 4)
+    for j in range(LANES - 1):
+        pos = write_varint(out, pos, ends[j] - starts[j])
+    for j in range(LANES):
+        size = ends[j] - starts[j]
+        out[pos:pos + size] = scratch[starts[j]:ends[j]]
+        pos += size
     return pos
+
+
+@njit(inline="always")
+def _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, first):
+    """Encode lanes ``first .. first+3`` into their regions; record where each starts."""
+    n = values.size
+    n8 = n - n % LANES
+    pa, pb, pc, pd = ends[first], ends[first + 1], ends[first + 2], ends[first + 3]
+    xa = xb = xc = xd = _U(RANS_L)
+    # the tail symbol of a lane (index n8 + lane) is decoded last, so it is encoded first
+    tail = n - n8
+    if first + 3 < tail:
+        s = values[n8 + first + 3] >> shift
+        xd, pd = _encode_step(xd, freq[s], cum[s], rcp[s], precision, scratch, pd)
+    if first + 2 < tail:
+        s = values[n8 + first + 2] >> shift
+        xc, pc = _encode_step(xc, freq[s], cum[s], rcp[s], precision, scratch, pc)
+    if first + 1 < tail:
+        s = values[n8 + first + 1] >> shift
+        xb, pb = _encode_step(xb, freq[s], cum[s], rcp[s], precision, scratch, pb)
+    if first < tail:
+        s = values[n8 + first] >> shift
+        xa, pa = _encode_step(xa, freq[s], cum[s], rcp[s], precision, scratch, pa)
+    for g in range(n8 // LANES - 1, -1, -1):
+        i = LANES * g + first
+        s = values[i + 3] >> shift
+        xd, pd = _encode_step(xd, freq[s], cum[s], rcp[s], precision, scratch, pd)
+        s = values[i + 2] >> shift
+        xc, pc = _encode_step(xc, freq[s], cum[s], rcp[s], precision, scratch, pc)
+        s = values[i + 1] >> shift
+        xb, pb = _encode_step(xb, freq[s], cum[s], rcp[s], precision, scratch, pb)
+        s = values[i] >> shift
+        xa, pa = _encode_step(xa, freq[s], cum[s], rcp[s], precision, scratch, pa)
+    starts[first] = _flush_state(xa, scratch, pa)
+    starts[first + 1] = _flush_state(xb, scratch, pb)
+    starts[first + 2] = _flush_state(xc, scratch, pc)
+    starts[first + 3] = _flush_state(xd, scratch, pd)
 
 
 @njit(inline="always")
@@ -94,61 +162,110 @@ def _decode_step(x, slot_table, precision, mask, stream, pos, last):
     return x, pos
 
 
+@njit(inline="always")
+def _read_state(stream, p):
+    return (np.int64(stream[p]) | (np.int64(stream[p + 1]) << 8)
+            | (np.int64(stream[p + 2]) << 16) | (np.int64(stream[p + 3]) << 24))
+
+
 @njit(nogil=True, cache=True)
 def rans_decode(stream, slot_table, slot_symbol, precision, out):
-    """Decode ``out.size`` symbols from ``stream`` into ``out``; return a status code.
+    """Decode ``out.size`` symbols from the body ``stream`` into ``out``; return a status.
 
-    ``slot_table`` and ``slot_symbol`` come from ``build_slot_table``.
+    ``slot_table`` and ``slot_symbol`` come from ``read_table``.
     """
     n = out.size
-    end = stream.size
+    size = stream.size
     if n == 0:
-        return STATUS_OK if end == 0 else STATUS_CORRUPT
-    if end < 16 or (end & 1):
-        return STATUS_CORRUPT
-    x0 = np.int64(0)
-    x1 = np.int64(0)
-    x2 = np.int64(0)
-    x3 = np.int64(0)
-    for j in range(4):
-        x = (np.int64(stream[4 * j]) | (np.int64(stream[4 * j + 1]) << 8)
-             | (np.int64(stream[4 * j + 2]) << 16) | (np.int64(stream[4 * j + 3]) << 24))
-        if j == 0:
-            x0 = x
-        elif j == 1:
-            x1 = x
-        elif j == 2:
-            x2 = x
-        else:
-            x3 = x
-    pos = 16
-    last = end - 2
+        return STATUS_OK if size == 0 else STATUS_CORRUPT
     mask = np.int64((1 << precision) - 1)
-    n4 = n - (n & 3)
-    for g in range(n4 // 4):
-        i = _U(4 * g)
-        out[i] = slot_symbol[_U(x0 & mask)]
-        x0, pos = _decode_step(x0, slot_table, precision, mask, stream, pos, last)
-        out[i + _U(1)] = slot_symbol[_U(x1 & mask)]
-        x1, pos = _decode_step(x1, slot_table, precision, mask, stream, pos, last)
-        out[i + _U(2)] = slot_symbol[_U(x2 & mask)]
-        x2, pos = _decode_step(x2, slot_table, precision, mask, stream, pos, last)
-        out[i + _U(3)] = slot_symbol[_U(x3 & mask)]
-        x3, pos = _decode_step(x3, slot_table, precision, mask, stream, pos, last)
-    for i in range(n4, n):
-        j = i & 3
-        if j == 0:
-            out[i] = slot_symbol[x0 & mask]
-            x0, pos = _decode_step(x0, slot_table, precision, mask, stream, pos, last)
-        elif j == 1:
-            out[i] = slot_symbol[x1 & mask]
-            x1, pos = _decode_step(x1, slot_table, precision, mask, stream, pos, last)
-        else:
-            out[i] = slot_symbol[x2 & mask]
-            x2, pos = _decode_step(x2, slot_table, precision, mask, stream, pos, last)
-    if pos != end:
+    if lane_count(n) == 1:
+        if size < 4 or size & 1:
+            return STATUS_CORRUPT
+        x = _read_state(stream, 0)
+        pos = 4
+        for i in range(n):
+            out[i] = slot_symbol[_U(x & mask)]
+            x, pos = _decode_step(x, slot_table, precision, mask, stream, pos, size - 2)
+        return STATUS_OK if (pos == size and x == RANS_L) else STATUS_CORRUPT
+    lengths = np.empty(LANES, dtype=np.int64)
+    pos = 0
+    total = 0
+    for j in range(LANES - 1):
+        length, pos = read_varint(stream, pos, size)
+        if pos < 0:
+            return STATUS_CORRUPT
+        lengths[j] = length
+        total += length
+    if total > size - pos:
         return STATUS_CORRUPT
-    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
+    lengths[LANES - 1] = size - pos - total
+    starts = np.empty(LANES, dtype=np.int64)
+    for j in range(LANES):
+        if lengths[j] < 4 or lengths[j] & 1:
+            return STATUS_CORRUPT
+        starts[j] = pos
+        pos += lengths[j]
+    # per lane: state, read position, last position a word may be loaded from, end
+    x0 = _read_state(stream, starts[0])
+    x1 = _read_state(stream, starts[1])
+    x2 = _read_state(stream, starts[2])
+    x3 = _read_state(stream, starts[3])
+    x4 = _read_state(stream, starts[4])
+    x5 = _read_state(stream, starts[5])
+    x6 = _read_state(stream, starts[6])
+    x7 = _read_state(stream, starts[7])
+    p0, p1, p2, p3 = starts[0] + 4, starts[1] + 4, starts[2] + 4, starts[3] + 4
+    p4, p5, p6, p7 = starts[4] + 4, starts[5] + 4, starts[6] + 4, starts[7] + 4
+    e0, e1, e2, e3 = p1 - 6, p2 - 6, p3 - 6, p4 - 6
+    e4, e5, e6, e7 = p5 - 6, p6 - 6, p7 - 6, size - 2
+    n8 = n - n % LANES
+    for g in range(n8 // LANES):
+        i = _U(LANES * g)
+        out[i] = slot_symbol[_U(x0 & mask)]
+        x0, p0 = _decode_step(x0, slot_table, precision, mask, stream, p0, e0)
+        out[i + _U(1)] = slot_symbol[_U(x1 & mask)]
+        x1, p1 = _decode_step(x1, slot_table, precision, mask, stream, p1, e1)
+        out[i + _U(2)] = slot_symbol[_U(x2 & mask)]
+        x2, p2 = _decode_step(x2, slot_table, precision, mask, stream, p2, e2)
+        out[i + _U(3)] = slot_symbol[_U(x3 & mask)]
+        x3, p3 = _decode_step(x3, slot_table, precision, mask, stream, p3, e3)
+        out[i + _U(4)] = slot_symbol[_U(x4 & mask)]
+        x4, p4 = _decode_step(x4, slot_table, precision, mask, stream, p4, e4)
+        out[i + _U(5)] = slot_symbol[_U(x5 & mask)]
+        x5, p5 = _decode_step(x5, slot_table, precision, mask, stream, p5, e5)
+        out[i + _U(6)] = slot_symbol[_U(x6 & mask)]
+        x6, p6 = _decode_step(x6, slot_table, precision, mask, stream, p6, e6)
+        out[i + _U(7)] = slot_symbol[_U(x7 & mask)]
+        x7, p7 = _decode_step(x7, slot_table, precision, mask, stream, p7, e7)
+    for i in range(n8, n):
+        j = i - n8
+        if j == 0:
+            out[i] = slot_symbol[_U(x0 & mask)]
+            x0, p0 = _decode_step(x0, slot_table, precision, mask, stream, p0, e0)
+        elif j == 1:
+            out[i] = slot_symbol[_U(x1 & mask)]
+            x1, p1 = _decode_step(x1, slot_table, precision, mask, stream, p1, e1)
+        elif j == 2:
+            out[i] = slot_symbol[_U(x2 & mask)]
+            x2, p2 = _decode_step(x2, slot_table, precision, mask, stream, p2, e2)
+        elif j == 3:
+            out[i] = slot_symbol[_U(x3 & mask)]
+            x3, p3 = _decode_step(x3, slot_table, precision, mask, stream, p3, e3)
+        elif j == 4:
+            out[i] = slot_symbol[_U(x4 & mask)]
+            x4, p4 = _decode_step(x4, slot_table, precision, mask, stream, p4, e4)
+        elif j == 5:
+            out[i] = slot_symbol[_U(x5 & mask)]
+            x5, p5 = _decode_step(x5, slot_table, precision, mask, stream, p5, e5)
+        else:
+            out[i] = slot_symbol[_U(x6 & mask)]
+            x6, p6 = _decode_step(x6, slot_table, precision, mask, stream, p6, e6)
+    if (p0 != e0 + 2 or p1 != e1 + 2 or p2 != e2 + 2 or p3 != e3 + 2
+            or p4 != e4 + 2 or p5 != e5 + 2 or p6 != e6 + 2 or p7 != e7 + 2):
+        return STATUS_CORRUPT
+    if (x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L
+            or x4 != RANS_L or x5 != RANS_L or x6 != RANS_L or x7 != RANS_L):
         return STATUS_CORRUPT
     return STATUS_OK
 
