@@ -1,0 +1,100 @@
+"""Kernels against references: XXH64 against the xxhash package, rANS and bit planes."""
+
+import numpy as np
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spherecodec import entropy
+from spherecodec.errors import CorruptBlobError
+from spherecodec.kernels import rans
+from spherecodec.kernels.bits import merge_low_bits, pack_low_bits, raw_size
+from spherecodec.kernels.checksum import xxh64
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_xxh64_matches_reference(data):
+    assert int(xxh64(np.frombuffer(data, dtype=np.uint8))) == xxhash.xxh64_intdigest(data)
+
+
+def test_xxh64_detects_every_single_bit_flip():
+    data = np.random.default_rng(1).integers(0, 256, 203, dtype=np.uint8)
+    reference = xxh64(data)
+    for bit in range(data.size * 8):
+        flipped = data.copy()
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        assert xxh64(flipped) != reference
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 255, 256, 257, 263, 1000, 4099])
+@pytest.mark.parametrize("skew", [0.3, 3.0])
+def test_rans_stream_round_trip_lane_edges(n, skew):
+    # 256 is where 8 lanes start; tails of 0..7 symbols exercise every lane
+    rng = np.random.default_rng(n)
+    alphabet = 300
+    p = np.exp(-skew * np.arange(alphabet) / 30.0)
+    symbols = rng.choice(alphabet, size=n, p=p / p.sum()).astype(np.uint32)
+    for backend in ("numba", "constriction"):
+        blob = entropy.encode_stream(symbols, alphabet, backend=backend)
+        out = np.empty(n, dtype=np.uint32)
+        end = entropy.decode_stream(np.frombuffer(blob, np.uint8), 0, alphabet, out)
+        assert end == len(blob)
+        assert (out == symbols).all()
+
+
+def test_rans_size_close_to_entropy_and_constriction():
+    rng = np.random.default_rng(5)
+    alphabet = 600
+    p = np.exp(-np.arange(alphabet) / 40.0)
+    symbols = rng.choice(alphabet, size=300_000, p=p / p.sum()).astype(np.uint32)
+    counts = np.bincount(symbols, minlength=alphabet)
+    q = counts[counts > 0] / symbols.size
+    entropy_bytes = -(q * np.log2(q)).sum() * symbols.size / 8
+    ours = len(entropy.encode_stream(symbols, alphabet))
+    theirs = len(entropy.encode_stream(symbols, alphabet, backend="constriction"))
+    assert ours < entropy_bytes * 1.005
+    assert ours < theirs * 1.005
+
+
+def test_rans_rejects_damaged_body():
+    symbols = np.random.default_rng(2).integers(0, 50, 5000).astype(np.uint32)
+    blob = np.frombuffer(entropy.encode_stream(symbols, 64), np.uint8).copy()
+    out = np.empty(symbols.size, np.uint32)
+    detected = 0
+    for pos in range(blob.size - 40, blob.size):
+        damaged = blob.copy()
+        damaged[pos] ^= 0x5A
+        try:
+            entropy.decode_stream(damaged, 0, 64, out)
+        except CorruptBlobError:
+            detected += 1
+    # the final-state check catches the damage in nearly every case
+    assert detected >= 38
+    with pytest.raises(CorruptBlobError):
+        entropy.decode_stream(blob[:-2], 0, 64, out)
+
+
+@pytest.mark.parametrize("k", [0, 3, 4, 7, 8, 13, 16, 20, 23, 49])
+def test_bit_planes_round_trip(k):
+    rng = np.random.default_rng(k)
+    dtype = np.uint64 if k > 23 else np.uint32
+    for n in (0, 1, 2, 3, 17, 1000):
+        values = rng.integers(0, 2 ** 63, n, dtype=np.uint64).astype(dtype)
+        raw = np.empty(raw_size(n, k), np.uint8)
+        assert pack_low_bits(values, k, raw) == raw.size
+        high = values >> dtype(k)
+        merge_low_bits(high, raw, k)
+        assert (high == values).all()
+
+
+def test_quantized_frequencies_sum_and_cover():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        counts = rng.integers(0, 1000, 400) * (rng.random(400) < 0.5)
+        counts[rng.integers(0, 400)] += 10 ** 7
+        freq = entropy.quantize_frequencies(counts, 14)
+        assert freq.sum() == 1 << 14
+        assert ((freq > 0) == (counts > 0)).all() or (counts > 0).sum() == 1
+        assert freq.max() <= (1 << 14) - (1 << 6)
