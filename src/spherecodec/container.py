@@ -126,16 +126,26 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         "dim": int(dim),
         "chunk_rows": chunk_rows,
     }
+    header = pack_header(meta, codec.shared_bytes(), [len(p) for p in payloads], checksums)
+    return b"".join([header] + payloads)
+
+
+def pack_header(meta, shared, lengths, checksums):
+    """Every byte before the payloads: fixed part, metadata JSON, shared section, index, checksum.
+
+    ``lengths`` and ``checksums`` (XXH64) are per chunk. spherecodec.stream writes files
+    with it, so a streamed file and ``encode``'s blob are the same bytes.
+    """
     meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
-    shared = bytes(codec.shared_bytes())
+    shared = bytes(shared)
     header = bytearray(_FIXED.pack(MAGIC, FORMAT_VERSION, 0, len(meta_bytes), 0,
-                                   len(payloads), len(shared)))
+                                   len(lengths), len(shared)))
     header += meta_bytes
     header += shared
-    for p, h in zip(payloads, checksums):
-        header += _INDEX_ENTRY.pack(len(p), h)
+    for n, h in zip(lengths, checksums):
+        header += _INDEX_ENTRY.pack(int(n), int(h))
     header += _CHECKSUM.pack(checksum(header))
-    return b"".join([bytes(header)] + payloads)
+    return bytes(header)
 
 
 class Header:
