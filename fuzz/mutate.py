@@ -1,0 +1,621 @@
+"""Fuzz corpus builder and mutation engine for spherecodec blobs.
+
+The corpus holds real blobs of every registered codec (``CODEC_SAMPLES`` says which
+parameters and arrays each codec is fuzzed with; a codec missing from it is an error, so a
+new codec cannot slip past the fuzzer). ``mutate(corpus, seed, index)`` derives one
+mutated blob deterministically from ``(seed, index)``, so any failing case can be
+reproduced from those two numbers alone.
+
+Mutations come in two families:
+
+* *raw*: bit flips, byte overwrites, truncations, insertions, deletions, splices. Header
+  and chunk checksums are left as they are, so the container must detect them (or the blob must
+  decode to the very bits of the original: the "never lies" check).
+* *sealed*: structure-aware forgeries (header fields, metadata JSON, shared section, chunk
+  index, chunk payloads), after which every checksum is recomputed (most of the time). They get past the checksums
+  and exercise the codec decoders and the Numba kernels on hostile bytes.
+
+Used by ``fuzz/run.py`` (subprocess-isolated runner), ``fuzz/atheris_harness.py`` and the
+tests (tests/test_fuzz.py, tests/test_bitflip.py).
+"""
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import spherecodec
+from spherecodec import container
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+
+# the container's own layout and checksum, so that sealing follows the format
+_FIXED = container._FIXED
+_ENTRY = container._INDEX_ENTRY
+_CHECKSUM = container._CHECKSUM
+_CHECK_MASK = (1 << (8 * _CHECKSUM.size)) - 1
+
+
+def checksum(data):
+    """The container's checksum of ``data``."""
+    return container.checksum(bytes(data))
+
+
+# --------------------------------------------------------------------------------------
+# sample parameters per codec
+# --------------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    """One corpus entry: a codec configuration applied to one array.
+
+    ``params`` is passed to ``spherecodec.encode``; ``factory``, when set, is called with
+    the array and returns ``(codec, params)`` instead (for codecs needing a fitted object).
+    """
+
+    label: str
+    params: dict = field(default_factory=dict)
+    data: str = "gauss"  # gauss | unit | raw | special | special-nomax | zeros
+    shape: tuple = (24, 48)
+    dtype: str = "float32"
+    chunk_rows: int = 7
+    factory: object = None
+
+
+def _exact():
+    return [
+        Sample("f32", {}, "raw", (24, 48), chunk_rows=7),
+        Sample("f32-unit-real", {}, "unit", (40, 384), chunk_rows=16),
+        Sample("f32-constriction", {"entropy": "constriction"}, "gauss", (20, 40), chunk_rows=6),
+        Sample("f32-m0-special", {"mantissa_bits": 0}, "special", (9, 33), chunk_rows=4),
+        Sample("f32-m6-zeros", {"mantissa_bits": 6}, "zeros", (5, 16), chunk_rows=2),
+        Sample("f16", {}, "gauss", (16, 24), "float16", chunk_rows=5),
+        Sample("f64-1d", {"entropy": "constriction"}, "gauss", (50,), "float64", chunk_rows=1),
+        Sample("f32-3d", {}, "gauss", (3, 4, 10), chunk_rows=5),
+        Sample("f32-empty", {}, "gauss", (0, 8), chunk_rows=3),
+    ]
+
+
+def _half():
+    return [
+        Sample("raw", {}, "raw", (24, 48), chunk_rows=7),
+        Sample("entropy-unit", {"entropy": True}, "unit", (30, 96), chunk_rows=11),
+        Sample("entropy-special", {"entropy": True}, "special-nomax", (6, 20), chunk_rows=4),
+    ]
+
+
+def _affine():
+    return [
+        Sample("default", {}, "raw", (24, 48), chunk_rows=7),
+        Sample("symmetric-entropy", {"symmetric": True, "entropy": True}, "unit", (30, 96), chunk_rows=11),
+        Sample("clip-entropy", {"clip": 99.0, "entropy": True}, "gauss", (17, 15), chunk_rows=5),
+        Sample("1d", {}, "gauss", (33,), chunk_rows=1),
+    ]
+
+
+def _binary():
+    return [
+        Sample("default", {}, "unit", (24, 48), chunk_rows=7),
+        Sample("sign-entropy", {"center": False, "entropy": True}, "raw", (30, 100), chunk_rows=11),
+        Sample("odd-dim", {}, "gauss", (9, 13), chunk_rows=4),
+    ]
+
+
+def _pq():
+    return [
+        Sample("m8-nbits4", {"m": 8, "nbits": 4, "niter": 4}, "unit", (40, 48), chunk_rows=13),
+        Sample("m3-nbits3-entropy", {"m": 3, "nbits": 3, "niter": 3, "entropy": True}, "raw", (24, 12),
+               chunk_rows=5),
+        Sample("m4-nbits8-entropy", {"m": 4, "nbits": 8, "niter": 2, "entropy": True}, "gauss", (260, 16),
+               chunk_rows=100),
+        Sample("m1-nbits1", {"m": 1, "nbits": 1, "niter": 2}, "gauss", (10, 5), chunk_rows=3),
+    ]
+
+
+#: codec name -> function returning its samples. Every registered codec needs an entry.
+CODEC_SAMPLES = {
+    "exact": _exact,
+    "fp16": _half,
+    "bf16": _half,
+    "int8": _affine,
+    "int4": _affine,
+    "binary": _binary,
+    "pq": _pq,
+}
+
+
+class MissingSamplesError(AssertionError):
+    """A registered codec has no entry in CODEC_SAMPLES."""
+
+
+def check_table(codecs=None):
+    """Raise MissingSamplesError naming every registered codec absent from the table."""
+    codecs = spherecodec.available_codecs() if codecs is None else codecs
+    missing = [c for c in codecs if c not in CODEC_SAMPLES]
+    if missing:
+        raise MissingSamplesError(
+            f"codec(s) {missing} are registered but have no fuzz samples: add an entry to "
+            f"CODEC_SAMPLES in fuzz/mutate.py so that they are fuzzed, bit-flipped and "
+            f"checked for determinism")
+
+
+# --------------------------------------------------------------------------------------
+# sample arrays
+# --------------------------------------------------------------------------------------
+_CACHE = {}
+
+
+def _load(name):
+    if name not in _CACHE:
+        _CACHE[name] = np.load(DATA / name)
+    return _CACHE[name]
+
+
+def make_array(kind, shape, dtype="float32", seed=0):
+    """A deterministic sample array of ``shape`` (rows over the last axis)."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(shape)
+    n = int(np.prod(shape)) if shape else 1
+    dim = shape[-1] if shape else 1
+    rows = n // dim if dim else 0
+    if kind == "zeros":
+        return np.zeros(shape, dtype=dtype)
+    if kind in ("unit", "raw") and dim <= 384:
+        src = _load("minilm-sentences-512.npy" if kind == "unit" else "minilm-tokens-raw-256.npy")
+        take = src[np.arange(rows) % src.shape[0], :dim].astype(np.float64)
+        if kind == "unit":
+            norms = np.linalg.norm(take, axis=1, keepdims=True)
+            take = take / np.where(norms > 0, norms, 1)
+        return take.astype(dtype).reshape(shape)
+    x = rng.standard_normal(n).astype(dtype)
+    if kind == "unit":
+        x = x.reshape(rows, dim)
+        x = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(dtype)
+    if kind in ("special", "special-nomax"):
+        # "special-nomax" leaves out float32's largest values, which fp16 refuses to code
+        flat = x.reshape(-1)
+        big = np.finfo(dtype).max if kind == "special" else 1e4
+        specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, np.finfo(dtype).tiny / 4,
+                             big, -np.finfo(dtype).tiny], dtype=dtype)
+        flat[rng.integers(0, n, size=min(n, 3 * specials.size))] = np.resize(specials, min(n, 3 * specials.size))
+        # a NaN with a payload: bit-exact codecs must keep it
+        u = flat.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[flat.itemsize])
+        u[0] = {2: 0x7E01, 4: 0x7FC00123, 8: 0x7FF8000000000123}[flat.itemsize]
+    return x.reshape(shape)
+
+
+@dataclass
+class Entry:
+    """A corpus blob with what made it and the reference decode."""
+
+    codec: str
+    label: str
+    blob: bytes
+    array: np.ndarray  # the array that was encoded
+    reference: np.ndarray = None  # decode(blob): what every raw mutation must decode to
+
+
+def build_corpus(codecs=None, *, decode_reference=True):
+    """Blobs of every codec's samples (``codecs``: names, default every registered one)."""
+    codecs = spherecodec.available_codecs() if codecs is None else list(codecs)
+    check_table(codecs)
+    corpus = []
+    for name in codecs:
+        for i, s in enumerate(CODEC_SAMPLES[name]()):
+            arr = make_array(s.data, s.shape, s.dtype, seed=i)
+            if s.factory is not None:
+                codec, params = s.factory(arr)
+            else:
+                codec, params = name, dict(s.params)
+            blob = spherecodec.encode(arr, codec, threads=1, chunk_rows=s.chunk_rows, **params)
+            entry = Entry(name, s.label, blob, arr)
+            if decode_reference:
+                entry.reference = spherecodec.decode(blob, threads=1)
+            corpus.append(entry)
+    return corpus
+
+
+# --------------------------------------------------------------------------------------
+# lenient blob structure
+# --------------------------------------------------------------------------------------
+@dataclass
+class Parts:
+    """A blob cut into its container sections, rebuilt by ``build``.
+
+    ``None`` in an override field means: write the value matching the content.
+    """
+
+    magic: bytes
+    version: int
+    flags: int
+    reserved: int
+    meta: bytes
+    shared: bytes
+    payloads: list
+    crcs: list
+    meta_len: int = None
+    n_chunks: int = None
+    shared_len: int = None
+    lengths: list = None  # forged index lengths
+
+    def build(self, seal=True):
+        """Blob bytes; ``seal`` recomputes the chunk and header checksums."""
+        n = len(self.payloads) if self.n_chunks is None else self.n_chunks
+        fixed = _FIXED.pack(self.magic, self.version & 0xFFFF, self.flags & 0xFFFF,
+                            (len(self.meta) if self.meta_len is None else self.meta_len) & 0xFFFFFFFF,
+                            self.reserved & 0xFFFFFFFF, n & (2**64 - 1),
+                            (len(self.shared) if self.shared_len is None else self.shared_len) & (2**64 - 1))
+        head = bytearray(fixed) + bytes(self.meta) + bytes(self.shared)
+        for i, p in enumerate(self.payloads):
+            length = len(p) if self.lengths is None or i >= len(self.lengths) else self.lengths[i]
+            crc = checksum(p) if seal or i >= len(self.crcs) else self.crcs[i]
+            head += _ENTRY.pack(length & (2**64 - 1), crc & _CHECK_MASK)
+        head += _CHECKSUM.pack(checksum(head) if seal else self.header_crc)
+        return bytes(head) + b"".join(self.payloads)
+
+    header_crc: int = 0
+
+
+def split(blob):
+    """Cut a blob into ``Parts``; None when its framing does not hold together."""
+    if len(blob) < _FIXED.size:
+        return None
+    magic, version, flags, meta_len, reserved, n_chunks, shared_len = _FIXED.unpack_from(blob, 0)
+    index_start = _FIXED.size + meta_len + shared_len
+    if index_start + _ENTRY.size * n_chunks + _CHECKSUM.size > len(blob):
+        return None
+    meta = blob[_FIXED.size:_FIXED.size + meta_len]
+    shared = blob[_FIXED.size + meta_len:index_start]
+    pos = index_start
+    entries = [_ENTRY.unpack_from(blob, pos + _ENTRY.size * i) for i in range(n_chunks)]
+    pos += _ENTRY.size * n_chunks
+    (hcrc,) = _CHECKSUM.unpack_from(blob, pos)
+    pos += _CHECKSUM.size
+    payloads = []
+    for length, _ in entries:
+        if pos + length > len(blob):
+            return None
+        payloads.append(blob[pos:pos + length])
+        pos += length
+    return Parts(magic, version, flags, reserved, meta, shared, payloads, [c for _, c in entries],
+                 header_crc=hcrc)
+
+
+def seal(blob):
+    """Recompute every checksum of a blob whose framing holds; else return it unchanged."""
+    parts = split(blob)
+    return blob if parts is None else parts.build(seal=True)
+
+
+# --------------------------------------------------------------------------------------
+# mutations
+# --------------------------------------------------------------------------------------
+INTERESTING_INTS = [0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 127, 128, 255, 256, 384,
+                    1023, 1024, 4095, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 1,
+                    2**40, 2**53, 2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -1, -2,
+                    -(2**31), -(2**63)]
+INTERESTING_VALUES = INTERESTING_INTS + [None, True, False, 0.5, 1.0, -0.0, 1e308, float("inf"),
+                                         float("nan"), "", "x", "numba", "constriction", "float32",
+                                         [], [1], [2**62, 2**62], {}, {"a": 1}, "\u0000"]
+INTERESTING_BYTES = [0x00, 0x01, 0x7F, 0x80, 0xFE, 0xFF, 0x10, 0x0F]
+
+
+def _flip_bits(b, rng, k):
+    b = bytearray(b)
+    if not b:
+        return bytes(b)
+    for _ in range(k):
+        bit = rng.randrange(len(b) * 8)
+        b[bit >> 3] ^= 1 << (bit & 7)
+    return bytes(b)
+
+
+def _mutate_bytes(b, rng, others=()):
+    """One generic byte-level mutation of ``b``."""
+    b = bytearray(b)
+    n = len(b)
+    op = rng.randrange(12)
+    if op == 0 or n == 0 and op < 6:
+        return _flip_bits(bytes(b), rng, rng.choice([1, 1, 1, 2, 3, 8, 32]))
+    if op == 1:
+        for _ in range(rng.choice([1, 1, 2, 4])):
+            b[rng.randrange(n)] = rng.choice(INTERESTING_BYTES)
+    elif op == 2:
+        cut = rng.randrange(n + 1)
+        del b[cut:]
+    elif op == 3:
+        at = rng.randrange(n + 1)
+        b[at:at] = bytes(rng.randrange(256) for _ in range(rng.choice([1, 2, 4, 8, 64])))
+    elif op == 4:
+        at = rng.randrange(n)
+        del b[at:at + rng.choice([1, 2, 4, 8, 64])]
+    elif op == 5:
+        at = rng.randrange(n)
+        length = min(n - at, rng.choice([2, 4, 8, 32]))
+        b[at:at + length] = bytes(rng.randrange(256) for _ in range(length))
+    elif op == 6:
+        b = bytearray(rng.randrange(256) for _ in range(rng.choice([0, 1, 2, 5, 16, 100, n])))
+    elif op == 7 and n:
+        at = rng.randrange(n)
+        length = min(n - at, rng.choice([1, 4, 16, 256]))
+        chunk = b[at:at + length]
+        to = rng.randrange(n + 1)
+        b[to:to] = chunk
+    elif op == 8:
+        b += bytes(rng.randrange(256) for _ in range(rng.choice([1, 3, 17])))
+    elif op == 9 and others:
+        other = rng.choice(others)
+        cut = rng.randrange(n + 1)
+        cut2 = rng.randrange(len(other) + 1)
+        b = b[:cut] + bytearray(other[cut2:])
+    elif op == 10 and n:
+        # varints and lengths: a run of continuation bytes or a saturated field
+        at = rng.randrange(n)
+        length = min(n - at, rng.choice([2, 5, 9, 11]))
+        b[at:at + length] = bytes([rng.choice([0xFF, 0x80])] * length)
+    else:
+        at = rng.randrange(n) if n else 0
+        if n:
+            b[at] = (b[at] + rng.choice([1, -1, 2, -2, 128])) & 0xFF
+    return bytes(b)
+
+
+def _forge_meta(meta, rng, corpus):
+    """Forge the metadata JSON (a dict when it parses)."""
+    try:
+        d = json.loads(meta)
+    except (ValueError, RecursionError):
+        return _mutate_bytes(meta, rng)
+    if not isinstance(d, dict):
+        return _mutate_bytes(meta, rng)
+    op = rng.randrange(14)
+    keys = ["codec", "params", "dtype", "shape", "rows", "dim", "chunk_rows"]
+    if op == 0:
+        d[rng.choice(keys)] = rng.choice(INTERESTING_VALUES)
+    elif op == 1:
+        d.pop(rng.choice(keys), None)
+    elif op == 2 and isinstance(d.get("params"), dict):
+        params = d["params"]
+        if params and rng.random() < 0.8:
+            params[rng.choice(sorted(params))] = rng.choice(INTERESTING_VALUES)
+        else:
+            params[rng.choice(["bogus", "threads", "chunk_rows", "level"])] = rng.choice(INTERESTING_VALUES)
+    elif op == 3:
+        # the params of another blob of another (or the same) codec
+        other = rng.choice(corpus)
+        try:
+            om = json.loads(split(other.blob).meta)
+            d["params"] = om["params"]
+            if rng.random() < 0.5:
+                d["codec"] = om["codec"]
+        except (ValueError, AttributeError, KeyError, RecursionError):
+            pass
+    elif op == 4:
+        d["codec"] = rng.choice(spherecodec.available_codecs() + ["", "EXACT", "nope", 1])
+    elif op == 5:
+        d["dtype"] = rng.choice(["float16", "float32", "float64", "int8", "uint8", "bfloat16",
+                                 "float128", "object", "<f4", None, 4])
+    elif op in (6, 7):
+        # consistent shape forgery: the container's own checks hold, the codec sees rows/dims
+        # it did not write
+        rows = d.get("rows", 1) if isinstance(d.get("rows"), int) else 1
+        dim = d.get("dim", 1) if isinstance(d.get("dim"), int) else 1
+        new_rows = rng.choice([0, 1, 2, max(rows - 1, 0), rows + 1, rows * 2, 2**31, 2**40, rows])
+        new_dim = rng.choice([dim, 0, 1, 2, max(dim - 1, 0), dim + 1, dim * 2, dim // 2, 2**31, 2**40, 2**61])
+        d["rows"], d["dim"], d["shape"] = new_rows, new_dim, [new_rows, new_dim]
+        if rng.random() < 0.5:
+            d["chunk_rows"] = rng.choice([1, 2, 3, max(1, new_rows), 2**31, 2**61])
+    elif op == 8:
+        cr = d.get("chunk_rows")
+        d["chunk_rows"] = rng.choice([1, 2, 2**31, 2**40, 2**61, 2**62 - 1,
+                                      (cr + 1) if isinstance(cr, int) else 3,
+                                      (cr - 1) if isinstance(cr, int) else 0])
+    elif op == 9:
+        shape = d.get("shape") if isinstance(d.get("shape"), list) else []
+        forms = [[], [0], [1] * 33, [2**62 - 1, 2**62 - 1], [-1] + shape[1:], shape[::-1],
+                 [1] + shape, shape[:-1], [float(v) if isinstance(v, int) else v for v in shape],
+                 [[v] for v in shape], "shape"]
+        d["shape"] = rng.choice(forms)
+    elif op == 10:
+        d[rng.choice(["extra", "Codec", "version"])] = rng.choice(INTERESTING_VALUES)
+    elif op == 11:
+        return rng.choice([b"[]", b"1", b'"x"', b"null", b"{", b"", b"\xff\xfe", b"[" * 100000,
+                           b'{"a":' * 5000 + b"1" + b"}" * 5000, b"9" * 5000, b'{"rows": 1e999}'])
+    elif op == 12:
+        return _mutate_bytes(meta, rng)
+    else:
+        d = [d] if rng.random() < 0.5 else d
+    return json.dumps(d, sort_keys=rng.random() < 0.5).encode()
+
+
+def mutate_entry(corpus, entry, rng):
+    """One mutation of ``entry.blob``; returns (blob, kind, sealed)."""
+    blob = entry.blob
+    others = [e.blob for e in corpus]
+    parts = split(blob)
+    if parts is None or rng.random() < 0.3:
+        kind = "raw"
+        out = _mutate_bytes(blob, rng, others)
+        if rng.random() < 0.3:
+            out = _mutate_bytes(out, rng, others)
+        return out, kind, False
+    kind = rng.choice(["fixed", "meta", "meta", "shared", "index", "payload", "payload", "payload",
+                       "payload-swap", "chunks", "multi"])
+    steps = [kind] if kind != "multi" else [rng.choice(["fixed", "meta", "shared", "index", "payload",
+                                                        "payload-swap", "chunks"]) for _ in range(3)]
+    for step in steps:
+        if step == "fixed":
+            fieldname = rng.choice(["version", "flags", "reserved", "meta_len", "n_chunks", "shared_len",
+                                    "magic"])
+            if fieldname == "magic":
+                parts.magic = rng.choice([b"SPHD", b"\0\0\0\0", b"sphc"])
+            elif fieldname in ("meta_len", "n_chunks", "shared_len"):
+                cur = {"meta_len": len(parts.meta), "n_chunks": len(parts.payloads),
+                       "shared_len": len(parts.shared)}[fieldname]
+                setattr(parts, fieldname, rng.choice([cur + 1, cur - 1, cur + 12, 0, 2**20, 2**32 - 1,
+                                                      2**31, 2**63, 2**64 - 1, cur * 2]) & (2**64 - 1))
+            else:
+                setattr(parts, fieldname, rng.choice([1, 2, 0xFFFF, 0x8000, 0]))
+        elif step == "meta":
+            parts.meta = _forge_meta(parts.meta, rng, corpus)
+        elif step == "shared":
+            op = rng.randrange(4)
+            if op == 0 or not parts.shared:
+                same = [e for e in corpus if e.codec == entry.codec]
+                src = split(rng.choice(same).blob)
+                parts.shared = src.shared if src else b""
+                if rng.random() < 0.5:
+                    parts.shared = _mutate_bytes(parts.shared, rng)
+            elif op == 1:
+                parts.shared = b""
+            else:
+                parts.shared = _mutate_bytes(parts.shared, rng)
+        elif step == "index":
+            parts.lengths = [len(p) for p in parts.payloads]
+            if len(parts.lengths) >= 2 and rng.random() < 0.6:
+                # move a boundary: total length and CRC sealing stay consistent
+                i = rng.randrange(len(parts.lengths) - 1)
+                d = rng.choice([1, -1, 2, -2, 4, -4])
+                a, b = parts.lengths[i] + d, parts.lengths[i + 1] - d
+                if a >= 0 and b >= 0:
+                    joined = b"".join(parts.payloads[i:i + 2])
+                    parts.payloads[i:i + 2] = [joined[:a], joined[a:]]
+                parts.lengths = None
+            elif parts.lengths:
+                i = rng.randrange(len(parts.lengths))
+                parts.lengths[i] = rng.choice([0, 2**63, 2**64 - 1, parts.lengths[i] + 1,
+                                               max(parts.lengths[i] - 1, 0), 2**32])
+        elif step in ("payload", "payload-swap") and parts.payloads:
+            i = rng.randrange(len(parts.payloads))
+            if step == "payload":
+                parts.payloads[i] = _mutate_bytes(parts.payloads[i], rng)
+            else:
+                donor = split(rng.choice(corpus).blob)
+                if donor and donor.payloads:
+                    parts.payloads[i] = rng.choice(donor.payloads)
+        elif step == "chunks":
+            # drop, duplicate or reorder whole chunks
+            p = parts.payloads
+            if p:
+                op = rng.randrange(3)
+                if op == 0:
+                    del p[rng.randrange(len(p))]
+                elif op == 1:
+                    p.insert(rng.randrange(len(p) + 1), rng.choice(p))
+                else:
+                    rng.shuffle(p)
+    sealed = rng.random() < 0.9
+    if not sealed:
+        parts.header_crc = split(blob).header_crc
+    return parts.build(seal=sealed), kind, sealed
+
+
+def mutate(corpus, seed, index):
+    """The mutated case number ``index`` of run ``seed``: (entry, blob, kind, sealed)."""
+    rng = random.Random(f"{seed}:{index}")
+    entry = corpus[rng.randrange(len(corpus))]
+    blob, kind, sealed = mutate_entry(corpus, entry, rng)
+    return entry, blob, kind, sealed, rng
+
+
+# --------------------------------------------------------------------------------------
+# the oracle
+# --------------------------------------------------------------------------------------
+class UnexpectedError(AssertionError):
+    """The decoder did something other than decoding or raising SpherecodecError."""
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint8).tobytes() if a.size else b""
+
+
+def max_expansion(codec_name):
+    """The codec's max_expansion, or the largest of all codecs for an unknown name."""
+    try:
+        return float(spherecodec.get_codec(codec_name).max_expansion)
+    except (spherecodec.SpherecodecError, TypeError):
+        return max(float(spherecodec.get_codec(c).max_expansion) for c in spherecodec.available_codecs())
+
+
+#: decoder temporaries not proportional to the blob: per chunk in flight, the entropy
+#: stream's frequency and slot tables (2**15 slots: 6 B each, plus 2 x 8 B per symbol)
+PER_CHUNK_FIXED = 1 << 20
+
+
+def allocation_bound(blob_size, codec_name):
+    """Bytes a decode of a ``blob_size``-byte blob may hold at once (measured by tracemalloc).
+
+    The result and, for decode_rows, one scratch chunk (each at most the container's budget
+    ``max_expansion * size + ALLOCATION_SLACK``), a copy of the blob's sections, and the
+    fixed per-chunk entropy tables.
+    """
+    budget = max_expansion(codec_name) * blob_size + container.ALLOCATION_SLACK
+    return int(2 * budget + 2 * blob_size + PER_CHUNK_FIXED)
+
+
+def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
+    """Run info, decode and decode_rows on ``blob``; raise UnexpectedError on misbehaviour.
+
+    Misbehaviour: an exception other than SpherecodecError; an allocation beyond
+    ``allocation_bound`` (when ``measure`` is given); decode, decode_rows and info that
+    disagree on dtype, shape or bits; and, for unsealed (checksummed) damage, a decode to
+    bits other than the original's. Returns the outcomes joined by "/" ("ok" or the error
+    class name per call). ``measure``: a callable(fn) -> (result_or_exception, peak_bytes).
+    """
+    outcome = []
+    SE = spherecodec.SpherecodecError
+    # what a successful decode must give: unsealed damage must decode to the original bits
+    must_equal = entry.reference if (not sealed or blob == entry.blob) else None
+
+    def call(fn):
+        if measure is None:
+            try:
+                return fn(), None
+            except Exception as exc:  # noqa: BLE001 - classified by judge
+                return exc, None
+        return measure(fn)
+
+    def judge(what, res, peak, codec_name):
+        if isinstance(res, BaseException):
+            if not isinstance(res, SE):
+                raise UnexpectedError(f"{what} raised {type(res).__name__}: {res}") from res
+            outcome.append(type(res).__name__)
+            return None
+        if peak is not None:
+            bound = allocation_bound(len(blob), codec_name)
+            if peak > bound:
+                raise UnexpectedError(f"{what} held {peak} bytes, bound {bound} for a {len(blob)}-byte blob")
+        outcome.append("ok")
+        return res
+
+    res, peak = call(lambda: spherecodec.info(blob))
+    meta = judge("info", res, peak, None)
+    codec_name = meta["codec"] if meta else None
+    res, peak = call(lambda: spherecodec.decode(blob, threads=threads))
+    decoded = judge("decode", res, peak, codec_name)
+    if decoded is not None:
+        if meta is None:
+            raise UnexpectedError("decode succeeded where info failed")
+        if decoded.shape != tuple(meta["shape"]) or decoded.dtype.name != meta["dtype"]:
+            raise UnexpectedError(f"decode gave {decoded.shape} {decoded.dtype}, info says "
+                                  f"{meta['shape']} {meta['dtype']}")
+        if must_equal is not None and (decoded.shape != must_equal.shape
+                                       or _bits(decoded) != _bits(must_equal)):
+            raise UnexpectedError("a blob whose checksums hold decoded to bits other than the original's")
+    if meta is not None and len(meta["shape"]) >= 2:
+        rows = int(np.prod(meta["shape"][:-1], dtype=object))
+        lo, hi = (-3, rows + 3) if rows < 2**40 else (0, 10)
+        a, b = rng.randrange(lo, hi), rng.randrange(lo, hi)
+        res, peak = call(lambda: spherecodec.decode_rows(blob, a, b))
+        part = judge("decode_rows", res, peak, codec_name)
+        if part is not None:
+            n = len(range(*slice(a, b).indices(rows)))
+            if part.shape != (n, meta["shape"][-1]) or part.dtype.name != meta["dtype"]:
+                raise UnexpectedError(f"decode_rows({a}, {b}) gave {part.shape} {part.dtype}")
+            for full in (decoded, must_equal):
+                if full is not None and _bits(part) != _bits(full.reshape(rows, meta["shape"][-1])[a:b]):
+                    raise UnexpectedError(f"decode_rows({a}, {b}) disagrees with decode")
+    return "/".join(outcome)
