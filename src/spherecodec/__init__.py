@@ -10,6 +10,9 @@ True
 from . import container as _container
 from .codecs import Codec, available_codecs, get_codec, register_codec
 from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
+from .evaluate import evaluate
+from .fit import fit
+from .search import search
 
 __version__ = "0.1.0"
 
@@ -26,6 +29,9 @@ __all__ = [
     "CorruptBlobError",
     "TruncatedBlobError",
     "UnsupportedError",
+    "fit",
+    "search",
+    "evaluate",
     "__version__",
 ]
 

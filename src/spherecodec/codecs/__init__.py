@@ -32,3 +32,5 @@ def available_codecs():
 
 # built-in codecs register themselves on import
 from . import exact  # noqa: E402,F401
+from . import quant, pq  # noqa: E402,F401
+from . import grid, sphere  # noqa: E402,F401

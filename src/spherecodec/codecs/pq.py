@@ -1,0 +1,172 @@
+"""Product quantization: ``m`` subspaces, ``2**nbits`` codewords each, k-means trained.
+
+A row of ``dim`` values is cut into ``m`` subvectors of ``dim / m`` values; each is coded
+by the number of its nearest codeword. The codebooks (float32, ``m x 2**nbits x dim/m``)
+are trained by Lloyd's k-means (``kernels.kmeans``, Numba) from a seeded random pick of
+initial centroids, so a seed gives the same codebooks on a machine; they are stored in the
+blob's shared section, so decoding never depends on training.
+
+Chunk payload: ``u8 mode`` then the codes packed ``nbits`` bits each, LSB first (mode 0),
+or one rANS stream of the codes (mode 1, with ``entropy=True`` when smaller).
+"""
+
+import numpy as np
+
+from ..errors import CorruptBlobError
+from ..kernels import kmeans as _km
+from ..kernels import quant as _kq
+from . import register_codec
+from .quant import MIN_BITS_PER_SYMBOL, MODE_RAW, QuantCodec, _check_bool, decode_symbols, encode_symbols
+
+#: rows per block of the parallel encoder (the codes do not depend on it)
+_ENCODE_BLOCK = 256
+
+
+def _check_int(name, value, lo, hi, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
+    return int(value)
+
+
+@register_codec
+class PQCodec(QuantCodec):
+    """Product quantization (``dim * 32 / (m * nbits)`` x), searched with distance tables.
+
+    Parameters
+    ----------
+    m : int or None
+        Number of subspaces; must divide the dimension. None: ``dim // 8`` (8 values per
+        subspace).
+    nbits : int
+        Bits per code, 1 to 8 (``2**nbits`` codewords per subspace).
+    niter : int
+        k-means (Lloyd) iterations.
+    seed : int
+        Seed of the training-row sample and of the initial centroids.
+    max_train : int or None
+        Rows used for training at most (a seeded sample); None: ``256 * 2**nbits``.
+    entropy : bool
+        Entropy-code the codes (rANS) where that is smaller.
+    """
+
+    name = "pq"
+    dtypes = ("float32",)
+    search_kind = "pq"
+
+    def __init__(self, *, m=None, nbits=8, niter=25, seed=0, max_train=None, entropy=False):
+        super().__init__(entropy=entropy)
+        self.m = _check_int("m", m, 1, 1 << 16, allow_none=True)
+        self.nbits = _check_int("nbits", nbits, 1, 8)
+        self.niter = _check_int("niter", niter, 0, 10_000)
+        self.seed = _check_int("seed", seed, 0, (1 << 63) - 1)
+        self.max_train = _check_int("max_train", max_train, 1, 1 << 40, allow_none=True)
+        self.codebooks = None
+
+    def get_config(self):
+        return {"m": self.m, "nbits": self.nbits, "niter": self.niter, "seed": self.seed,
+                "max_train": self.max_train, "entropy": self.entropy}
+
+    @property
+    def ksub(self):
+        """Codewords per subspace."""
+        return 1 << self.nbits
+
+    def _resolve_m(self, dim):
+        m = self.m if self.m is not None else max(1, dim // 8)
+        if dim == 0 or dim % m:
+            raise ValueError(f"pq needs m dividing the dimension; m={m}, dim={dim}")
+        return m
+
+    def _fit(self, rows):
+        n, dim = rows.shape
+        m = self._resolve_m(dim)
+        if not np.isfinite(rows).all():
+            raise ValueError("codec 'pq' cannot fit on NaN or infinite values")
+        k = self.ksub
+        if n < k:
+            raise ValueError(f"pq with nbits={self.nbits} needs at least {k} training rows, got {n}")
+        rng = np.random.default_rng(self.seed)
+        limit = self.max_train if self.max_train is not None else 256 * k
+        if n > limit:
+            rows = rows[np.sort(rng.choice(n, limit, replace=False))]
+            n = limit
+        init_ids = np.stack([rng.choice(n, k, replace=False) for _ in range(m)]).astype(np.int64)
+        codebooks = np.empty((m, k, dim // m), dtype=np.float32)
+        _km.train_subspaces(np.ascontiguousarray(rows), init_ids, self.niter, codebooks)
+        self.m = m
+        self._set_state(codebooks)
+
+    def _set_state(self, codebooks):
+        self.codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
+        m, k, dsub = self.codebooks.shape
+        self.dim = m * dsub
+        if self.entropy:
+            # one coded symbol per code of dsub values, >= MIN_BITS_PER_SYMBOL each
+            self.max_expansion = 32.0 * dsub / MIN_BITS_PER_SYMBOL
+        else:
+            self.max_expansion = 32.0 * dsub / self.nbits
+
+    def shared_bytes(self):
+        return self.codebooks.astype("<f4").tobytes()
+
+    def load_shared(self, data, dtype, dim):
+        self._check_dim(dim)
+        if self.m is None:
+            raise CorruptBlobError("pq blob does not record m")
+        if dim == 0 or dim % self.m:
+            raise CorruptBlobError(f"m={self.m} does not divide the dimension {dim}")
+        expect = 4 * self.ksub * dim
+        if data.size != expect:
+            raise CorruptBlobError(f"shared section of {data.size} bytes, {expect} expected for the codebooks")
+        codebooks = data.view("<f4").astype(np.float32).reshape(self.m, self.ksub, dim // self.m)
+        if not np.isfinite(codebooks).all():
+            raise CorruptBlobError("codebooks hold non-finite values")
+        self._set_state(codebooks)
+
+    def codes(self, rows):
+        """PQ codes, uint8 ``(n, m)``, of ``rows`` under the fitted codebooks."""
+        rows = self._check_rows(rows)
+        codes = np.empty((rows.shape[0], self.m), dtype=np.uint8)
+        if rows.shape[0] > _ENCODE_BLOCK:
+            bad = _km.pq_encode_parallel(rows, self.codebooks, codes, _ENCODE_BLOCK)
+        else:
+            bad = _km.pq_encode(rows, self.codebooks, codes)
+        if bad:
+            raise ValueError("codec 'pq' cannot code NaN or infinite values")
+        return codes
+
+    def _raw_size(self, n_codes):
+        return (n_codes * self.nbits + 7) // 8
+
+    def encode_chunk(self, rows):
+        codes = self.codes(rows)
+        flat = codes.reshape(-1)
+        if self.nbits == 8:
+            raw = flat
+        else:
+            raw = np.empty(self._raw_size(flat.size), dtype=np.uint8)
+            _kq.pack_codes(flat, self.nbits, raw)
+        return encode_symbols(flat, max(2, self.ksub), raw, self.entropy)
+
+    def decode_codes_chunk(self, payload, n_rows):
+        """PQ codes of a chunk, uint8 ``(n_rows, m)``, validated, without decoding values."""
+        n = n_rows * self.m
+        mode, data = decode_symbols(payload, n, max(2, self.ksub), self._raw_size(n), self.entropy)
+        if mode == MODE_RAW and self.nbits < 8:
+            codes = np.empty(n, dtype=np.uint8)
+            if _kq.unpack_codes(data, self.nbits, codes):
+                raise CorruptBlobError("padding bits are set")
+        else:
+            codes = data
+        if self.nbits == 1 and n and codes.max() > 1:
+            raise CorruptBlobError("code outside the codebook")
+        return codes.reshape(n_rows, self.m)
+
+    def decode_chunk(self, payload, out):
+        codes = self.decode_codes_chunk(payload, out.shape[0])
+        if _km.pq_decode(codes, self.codebooks, out):
+            raise CorruptBlobError("code outside the codebook")
