@@ -1,0 +1,362 @@
+"""The container: row access, header facts, and refusal of damaged or forged headers."""
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import spherecodec
+from common import assert_same_bits, build_blob, load_sample, parse_layout
+from spherecodec import container
+from spherecodec.errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_sample()[:100, :48].copy()
+
+
+@pytest.fixture(scope="module")
+def blob(sample):
+    return spherecodec.encode(sample, chunk_rows=16, threads=1)
+
+
+# --- decode_rows -----------------------------------------------------------------------
+
+def test_decode_rows_matches_slicing(sample, blob):
+    full = spherecodec.decode(blob)
+    rng = np.random.default_rng(0)
+    bounds = [(0, 100), (0, 0), (99, 100), (15, 17), (16, 32), (-5, None), (None, 3), (-200, 500),
+              (50, 10), (100, 120), (-1, -1), (7, -7)]
+    bounds += [tuple(int(v) for v in rng.integers(-130, 130, size=2)) for _ in range(60)]
+    for start, stop in bounds:
+        got = spherecodec.decode_rows(blob, start, stop)
+        assert_same_bits(got, full[start:stop])
+        assert_same_bits(got, sample[start:stop])
+
+
+def test_decode_rows_of_nd_arrays_and_edge_shapes():
+    x = load_sample()[:24].reshape(4, 6, 384)
+    blob = spherecodec.encode(x, chunk_rows=5)
+    assert_same_bits(spherecodec.decode_rows(blob, 3, 17), x.reshape(-1, 384)[3:17])
+    empty_rows = spherecodec.encode(np.zeros((0, 8), np.float32))
+    assert spherecodec.decode_rows(empty_rows, 0, 10).shape == (0, 8)
+    no_cols = spherecodec.encode(np.zeros((6, 0), np.float32))
+    assert spherecodec.decode_rows(no_cols, 1, 4).shape == (3, 0)
+    huge_chunks = spherecodec.encode(x, chunk_rows=10**12)
+    assert spherecodec.info(huge_chunks)["chunks"] == 1
+    tracemalloc.start()
+    try:
+        assert_same_bits(spherecodec.decode_rows(huge_chunks, 0, 2), x.reshape(-1, 384)[:2])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 22  # scratch sized by the rows that exist (not 10**12 x 384 floats)
+    for arr in (np.zeros(5, np.float32), np.float32(1)):
+        with pytest.raises(ValueError):
+            spherecodec.decode_rows(spherecodec.encode(arr), 0, 1)
+
+
+def _damage_chunk(blob, i):
+    """``blob`` with one payload byte of chunk ``i`` flipped (its checksum left stale)."""
+    layout = parse_layout(blob)
+    damaged = bytearray(blob)
+    damaged[layout["offsets"][i] + len(layout["chunks"][i]) // 2] ^= 0x40
+    return bytes(damaged)
+
+
+def test_decode_rows_decodes_only_the_chunks_it_needs(sample, blob):
+    # chunk_rows=16: chunk 2 holds rows 32..47
+    damaged = _damage_chunk(blob, 2)
+    with pytest.raises(CorruptBlobError, match="chunk 2"):
+        spherecodec.decode(damaged)
+    for start, stop in [(0, 32), (48, 100), (10, 20), (-52, None), (31, 32), (48, 49)]:
+        assert_same_bits(spherecodec.decode_rows(damaged, start, stop), sample[start:stop])
+    for start, stop in [(0, 100), (31, 33), (32, 33), (47, 48), (40, 60), (-60, -55)]:
+        with pytest.raises(CorruptBlobError, match="chunk 2"):
+            spherecodec.decode_rows(damaged, start, stop)
+    assert spherecodec.info(damaged)["chunks"] == 7  # info reads no payload
+
+
+# --- info ----------------------------------------------------------------------------------
+
+def test_info_fields(sample, blob):
+    meta = spherecodec.info(blob)
+    assert meta["codec"] == "exact"
+    assert meta["params"] == {"mantissa_bits": None, "entropy": "numba"}
+    assert meta["dtype"] == "float32"
+    assert meta["shape"] == (100, 48)
+    assert meta["nbytes"] == sample.nbytes
+    assert meta["compressed_nbytes"] == len(blob)
+    assert meta["ratio"] == pytest.approx(sample.nbytes / len(blob))
+    assert meta["chunks"] == 7 and meta["chunk_rows"] == 16
+    assert meta["format_version"] == container.FORMAT_VERSION
+    layout = parse_layout(blob)
+    assert meta["header_nbytes"] == layout["data_start"]
+    assert layout["data_start"] + sum(map(len, layout["chunks"])) == len(blob)
+    x64 = np.ones((3, 5, 7), np.float64)
+    meta = spherecodec.info(spherecodec.encode(x64, mantissa_bits=2, entropy="constriction"))
+    assert meta["shape"] == (3, 5, 7) and meta["dtype"] == "float64" and meta["nbytes"] == x64.nbytes
+    assert meta["params"] == {"mantissa_bits": 2, "entropy": "constriction"}
+    assert spherecodec.info(spherecodec.encode(np.float16(2)))["shape"] == ()
+
+
+def test_default_chunking_aims_at_a_mebibyte():
+    x = np.zeros((3000, 384), np.float32)
+    meta = spherecodec.info(spherecodec.encode(x))
+    assert meta["chunk_rows"] == (1 << 20) // (384 * 4)
+    assert meta["chunks"] == -(-3000 // meta["chunk_rows"])
+
+
+def test_blob_types():
+    x = load_sample()[:10]
+    blob = spherecodec.encode(x)
+    for form in (bytearray(blob), memoryview(blob), np.frombuffer(blob, np.uint8)):
+        assert_same_bits(spherecodec.decode(form), x)
+    for bad in ("SPHC", 12, None):
+        with pytest.raises(TypeError):
+            spherecodec.decode(bad)
+
+
+# --- damaged and forged headers ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def parts():
+    x = load_sample()[:40, :32].copy()
+    layout = parse_layout(spherecodec.encode(x, chunk_rows=16))
+    return x, layout
+
+
+def _forge(parts, **fields):
+    _, layout = parts
+    meta = dict(layout["meta"])
+    meta.update(fields.pop("meta", {}))
+    fields.setdefault("chunks", layout["chunks"])
+    return build_blob(meta=meta, **fields)
+
+
+def _refused(blob, error, *, header=True):
+    """Decode ``blob``: it must raise ``error``, fast and without a big allocation.
+
+    ``header``: the header itself is bad, so ``info`` (which reads no payload) raises too.
+    """
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    calls = [spherecodec.decode, lambda b: spherecodec.decode_rows(b, 0, 5)]
+    if header:
+        calls.append(spherecodec.info)
+    try:
+        for fn in calls:
+            with pytest.raises(error) as excinfo:
+                fn(blob)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - t0 < 2.0
+    assert peak < 8 * len(blob) + (1 << 20), peak
+    return excinfo.value
+
+
+def test_forging_helper_rebuilds_the_same_blob(parts):
+    x, layout = parts
+    again = _forge(parts)
+    assert again == spherecodec.encode(x, chunk_rows=16)
+    assert_same_bits(spherecodec.decode(again), x)
+
+
+def test_bad_magic_version_flags(parts):
+    _refused(_forge(parts, magic=b"SPHX"), CorruptBlobError)
+    _refused(b"NOPE" + b"\0" * 100, CorruptBlobError)
+    _refused(b"NO", CorruptBlobError)
+    _refused(b"SP", TruncatedBlobError)
+    _refused(b"", TruncatedBlobError)
+    err = _refused(_forge(parts, version=container.FORMAT_VERSION + 1), UnsupportedError)
+    assert "version" in str(err)
+    _refused(_forge(parts, version=0), UnsupportedError)
+    _refused(_forge(parts, flags=1), UnsupportedError)
+    _refused(_forge(parts, reserved=7), UnsupportedError)
+
+
+def test_header_checksum(parts):
+    blob = bytearray(_forge(parts))
+    blob[container.FIXED_HEADER_SIZE + 3] ^= 1  # inside the metadata JSON
+    _refused(bytes(blob), CorruptBlobError)
+
+
+def test_unknown_codec_and_bad_params(parts):
+    err = _refused(_forge(parts, meta={"codec": "no-such-codec"}), UnsupportedError)
+    assert "no-such-codec" in str(err)
+    _refused(_forge(parts, meta={"params": {"mantissa_bits": 99, "entropy": "numba"}}), UnsupportedError)
+    _refused(_forge(parts, meta={"params": {"surprise": 1}}), UnsupportedError)
+    _refused(_forge(parts, meta={"params": []}), CorruptBlobError)
+    _refused(_forge(parts, meta={"codec": 5}), CorruptBlobError)
+    _refused(_forge(parts, meta={"dtype": "int32"}), UnsupportedError)
+    _refused(_forge(parts, meta={"dtype": ["float32"]}), UnsupportedError)
+    _refused(_forge(parts, shared=b"\x01\x02"), CorruptBlobError)  # exact stores no shared state
+
+
+def test_metadata_that_is_not_what_it_should_be(parts):
+    for meta_bytes in (b"", b"not json", b"\xff\xfe", b"[1, 2]", b"null", b"[" * 100000 + b"]" * 100000):
+        _refused(_forge(parts, meta_bytes=meta_bytes), CorruptBlobError)
+    x, layout = parts
+    for key in ("codec", "params", "dtype", "shape", "rows", "dim", "chunk_rows"):
+        meta = {k: v for k, v in layout["meta"].items() if k != key}
+        _refused(build_blob(meta=meta, chunks=layout["chunks"]), CorruptBlobError)
+
+
+@pytest.mark.parametrize("fields", [
+    {"shape": [40, -32], "rows": 40, "dim": -32},
+    {"shape": [40.0, 32]},
+    {"shape": [True, 32], "rows": 1},
+    {"shape": "40x32"},
+    {"shape": [1] * 33 + [40, 32]},
+    {"rows": 41},
+    {"dim": 31},
+    {"rows": 32, "dim": 40},                       # same product, transposed
+    {"shape": [1280], "rows": 40, "dim": 32},       # 1-D shape is one row
+    {"shape": [0, 32], "rows": 10**12, "dim": 0},  # empty shape, absurd rows
+    {"chunk_rows": 0},
+    {"chunk_rows": 8},                              # 5 needed, 3 stored
+    {"rows": 2**62, "shape": [2**62, 32]},
+    {"rows": 2**61, "shape": [2**61, 32], "chunk_rows": 2**60},
+    {"rows": 400000, "shape": [400000, 32], "chunk_rows": 150000},
+])
+def test_forged_shape_fields(parts, fields):
+    _refused(_forge(parts, meta=fields), CorruptBlobError)
+
+
+def test_consistent_header_whose_payloads_do_not_fit(parts):
+    # 3 chunks of 15 rows fit 40 rows, but the payloads hold 16 rows each
+    _refused(_forge(parts, meta={"chunk_rows": 15}), CorruptBlobError, header=False)
+
+
+def test_allocation_bound(parts):
+    """A header may not announce more decoded bytes than max_expansion allows."""
+    x, layout = parts
+    codec = spherecodec.get_codec("exact")
+    # one chunk announcing 10 million rows: 1.2 GB from a blob of a few KB
+    rows = 10_000_000
+    blob = _forge(parts, meta={"rows": rows, "shape": [rows, 32], "chunk_rows": rows},
+                  chunks=[layout["chunks"][0]])
+    err = _refused(blob, CorruptBlobError)
+    assert "decoded bytes" in str(err)
+    budget = container.ALLOCATION_SLACK + codec.max_expansion * len(blob)
+    assert rows * 32 * 4 > budget
+    # the largest legal announcement passes the header and fails in the chunk instead
+    ok_rows = rows
+    for _ in range(3):  # the blob's size depends a little on the digits of ok_rows
+        ok_rows = int((container.ALLOCATION_SLACK + codec.max_expansion * len(blob)) // (32 * 4))
+        blob = _forge(parts, meta={"rows": ok_rows, "shape": [ok_rows, 32], "chunk_rows": ok_rows},
+                      chunks=[layout["chunks"][0]])
+    budget = container.ALLOCATION_SLACK + codec.max_expansion * len(blob)
+    meta = spherecodec.info(blob)
+    assert meta["nbytes"] <= budget
+    with pytest.raises(CorruptBlobError):
+        spherecodec.decode(blob)
+
+
+def test_real_blobs_respect_the_allocation_bound():
+    # the most compressible inputs: constant arrays of every dtype
+    for dtype in (np.float16, np.float32, np.float64):
+        for mantissa_bits in (0, 3):
+            x = np.zeros((2000, 256), dtype)
+            blob = spherecodec.encode(x, mantissa_bits=mantissa_bits)
+            assert x.nbytes <= spherecodec.get_codec("exact").max_expansion * len(blob)
+            assert_same_bits(spherecodec.decode(blob), x)
+
+
+@pytest.mark.parametrize("fields,error", [
+    ({"n_chunks": 2**60}, TruncatedBlobError),
+    ({"n_chunks": 2**64 - 1}, TruncatedBlobError),
+    ({"shared_len": 2**63}, TruncatedBlobError),
+    ({"shared_len": 2**64 - 1}, TruncatedBlobError),
+    ({"meta_len": 2**32 - 1}, CorruptBlobError),
+    ({"meta_len": (1 << 20) + 1}, CorruptBlobError),
+    ({"lengths": [2**63, 2**63 + 5, 10]}, TruncatedBlobError),
+    ({"lengths": [2**64 - 1, 1, 1]}, TruncatedBlobError),
+])
+def test_forged_sizes(parts, fields, error):
+    _refused(_forge(parts, **fields), error)
+
+
+def test_chunk_lengths_that_do_not_add_up(parts):
+    x, layout = parts
+    lengths = [len(c) for c in layout["chunks"]]
+    moved = [lengths[0] - 3, lengths[1] + 3, lengths[2]]
+    # the checksums of the moved chunks fail, once the payloads are read
+    _refused(_forge(parts, lengths=moved), CorruptBlobError, header=False)
+    longer = [lengths[0], lengths[1], lengths[2] + 1]
+    _refused(_forge(parts, lengths=longer), TruncatedBlobError)
+    shorter = [lengths[0], lengths[1], lengths[2] - 1]
+    _refused(_forge(parts, lengths=shorter), CorruptBlobError)  # a byte trails the last chunk
+
+
+def test_trailing_garbage(parts):
+    for tail in (b"\0", b"SPHC", b"x" * 1000):
+        err = _refused(_forge(parts, tail=tail), CorruptBlobError)
+        assert not isinstance(err, TruncatedBlobError)
+
+
+def test_two_blobs_back_to_back_are_refused(parts):
+    one = _forge(parts)
+    _refused(one + one, CorruptBlobError)
+
+
+# --- arguments -----------------------------------------------------------------------------
+
+def test_out_argument(parts):
+    x, _ = parts
+    blob = _forge(parts)
+    for bad in (np.empty((40, 31), np.float32), np.empty((40, 32), np.float64),
+                np.empty((32, 40), np.float32), np.empty(1280, np.float32),
+                np.empty((40, 64), np.float32)[:, ::2], [[0.0] * 32] * 40):
+        with pytest.raises(ValueError) as excinfo:
+            spherecodec.decode(blob, out=bad)
+        assert not isinstance(excinfo.value, SpherecodecError)
+    readonly = np.empty((40, 32), np.float32)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError):
+        spherecodec.decode(blob, out=readonly)
+    fortran = np.empty((40, 32), np.float32, order="F")
+    with pytest.raises(ValueError):
+        spherecodec.decode(blob, out=fortran)
+    out = np.empty((40, 32), np.float32)
+    assert spherecodec.decode(blob, out=out, threads=2) is out
+    assert_same_bits(out, x)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2", 2.0])
+def test_threads_validation(parts, threads):
+    x, _ = parts
+    blob = _forge(parts)
+    with pytest.raises(ValueError):
+        spherecodec.encode(x, threads=threads)
+    with pytest.raises(ValueError):
+        spherecodec.decode(blob, threads=threads)
+
+
+def test_threads_accepted_values(parts):
+    x, _ = parts
+    blob = _forge(parts)
+    for threads in (None, 1, 2, 7, np.int64(3)):
+        assert spherecodec.encode(x, threads=threads, chunk_rows=16) == blob
+        assert_same_bits(spherecodec.decode(blob, threads=threads), x)
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -1, 2.0, True, "16"])
+def test_chunk_rows_validation(chunk_rows):
+    with pytest.raises(ValueError):
+        spherecodec.encode(np.zeros((4, 4), np.float32), chunk_rows=chunk_rows)
+
+
+def test_codec_argument_forms():
+    x = np.ones((3, 4), np.float32)
+    codec = spherecodec.get_codec("exact")(entropy="constriction")
+    assert spherecodec.encode(x, codec) == spherecodec.encode(x, "exact", entropy="constriction")
+    with pytest.raises(TypeError):
+        spherecodec.encode(x, codec, mantissa_bits=2)
+    with pytest.raises(TypeError):
+        spherecodec.encode(x, codec=3)
+    with pytest.raises(UnsupportedError):
+        spherecodec.encode(x, "no-such-codec")
