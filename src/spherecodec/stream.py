@@ -37,6 +37,8 @@ __all__ = [
     "compress_npy",
     "decompress_npy",
     "read_npy",
+    "file_info",
+    "NpyFormatError",
     "BATCH_BYTES",
 ]
 
@@ -448,3 +450,9 @@ def decompress_npy(src, dst, *, threads=None, progress=False):
     """
     with BlobFile(src) as blob:
         return blob.to_npy(dst, threads=threads, progress=progress)
+
+
+def file_info(path):
+    """Header facts of the container file ``path`` (as ``spherecodec.info``), reading only its header."""
+    with BlobFile(path) as blob:
+        return blob.info()
