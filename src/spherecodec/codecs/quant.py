@@ -234,7 +234,8 @@ class Float16Codec(_Float16Base):
     symbol_bits = 9
 
     def _to_u16(self, rows):
-        half = rows.astype(np.float16)
+        with np.errstate(over="ignore"):
+            half = rows.astype(np.float16)
         if np.isinf(half).any() and (np.isinf(half) & np.isfinite(rows)).any():
             raise ValueError("values beyond float16's range (|x| >= 65520) cannot be coded as fp16")
         return half.view(np.uint16)
