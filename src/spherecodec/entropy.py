@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
+from .kernels.bits import merge_low_bits, raw_size
 
 BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
@@ -162,11 +163,16 @@ def _constriction_encode(symbols, freq, precision):
     return coder.get_compressed().astype("<u4").view(np.uint8)
 
 
-def decode_stream(buf, pos, alphabet_size, out):
+FUSED_RAW_BITS = 20
+
+
+def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
     """Decode ``out.size`` symbols from the stream at ``buf[pos:]`` into ``out``.
 
-    ``buf`` is a uint8 array, ``out`` an unsigned integer array. Returns the position after
-    the stream; raises CorruptBlobError (or TruncatedBlobError) on any inconsistency.
+    ``buf`` is a uint8 array, ``out`` an unsigned integer array. With ``raw20`` (a uint32
+    ``out`` and the raw section of 20 low bits per value, ``kernels.bits`` layout) ``out``
+    receives ``symbol << 20 | low bits`` instead, in the same pass. Returns the position
+    after the stream; raises CorruptBlobError (or TruncatedBlobError) on any inconsistency.
     """
     _check_alphabet(alphabet_size)
     n = out.size
@@ -199,11 +205,16 @@ def decode_stream(buf, pos, alphabet_size, out):
         return pos
     if n_used == 0:
         raise CorruptBlobError("symbols announced but the frequency table is empty")
+    if raw20 is not None and (out.dtype != np.uint32 or raw20.size != raw_size(n, FUSED_RAW_BITS)):
+        raise ValueError("raw20 needs a uint32 output and exactly the raw section of 20-bit values")
     if backend_id == BACKEND_NUMBA:
-        if _rans.rans_decode(body, slot_table, slot_symbol, precision, out) != _rans.STATUS_OK:
+        fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
+        if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _rans.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     else:
         _constriction_decode(body, symbols[:n_used], freqs[:n_used], precision, out)
+        if raw20 is not None:
+            merge_low_bits(out, raw20, FUSED_RAW_BITS)
     return pos
 
 

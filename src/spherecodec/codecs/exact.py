@@ -19,6 +19,7 @@ _LAYOUT = {
 MAX_SYMBOL_BITS = 15
 MODE_CODED = 0
 MODE_STORED = 1
+MODE_MODELLED = 2  # levels >= 2: context-modelled chunk (codecs/exact_models.py)
 
 
 @register_codec
@@ -36,13 +37,26 @@ class ExactCodec(Codec):
         measured best on real embeddings); the remaining low bits are stored raw.
     entropy : {"numba", "constriction"}
         Entropy coder backend. Both write the same container and decode alike.
+    level : int
+        1 (default): one frequency table per chunk, fastest. 2 to 4: per-blob models that
+        code each value's head symbol with a table chosen from a bit-exact linear
+        prediction (2: column groups only, 3: predicted from 32 coordinates, 4: from all
+        earlier ones); float32 only. See docs/exact-levels.md.
     """
 
     name = "exact"
     dtypes = tuple(_LAYOUT)
     max_expansion = 16.0  # >= 1 raw bit per value of <= 16 bits, or stored verbatim
 
-    def __init__(self, *, mantissa_bits=None, entropy="numba"):
+    def __init__(self, *, mantissa_bits=None, entropy="numba", level=1):
+        from .exact_models import MAX_LEVEL
+
+        if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not 1 <= level <= MAX_LEVEL:
+            raise ValueError(f"level must be an integer from 1 to {MAX_LEVEL}, not {level!r}")
+        if level > 1 and mantissa_bits not in (None, 3):
+            raise ValueError("mantissa_bits applies to level 1 only (levels >= 2 use 3)")
+        self.level = int(level)
+        self._model = None
         if entropy not in entropy_backends():
             raise ValueError(f"entropy must be 'numba' or 'constriction', not {entropy!r}")
         if mantissa_bits is not None:
@@ -55,7 +69,10 @@ class ExactCodec(Codec):
         self.entropy = entropy
 
     def get_config(self):
-        return {"mantissa_bits": self.mantissa_bits, "entropy": self.entropy}
+        config = {"mantissa_bits": self.mantissa_bits, "entropy": self.entropy}
+        if self.level != 1:  # absent at level 1, so level-1 blobs keep their bytes
+            config["level"] = self.level
+        return config
 
     def _layout(self, dtype):
         utype, head_bits, default_m = _LAYOUT[np.dtype(dtype).name]
@@ -71,8 +88,32 @@ class ExactCodec(Codec):
     def check_dtype(self, dtype):
         super().check_dtype(dtype)
         self._layout(dtype)
+        if self.level > 1 and np.dtype(dtype) != np.float32:
+            raise UnsupportedError(f"exact level {self.level} codes float32 only; use level=1 for "
+                                   f"{np.dtype(dtype).name}")
+
+    def prepare(self, rows):
+        if self.level > 1:
+            from .exact_models import Model
+
+            self._model = Model.fit(rows, self.level)
+        return rows
+
+    def shared_bytes(self):
+        return self._model.to_bytes() if self.level > 1 and self._model is not None else b""
+
+    def load_shared(self, data, dtype, dim):
+        if self.level == 1:
+            return super().load_shared(data, dtype, dim)
+        from .exact_models import Model
+
+        self._model = Model.from_bytes(data, self.level, dim) if data.size else None
 
     def encode_chunk(self, rows):
+        if self._model is not None and rows.dtype == np.float32:
+            payload = self._model.encode_chunk(rows, MODE_MODELLED)
+            if payload is not None and payload.size <= 1 + rows.nbytes:
+                return payload
         utype, symbol_bits, raw_bits = self._layout(rows.dtype)
         values = rows.reshape(-1).view(utype)
         alphabet = 1 << symbol_bits
@@ -101,16 +142,23 @@ class ExactCodec(Codec):
                 raise CorruptBlobError(f"stored chunk holds {payload.size - 1} bytes, {values.nbytes} expected")
             values[:] = payload[1:].view(np.dtype(utype).newbyteorder("<"))
             return
+        if mode == MODE_MODELLED and self.level > 1:
+            if self._model is None:
+                raise CorruptBlobError("context-modelled chunk in a blob without a model")
+            return self._model.decode_chunk(payload, out)
         if mode != MODE_CODED:
             raise CorruptBlobError(f"unknown chunk mode {mode}")
         nraw = raw_size(values.size, raw_bits)
         if payload.size < 1 + nraw:
             raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
-        end = entropy.decode_stream(payload, 1 + nraw, 1 << symbol_bits, values)
+        raw = payload[1:1 + nraw]
+        fuse = raw_bits == entropy.FUSED_RAW_BITS and values.dtype == np.uint32
+        end = entropy.decode_stream(payload, 1 + nraw, 1 << symbol_bits, values,
+                                    raw20=raw if fuse else None)
         if end != payload.size:
             raise CorruptBlobError(f"{payload.size - end} unexpected bytes after the chunk's stream")
-        if raw_bits:
-            merge_low_bits(values, payload[1:1 + nraw], raw_bits)
+        if raw_bits and not fuse:
+            merge_low_bits(values, raw, raw_bits)
 
 
 def entropy_backends():

@@ -163,18 +163,42 @@ def _decode_step(x, slot_table, precision, mask, stream, pos, last):
 
 
 @njit(inline="always")
+def _emit(out, i, symbol, raw, nibbles, fused):
+    if fused:
+        i = _U(i)
+        low = np.uint32(raw[_U(2) * i]) | (np.uint32(raw[_U(2) * i + _U(1)]) << np.uint32(8))
+        nibble = (np.uint32(raw[_U(nibbles) + (i >> _U(1))]) >> np.uint32(_U(4) * (i & _U(1)))) & np.uint32(0xF)
+        out[i] = (np.uint32(symbol) << np.uint32(20)) | (nibble << np.uint32(16)) | low
+    else:
+        out[i] = symbol
+
+
+@njit(inline="always")
 def _read_state(stream, p):
     return (np.int64(stream[p]) | (np.int64(stream[p + 1]) << 8)
             | (np.int64(stream[p + 2]) << 16) | (np.int64(stream[p + 3]) << 24))
 
 
 @njit(nogil=True, cache=True)
-def rans_decode(stream, slot_table, slot_symbol, precision, out):
+def rans_decode(stream, slot_table, slot_symbol, precision, out, raw):
+    """Decode ``out.size`` symbols; see ``_rans_decode``. Returns a status code."""
+    if raw.size:
+        return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, True)
+    return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, False)
+
+
+@njit(inline="always")
+def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
     """Decode ``out.size`` symbols from the body ``stream`` into ``out``; return a status.
 
-    ``slot_table`` and ``slot_symbol`` come from ``read_table``.
+    ``slot_table`` and ``slot_symbol`` come from ``read_table``. ``raw`` is empty (``out``
+    receives the symbols) or holds the 20 low bits of every value in the
+    ``kernels.bits`` layout (16-bit plane, then 4-bit plane): ``out[i]`` then receives
+    ``symbol << 20 | low bits``, the float32 exact codec's values, merged here to spare a
+    second pass over the output.
     """
     n = out.size
+    nibbles = 2 * n
     size = stream.size
     if n == 0:
         return STATUS_OK if size == 0 else STATUS_CORRUPT
@@ -185,7 +209,7 @@ def rans_decode(stream, slot_table, slot_symbol, precision, out):
         x = _read_state(stream, 0)
         pos = 4
         for i in range(n):
-            out[i] = slot_symbol[_U(x & mask)]
+            _emit(out, i, slot_symbol[_U(x & mask)], raw, nibbles, fused)
             x, pos = _decode_step(x, slot_table, precision, mask, stream, pos, size - 2)
         return STATUS_OK if (pos == size and x == RANS_L) else STATUS_CORRUPT
     lengths = np.empty(LANES, dtype=np.int64)
@@ -222,44 +246,44 @@ def rans_decode(stream, slot_table, slot_symbol, precision, out):
     n8 = n - n % LANES
     for g in range(n8 // LANES):
         i = _U(LANES * g)
-        out[i] = slot_symbol[_U(x0 & mask)]
+        _emit(out, i, slot_symbol[_U(x0 & mask)], raw, nibbles, fused)
         x0, p0 = _decode_step(x0, slot_table, precision, mask, stream, p0, e0)
-        out[i + _U(1)] = slot_symbol[_U(x1 & mask)]
+        _emit(out, i + _U(1), slot_symbol[_U(x1 & mask)], raw, nibbles, fused)
         x1, p1 = _decode_step(x1, slot_table, precision, mask, stream, p1, e1)
-        out[i + _U(2)] = slot_symbol[_U(x2 & mask)]
+        _emit(out, i + _U(2), slot_symbol[_U(x2 & mask)], raw, nibbles, fused)
         x2, p2 = _decode_step(x2, slot_table, precision, mask, stream, p2, e2)
-        out[i + _U(3)] = slot_symbol[_U(x3 & mask)]
+        _emit(out, i + _U(3), slot_symbol[_U(x3 & mask)], raw, nibbles, fused)
         x3, p3 = _decode_step(x3, slot_table, precision, mask, stream, p3, e3)
-        out[i + _U(4)] = slot_symbol[_U(x4 & mask)]
+        _emit(out, i + _U(4), slot_symbol[_U(x4 & mask)], raw, nibbles, fused)
         x4, p4 = _decode_step(x4, slot_table, precision, mask, stream, p4, e4)
-        out[i + _U(5)] = slot_symbol[_U(x5 & mask)]
+        _emit(out, i + _U(5), slot_symbol[_U(x5 & mask)], raw, nibbles, fused)
         x5, p5 = _decode_step(x5, slot_table, precision, mask, stream, p5, e5)
-        out[i + _U(6)] = slot_symbol[_U(x6 & mask)]
+        _emit(out, i + _U(6), slot_symbol[_U(x6 & mask)], raw, nibbles, fused)
         x6, p6 = _decode_step(x6, slot_table, precision, mask, stream, p6, e6)
-        out[i + _U(7)] = slot_symbol[_U(x7 & mask)]
+        _emit(out, i + _U(7), slot_symbol[_U(x7 & mask)], raw, nibbles, fused)
         x7, p7 = _decode_step(x7, slot_table, precision, mask, stream, p7, e7)
     for i in range(n8, n):
         j = i - n8
         if j == 0:
-            out[i] = slot_symbol[_U(x0 & mask)]
+            _emit(out, i, slot_symbol[_U(x0 & mask)], raw, nibbles, fused)
             x0, p0 = _decode_step(x0, slot_table, precision, mask, stream, p0, e0)
         elif j == 1:
-            out[i] = slot_symbol[_U(x1 & mask)]
+            _emit(out, i, slot_symbol[_U(x1 & mask)], raw, nibbles, fused)
             x1, p1 = _decode_step(x1, slot_table, precision, mask, stream, p1, e1)
         elif j == 2:
-            out[i] = slot_symbol[_U(x2 & mask)]
+            _emit(out, i, slot_symbol[_U(x2 & mask)], raw, nibbles, fused)
             x2, p2 = _decode_step(x2, slot_table, precision, mask, stream, p2, e2)
         elif j == 3:
-            out[i] = slot_symbol[_U(x3 & mask)]
+            _emit(out, i, slot_symbol[_U(x3 & mask)], raw, nibbles, fused)
             x3, p3 = _decode_step(x3, slot_table, precision, mask, stream, p3, e3)
         elif j == 4:
-            out[i] = slot_symbol[_U(x4 & mask)]
+            _emit(out, i, slot_symbol[_U(x4 & mask)], raw, nibbles, fused)
             x4, p4 = _decode_step(x4, slot_table, precision, mask, stream, p4, e4)
         elif j == 5:
-            out[i] = slot_symbol[_U(x5 & mask)]
+            _emit(out, i, slot_symbol[_U(x5 & mask)], raw, nibbles, fused)
             x5, p5 = _decode_step(x5, slot_table, precision, mask, stream, p5, e5)
         else:
-            out[i] = slot_symbol[_U(x6 & mask)]
+            _emit(out, i, slot_symbol[_U(x6 & mask)], raw, nibbles, fused)
             x6, p6 = _decode_step(x6, slot_table, precision, mask, stream, p6, e6)
     if (p0 != e0 + 2 or p1 != e1 + 2 or p2 != e2 + 2 or p3 != e3 + 2
             or p4 != e4 + 2 or p5 != e5 + 2 or p6 != e6 + 2 or p7 != e7 + 2):
