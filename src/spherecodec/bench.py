@@ -41,6 +41,12 @@ __all__ = ["main", "run_benchmark", "load_sample", "synthetic", "SYNTHETIC_SETS"
 #: parameters the benchmark gives a codec when the user names none (codecs whose defaults
 #: are fine need no entry)
 CODEC_PARAMS = {}
+#: extra settings a default run measures beside each registered codec's defaults: the
+#: error-bounded codecs at the bound of the zfp peer, to place them on the ratio/error curve
+DEFAULT_VARIANTS = {
+    "sphere": ["sphere:max_abs_error=1e-4"],
+    "grid": ["grid:max_abs_error=1e-4"],
+}
 
 #: built-in synthetic sets: name -> (kind, dim)
 SYNTHETIC_SETS = {
@@ -215,6 +221,12 @@ def parse_codec_spec(spec):
     return name.strip(), params
 
 
+def default_codec_specs():
+    """Every registered codec (default parameters), then ``DEFAULT_VARIANTS`` of those present."""
+    names = available_codecs()
+    return names + [v for name in names for v in DEFAULT_VARIANTS.get(name, [])]
+
+
 def _codec_label(name, params):
     if not params:
         return name
@@ -279,7 +291,7 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
         Floating-point vectors (rows over the last axis), cast to float32.
     codecs : list of str or None
         spherecodec codecs as ``"name"`` or ``"name:key=value,..."``; None: every registered
-        codec with its default parameters (``CODEC_PARAMS``).
+        codec with its default parameters (``CODEC_PARAMS``) plus ``DEFAULT_VARIANTS``.
     peers : bool or list of str
         True: every peer in ``spherecodec.peers``; a list: the peers of those names.
     threads : int or None
@@ -315,7 +327,9 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
     base, queries = split_queries(_as_float32_rows(data), query_fraction)
     truth = top_k(base, queries, k)
 
-    cands = [_codec_candidate(spec) for spec in (available_codecs() if codecs is None else codecs)]
+    if codecs is None:
+        codecs = default_codec_specs()
+    cands = [_codec_candidate(spec) for spec in codecs]
     if peers:
         known = peers_mod.all_peers()
         if peers is not True:
@@ -464,6 +478,14 @@ def format_table(results, thread_counts=None):
         cells = [r["name"], r["source"]] + ["—"] * (len(cols) - 3) + [f"{r['status']}: {r['reason']}"]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _load_average():
+    """1-minute load average of the machine (None where the OS does not tell)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _version(dist):
@@ -640,6 +662,9 @@ def write_outputs(out_dir, results, data_info, settings, command=None):
            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['platform']}, "
            f"Python {machine['python']}; " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
            + ".", "",
+           f"1-minute load average before/after the run: {settings.get('load_average_before')}/"
+           f"{settings.get('load_average_after')} on {machine['cores']} cores (a load above the core "
+           f"count means other processes shared the CPUs: the all-cores columns suffer first).", "",
            f"Medians of {settings['repeats']} interleaved timed runs after a warm-up; MB/s of raw "
            f"float32 (10^6 bytes/s); ratio = raw bytes / compressed bytes (codebooks and headers "
            f"included); recall@{settings['k']} of exact inner-product search of the held-out "
@@ -716,6 +741,7 @@ def main(argv=None):
         return 2
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
+    load_before = _load_average()
     try:
         data, source = _load_args_data(args)
         peers = False if args.peers is None else (args.peers or True)
@@ -732,7 +758,9 @@ def main(argv=None):
                  "norm_min": float(norms.min()), "norm_max": float(norms.max())}
     threads = _container.resolve_threads(args.threads)
     settings = {"repeats": args.repeats, "k": args.k, "query_fraction": args.queries,
-                "thread_counts": [1] if threads == 1 else [1, threads]}
+                "thread_counts": [1] if threads == 1 else [1, threads],
+                "load_average_before": load_before, "load_average_after": _load_average(),
+                "seconds": round(time.perf_counter() - started, 1)}
     print(f"{_describe_data(data_info)}; medians of {args.repeats} runs")
     print(format_table(results, settings["thread_counts"]))
     if args.out:
