@@ -21,6 +21,7 @@ tests (tests/test_fuzz.py, tests/test_bitflip.py).
 
 import json
 import random
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,16 @@ def _pq():
     ]
 
 
+def _bounded():
+    return [
+        Sample("default", {}, "unit", (24, 48), chunk_rows=7),
+        Sample("coarse-raw", {"max_abs_error": 1e-3}, "raw", (30, 64), chunk_rows=11),
+        Sample("special", {"max_abs_error": 1e-4}, "special", (9, 16), chunk_rows=4),
+        Sample("one-column", {"max_abs_error": 0.01}, "gauss", (20, 1), chunk_rows=6),
+        Sample("two-columns-real", {"max_abs_error": 2e-5}, "unit", (40, 2), chunk_rows=40),
+    ]
+
+
 #: codec name -> function returning its samples. Every registered codec needs an entry.
 CODEC_SAMPLES = {
     "exact": _exact,
@@ -123,6 +134,8 @@ CODEC_SAMPLES = {
     "int4": _affine,
     "binary": _binary,
     "pq": _pq,
+    "grid": _bounded,
+    "sphere": _bounded,
 }
 
 
@@ -312,16 +325,35 @@ def _flip_bits(b, rng, k):
     return bytes(b)
 
 
+_WORDS = [struct.pack("<d", v) for v in (0.0, -0.0, 1.0, -1.0, 1e-300, 1e300, float("inf"), float("-inf"),
+                                          float("nan"), 5e-324, 2.0**-23)]
+_WORDS += [struct.pack("<f", v) for v in (0.0, -1.0, 1e-45, 3e38, float("inf"), float("nan"))]
+_WORDS += [struct.pack("<Q", v) for v in (2**63, 2**64 - 1, 2**32, 2**31)]
+_WORDS += [struct.pack("<I", v) for v in (2**31, 2**32 - 1, 65536, 65535)]
+_WORDS += [struct.pack("<H", v) for v in (0x8000, 0xFFFF, 0x7C00)]
+
+
+def _position(n, rng):
+    # codec chunk heads (modes, steps, table sizes) sit at the start: favour it
+    return min(rng.randrange(n), rng.randrange(n)) if rng.random() < 0.5 else rng.randrange(n)
+
+
 def _mutate_bytes(b, rng, others=()):
     """One generic byte-level mutation of ``b``."""
     b = bytearray(b)
     n = len(b)
-    op = rng.randrange(12)
+    op = rng.randrange(13)
+    if op == 11 and n:
+        # an interesting integer or float, little endian, at a (head-biased) position
+        word = rng.choice(_WORDS)
+        at = _position(n, rng)
+        b[at:at + len(word)] = word
+        return bytes(b)
     if op == 0 or n == 0 and op < 6:
         return _flip_bits(bytes(b), rng, rng.choice([1, 1, 1, 2, 3, 8, 32]))
     if op == 1:
         for _ in range(rng.choice([1, 1, 2, 4])):
-            b[rng.randrange(n)] = rng.choice(INTERESTING_BYTES)
+            b[_position(n, rng)] = rng.choice(INTERESTING_BYTES)
     elif op == 2:
         cut = rng.randrange(n + 1)
         del b[cut:]
@@ -532,28 +564,35 @@ def _bits(a):
     return a.view(np.uint8).tobytes() if a.size else b""
 
 
-def max_expansion(codec_name):
-    """The codec's max_expansion, or the largest of all codecs for an unknown name."""
+def max_expansion(blob):
+    """max_expansion of the codec object the blob's header builds (it may depend on the
+    codec's parameters and shared state); None when the header does not parse."""
     try:
-        return float(spherecodec.get_codec(codec_name).max_expansion)
-    except (spherecodec.SpherecodecError, TypeError):
-        return max(float(spherecodec.get_codec(c).max_expansion) for c in spherecodec.available_codecs())
+        return float(container.Header(blob).codec.max_expansion)
+    except spherecodec.SpherecodecError:
+        return None
 
 
 #: decoder temporaries not proportional to the blob: per chunk in flight, the entropy
 #: stream's frequency and slot tables (2**15 slots: 6 B each, plus 2 x 8 B per symbol)
 PER_CHUNK_FIXED = 1 << 20
+#: per-chunk temporaries allowed, in multiples of the chunk's decoded bytes (grid and
+#: sphere hold int64 codes, 2x a float32 output, and a transposed copy, 1x)
+TEMP_FACTOR = 4
 
 
-def allocation_bound(blob_size, codec_name):
+def allocation_bound(blob_size, expansion):
     """Bytes a decode of a ``blob_size``-byte blob may hold at once (measured by tracemalloc).
 
-    The result and, for decode_rows, one scratch chunk (each at most the container's budget
-    ``max_expansion * size + ALLOCATION_SLACK``), a copy of the blob's sections, and the
-    fixed per-chunk entropy tables.
+    With ``budget = max_expansion * size + ALLOCATION_SLACK`` (the most decoded bytes the
+    container accepts): the result and, for decode_rows, one scratch chunk (``2 * budget``),
+    per-chunk temporaries (``TEMP_FACTOR * budget``), copies of the blob's sections
+    (``2 * size``) and the fixed entropy tables of the chunks in flight.
     """
-    budget = max_expansion(codec_name) * blob_size + container.ALLOCATION_SLACK
-    return int(2 * budget + 2 * blob_size + PER_CHUNK_FIXED)
+    if expansion is None:  # the header does not parse: nothing may be decoded
+        expansion = 0.0
+    budget = expansion * blob_size + container.ALLOCATION_SLACK
+    return int((2 + TEMP_FACTOR) * budget + 2 * blob_size + 2 * PER_CHUNK_FIXED)
 
 
 def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
@@ -578,14 +617,14 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
                 return exc, None
         return measure(fn)
 
-    def judge(what, res, peak, codec_name):
+    def judge(what, res, peak, expansion):
         if isinstance(res, BaseException):
             if not isinstance(res, SE):
                 raise UnexpectedError(f"{what} raised {type(res).__name__}: {res}") from res
             outcome.append(type(res).__name__)
             return None
         if peak is not None:
-            bound = allocation_bound(len(blob), codec_name)
+            bound = allocation_bound(len(blob), expansion)
             if peak > bound:
                 raise UnexpectedError(f"{what} held {peak} bytes, bound {bound} for a {len(blob)}-byte blob")
         outcome.append("ok")
@@ -593,9 +632,9 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
 
     res, peak = call(lambda: spherecodec.info(blob))
     meta = judge("info", res, peak, None)
-    codec_name = meta["codec"] if meta else None
+    expansion = max_expansion(blob) if meta is not None and measure is not None else None
     res, peak = call(lambda: spherecodec.decode(blob, threads=threads))
-    decoded = judge("decode", res, peak, codec_name)
+    decoded = judge("decode", res, peak, expansion)
     if decoded is not None:
         if meta is None:
             raise UnexpectedError("decode succeeded where info failed")
@@ -610,7 +649,7 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
         lo, hi = (-3, rows + 3) if rows < 2**40 else (0, 10)
         a, b = rng.randrange(lo, hi), rng.randrange(lo, hi)
         res, peak = call(lambda: spherecodec.decode_rows(blob, a, b))
-        part = judge("decode_rows", res, peak, codec_name)
+        part = judge("decode_rows", res, peak, expansion)
         if part is not None:
             n = len(range(*slice(a, b).indices(rows)))
             if part.shape != (n, meta["shape"][-1]) or part.dtype.name != meta["dtype"]:
@@ -619,3 +658,52 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
                 if full is not None and _bits(part) != _bits(full.reshape(rows, meta["shape"][-1])[a:b]):
                     raise UnexpectedError(f"decode_rows({a}, {b}) disagrees with decode")
     return "/".join(outcome)
+
+
+# --------------------------------------------------------------------------------------
+# targeted forgeries (tests and the docs' allocation figures)
+# --------------------------------------------------------------------------------------
+def forge(blob, *, meta=None, payloads=None, seal_blob=True, **fixed):
+    """A copy of ``blob`` with metadata keys replaced (``meta`` dict), payloads replaced,
+    or fixed-header / index fields overridden (``n_chunks``, ``shared_len``, ``meta_len``,
+    ``lengths``, ``version``, ``flags``, ``reserved``, ``shared``, ``meta_bytes``), sealed."""
+    parts = split(blob)
+    if meta:
+        d = json.loads(parts.meta)
+        d.update(meta)
+        parts.meta = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+    if "meta_bytes" in fixed:
+        parts.meta = fixed.pop("meta_bytes")
+    if payloads is not None:
+        parts.payloads = list(payloads)
+    for key, value in fixed.items():
+        setattr(parts, key, value)
+    return parts.build(seal=seal_blob)
+
+
+def max_chunk_forgery(entry, fill=0.95):
+    """``entry.blob`` forged to announce one chunk of nearly the decoded size the container's
+    budget allows for it, holding the blob's first real payload: the codec decodes a tiny
+    payload into a large output and must refuse it without temporaries beyond proportion."""
+    parts = split(entry.blob)
+    d = json.loads(parts.meta)
+    codec = spherecodec.get_codec(d["codec"]).from_config(d["params"])
+    dim = max(1, d["dim"])
+    row_bytes = dim * np.dtype(d["dtype"]).itemsize
+    payloads = parts.payloads[:1] or [b"\0"]
+
+    def build(rows):
+        shape = [rows, dim] if len(d["shape"]) >= 2 else [dim]
+        return forge(entry.blob, meta={"rows": rows, "dim": dim, "shape": shape, "chunk_rows": rows},
+                     payloads=payloads)
+
+    if len(d["shape"]) < 2:
+        return build(1)
+    size = len(build(10**12)) + 16  # more digits than the final row count
+    budget = container.ALLOCATION_SLACK + codec.max_expansion * size
+    # the codec's max_expansion may depend on its shared state: take it from the header
+    try:
+        budget = container.ALLOCATION_SLACK + container.Header(build(1)).codec.max_expansion * size
+    except spherecodec.SpherecodecError:
+        pass
+    return build(max(1, int(budget * fill) // row_bytes))

@@ -76,12 +76,25 @@ def worker(args):
         e.reference = spherecodec.decode(e.blob, threads=1)
     if args.alloc:
         tracemalloc.start()
+    # SPHC_FUZZ_SELFTEST="crash:5,hang:9,raise:3" makes those cases segfault, hang or raise
+    # a foreign exception: tests/test_fuzz.py proves the runner catches each
+    selftest = dict(item.split(":")[::-1] for item in os.environ.get("SPHC_FUZZ_SELFTEST", "").split(",") if item)
+    original_info = spherecodec.info
     _send("R")
     for i in range(args.start, args.stop, args.step):
         if time.time() > args.deadline:
             break
         _send(f"B {i}")
         entry, blob, kind, sealed, rng = mutate.mutate(corpus, args.seed, i)
+        trick = selftest.get(str(i))
+        if trick == "crash":
+            import ctypes
+
+            ctypes.string_at(0)  # reads address 0: SIGSEGV
+        elif trick == "hang":
+            time.sleep(3600)
+        elif trick == "raise":
+            spherecodec.info = lambda blob: {}[blob]  # a KeyError out of the decoder
         threads = 2 if rng.random() < 0.125 else 1
         try:
             outcome = mutate.check_case(entry, blob, sealed, rng, threads=threads,
@@ -91,6 +104,8 @@ def worker(args):
             detail = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
             _send(f"F {i} " + json.dumps({"error": str(exc), "traceback": detail, "threads": threads}))
             continue
+        finally:
+            spherecodec.info = original_info
         _send(f"E {i} {entry.codec} {outcome}")
     _send("D")
 

@@ -238,6 +238,10 @@ class Header:
         if self.rows * self.dim != int(np.prod(shape, dtype=object)) or (
                 (self.rows, self.dim) != (expect_rows, expect_dim)):
             raise CorruptBlobError(f"rows x dim = {self.rows} x {self.dim} do not match shape {shape}")
+        # numpy refuses even an empty shape whose non-zero extents overflow its index type
+        # (e.g. [0, 2**61]): no encoder wrote one, and np.empty would raise a bare ValueError
+        if int(np.prod([v for v in shape if v], dtype=object)) * self.dtype.itemsize >= 1 << 63:
+            raise CorruptBlobError(f"shape {shape} is larger than any array")
         self.nbytes = self.rows * self.dim * self.dtype.itemsize
 
     def _make_codec(self):
