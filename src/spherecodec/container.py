@@ -36,8 +36,8 @@ _INDEX_ENTRY = struct.Struct("<QQ")
 _CHECKSUM = struct.Struct("<Q")
 FIXED_HEADER_SIZE = _FIXED.size
 INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
-#: raw bytes per chunk the default chunking aims at (measured: see docs/format.md)
-DEFAULT_CHUNK_BYTES = 1 << 20
+#: raw bytes per chunk the default chunking aims at (measured: see docs/format.md, "Chunk size")
+DEFAULT_CHUNK_BYTES = 2 << 20
 #: a blob may not announce more decoded bytes than this slack plus its size times the
 #: codec's max_expansion: a forged header cannot make decode allocate at will
 ALLOCATION_SLACK = 1 << 16
