@@ -21,6 +21,9 @@ PUBLIC = [
     "CorruptBlobError",
     "TruncatedBlobError",
     "UnsupportedError",
+    "fit",
+    "search",
+    "evaluate",
     "__version__",
 ]
 
@@ -68,7 +71,7 @@ def test_signatures():
     assert list(params(spherecodec.decode_rows)) == ["blob", "start", "stop"]
     assert list(params(spherecodec.info)) == ["blob"]
     for name in ("encode", "decode", "decode_rows", "info", "get_codec", "available_codecs",
-                 "register_codec"):
+                 "register_codec", "fit", "search", "evaluate"):
         assert inspect.getdoc(getattr(spherecodec, name)), name
 
 

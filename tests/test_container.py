@@ -84,7 +84,8 @@ def test_decode_rows_decodes_only_the_chunks_it_needs(sample, blob):
 def test_info_fields(sample, blob):
     meta = spherecodec.info(blob)
     assert meta["codec"] == "exact"
-    assert meta["params"] == {"mantissa_bits": None, "entropy": "numba"}
+    assert meta["params"] == spherecodec.get_codec("exact")().get_config()
+    assert meta["params"]["mantissa_bits"] is None and meta["params"]["entropy"] == "numba"
     assert meta["dtype"] == "float32"
     assert meta["shape"] == (100, 48)
     assert meta["nbytes"] == sample.nbytes
@@ -98,14 +99,14 @@ def test_info_fields(sample, blob):
     x64 = np.ones((3, 5, 7), np.float64)
     meta = spherecodec.info(spherecodec.encode(x64, mantissa_bits=2, entropy="constriction"))
     assert meta["shape"] == (3, 5, 7) and meta["dtype"] == "float64" and meta["nbytes"] == x64.nbytes
-    assert meta["params"] == {"mantissa_bits": 2, "entropy": "constriction"}
+    assert meta["params"] == spherecodec.get_codec("exact")(mantissa_bits=2, entropy="constriction").get_config()
     assert spherecodec.info(spherecodec.encode(np.float16(2)))["shape"] == ()
 
 
-def test_default_chunking_aims_at_a_mebibyte():
+def test_default_chunking_aims_at_two_mebibytes():
     x = np.zeros((3000, 384), np.float32)
     meta = spherecodec.info(spherecodec.encode(x))
-    assert meta["chunk_rows"] == (1 << 20) // (384 * 4)
+    assert meta["chunk_rows"] == (2 << 20) // (384 * 4)
     assert meta["chunks"] == -(-3000 // meta["chunk_rows"])
 
 
