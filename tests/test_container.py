@@ -103,10 +103,11 @@ def test_info_fields(sample, blob):
     assert spherecodec.info(spherecodec.encode(np.float16(2)))["shape"] == ()
 
 
-def test_default_chunking_aims_at_two_mebibytes():
+def test_default_chunking_aims_at_default_chunk_bytes():
     x = np.zeros((3000, 384), np.float32)
     meta = spherecodec.info(spherecodec.encode(x))
-    assert meta["chunk_rows"] == (2 << 20) // (384 * 4)
+    assert meta["chunk_rows"] == container.DEFAULT_CHUNK_BYTES // (384 * 4)
+    assert (1 << 18) <= container.DEFAULT_CHUNK_BYTES <= (1 << 24)
     assert meta["chunks"] == -(-3000 // meta["chunk_rows"])
 
 
