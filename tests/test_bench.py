@@ -240,3 +240,26 @@ def test_cli_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     np.save(bad, np.arange(12).reshape(3, 4))
     assert bench.main([str(bad)]) == 1
     assert "floating point" in capsys.readouterr().err
+
+
+def test_top_k_in_blocks_matches_one_block(monkeypatch):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 8)).astype(np.float32)
+    q = rng.standard_normal((37, 8)).astype(np.float32)
+    whole = bench.top_k(x, q, 10)
+    monkeypatch.setattr(bench, "SCORE_BLOCK_FLOATS", 500 * 4)  # 4 queries per block
+    assert np.array_equal(bench.top_k(x, q, 10), whole)
+
+
+def test_queries_are_capped(real_rows):
+    base, queries = bench.split_queries(real_rows, 0.5, max_queries=7)
+    assert queries.shape[0] == 7 and base.shape[0] == 153
+
+
+def test_a_file_after_peers_is_the_data_not_a_peer(tmp_path, real_rows, capsys):
+    path = tmp_path / "rows.npy"
+    np.save(path, real_rows[:30])
+    assert bench.main(["--codecs", "exact", "--repeats", "1", "--threads", "1", "-q",
+                       "--peers", "zstd-3", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "rows.npy: 30 x 384" in out and "| zstd-3 | peer | yes |" in out

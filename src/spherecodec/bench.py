@@ -60,6 +60,10 @@ SYNTHETIC_SETS = {
 # synthetic sets hold about this many floats unless --rows says otherwise (6 MB)
 _SYNTHETIC_FLOATS = 1_500_000
 SAMPLE_NAME = "minilm-sentences-2000.sphc"
+#: held-out queries are capped so exact search stays cheap on big inputs
+MAX_QUERIES = 1000
+#: scores computed at once by ``top_k`` (floats)
+SCORE_BLOCK_FLOATS = 1 << 26
 
 
 class BenchError(Exception):
@@ -137,24 +141,30 @@ def _as_float32_rows(array, rows=None):
     return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
-def split_queries(data, query_fraction=0.1):
-    """``(base, queries)``: the last ``query_fraction`` of the rows are held-out queries."""
+def split_queries(data, query_fraction=0.1, max_queries=MAX_QUERIES):
+    """``(base, queries)``: the last ``query_fraction`` of the rows (at most ``max_queries``)
+    are held-out queries, never compressed; the rows before them are the base."""
     n = data.shape[0]
     if n < 2:
         raise BenchError(f"need at least 2 rows (base and queries), got {n}")
-    nq = min(n - 1, max(1, int(round(n * query_fraction))))
+    nq = min(n - 1, max_queries, max(1, int(round(n * query_fraction))))
     return np.ascontiguousarray(data[:n - nq]), np.ascontiguousarray(data[n - nq:])
 
 
-# -- quality ----------------------------------------------------------------------------
-
 def top_k(base, queries, k):
     """Indices of the ``k`` largest inner products per query (exact search), best first."""
-    scores = queries.astype(np.float32) @ base.astype(np.float32).T
+    base = np.asarray(base, dtype=np.float32)
+    queries = np.asarray(queries, dtype=np.float32)
     k = min(k, base.shape[0])
-    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, idx, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(idx, order, axis=1)
+    out = np.empty((queries.shape[0], k), dtype=np.int64)
+    # score blocks of queries so the score matrix stays near 256 MB on big bases
+    block = max(1, SCORE_BLOCK_FLOATS // max(1, base.shape[0]))
+    for lo in range(0, queries.shape[0], block):
+        scores = queries[lo:lo + block] @ base.T
+        idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, idx, axis=1), axis=1, kind="stable")
+        out[lo:lo + block] = np.take_along_axis(idx, order, axis=1)
+    return out
 
 
 def recall_at_k(truth, found):
@@ -672,6 +682,9 @@ def write_outputs(out_dir, results, data_info, settings, command=None):
            format_table(results, settings["thread_counts"]), ""]
     for p in plots:
         md += [f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
+    md += ["## Settings of each row", ""]
+    md += [f"- `{r['name']}`: {r['description'] or 'default parameters'}" for r in results]
+    md += [""]
     md_path = os.path.join(out_dir, "results.md")
     with open(md_path, "w") as f:
         f.write("\n".join(md))
@@ -742,6 +755,8 @@ def main(argv=None):
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
     load_before = _load_average()
+    if args.peers and not (args.file or args.sample or args.synthetic) and os.path.exists(args.peers[-1]):
+        args.file = args.peers.pop()  # "--peers data.npy": the file is not a peer name
     try:
         data, source = _load_args_data(args)
         peers = False if args.peers is None else (args.peers or True)
@@ -751,7 +766,7 @@ def main(argv=None):
     except BenchError as exc:
         print(f"spherecodec bench: error: {exc}", file=sys.stderr)
         return 1
-    base_rows = data.shape[0] - min(data.shape[0] - 1, max(1, int(round(data.shape[0] * args.queries))))
+    base_rows = split_queries(data[:, :1], args.queries)[0].shape[0]
     norms = np.linalg.norm(data.astype(np.float64), axis=1)
     data_info = {"source": source, "rows": int(data.shape[0]), "dim": int(data.shape[1]),
                  "base_rows": int(base_rows), "query_rows": int(data.shape[0] - base_rows),
