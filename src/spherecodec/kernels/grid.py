@@ -1,0 +1,294 @@
+"""Kernels shared by the error-bounded codecs (``grid`` and ``sphere``).
+
+* Integer codes -> (entropy symbol, raw bits): the exponent/mantissa split of a float,
+  applied to ``|q|``: ``|q| < 2**(m + 1)`` is its own symbol; otherwise the symbol holds the
+  bit length and the top ``m`` bits after the leading one, and the ``bitlen - 1 - m`` low
+  bits go raw, followed by the sign bit when ``q != 0``. Raw fields are packed LSB first.
+* The uniform quantizer of the ``grid`` codec.
+* Exceptions: the components whose decoded value would miss the bound, stored as a flat
+  index gap and the difference of the float32 bit patterns (varints).
+"""
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros
+
+#: codes are limited to |q| < 2**CODE_BITS (so q * step is exact enough and symbols fit)
+CODE_BITS = 50
+STATUS_OK = 0
+STATUS_CORRUPT = 1
+_U = np.uint64
+
+
+def alphabet_size(m):
+    """Symbols needed for codes of up to CODE_BITS bits with ``m`` mantissa bits."""
+    return (CODE_BITS + 1 - m) << m
+
+
+@njit(inline="always")
+def _bitlen(a):
+    return 64 - leading_zeros(_U(a))
+
+
+@njit(nogil=True, cache=True)
+def symbolize(codes, perm, m, syms, raw):
+    """Symbols of ``codes`` (ncols, n) int64 in column order ``perm``; raw bits into ``raw``.
+
+    ``syms`` (ncols * n) uint16 receives column ``perm[0]``'s symbols, then ``perm[1]``'s...
+    ``raw`` (uint8) needs ``7 * ncols * n + 8`` bytes. Returns the raw bytes used.
+    """
+    ncols, n = codes.shape
+    small = np.int64(1) << (m + 1)
+    top = np.int64(1) << m
+    acc = _U(0)
+    nacc = 0
+    pos = 0
+    k = 0
+    for c in range(ncols):
+        col = perm[c]
+        for i in range(n):
+            v = codes[col, i]
+            a = -v if v < 0 else v
+            if a < small:
+                syms[k] = a
+                nr = 0
+            else:
+                cls = _bitlen(a)
+                nr = cls - 1 - m
+                syms[k] = ((cls - m) << m) + ((a >> nr) - top)
+            k += 1
+            if a == 0:
+                continue
+            field = _U(a) & ((_U(1) << _U(nr)) - _U(1))
+            field |= _U(1 if v < 0 else 0) << _U(nr)
+            nb = nr + 1
+            if nb > 32:
+                acc |= (field & _U(0xFFFFFFFF)) << _U(nacc)
+                nacc += 32
+                field >>= _U(32)
+                nb -= 32
+                while nacc >= 32:
+                    for b in range(4):
+                        raw[pos + b] = (acc >> _U(8 * b)) & _U(0xFF)
+                    pos += 4
+                    acc >>= _U(32)
+                    nacc -= 32
+            acc |= field << _U(nacc)
+            nacc += nb
+            if nacc >= 32:
+                for b in range(4):
+                    raw[pos + b] = (acc >> _U(8 * b)) & _U(0xFF)
+                pos += 4
+                acc >>= _U(32)
+                nacc -= 32
+    while nacc > 0:
+        raw[pos] = acc & _U(0xFF)
+        pos += 1
+        acc >>= _U(8)
+        nacc -= 8
+    return pos
+
+
+@njit(nogil=True, cache=True)
+def raw_bits_needed(syms, m):
+    """Raw bits that the symbols ``syms`` call for (-1 if a symbol is out of range)."""
+    small = np.int64(1) << (m + 1)
+    limit = np.int64(CODE_BITS + 1 - m) << m
+    total = 0
+    for k in range(syms.size):
+        s = np.int64(syms[k])
+        if s >= limit:
+            return -1
+        if s >= small:
+            total += (s >> m)
+        elif s:
+            total += 1
+    return total
+
+
+@njit(nogil=True, cache=True)
+def desymbolize(syms, perm, m, raw, codes):
+    """Inverse of ``symbolize``: codes (ncols, n) int64 from symbols and raw bits.
+
+    The caller checks first that ``raw`` holds ``raw_bits_needed`` bits (rounded up to
+    bytes); reads past its end see zeros, never memory outside it.
+    """
+    ncols, n = codes.shape
+    small = np.int64(1) << (m + 1)
+    top = np.int64(1) << m
+    mmask = top - 1
+    acc = _U(0)
+    nacc = 0
+    pos = 0
+    size = raw.size
+    k = 0
+    for c in range(ncols):
+        col = perm[c]
+        for i in range(n):
+            s = np.int64(syms[k])
+            k += 1
+            if s == 0:
+                codes[col, i] = 0
+                continue
+            if s < small:
+                a = s
+                nr = 0
+            else:
+                nr = (s >> m) - 1
+                a = (s & mmask) + top
+            nb = nr + 1
+            field = _U(0)
+            got = 0
+            while got < nb:
+                if nacc < 32:
+                    if pos + 4 <= size:
+                        w = (_U(raw[pos]) | (_U(raw[pos + 1]) << _U(8)) | (_U(raw[pos + 2]) << _U(16))
+                             | (_U(raw[pos + 3]) << _U(24)))
+                    else:
+                        w = _U(0)
+                        for b in range(4):
+                            if pos + b < size:
+                                w |= _U(raw[pos + b]) << _U(8 * b)
+                    acc |= w << _U(nacc)
+                    nacc += 32
+                    pos += 4
+                take = min(nb - got, 32)
+                field |= (acc & ((_U(1) << _U(take)) - _U(1))) << _U(got)
+                acc >>= _U(take)
+                nacc -= take
+                got += take
+            a = (a << nr) | np.int64(field & ((_U(1) << _U(nr)) - _U(1)))
+            neg = (field >> _U(nr)) & _U(1)
+            codes[col, i] = -a if neg else a
+
+
+@njit(nogil=True, cache=True)
+def column_order_keys(codes):
+    """Per column, the mean bit length of ``|q|`` (what decides its symbol statistics)."""
+    ncols, n = codes.shape
+    keys = np.zeros(ncols, dtype=np.float64)
+    for c in range(ncols):
+        acc = 0
+        for i in range(n):
+            v = codes[c, i]
+            acc += _bitlen(-v if v < 0 else v)
+        keys[c] = acc / max(n, 1)
+    return keys
+
+
+@njit(nogil=True, cache=True)
+def grid_quantize(x, step, codes, xhat):
+    """Uniform quantizer: ``codes`` (d, n) int64 column-major from ``x`` (n, d) float32.
+
+    ``q = round(x / step)``, clamped to ``|q| < 2**CODE_BITS`` (non-finite values get 0 and
+    become exceptions); ``xhat`` (n, d) float32 receives ``float32(q * step)``.
+    """
+    n, d = x.shape
+    qmax = float(2 ** CODE_BITS - 1)
+    for i in range(n):
+        for j in range(d):
+            v = np.float64(x[i, j])
+            q = np.rint(v / step)
+            q = min(qmax, max(-qmax, q)) if q == q else 0.0
+            codes[j, i] = np.int64(q)
+            xhat[i, j] = np.float32(q * step)
+
+
+@njit(nogil=True, cache=True)
+def grid_reconstruct(codes, step, out):
+    """``out`` (n, d) float32 = ``float32(q * step)`` from ``codes`` (d, n)."""
+    n, d = out.shape
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = np.float32(np.float64(codes[j, i]) * step)
+
+
+@njit(nogil=True, cache=True)
+def find_exceptions(x, xhat, eps, index, delta):
+    """Flat indices where ``|xhat - x| > eps`` (or NaN), with ``bits(x) - bits(xhat)``.
+
+    ``x`` and ``xhat`` are flat float32 arrays; returns the count written to ``index``
+    (int64) and ``delta`` (uint32, wrapping).
+    """
+    cnt = 0
+    xb = x.view(np.uint32)
+    hb = xhat.view(np.uint32)
+    for k in range(x.size):
+        err = abs(np.float64(xhat[k]) - np.float64(x[k]))
+        if not err <= eps:
+            index[cnt] = k
+            delta[cnt] = xb[k] - hb[k]
+            cnt += 1
+    return cnt
+
+
+@njit(inline="always")
+def _put_varint(out, pos, value):
+    while value >= 0x80:
+        out[pos] = (value & 0x7F) | 0x80
+        value >>= 7
+        pos += 1
+    out[pos] = value
+    return pos + 1
+
+
+@njit(nogil=True, cache=True)
+def write_exceptions(index, delta, count, out, pos):
+    """Varints: count, then per exception the index gap and the zigzag int32 delta.
+
+    ``out`` needs ``10 + 16 * count`` bytes from ``pos``; returns the end position.
+    """
+    pos = _put_varint(out, pos, count)
+    prev = 0
+    for k in range(count):
+        pos = _put_varint(out, pos, index[k] - prev)
+        prev = index[k] + 1
+        d = np.int64(np.int32(delta[k]))
+        pos = _put_varint(out, pos, (d << 1) ^ (d >> 63) if d < 0 else d << 1)
+    return pos
+
+
+@njit(inline="always")
+def _get_varint(buf, pos, limit):
+    value = 0
+    shift = 0
+    while True:
+        if pos >= buf.size or shift > 56:
+            return 0, -1
+        b = np.int64(buf[pos])
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+    if value > limit:
+        return 0, -1
+    return value, pos
+
+
+@njit(nogil=True, cache=True)
+def apply_exceptions(buf, pos, out):
+    """Read the exceptions at ``buf[pos:]`` and patch ``out`` (flat float32); return the
+    end position, or -1 when they are malformed (index out of range, bad varints).
+    """
+    bits = out.view(np.uint32)
+    total = out.size
+    count, pos = _get_varint(buf, pos, total)
+    if pos < 0:
+        return -1
+    at = 0
+    for k in range(count):
+        gap, pos = _get_varint(buf, pos, total)
+        if pos < 0:
+            return -1
+        at += gap
+        if at >= total:
+            return -1
+        z, pos = _get_varint(buf, pos, 0xFFFFFFFF)
+        if pos < 0:
+            return -1
+        d = (z >> 1) ^ -(z & 1)
+        bits[at] = np.uint32((np.int64(bits[at]) + d) & 0xFFFFFFFF)
+        at += 1
+    return pos
+
