@@ -1,0 +1,306 @@
+"""An independent decoder written from docs/format.md alone, in plain Python.
+
+It shares no code with spherecodec (no Numba kernels, no container module, no constriction):
+if it decodes the golden and freshly encoded blobs to the same bits as spherecodec, the
+spec says enough to write a decoder. Slow by design; used on small blobs only.
+"""
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spherecodec
+from common import assert_same_bits, load_sample
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "exact"
+
+# --- XXH64 (docs/format.md, "Checksums") ---------------------------------------------------
+
+_M64 = (1 << 64) - 1
+_P1, _P2, _P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+_P4, _P5 = 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _round(acc, lane):
+    acc = (acc + lane * _P2) & _M64
+    return (_rotl(acc, 31) * _P1) & _M64
+
+
+def _merge(acc, v):
+    acc ^= _round(0, v)
+    return (acc * _P1 + _P4) & _M64
+
+
+def xxh64(data, seed=0):
+    data = bytes(data)
+    n = len(data)
+    i = 0
+    if n >= 32:
+        v = [(seed + _P1 + _P2) & _M64, (seed + _P2) & _M64, seed, (seed - _P1) & _M64]
+        while i + 32 <= n:
+            for k in range(4):
+                v[k] = _round(v[k], int.from_bytes(data[i + 8 * k:i + 8 * k + 8], "little"))
+            i += 32
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M64
+        for k in range(4):
+            h = _merge(h, v[k])
+    else:
+        h = (seed + _P5) & _M64
+    h = (h + n) & _M64
+    while i + 8 <= n:
+        h ^= _round(0, int.from_bytes(data[i:i + 8], "little"))
+        h = (_rotl(h, 27) * _P1 + _P4) & _M64
+        i += 8
+    if i + 4 <= n:
+        h ^= (int.from_bytes(data[i:i + 4], "little") * _P1) & _M64
+        h = (_rotl(h, 23) * _P2 + _P3) & _M64
+        i += 4
+    while i < n:
+        h ^= (data[i] * _P5) & _M64
+        h = (_rotl(h, 11) * _P1) & _M64
+        i += 1
+    h ^= h >> 33
+    h = (h * _P2) & _M64
+    h ^= h >> 29
+    h = (h * _P3) & _M64
+    return h ^ (h >> 32)
+
+
+# --- container ----------------------------------------------------------------------------
+
+class Bad(Exception):
+    """The reference decoder's only error: the blob breaks a rule of the spec."""
+
+
+def parse_container(blob):
+    if len(blob) < 32:
+        raise Bad("short")
+    magic, version, flags, meta_len, reserved, n_chunks, shared_len = struct.unpack_from("<4sHHIIQQ", blob)
+    if magic != b"SPHC" or version != 1 or flags or reserved or meta_len > 1 << 20:
+        raise Bad("fixed header")
+    index_start = 32 + meta_len + shared_len
+    index_end = index_start + 16 * n_chunks
+    if index_end + 8 > len(blob):
+        raise Bad("truncated header")
+    if xxh64(blob[:index_end]) != struct.unpack_from("<Q", blob, index_end)[0]:
+        raise Bad("header checksum")
+    meta = json.loads(blob[32:32 + meta_len].decode("utf-8"))
+    pos = index_end + 8
+    chunks = []
+    for i in range(n_chunks):
+        length, check = struct.unpack_from("<QQ", blob, index_start + 16 * i)
+        payload = blob[pos:pos + length]
+        if len(payload) != length or xxh64(payload) != check:
+            raise Bad(f"chunk {i}")
+        chunks.append(payload)
+        pos += length
+    if pos != len(blob):
+        raise Bad("trailing bytes")
+    return meta, blob[32 + meta_len:index_start], chunks
+
+
+# --- entropy streams ------------------------------------------------------------------------
+
+def read_varint(buf, pos):
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 56:
+            raise Bad("varint")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def decode_numba_body(body, n, symbols, freqs, precision):
+    lanes = 8 if n >= 256 else 1
+    pos = 0
+    lengths = []
+    for _ in range(lanes - 1):
+        length, pos = read_varint(body, pos)
+        lengths.append(length)
+    lengths.append(len(body) - pos - sum(lengths))
+    cum = np.concatenate([[0], np.cumsum(freqs)])
+    slot_to_index = np.repeat(np.arange(len(symbols)), freqs)
+    states, cursors, ends = [], [], []
+    for length in lengths:
+        if length < 4 or length % 2:
+            raise Bad("lane length")
+        states.append(int.from_bytes(body[pos:pos + 4], "little"))
+        cursors.append(pos + 4)
+        pos += length
+        ends.append(pos)
+    out = np.empty(n, dtype=np.int64)
+    mask = (1 << precision) - 1
+    for i in range(n):
+        j = i % lanes
+        x = states[j]
+        k = int(slot_to_index[x & mask])
+        out[i] = symbols[k]
+        x = int(freqs[k]) * (x >> precision) + (x & mask) - int(cum[k])
+        if x < 1 << 16:
+            if cursors[j] + 2 > ends[j]:
+                raise Bad("lane overrun")
+            x = (x << 16) | int.from_bytes(body[cursors[j]:cursors[j] + 2], "little")
+            cursors[j] += 2
+        states[j] = x
+    if cursors != ends or any(x != 1 << 16 for x in states):
+        raise Bad("rANS lanes did not end cleanly")
+    return out
+
+
+def decode_constriction_body(body, n, symbols, freqs, precision):
+    if len(body) % 4:
+        raise Bad("constriction words")
+    words = [int.from_bytes(body[i:i + 4], "little") for i in range(0, len(body), 4)]
+    m = len(symbols)
+    cum = np.concatenate([[0], np.cumsum(freqs)])
+    # constriction's fast quantization to 24 bits: every symbol keeps at least one slot
+    left = [(int(cum[j]) * ((1 << 24) - m) >> precision) + j for j in range(m)] + [1 << 24]
+    if words and words[-1] == 0:
+        raise Bad("constriction data ends in a zero word")
+    state = words.pop() if words else 0
+    if words:
+        state = (state << 32) | words.pop()
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        quantile = state & ((1 << 24) - 1)
+        k = int(np.searchsorted(left, quantile, side="right")) - 1
+        out[i] = symbols[k]
+        state = (left[k + 1] - left[k]) * (state >> 24) + quantile - left[k]
+        if state < 1 << 32 and words:
+            state = (state << 32) | words.pop()
+    if words or state != 0:
+        raise Bad("constriction stream has data left")
+    return out
+
+
+def decode_stream(buf, pos, alphabet, n):
+    backend, precision = buf[pos], buf[pos + 1]
+    if backend not in (0, 1) or not 1 <= precision <= 15:
+        raise Bad("stream header")
+    m, pos = read_varint(buf, pos + 2)
+    symbols, freqs = [], []
+    s = 0
+    for j in range(m):
+        delta, pos = read_varint(buf, pos)
+        freq, pos = read_varint(buf, pos)
+        if (j and not delta) or freq < 1:
+            raise Bad("table")
+        s += delta
+        symbols.append(s)
+        freqs.append(freq)
+    if symbols and (symbols[-1] >= alphabet or sum(freqs) != 1 << precision):
+        raise Bad("table")
+    nbytes, pos = read_varint(buf, pos)
+    body = buf[pos:pos + nbytes]
+    if len(body) != nbytes:
+        raise Bad("body")
+    if n == 0:
+        if nbytes:
+            raise Bad("bytes for an empty stream")
+        return np.empty(0, np.int64), pos + nbytes
+    decoder = decode_numba_body if backend == 0 else decode_constriction_body
+    return decoder(body, n, np.array(symbols), np.array(freqs), precision), pos + nbytes
+
+
+# --- exact codec ----------------------------------------------------------------------------
+
+EXACT = {"float16": (16, 6, 3), "float32": (32, 9, 3), "float64": (64, 12, 3)}
+
+
+def decode_exact_chunk(payload, n, dtype, params):
+    width, head, default_m = EXACT[dtype]
+    m = default_m if params.get("mantissa_bits") is None else params["mantissa_bits"]
+    symbol_bits = head + m
+    raw_bits = width - symbol_bits
+    if payload[0] == 1:
+        if len(payload) != 1 + n * width // 8:
+            raise Bad("stored size")
+        return [int.from_bytes(payload[1 + i * width // 8:1 + (i + 1) * width // 8], "little")
+                for i in range(n)]
+    if payload[0] != 0:
+        raise Bad("mode")
+    kb, kr = divmod(raw_bits, 8)
+    nraw = n * kb + (n * kr + 7) // 8
+    raw = payload[1:1 + nraw]
+    bitplane = int.from_bytes(raw[n * kb:], "little")
+    symbols, end = decode_stream(payload, 1 + nraw, 1 << symbol_bits, n)
+    if end != len(payload):
+        raise Bad("bytes after the stream")
+    values = []
+    for i in range(n):
+        low = int.from_bytes(raw[i * kb:(i + 1) * kb], "little")
+        low |= ((bitplane >> (i * kr)) & ((1 << kr) - 1)) << (8 * kb)
+        values.append((int(symbols[i]) << raw_bits) | low)
+    return values
+
+
+def reference_decode(blob):
+    meta, shared, chunks = parse_container(blob)
+    if meta["codec"] != "exact" or shared:
+        raise Bad("not a level-1 exact blob")
+    dtype = np.dtype(meta["dtype"])
+    rows, dim, chunk_rows = meta["rows"], meta["dim"], meta["chunk_rows"]
+    values = []
+    for i, payload in enumerate(chunks):
+        n = min(chunk_rows, rows - i * chunk_rows) * dim
+        values += decode_exact_chunk(payload, n, dtype.name, meta["params"])
+    if len(values) != rows * dim:
+        raise Bad("value count")
+    utype = {2: np.uint16, 4: np.uint32, 8: np.uint64}[dtype.itemsize]
+    return np.array(values, dtype=np.uint64).astype(utype).view(dtype).reshape(meta["shape"])
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+def test_reference_xxh64_matches_spherecodec():
+    from spherecodec import container
+
+    rng = np.random.default_rng(0)
+    for n in [0, 1, 3, 4, 7, 8, 31, 32, 33, 63, 64, 100, 1000]:
+        data = rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+        assert xxh64(data) == container.checksum(data)
+    assert xxh64(b"") == 0xEF46DB3751D8E999  # published XXH64 of the empty input, seed 0
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.sphc")), ids=lambda p: p.stem)
+def test_reference_decoder_reads_the_golden_blobs(path):
+    blob = path.read_bytes()
+    assert_same_bits(reference_decode(blob), np.load(path.with_suffix(".npy")))
+
+
+@pytest.mark.parametrize("backend", ["numba", "constriction"])
+@pytest.mark.parametrize("dtype,mantissa_bits", [(np.float32, None), (np.float16, 5),
+                                                  (np.float64, 1), (np.float32, 0)])
+def test_reference_decoder_reads_fresh_blobs(backend, dtype, mantissa_bits):
+    # 300 rows x 5: chunks of 60 rows (300 symbols, 8 lanes) and a tail chunk below 256
+    x = load_sample()[:303, :5].astype(dtype)
+    x[0, :3] = [np.nan, -np.inf, -0.0]
+    blob = spherecodec.encode(x, entropy=backend, mantissa_bits=mantissa_bits, chunk_rows=60)
+    assert_same_bits(reference_decode(blob), x)
+
+
+def test_reference_decoder_reads_single_symbol_streams():
+    for backend in ("numba", "constriction"):
+        x = np.full((40, 16), 0.25, np.float32)
+        assert_same_bits(reference_decode(spherecodec.encode(x, entropy=backend)), x)
+
+
+def test_reference_decoder_agrees_on_damage():
+    x = load_sample()[:8, :40]
+    blob = spherecodec.encode(x, chunk_rows=8)
+    for cut in (1, 9, len(blob) - 40):
+        with pytest.raises(Bad):
+            reference_decode(blob[:-cut])
+    with pytest.raises(Bad):
+        reference_decode(blob + b"\0")
