@@ -461,19 +461,19 @@ def _fmt_err(r):
     return _fmt(r["max_abs_error"], ".2e")
 
 
-def table_columns(thread_counts):
-    """Column titles of the results table for the measured thread counts."""
+def table_columns(thread_counts, k=10):
+    """Column titles of the results table for the measured thread counts and recall@k."""
     cols = ["codec", "from", "bit-exact", "ratio", "B/vector"]
     for t in thread_counts:
         cols += [f"enc MB/s {t}T", f"dec MB/s {t}T"]
-    return cols + ["max abs err", "recall@k", "notes"]
+    return cols + ["max abs err", f"recall@{k}", "notes"]
 
 
 def format_table(results, thread_counts=None):
     """The results as a Markdown table (skipped and failed candidates last, with the reason)."""
     if thread_counts is None:
         thread_counts = sorted({int(t) for r in results for t in r.get("threads", [1])}) or [1]
-    cols = table_columns(thread_counts)
+    cols = table_columns(thread_counts, max((r.get("k", 10) for r in results), default=10))
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     ok = [r for r in results if r["status"] == "ok"]
     rest = [r for r in results if r["status"] != "ok"]
@@ -696,7 +696,12 @@ def write_outputs(out_dir, results, data_info, settings, command=None):
 def build_parser():
     """The argparse parser of ``spherecodec bench``."""
     p = argparse.ArgumentParser(
-        prog="spherecodec bench",
+        prog="spherecodec bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  spherecodec bench --sample --peers\n"
+               "  spherecodec bench vectors.npy --rows 6000 --peers --out bench-out\n"
+               "  spherecodec bench vectors.npy --codecs exact sphere:max_abs_error=1e-4 int8\n"
+               "  spherecodec bench --synthetic unit-768 --peers zstd-3 pcodec-8 --threads 4",
         description="Benchmark spherecodec's codecs (and with --peers, other compressors) on "
                     "embedding vectors: ratio, speed, exactness or error, recall@k.")
     src = p.add_mutually_exclusive_group()
@@ -706,7 +711,8 @@ def build_parser():
     src.add_argument("--synthetic", choices=sorted(SYNTHETIC_SETS), help="a built-in synthetic set")
     p.add_argument("--rows", type=int, help="use only the first N rows (synthetic: make N rows)")
     p.add_argument("--codecs", nargs="+", metavar="NAME[:k=v,...]",
-                   help="spherecodec codecs to run (default: every registered codec)")
+                   help="spherecodec codecs to run, with parameters after a colon (default: "
+                        "every registered codec, and the error-bounded ones also at 1e-4)")
     p.add_argument("--peers", nargs="*", metavar="PEER",
                    help="also run the peer compressors (all, or the ones named)")
     p.add_argument("--threads", type=int, help="the all-cores thread count (default: os.cpu_count())")
@@ -755,8 +761,12 @@ def main(argv=None):
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
     load_before = _load_average()
-    if args.peers and not (args.file or args.sample or args.synthetic) and os.path.exists(args.peers[-1]):
-        args.file = args.peers.pop()  # "--peers data.npy": the file is not a peer name
+    for listed in (args.peers, args.codecs):
+        # "--peers data.npy", "--codecs exact data.npy": the file is the data, not a name
+        if listed and not (args.file or args.sample or args.synthetic) and os.path.isfile(listed[-1]):
+            args.file = listed.pop()
+    if args.codecs == []:
+        args.codecs = None
     try:
         data, source = _load_args_data(args)
         peers = False if args.peers is None else (args.peers or True)
