@@ -46,6 +46,8 @@ __all__ = [
 BATCH_BYTES = 8 << 20
 #: raw bytes one worker task handles (whole chunks), so tiny chunks do not cost a task each
 TASK_BYTES = 1 << 20
+#: seconds before a progress bar appears: short runs never draw one
+PROGRESS_DELAY = 1.0
 _COPY_BYTES = 8 << 20
 _PAGE = mmap.PAGESIZE
 _UMASK = os.umask(0o022)
@@ -154,8 +156,7 @@ def _progress(total, desc, enabled):
         return nullcontext(None)
     from tqdm import tqdm
 
-    # delay: a run that ends within a second never draws a bar
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, delay=1.0,
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, delay=PROGRESS_DELAY,
                 leave=False, dynamic_ncols=True)
 
 
