@@ -304,3 +304,109 @@ def test_reference_decoder_agrees_on_damage():
             reference_decode(blob[:-cut])
     with pytest.raises(Bad):
         reference_decode(blob + b"\0")
+
+
+# --- encoder side (docs/format.md 2.2 "Encoding", 2.4) --------------------------------------
+
+def reference_quantize(counts, precision):
+    counts = [int(c) for c in counts]
+    total = 1 << precision
+    used = [s for s, c in enumerate(counts) if c]
+    if not used:
+        return [0] * len(counts)
+    if len(used) == 1:
+        s = used[0]
+        neighbour = s + 1 if s + 1 < len(counts) else s - 1
+        counts[neighbour] = max(1, counts[s] >> 8)
+        used = sorted(used + [neighbour])
+    n = sum(counts[s] for s in used)
+    freq = {s: max(1, counts[s] * total // n) for s in used}
+    remainder = {s: counts[s] * total % n for s in used}
+    short = total - sum(freq.values())
+    for s in sorted(used, key=lambda s: -remainder[s])[:max(short, 0)]:
+        freq[s] += 1
+    while short < 0:
+        take = [s for s in sorted(used, key=lambda s: -freq[s])[:-short] if freq[s] > 1]
+        for s in take:
+            freq[s] -= 1
+        short += len(take)
+    cap = total - (total >> 8)
+    top = max(used, key=lambda s: (freq[s], -s))
+    if freq[top] > cap:
+        excess = freq[top] - cap
+        freq[top] = cap
+        others = [s for s in used if s != top]
+        share, rest = divmod(excess, len(others))
+        for j, s in enumerate(others):
+            freq[s] += share + (j < rest)
+    return [freq.get(s, 0) for s in range(len(counts))]
+
+
+def _varint(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def reference_encode_stream(symbols, alphabet):
+    counts = np.bincount(symbols, minlength=alphabet)
+    m = int(np.count_nonzero(counts))
+    precision = 14
+    while (1 << precision) < 2 * max(m, 2) and precision < 15:
+        precision += 1
+    freq = reference_quantize(counts, precision)
+    cum = np.concatenate([[0], np.cumsum(freq)])
+    out = bytearray([0, precision]) + _varint(sum(1 for f in freq if f))
+    prev = 0
+    for s, f in enumerate(freq):
+        if f:
+            out += _varint(s - prev) + _varint(f)
+            prev = s
+    n = len(symbols)
+    if n == 0:
+        return bytes(out + _varint(0))
+    lanes = 8 if n >= 256 else 1
+    substreams = []
+    for j in range(lanes):
+        x = 1 << 16
+        words = []
+        for s in reversed(symbols[j::lanes].tolist()):
+            f, c = freq[s], int(cum[s])
+            if x >= f << (32 - precision):
+                words.append(x & 0xFFFF)
+                x >>= 16
+            x = ((x // f) << precision) + x % f + c
+        substreams.append(struct.pack("<I", x) + b"".join(struct.pack("<H", w) for w in reversed(words)))
+    body = b"".join(_varint(len(sub)) for sub in substreams[:-1]) + b"".join(substreams)
+    return bytes(out + _varint(len(body)) + body)
+
+
+def test_reference_quantizer_matches_spherecodec():
+    from spherecodec import entropy
+
+    rng = np.random.default_rng(1)
+    cases = [np.array([0, 5, 0, 0]), np.array([0, 0, 0, 9]), np.array([1000000, 1, 1, 0, 3])]
+    for _ in range(200):
+        size = int(rng.integers(2, 600))
+        counts = rng.integers(0, 3, size=size) * rng.integers(0, 10**int(rng.integers(1, 7)), size=size)
+        cases.append(counts)
+    for counts in cases:
+        m = int(np.count_nonzero(counts))
+        precision = entropy.choose_precision(max(m, 2))
+        expected = entropy.quantize_frequencies(counts, precision).tolist()
+        assert reference_quantize(counts, precision) == expected, counts
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 255, 256, 257, 3001])
+def test_reference_encoder_writes_spherecodec_stream_bytes(n):
+    from spherecodec import entropy
+
+    rng = np.random.default_rng(n)
+    x = load_sample().reshape(-1)[:n]
+    symbols = (x.view(np.uint32) >> 20).astype(np.int64)
+    assert reference_encode_stream(symbols, 4096) == entropy.encode_stream(symbols, 4096)
+    skewed = rng.geometric(0.7, size=n).clip(0, 63).astype(np.int64)
+    assert reference_encode_stream(skewed, 64) == entropy.encode_stream(skewed, 64)
