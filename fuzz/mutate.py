@@ -495,7 +495,7 @@ def mutate_entry(corpus, entry, rng):
         elif step == "shared":
             op = rng.randrange(4)
             if op == 0 or not parts.shared:
-                same = [e for e in corpus if e.codec == entry.codec]
+                same = [e for e in corpus if e.codec == entry.codec] or corpus
                 src = split(rng.choice(same).blob)
                 parts.shared = src.shared if src else b""
                 if rng.random() < 0.5:
