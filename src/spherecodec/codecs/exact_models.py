@@ -1,0 +1,376 @@
+"""The exact codec's levels >= 2: a fitted linear predictor selects per-value frequency tables.
+
+Level 1 (``exact.py``) codes every float32's 12-bit head symbol (sign, exponent, top three
+mantissa bits) with one table per chunk and stores the low 20 bits raw. Here each value's
+head symbol is coded with one of a few tables (its *context*), chosen from a prediction of
+the value made from the earlier coordinates of its row (``kernels.predict``):
+
+* level 2: no predictor; the prediction is the column mean, so contexts group columns
+  by mean and spread (column-group models);
+* level 3: each coordinate predicted from the first 32 coordinates of its row;
+* level 4: from every earlier coordinate (the Cholesky factor of the covariance).
+
+The model (predictor coefficients quantized to multiples of ``2**-COEF_SHIFT``, per-column
+bias and context scale, the frequency tables) is fitted once per blob in ``prepare`` and
+stored in the blob's shared section; chunks hold only raw bits and one rANS body. The
+number of contexts is chosen per blob by the measured entropy plus the tables' size, and a
+predictor whose coefficients cost more than they save is shrunk.
+
+Shared section (little endian)::
+
+    u8  model format (1)       u8  level
+    u16 dim                    u16 K (predictor coordinates)
+    u8  coefficient shift      u8  buckets     u8 classes     u8 rANS precision
+    f32 x dim  bias            f32 x dim gain  f32 x dim offset   u8 x dim class
+    entropy stream of the zigzagged coefficients (row k: columns k+1 .. dim-1, k < K)
+    classes x buckets frequency tables (``kernels.rans.write_table``)
+"""
+
+import contextlib
+import struct
+
+import numpy as np
+
+from .. import entropy
+from ..errors import CorruptBlobError
+from ..kernels import predict as _pk
+from ..kernels import rans as _rans
+from ..kernels.bits import pack_low_bits, raw_size
+
+MODEL_FORMAT = 1
+#: predictor coordinates per level (None: all earlier coordinates)
+LEVEL_PREDICTORS = {2: 0, 3: 32, 4: 128, 5: None}
+MAX_LEVEL = max(LEVEL_PREDICTORS)
+#: coefficients are multiples of 2**-COEF_SHIFT (measured: 2**-8 loses < 0.01 bit/value)
+COEF_SHIFT = 8
+#: (buckets, classes) candidates; the cheapest (entropy + tables) on the blob wins
+CONTEXT_CHOICES = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 4), (16, 4))
+#: prediction range mapped onto the buckets, in column standard deviations
+SPAN = 6.0
+RAW_BITS = 32 - 12
+_FIT_ROWS = 4096
+_PROBE_ROWS = 1024
+_HEAD = struct.Struct("<BBHHBBBB")
+_TABLE_BYTES_PER_SYMBOL = 3.0
+
+
+def _sanitized64(rows):
+    x = rows.astype(np.float64)
+    a = np.abs(x)
+    x[~((a >= 1e-30) & (a <= 1e30))] = 0.0
+    return x
+
+
+class Model:
+    """A fitted level >= 2 model: predictor, contexts and frequency tables."""
+
+    def __init__(self, level, dim, coef, bias, gain, offset, cls, buckets, classes, precision, freq):
+        self.level = level
+        self.dim = dim
+        self.coef = coef            # (K, dim) float32
+        self.bias = bias            # float32 per column
+        self.gain = gain
+        self.offset = offset
+        self.cls = cls              # uint8 per column
+        self.buckets = buckets
+        self.classes = classes
+        self.base = cls.astype(np.int64) * buckets
+        self.precision = precision
+        self.freq = freq            # (contexts, 4096) int64, each row sums to 2**precision or 0
+        self.cum = np.zeros_like(freq)
+        self.cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
+        self._slots = None
+        self._cache = None
+
+    @property
+    def predictors(self):
+        return self.coef.shape[0]
+
+    # -- fitting -----------------------------------------------------------------------
+    @classmethod
+    def fit(cls, rows, level):
+        """Fit the model of ``level`` on ``rows`` (float32, rows x dim); cache contexts.
+
+        The covariance comes from at most ``_FIT_ROWS`` rows; the predictor size and the
+        contexts are chosen on ``_PROBE_ROWS`` rows by estimated bits (symbols, tables and
+        coefficients); the tables are counted on every row.
+        """
+        n, d = rows.shape
+        sample = _sanitized64(rows[::max(1, n // _FIT_ROWS)])
+        m = max(1, sample.shape[0])
+        mu = sample.mean(axis=0) if sample.size else np.zeros(d)
+        centred = sample - mu
+        cov = centred.T @ centred / m
+        sd = np.sqrt(np.maximum(np.diag(cov), 0.0)) if d else np.zeros(0)
+        probe = np.ascontiguousarray(rows[::max(1, n // _PROBE_ROWS)])
+        probe_bits = probe.view(np.uint32)
+        scale = n / max(1, probe.shape[0])
+        best = None
+        for K in _predictor_choices(level, d):
+            coef, bias, coef_bits = _quantized_predictor(cov, mu, K)
+            pred = np.empty(probe.shape, dtype=np.float32)
+            _pk.predict_rows(probe, coef, bias, pred)
+            sr = (probe - pred).astype(np.float64).std(axis=0) if probe.size else np.zeros(d)
+            for buckets, classes in CONTEXT_CHOICES:
+                gain, offset, colcls = _context_params(sd, sr, buckets, classes, d)
+                counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
+                coded, tables = _cost(counts)
+                cost = coded * scale + tables + coef_bits
+                if best is None or cost < best[0]:
+                    best = (cost, coef, bias, buckets, classes, gain, offset, colcls)
+        _, coef, bias, buckets, classes, gain, offset, colcls = best
+        pred = np.empty((n, d), dtype=np.float32)
+        _pk.predict_rows(rows, coef, bias, pred)
+        ctx = np.empty((n, d), dtype=np.uint8)
+        _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
+        counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
+        _pk.context_histogram(rows.view(np.uint32), ctx, counts)
+        used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
+        precision = int(min(entropy.MAX_PRECISION, max(12, int(np.ceil(np.log2(max(2, 2 * used)))))))
+        freq = np.stack([entropy.quantize_frequencies(c, precision) for c in counts])
+        model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
+        model._cache = (rows, ctx)
+        return model
+
+    # -- shared section ----------------------------------------------------------------
+    def to_bytes(self):
+        """The shared section (see the module docstring)."""
+        d = self.dim
+        K = self.predictors
+        out = bytearray(_HEAD.pack(MODEL_FORMAT, self.level, d, K, COEF_SHIFT, self.buckets,
+                                   self.classes, self.precision))
+        for arr in (self.bias, self.gain, self.offset):
+            out += arr.astype("<f4").tobytes()
+        out += self.cls.astype(np.uint8).tobytes()
+        q = np.rint(self.coef.astype(np.float64) * (1 << COEF_SHIFT)).astype(np.int64)
+        upper = np.concatenate([q[k, k + 1:] for k in range(K)]) if K else np.zeros(0, np.int64)
+        zig = ((upper << 1) ^ (upper >> 63)).astype(np.uint32)
+        out += entropy.encode_stream(zig, 1 << 16)
+        buf = np.zeros(self.freq.shape[0] * (6 * _pk.ALPHABET + 4) + 4, dtype=np.uint8)
+        pos = 0
+        for row in self.freq:
+            pos = _rans.write_table(row, buf, pos)
+        out += buf[:pos].tobytes()
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data, level, dim):
+        """Parse and validate a shared section; CorruptBlobError on any inconsistency."""
+        data = np.ascontiguousarray(data, dtype=np.uint8)
+        if data.size < _HEAD.size:
+            raise CorruptBlobError("exact model section is truncated")
+        fmt, lvl, d, K, shift, buckets, classes, precision = _HEAD.unpack_from(data.tobytes()[:_HEAD.size])
+        if fmt != MODEL_FORMAT:
+            raise CorruptBlobError(f"unknown exact model format {fmt}")
+        if lvl != level:
+            raise CorruptBlobError(f"model of level {lvl} in a blob of level {level}")
+        if d != dim:
+            raise CorruptBlobError(f"model for {d} columns in a blob of {dim}")
+        if K > max(d - 1, 0) or shift != COEF_SHIFT:
+            raise CorruptBlobError("exact model predictor fields are invalid")
+        if not (1 <= buckets <= 64 and 1 <= classes <= 4) or not 10 <= precision <= entropy.MAX_PRECISION:
+            raise CorruptBlobError("exact model context fields are invalid")
+        pos = _HEAD.size
+        need = pos + 13 * d
+        if data.size < need:
+            raise CorruptBlobError("exact model section is truncated")
+        f = data[pos:pos + 12 * d].view("<f4").astype(np.float32).reshape(3, d)
+        if not np.isfinite(f).all():
+            raise CorruptBlobError("exact model holds non-finite parameters")
+        bias, gain, offset = (np.ascontiguousarray(f[i]) for i in range(3))
+        colcls = data[pos + 12 * d:need].copy()
+        if colcls.size and int(colcls.max()) >= classes:
+            raise CorruptBlobError("exact model column class out of range")
+        ncoef = _coef_count(K, d)
+        zig = np.empty(ncoef, dtype=np.uint32)
+        pos = entropy.decode_stream(data, need, 1 << 16, zig)
+        upper = (zig >> 1).astype(np.int64) ^ -(zig & 1).astype(np.int64)
+        coef = np.zeros((K, d), dtype=np.float32)
+        at = 0
+        for k in range(K):
+            coef[k, k + 1:] = upper[at:at + d - k - 1] / np.float32(1 << COEF_SHIFT)
+            at += d - k - 1
+        n_ctx = buckets * classes
+        size = 1 << precision
+        freq = np.zeros((n_ctx, _pk.ALPHABET), dtype=np.int64)
+        slot_table = np.zeros(n_ctx * size, dtype=np.uint32)
+        slot_symbol = np.zeros(n_ctx * size, dtype=np.uint16)
+        symbols = np.empty(min(_pk.ALPHABET, size), dtype=np.int64)
+        freqs = np.empty(min(_pk.ALPHABET, size), dtype=np.int64)
+        for c in range(n_ctx):
+            n_used, pos = _rans.read_table(data, pos, _pk.ALPHABET, precision, symbols, freqs,
+                                           slot_table[c * size:(c + 1) * size],
+                                           slot_symbol[c * size:(c + 1) * size])
+            if pos < 0:
+                raise CorruptBlobError(f"exact model frequency table {c} is invalid")
+            freq[c, symbols[:n_used]] = freqs[:n_used]
+        if pos != data.size:
+            raise CorruptBlobError(f"{data.size - pos} unexpected bytes after the exact model")
+        model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
+        model._slots = (slot_table, slot_symbol)
+        return model
+
+    # -- chunks ------------------------------------------------------------------------
+    def _contexts(self, rows):
+        cache = self._cache
+        if cache is not None:
+            base, ctx = cache
+            step = base.strides[0]
+            offset = rows.ctypes.data - base.ctypes.data
+            if (rows.shape[1] == base.shape[1] and step and offset % step == 0
+                    and 0 <= offset // step <= base.shape[0] - rows.shape[0]
+                    and rows.strides == base.strides and np.shares_memory(rows, base)):
+                start = offset // step
+                return ctx[start:start + rows.shape[0]]
+        pred = np.empty(rows.shape, dtype=np.float32)
+        _pk.predict_rows(rows, self.coef, self.bias, pred)
+        ctx = np.empty(rows.shape, dtype=np.uint8)
+        _pk.contexts_of(pred, self.gain, self.offset, self.base, self.buckets, ctx)
+        return ctx
+
+    def encode_chunk(self, rows, mode):
+        """Payload ``u8 mode | raw low bits | varint body size | rANS body``, or None.
+
+        None when a value's head symbol has no frequency in its context's table (rows the
+        model was not fitted on); the caller then codes the chunk at level 1.
+        """
+        n, d = rows.shape
+        bits = rows.view(np.uint32)
+        total = n * d
+        ctx = self._contexts(rows)
+        symbols = np.empty(total, dtype=np.uint16)
+        contexts = np.empty(total, dtype=np.uint8)
+        lanes = np.empty(total, dtype=np.uint8)
+        _pk.stream_order(bits, ctx, symbols, contexts, lanes)
+        body = np.empty(2 * total + 16, dtype=np.uint8)
+        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self.cum, self.precision, body)
+        if start < 0:
+            return None
+        nraw = raw_size(total, RAW_BITS)
+        size = body.size - start
+        out = np.empty(1 + nraw + 10 + size, dtype=np.uint8)
+        out[0] = mode
+        pack_low_bits(bits.reshape(-1), RAW_BITS, out[1:1 + nraw])
+        pos = _rans.write_varint(out, 1 + nraw, size)
+        out[pos:pos + size] = body[start:]
+        return out[:pos + size]
+
+    def decode_chunk(self, payload, out):
+        """Decode a payload written by ``encode_chunk`` into ``out`` (float32 rows x dim)."""
+        n, d = out.shape
+        if d != self.dim:
+            raise CorruptBlobError(f"chunk of {d} columns for a model of {self.dim}")
+        total = n * d
+        nraw = raw_size(total, RAW_BITS)
+        if payload.size < 1 + nraw:
+            raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
+        size, pos = _rans.read_varint(payload, 1 + nraw, payload.size)
+        if pos < 0 or pos + size != payload.size:
+            raise CorruptBlobError("chunk's rANS body length does not match its size")
+        if self._slots is None:
+            self._slots = _slot_tables(self.freq, self.precision)
+        slot_table, slot_symbol = self._slots
+        bits = out.view(np.uint32)
+        pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
+        status = _pk.decode_contexts(payload[pos:], payload[1:1 + nraw], slot_table, slot_symbol,
+                                     self.precision, self.coef, self.bias, self.gain, self.offset,
+                                     self.base, self.buckets, bits, pred)
+        if status != _pk.STATUS_OK:
+            raise CorruptBlobError("context-coded chunk does not decode cleanly")
+
+
+def _one_blas_thread():
+    """Keep LAPACK on one thread: on small matrices its thread start-up costs more than it saves."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it LAPACK uses its default threads
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _predictor_choices(level, d):
+    """Predictor sizes tried at ``level`` (each capped at ``d - 1``)."""
+    top = LEVEL_PREDICTORS[level]
+    top = d - 1 if top is None else min(top, d - 1)
+    return sorted({min(k, top) for k in (0, 16, 32, 64, 128, d - 1) if k <= top} | {max(top, 0)})
+
+
+def _quantized_predictor(cov, mu, K):
+    """(coef (K x d) float32, bias float32, estimated bits to store coef) for ``K`` predictors."""
+    d = cov.shape[0]
+    with _one_blas_thread():
+        A = _fit_predictor(cov, K)
+    q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767)
+    Aq = q / (1 << COEF_SHIFT)
+    bias = (mu - Aq @ mu).astype(np.float32)
+    coef = np.ascontiguousarray(Aq.T[:K]).astype(np.float32)
+    bits = 0.0
+    if K:
+        upper = np.concatenate([q[k + 1:, k] for k in range(K)]).astype(np.int64)
+        _, counts = np.unique(upper, return_counts=True)
+        bits = float(-(counts * np.log2(counts / upper.size)).sum()) + 24.0 * counts.size
+    return coef, bias, bits
+
+
+def _probe_counts(pred, bits, gain, offset, colcls, buckets, classes):
+    ctx = np.empty(pred.shape, dtype=np.uint8)
+    _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
+    counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
+    _pk.context_histogram(bits, ctx, counts)
+    return counts
+
+
+def _coef_count(K, d):
+    return sum(d - k - 1 for k in range(K))
+
+
+def _fit_predictor(cov, K):
+    """A[j, k]: weight of coordinate k < min(j, K) in the least-squares prediction of j."""
+    d = cov.shape[0]
+    A = np.zeros((d, d))
+    if K <= 0 or d < 2:
+        return A
+    ridge = 1e-6 * max(float(np.trace(cov)) / d, 1e-30)
+    c = cov + ridge * np.eye(d)
+    lower = np.linalg.cholesky(c[:K + 1, :K + 1])
+    unit = lower / np.diag(lower)[None, :]
+    # x = unit @ innovations, so innovations = inv(unit) @ x and x_j - innovation_j is the
+    # prediction of x_j from x_0 .. x_{j-1}
+    pred = np.eye(K + 1) - np.linalg.inv(unit)
+    A[:K + 1, :K + 1] = np.tril(pred, -1)
+    if K + 1 < d:
+        A[K + 1:, :K] = np.linalg.solve(c[:K, :K], c[:K, K + 1:]).T
+    return A
+
+
+def _context_params(sd, sr, buckets, classes, d):
+    scale = np.where(sd > 0, sd, 1.0)
+    gain = (buckets / (SPAN * scale)).astype(np.float32)
+    offset = np.full(d, buckets / 2.0, dtype=np.float32)
+    colcls = np.zeros(d, dtype=np.uint8)
+    if classes > 1 and d:
+        order = np.argsort(np.log(np.maximum(sr, 1e-30)), kind="stable")
+        colcls[order] = (np.arange(d) * classes // d).astype(np.uint8)
+    return gain, offset, colcls
+
+
+def _cost(counts):
+    """(bits of the symbols, bits of the tables) to code ``counts`` (contexts x alphabet)."""
+    total = counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bits = -np.where(counts > 0, counts * np.log2(counts / np.maximum(total, 1)), 0.0).sum()
+    return bits, 8 * _TABLE_BYTES_PER_SYMBOL * np.count_nonzero(counts)
+
+
+def _slot_tables(freq, precision):
+    size = 1 << precision
+    slot_table = np.zeros(freq.shape[0] * size, dtype=np.uint32)
+    slot_symbol = np.zeros(freq.shape[0] * size, dtype=np.uint16)
+    for c in range(freq.shape[0]):
+        at = c * size
+        for s in np.flatnonzero(freq[c]):
+            f = int(freq[c, s])
+            slot_table[c, at:at + f] = f | (np.arange(f, dtype=np.uint32) << 16)
+            slot_symbol[c, at:at + f] = s
+            at += f
+    return slot_table, slot_symbol

@@ -1,0 +1,243 @@
+"""Bit-exact linear prediction and context-modelled rANS for the exact codec's levels >= 2.
+
+Every float32 value ``x[r, j]`` gets a prediction ``p[r, j]`` from the earlier coordinates of
+its own row, and the prediction only *selects the frequency table* (the context) its
+12-bit head symbol (sign, exponent, top 3 mantissa bits) is coded with; the low 20 bits
+are stored raw. The decoder recomputes every prediction from values it already decoded, so
+the bits round trip whatever the prediction is: it only has to be the same on both sides.
+
+Determinism rules the code below follows:
+
+* the prediction of coordinate ``j`` is ``bias[j]`` plus ``coef[k, j] * s(x[k])`` for
+  ``k = 0, 1, ..., min(j, K) - 1``, added one at a time in that order, in float32, with a
+  separate multiply and add (no fastmath, so LLVM neither reassociates nor fuses them;
+  vectorising over ``j`` keeps each lane's order);
+* ``s(x)`` replaces values outside ``[1e-30, 1e30]`` in magnitude (zeros, subnormals,
+  infinities, NaNs) by 0, so predictions never see a subnormal, an infinity or a NaN and
+  a processor flushing subnormals to zero computes the same predictions;
+* the context is ``floor(p * gain[j] + offset[j])`` clamped to ``0 .. buckets - 1``, plus a
+  per-column base; no libm function anywhere.
+
+Stream order within a chunk: rows in blocks of ``BLOCK_ROWS``; within a block, column by
+column, row by row. Symbol ``i`` of that order uses rANS state ``i % 4``; the body is the
+four final states (u32 little endian each) then the 16-bit words in decoding order.
+"""
+
+import numpy as np
+from numba import njit
+
+RANS_L = 1 << 16
+BLOCK_ROWS = 16
+HEAD_SHIFT = 20
+ALPHABET = 1 << 12
+STATUS_OK = 0
+STATUS_CORRUPT = 1
+STATUS_UNMODELLED = 2
+_TINY = np.float32(1e-30)
+_HUGE = np.float32(1e30)
+_U = np.uint64
+
+
+@njit(inline="always")
+def _sanitize(x):
+    a = abs(x)
+    if a >= _TINY and a <= _HUGE:
+        return x
+    return np.float32(0.0)
+
+
+@njit(inline="always")
+def _context(p, gain, offset, buckets, base):
+    t = p * gain + offset
+    if t >= np.float32(0.0):
+        if t < np.float32(buckets):
+            return base + np.int64(t)
+        return base + buckets - 1
+    return base
+
+
+@njit(inline="always")
+def _update(pred, coef, k, xk, d):
+    # the one place predictions are accumulated: encoder and decoder both come here.
+    # Unsigned indices spare Numba's negative-index checks, which would stop LLVM from
+    # vectorising the loop (each lane still does its own multiply, then its own add).
+    crow = coef[k]
+    for jj in range(_U(k + 1), _U(d)):
+        pred[jj] += crow[jj] * xk
+
+
+@njit(nogil=True, cache=True)
+def predict_rows(values, coef, bias, pred):
+    """Prediction of every value of ``values`` (float32, rows x d) into ``pred`` (same shape).
+
+    ``coef`` is (K, d) float32: ``coef[k, j]`` weighs coordinate ``k < j`` in the
+    prediction of ``j`` (entries with ``j <= k`` are ignored); ``bias`` is float32 per column.
+    """
+    n, d = values.shape
+    K = min(coef.shape[0], d)
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for r in range(r0, r1):
+            for j in range(d):
+                pred[r, j] = bias[j]
+        # a block of rows shares each coefficient row while it sits in L1
+        for k in range(K):
+            for r in range(r0, r1):
+                _update(pred[r], coef, k, _sanitize(values[r, k]), d)
+
+
+@njit(nogil=True, cache=True)
+def contexts_of(pred, gain, offset, base, buckets, ctx):
+    """Context of every prediction: ``base[j] + clamp(floor(p * gain[j] + offset[j]))``."""
+    n, d = pred.shape
+    for r in range(n):
+        for j in range(d):
+            ctx[r, j] = _context(pred[r, j], gain[j], offset[j], buckets, base[j])
+
+
+@njit(nogil=True, cache=True)
+def stream_order(bits, ctx, symbols, contexts, lanes):
+    """Head symbols, contexts and rANS lanes of a chunk (rows x d) in stream order."""
+    n, d = bits.shape
+    i = 0
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for j in range(d):
+            for r in range(r0, r1):
+                symbols[i] = bits[r, j] >> HEAD_SHIFT
+                contexts[i] = ctx[r, j]
+                lanes[i] = (r - r0) & 3
+                i += 1
+
+
+@njit(nogil=True, cache=True)
+def context_histogram(values, ctx, counts):
+    """Add the head symbols of ``values`` (uint32) to ``counts[ctx, symbol]``."""
+    n, d = values.shape
+    for r in range(n):
+        for j in range(d):
+            counts[ctx[r, j], values[r, j] >> HEAD_SHIFT] += 1
+
+
+@njit(inline="always")
+def _encode_step(x, f, c, precision, out, pos):
+    overflow = x >= (f << (32 - precision))
+    out[pos - 2] = x & 0xFF
+    out[pos - 1] = (x >> 8) & 0xFF
+    if overflow:
+        x >>= 16
+        pos -= 2
+    q = x // f
+    return (q << precision) + (x - q * f) + c, pos
+
+
+@njit(nogil=True, cache=True)
+def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
+    """rANS-encode ``symbols``, symbol ``i`` with table ``contexts[i]`` and state ``lanes[i]``.
+
+    ``freq``/``cum`` are int64 (contexts x alphabet). The body fills ``out`` from its end
+    (``out`` needs ``2 * n + 16`` bytes); returns its start, or -1 when a symbol has no
+    frequency in its table (the caller then codes the chunk another way).
+    """
+    n = symbols.size
+    pos = out.size
+    xs = np.full(4, RANS_L, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        c = contexts[i]
+        s = symbols[i]
+        f = freq[c, s]
+        if f <= 0:
+            return -1
+        lane = lanes[i]
+        xs[lane], pos = _encode_step(xs[lane], f, cum[c, s], precision, out, pos)
+    for j in range(3, -1, -1):
+        x = xs[j]
+        pos -= 4
+        out[pos] = x & 0xFF
+        out[pos + 1] = (x >> 8) & 0xFF
+        out[pos + 2] = (x >> 16) & 0xFF
+        out[pos + 3] = (x >> 24) & 0xFF
+    return pos
+
+
+@njit(inline="always")
+def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, last, raw, v, nibbles):
+    slot = (_U(c) << _U(precision)) | _U(x & mask)
+    symbol = slot_symbol[slot]
+    e = slot_table[slot]
+    x = np.int64(e & 0xFFFF) * (x >> precision) + np.int64(e >> 16)
+    # branch-free renormalisation as in kernels.rans: a clamped load, kept on underflow
+    p = _U(min(pos, last))
+    w = np.int64(stream[p]) | (np.int64(stream[p + _U(1)]) << 8)
+    if x < RANS_L:
+        x = (x << 16) | w
+        pos += 2
+    low = np.uint32(raw[_U(2) * v]) | (np.uint32(raw[_U(2) * v + _U(1)]) << np.uint32(8))
+    nib = (np.uint32(raw[_U(nibbles) + (v >> _U(1))]) >> np.uint32(_U(4) * (v & _U(1)))) & np.uint32(0xF)
+    return x, pos, (np.uint32(symbol) << np.uint32(HEAD_SHIFT)) | (nib << np.uint32(16)) | low
+
+
+@njit(nogil=True, cache=True)
+def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias, gain, offset,
+                    base, buckets, out, pred):
+    """Decode a chunk: predictions, contexts and symbols interleaved; return a status.
+
+    ``out`` is uint32 (rows x d) and receives the values' bits; ``raw`` holds their low 20
+    bits (``kernels.bits`` layout: 16-bit plane, then 4-bit plane, row-major value order);
+    ``slot_table``/``slot_symbol`` are flat (contexts * 2**precision), context ``c``'s
+    slots at ``c << precision``; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
+    other arguments are those of ``predict_rows`` and ``contexts_of``; every
+    ``base[j] + buckets - 1`` must index a table.
+    """
+    n, d = out.shape
+    total = n * d
+    end = stream.size
+    if total == 0:
+        return STATUS_OK if end == 0 else STATUS_CORRUPT
+    if end < 16 or (end & 1):
+        return STATUS_CORRUPT
+    fout = out.view(np.float32)
+    K = min(coef.shape[0], d)
+    x0 = np.int64(stream[0]) | (np.int64(stream[1]) << 8) | (np.int64(stream[2]) << 16) | (np.int64(stream[3]) << 24)
+    x1 = np.int64(stream[4]) | (np.int64(stream[5]) << 8) | (np.int64(stream[6]) << 16) | (np.int64(stream[7]) << 24)
+    x2 = np.int64(stream[8]) | (np.int64(stream[9]) << 8) | (np.int64(stream[10]) << 16) | (np.int64(stream[11]) << 24)
+    x3 = (np.int64(stream[12]) | (np.int64(stream[13]) << 8) | (np.int64(stream[14]) << 16)
+          | (np.int64(stream[15]) << 24))
+    pos = 16
+    last = end - 2
+    mask = np.int64((1 << precision) - 1)
+    nibbles = 2 * total
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for r in range(r0, r1):
+            for j in range(d):
+                pred[r - r0, j] = bias[j]
+        for j in range(d):
+            g = gain[j]
+            o = offset[j]
+            b = base[j]
+            # lanes follow the row within the block: four independent dependency chains
+            for r in range(r0, r1, 4):
+                c = _context(pred[r - r0, j], g, o, buckets, b)
+                x0, pos, out[r, j] = _decode_value(x0, pos, c, slot_table, slot_symbol, precision, mask,
+                                                   stream, last, raw, _U(r * d + j), nibbles)
+                if r + 1 < r1:
+                    c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
+                    x1, pos, out[r + 1, j] = _decode_value(x1, pos, c, slot_table, slot_symbol, precision,
+                                                           mask, stream, last, raw, _U((r + 1) * d + j), nibbles)
+                if r + 2 < r1:
+                    c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
+                    x2, pos, out[r + 2, j] = _decode_value(x2, pos, c, slot_table, slot_symbol, precision,
+                                                           mask, stream, last, raw, _U((r + 2) * d + j), nibbles)
+                if r + 3 < r1:
+                    c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
+                    x3, pos, out[r + 3, j] = _decode_value(x3, pos, c, slot_table, slot_symbol, precision,
+                                                           mask, stream, last, raw, _U((r + 3) * d + j), nibbles)
+            if j < K:
+                for r in range(r0, r1):
+                    _update(pred[r - r0], coef, j, _sanitize(fout[r, j]), d)
+    if pos != end:
+        return STATUS_CORRUPT
+    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
+        return STATUS_CORRUPT
+    return STATUS_OK
