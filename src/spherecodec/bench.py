@@ -563,18 +563,26 @@ def _label_points(ax, pts, fontsize=7, group_exact=None):
     char_w, line_h = 0.6 * fontsize * px_per_pt, 1.25 * fontsize * px_per_pt
     placed = []
     steps = [3] + [v for k in range(1, 12) for v in (3 - 11 * k, 3 + 11 * k)]
+    top = ax.transAxes.transform((0, 0.9))[1]
     for x, y, r in sorted(pts, key=lambda p: (p[0], p[1])):
         px, py = ax.transData.transform((x, y))
-        w = char_w * len(r["name"])
-        for dy in steps:
+        label = _short_label(r["name"])
+        w = char_w * len(label)
+        # near the top edge, look downwards first so labels stay inside the axes
+        order = sorted(steps, key=lambda v: (v > 0, abs(v))) if py > top else steps
+        for dy in order:
             box = (px + 4 * px_per_pt, py + dy * px_per_pt, w)
             if not any(abs(box[1] - b[1]) < line_h and box[0] < b[0] + b[2] and b[0] < box[0] + w
                        for b in placed):
                 break
         placed.append(box)
-        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(4, dy),
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, dy),
                     fontsize=fontsize, va="bottom",
                     arrowprops=None if abs(dy) < 10 else {"arrowstyle": "-", "lw": 0.4, "color": "grey"})
+
+
+def _short_label(name):
+    return name.replace("max_abs_error=", "err ")
 
 
 def _plain_log_ticks(axis):
@@ -640,6 +648,8 @@ def write_plots(results, out_dir, title=""):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         _plot_points(ax, pts, legend="lower right")
         ax.set_xscale("log")
+        low = min(p[1] for p in pts)
+        ax.set_ylim(low - 0.05 * max(1 - low, 0.01), 1 + 0.15 * max(1 - low, 0.01))
         _plain_log_ticks(ax.xaxis)
         _label_points(ax, pts, group_exact=(0.02, 0.7))
         ax.set_xlabel("bytes per vector (log)")
