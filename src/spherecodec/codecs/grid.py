@@ -84,20 +84,21 @@ def encode_columns(codes, parts):
     ncols, n = codes.shape
     ids, groups = choose_groups(codes)
     perm = np.argsort(ids, kind="stable").astype(np.int64)
+    alphabet = kg.alphabet_size(MANTISSA_BITS)
     syms = np.empty(ncols * n, dtype=np.uint16)
-    raw = np.empty(7 * ncols * n + 8, dtype=np.uint8)
-    nraw = kg.symbolize(codes, perm, MANTISSA_BITS, syms, raw)
+    raw32 = np.empty(2 * ncols * n + 2, dtype=np.uint32)
+    counts = np.zeros((groups, alphabet), dtype=np.int64)
+    nraw = kg.symbolize(codes, perm, MANTISSA_BITS, syms, raw32, counts, ids[perm].astype(np.int64))
     parts.append(bytes([groups]))
     parts.append(_pack_nibbles(ids).tobytes())
-    alphabet = kg.alphabet_size(MANTISSA_BITS)
-    counts = np.bincount(ids, minlength=groups)
+    sizes = np.bincount(ids, minlength=groups)
     start = 0
     for g in range(groups):
-        stop = start + int(counts[g]) * n
-        parts.append(entropy.encode_stream(syms[start:stop], alphabet))
+        stop = start + int(sizes[g]) * n
+        parts.append(entropy.encode_stream(syms[start:stop], alphabet, counts=counts[g]))
         start = stop
     parts.append(_varint(nraw))
-    parts.append(raw[:nraw].tobytes())
+    parts.append(raw32.view(np.uint8)[:nraw].tobytes())
 
 
 def decode_columns(payload, pos, codes):
@@ -131,13 +132,14 @@ def decode_columns(payload, pos, codes):
         stop = start + int(counts[g]) * n
         pos = entropy.decode_stream(payload, pos, alphabet, syms[start:stop])
         start = stop
-    need = kg.raw_bits_needed(syms, MANTISSA_BITS)
-    if need < 0:
-        raise CorruptBlobError("symbol outside the code alphabet")
     nraw, pos = _read_varint(payload, pos)
-    if nraw != (need + 7) // 8 or pos + nraw > payload.size:
-        raise CorruptBlobError(f"raw section of {nraw} bytes does not match its {need} bits")
-    kg.desymbolize(syms, perm, MANTISSA_BITS, payload[pos:pos + nraw], codes)
+    if pos + nraw > payload.size:
+        raise CorruptBlobError("raw section runs past the end of the chunk")
+    raw32 = np.zeros((nraw + 3) // 4 + 1, dtype=np.uint32)
+    raw32.view(np.uint8)[:nraw] = payload[pos:pos + nraw]
+    used = kg.desymbolize(syms, perm, MANTISSA_BITS, raw32, codes)
+    if (used + 7) // 8 != nraw:
+        raise CorruptBlobError(f"raw section of {nraw} bytes does not match its {used} bits")
     return pos + nraw
 
 

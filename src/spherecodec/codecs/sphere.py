@@ -6,7 +6,7 @@ zero tails, zero rows and non-finite values survive, and the decoder is libm-fre
 
 Row ``x`` (d >= 2) is coded as its float32 norm ``r`` and d - 1 angle codes. The decoder
 walks the row keeping the tail radius ``R`` (starting at ``r``): column ``j < d - 2`` has
-latitude ``phi^ = q_j step / R``, value ``R sin(phi^)``, and leaves ``R cos(phi^)``. The grid
+latitude ``phi^ = (q_j step) (1 / R)``, value ``R sin(phi^)``, and leaves ``R cos(phi^)``. The grid
 of each angle is thus ``step / R``: every angle is quantized to the same Cartesian
 resolution however small its tail, and the encoder quantizes against the decoder's own
 ``R`` (closed loop), so angle errors do not pile up along the row. The last pair is

@@ -31,87 +31,67 @@ def _bitlen(a):
 
 
 @njit(nogil=True, cache=True)
-def symbolize(codes, perm, m, syms, raw):
-    """Symbols of ``codes`` (ncols, n) int64 in column order ``perm``; raw bits into ``raw``.
+def symbolize(codes, perm, m, syms, raw32, counts, group_of):
+    """Symbols of ``codes`` (ncols, n) int64 in column order ``perm``; raw bits into ``raw32``.
 
     ``syms`` (ncols * n) uint16 receives column ``perm[0]``'s symbols, then ``perm[1]``'s...
-    ``raw`` (uint8) needs ``7 * ncols * n + 8`` bytes. Returns the raw bytes used.
+    ``raw32`` (uint32) needs ``2 * ncols * n + 2`` words; ``counts`` (groups, alphabet)
+    int64, zeroed, receives each group's symbol histogram (``group_of[c]`` is the group
+    of the c-th column in ``perm`` order). Returns the raw bytes used.
     """
     ncols, n = codes.shape
     small = np.int64(1) << (m + 1)
     top = np.int64(1) << m
     acc = _U(0)
     nacc = 0
-    pos = 0
+    p = 0
     k = 0
     for c in range(ncols):
         col = perm[c]
+        g = group_of[c]
         for i in range(n):
             v = codes[col, i]
             a = -v if v < 0 else v
-            if a < small:
-                syms[k] = a
-                nr = 0
-            else:
-                cls = _bitlen(a)
-                nr = cls - 1 - m
-                syms[k] = ((cls - m) << m) + ((a >> nr) - top)
+            cls = _bitlen(a)
+            nr = max(cls - 1 - m, 0)
+            sym = ((cls - m) << m) + ((a >> nr) - top) if a >= small else a
+            syms[k] = sym
+            counts[g, sym] += 1
             k += 1
-            if a == 0:
-                continue
-            field = _U(a) & ((_U(1) << _U(nr)) - _U(1))
-            field |= _U(1 if v < 0 else 0) << _U(nr)
-            nb = nr + 1
+            # raw field: nr low bits, then the sign (only when a != 0)
+            field = (_U(a) & ((_U(1) << _U(nr)) - _U(1))) | (_U(1 if v < 0 else 0) << _U(nr))
+            nb = nr + (1 if a != 0 else 0)
             if nb > 32:
                 acc |= (field & _U(0xFFFFFFFF)) << _U(nacc)
-                nacc += 32
+                raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+                p += 1
+                acc >>= _U(32)
                 field >>= _U(32)
                 nb -= 32
-                while nacc >= 32:
-                    for b in range(4):
-                        raw[pos + b] = (acc >> _U(8 * b)) & _U(0xFF)
-                    pos += 4
-                    acc >>= _U(32)
-                    nacc -= 32
             acc |= field << _U(nacc)
             nacc += nb
             if nacc >= 32:
-                for b in range(4):
-                    raw[pos + b] = (acc >> _U(8 * b)) & _U(0xFF)
-                pos += 4
+                raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+                p += 1
                 acc >>= _U(32)
                 nacc -= 32
-    while nacc > 0:
-        raw[pos] = acc & _U(0xFF)
-        pos += 1
-        acc >>= _U(8)
-        nacc -= 8
-    return pos
+    if nacc > 0:
+        raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+    return 4 * p + (nacc + 7) // 8
+
+
+@njit(inline="always")
+def _word(raw32, p):
+    return _U(raw32[p]) if p < raw32.size else _U(0)
 
 
 @njit(nogil=True, cache=True)
-def raw_bits_needed(syms, m):
-    """Raw bits that the symbols ``syms`` call for (-1 if a symbol is out of range)."""
-    small = np.int64(1) << (m + 1)
-    limit = np.int64(CODE_BITS + 1 - m) << m
-    total = 0
-    for k in range(syms.size):
-        s = np.int64(syms[k])
-        if s >= limit:
-            return -1
-        if s >= small:
-            total += (s >> m)
-        elif s:
-            total += 1
-    return total
-
-
-@njit(nogil=True, cache=True)
-def desymbolize(syms, perm, m, raw, codes):
+def desymbolize(syms, perm, m, raw32, codes):
     """Inverse of ``symbolize``: codes (ncols, n) int64 from symbols and raw bits.
 
-    The caller checks first that ``raw`` holds ``raw_bits_needed`` bits (rounded up to
-    bytes); reads past its end see zeros, never memory outside it.
+    ``raw32`` holds the raw section as little-endian words (zero padded); reads past its
+    end see zeros. Returns the number of raw bits consumed (the caller checks it against
+    the section's length).
     """
     ncols, n = codes.shape
     small = np.int64(1) << (m + 1)
@@ -119,47 +99,48 @@ def desymbolize(syms, perm, m, raw, codes):
     mmask = top - 1
     acc = _U(0)
     nacc = 0
-    pos = 0
-    size = raw.size
+    p = 0
+    used = 0
     k = 0
     for c in range(ncols):
         col = perm[c]
         for i in range(n):
             s = np.int64(syms[k])
             k += 1
-            if s == 0:
-                codes[col, i] = 0
-                continue
-            if s < small:
-                a = s
-                nr = 0
-            else:
-                nr = (s >> m) - 1
-                a = (s & mmask) + top
-            nb = nr + 1
-            field = _U(0)
-            got = 0
-            while got < nb:
+            big = s >= small
+            nr = (s >> m) - 1 if big else 0
+            a = (s & mmask) + top if big else s
+            nb = nr + (1 if s != 0 else 0)
+            used += nb
+            if nb > 32:
+                # rare (codes of more than 33 bits): the low 32 bits first
                 if nacc < 32:
-                    if pos + 4 <= size:
-                        w = (_U(raw[pos]) | (_U(raw[pos + 1]) << _U(8)) | (_U(raw[pos + 2]) << _U(16))
-                             | (_U(raw[pos + 3]) << _U(24)))
-                    else:
-                        w = _U(0)
-                        for b in range(4):
-                            if pos + b < size:
-                                w |= _U(raw[pos + b]) << _U(8 * b)
-                    acc |= w << _U(nacc)
+                    acc |= _word(raw32, p) << _U(nacc)
+                    p += 1
                     nacc += 32
-                    pos += 4
-                take = min(nb - got, 32)
-                field |= (acc & ((_U(1) << _U(take)) - _U(1))) << _U(got)
-                acc >>= _U(take)
-                nacc -= take
-                got += take
+                low = acc & _U(0xFFFFFFFF)
+                acc >>= _U(32)
+                nacc -= 32
+                rest = nb - 32
+                if nacc < rest:
+                    acc |= _word(raw32, p) << _U(nacc)
+                    p += 1
+                    nacc += 32
+                field = low | ((acc & ((_U(1) << _U(rest)) - _U(1))) << _U(32))
+                acc >>= _U(rest)
+                nacc -= rest
+            else:
+                if nacc < nb:
+                    acc |= _word(raw32, p) << _U(nacc)
+                    p += 1
+                    nacc += 32
+                field = acc & ((_U(1) << _U(nb)) - _U(1))
+                acc >>= _U(nb)
+                nacc -= nb
             a = (a << nr) | np.int64(field & ((_U(1) << _U(nr)) - _U(1)))
             neg = (field >> _U(nr)) & _U(1)
             codes[col, i] = -a if neg else a
+    return used
 
 
 @njit(nogil=True, cache=True)

@@ -186,7 +186,8 @@ def spherical_inverse(norms, angles, out):
 # Row i keeps a running tail radius R (starting at its stored norm). Column j's value is the
 # latitude phi = asin(x_j / R), put on the grid of step ``step / R``: the integer
 # q = round(phi R / step) is what gets coded, and both sides compute
-#   phi^ = (q * step) / R,   x^_j = R sin(phi^),   R <- R cos(phi^).
+#   phi^ = (q * step) * (1 / R),   x^_j = R sin(phi^),   R <- R cos(phi^)
+# (phi^ = 0 when R = 0).
 # Every angle's step is worth the same Cartesian distance ``step``, whatever the tail, and
 # the encoder quantizes against the decoder's own R, so errors do not accumulate.
 
@@ -218,6 +219,7 @@ def sphere_quantize(xt, rows, radius, step, eps, q, scratch, index, delta, count
     ``count[0]`` their number. Column-major, so that the loop over rows vectorises.
     """
     ncol, n = q.shape
+    inv_step = 1.0 / step
     xh = scratch[0]
     flag = scratch[1]
     cnt = count[0]
@@ -226,14 +228,14 @@ def sphere_quantize(xt, rows, radius, step, eps, q, scratch, index, delta, count
         for i in range(n):
             rad = radius[i]
             pos = rad > 0.0
+            inv = 1.0 / rad if pos else 0.0
             v = xt[j, i]
-            t = _finite_or_zero(v) / rad if pos else 0.0
-            t = min(1.0, max(-1.0, t))
-            scale = rad / step
+            t = min(1.0, max(-1.0, _finite_or_zero(v) * inv))
+            scale = rad * inv_step
             qq = np.rint(_asin(t) * scale)
             qmax = np.floor(_PHI_ENC * scale)
             qq = min(qmax, max(-qmax, qq))
-            phi = (qq * step) / rad if pos else 0.0
+            phi = (qq * step) * inv
             s, c = _sincos(phi)
             x32 = np.float32(rad * s)
             radius[i] = rad * c
@@ -263,7 +265,7 @@ def sphere_reconstruct(q, radius, step, out_t):
         for i in range(n):
             rad = radius[i]
             qq = np.float64(q[j, i])
-            phi = (qq * step) / rad if rad > 0.0 else 0.0
+            phi = (qq * step) * (1.0 / rad) if rad > 0.0 else 0.0
             bad |= not (abs(phi) <= PHI_LIMIT)
             bad |= (qq != 0.0) & (rad <= 0.0)
             s, c = _sincos(phi)
