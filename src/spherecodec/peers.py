@@ -34,6 +34,8 @@ class Peer:
     exact = True
     #: encode/decode accept a thread count
     threaded = False
+    #: decode uses more than one thread when given them (else only encode does)
+    threaded_decode = True
     #: what the table says about the peer's settings
     description = ""
 
@@ -78,6 +80,7 @@ class Zstd(Peer):
     name = "zstd-3"
     package = module = "zstandard"
     threaded = True
+    threaded_decode = False  # zstd frames decode on one thread
     description = "zstandard level 3 on the raw bytes (threads: compression only)"
 
     def encode(self, arr, threads=1):
