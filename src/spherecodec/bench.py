@@ -233,12 +233,21 @@ def parse_codec_spec(spec):
 
 
 def default_codec_specs():
-    """Every registered codec (default parameters), then ``DEFAULT_VARIANTS`` of those present."""
+    """Every registered codec (default parameters), then ``DEFAULT_VARIANTS`` of those present,
+    and the exact codec at its highest level."""
     names = available_codecs()
-    return names + [v for name in names for v in DEFAULT_VARIANTS.get(name, [])]
+    specs = names + [v for name in names for v in DEFAULT_VARIANTS.get(name, [])]
+    try:
+        from .codecs.exact_models import MAX_LEVEL
+    except ImportError:
+        MAX_LEVEL = 1
+    if "exact" in names and MAX_LEVEL > 1:
+        specs.insert(names.index("exact") + 1, f"exact:level={MAX_LEVEL}")
+    return specs
 
 
-def _codec_label(name, params):
+def codec_label(name, params):
+    """Table label of a codec with parameters: ``name`` or ``name(key=value,...)``."""
     if not params:
         return name
     return name + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
@@ -248,7 +257,7 @@ def _codec_candidate(spec):
     name, params = parse_codec_spec(spec)
     if ":" not in spec:
         params = dict(CODEC_PARAMS.get(name, {}))
-    label = _codec_label(name, params)
+    label = codec_label(name, params)
     try:
         cls = get_codec(name)
     except ValueError as exc:
