@@ -234,7 +234,8 @@ def sphere_quantize(xt, rows, radius, step, eps, q, scratch, index, delta, count
             scale = rad * inv_step
             qq = np.rint(_asin(t) * scale)
             qmax = np.floor(_PHI_ENC * scale)
-            qq = min(qmax, max(-qmax, qq))
+            # + 0.0 turns a rounded -0.0 into the +0.0 that the decoder's integer code gives
+            qq = min(qmax, max(-qmax, qq)) + 0.0
             phi = (qq * step) * inv
             s, c = _sincos(phi)
             x32 = np.float32(rad * s)
