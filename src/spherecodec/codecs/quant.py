@@ -131,14 +131,14 @@ class QuantCodec(Codec):
         if rows.ndim != 2:
             rows = rows.reshape(-1, rows.shape[-1])
         rows = np.ascontiguousarray(rows)
-        if self.fitted and rows.shape[1] != self.dim:
+        if self.dim is not None and rows.shape[1] != self.dim:
             raise ValueError(f"codec was fitted on {self.dim}-dimensional rows, got {rows.shape[1]}")
         return rows
 
     def prepare(self, rows):
         rows = self._check_rows(rows)
         if not self.fitted:
-            if rows.shape[0] == 0 and self.search_kind not in (None,):
+            if rows.shape[0] == 0:
                 raise ValueError(f"codec {self.name!r} cannot fit on an empty array; fit it first")
             self._fit(rows)
         return rows
@@ -162,12 +162,13 @@ class _Float16Base(QuantCodec):
         # raw: 2 payload bytes per 4 decoded; coded: >= raw_bits payload bits per 32 decoded
         self.max_expansion = 32.0 / raw_bits if self.entropy else 2.0
 
-    def _fit(self, rows):
-        self.dim = None  # nothing to fit: stays usable on any width
-
     @property
     def fitted(self):
-        return False
+        # nothing to fit: always ready, for rows of any width
+        return True
+
+    def _fit(self, rows):
+        pass
 
     def _to_u16(self, rows):
         raise NotImplementedError
