@@ -451,7 +451,7 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
     for r in results.values():
         sizes = r.pop("_sizes", set())
         if len(sizes) > 1:
-            r["notes"].append(f"blob size varies between runs ({min(sizes)}..{max(sizes)} bytes)")
+            r["notes"].append(f"blob size differs between runs or thread counts ({min(sizes)}..{max(sizes)} bytes; ratio from threads=1)")
         if r["status"] == "ok":
             for t, secs in r["encode_seconds"].items():
                 r["encode_mbps"][t] = _median_mbps(base.nbytes, secs)
