@@ -1,6 +1,8 @@
 """The benchmark tool: table, JSON and plots written, exactness judged bit for bit, peers that
 are missing or broken reported instead of crashing, recall@k computed right."""
 
+import contextlib
+import io
 import json
 import os
 
@@ -27,9 +29,6 @@ def cli_run(tmp_path_factory, real_rows):
     out = tmp / "out"
     argv = [str(path), "--codecs", "exact", "--peers", "--threads", "2", "--repeats", "2",
             "--out", str(out), "-q"]
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         status = bench.main(argv)
@@ -73,6 +72,7 @@ def test_cli_judges_exactness_by_bits_and_measures_lossy_error(cli_run):
     assert exact["ratio"] > 1.1  # real embeddings: sign/exponent bits are very skewed
     assert exact["compressed_bytes"] == len(spherecodec.encode(np.load(DATA)[:144]))
     assert len(exact["encode_seconds"]["1"]) == 2 and len(exact["encode_seconds"]["2"]) == 2
+    assert len(exact["decode_cpu_seconds"]["2"]) == 2 and min(exact["decode_cpu_seconds"]["1"]) >= 0
     assert exact["decode_mbps"]["1"] > 0 and exact["decode_mbps"]["2"] > 0
     installed = {p.name: p for p in peers.all_peers() if p.available()}
     assert "zstd-3" in installed  # the bench extra installs it
