@@ -151,3 +151,71 @@ def test_bound_is_guaranteed_even_when_the_grid_is_too_coarse(monkeypatch, codec
     x[6, 10] = -1e-9
     blob = check_bound(x, codec, 7.4505806e-08)
     assert x.nbytes / len(blob) < 1.4  # the exceptions did cost bytes: the patch took effect
+
+
+# --- the exact codec's spherical transform ------------------------------------------------
+
+def chunk_modes(blob):
+    from common import parse_layout
+
+    return [c[0] for c in parse_layout(blob)["chunks"]]
+
+
+@pytest.mark.parametrize("transform", ["spherical", "auto"])
+def test_exact_spherical_transform_is_bit_exact(transform):
+    from common import check_round_trip_exact
+
+    x = load_sample()[:200].copy()
+    x[3, 5] = np.nan
+    x[4] = 0.0
+    x[5, 100:] = 0.0
+    x[6, 7] = -np.inf
+    x[7, 0] = np.float32(3e38)
+    blob = check_round_trip_exact(x, "exact", transform=transform, chunk_rows=64)
+    assert spherecodec.info(blob)["params"]["transform"] == transform
+    if transform == "spherical":
+        assert set(chunk_modes(blob)) == {3}
+    check_round_trip_exact(raw_tokens()[:50], "exact", transform=transform)
+    for shape in [(5, 1), (4, 2), (7,), (0, 3)]:
+        check_round_trip_exact(np.random.default_rng(1).standard_normal(shape).astype(np.float32),
+                               "exact", transform=transform)
+    # other dtypes take the plain coding
+    check_round_trip_exact(np.arange(12, dtype=np.float64).reshape(3, 4), "exact", transform=transform)
+
+
+def test_exact_default_transform_keeps_the_plain_bytes():
+    from spherecodec.codecs.exact import ExactCodec
+
+    x = load_sample()[:64]
+    plain = spherecodec.encode(x, "exact")
+    assert spherecodec.encode(x, "exact", transform=None) == plain
+    assert spherecodec.encode(x, "exact", transform="none") == plain
+    assert "transform" not in spherecodec.info(plain)["params"]
+    check_config_round_trip(ExactCodec(transform="auto"))
+    with pytest.raises(ValueError):
+        ExactCodec(transform="polar")
+
+
+def test_exact_auto_picks_the_smaller_chunk():
+    from spherecodec.codecs.sphere import EXACT_STEP
+
+    x = load_sample()[:128]
+    # vectors that lie on the spherical grid have a zero residual: spherical wins there,
+    # while plain wins on raw float32 embeddings
+    on_grid = np.empty_like(x)
+    codes, _, _ = quantize_rows(x, EXACT_STEP, np.inf)
+    reconstruct_rows(codes, EXACT_STEP, on_grid)
+    data = np.concatenate([on_grid, x])
+    auto = spherecodec.encode(data, "exact", transform="auto", chunk_rows=128)
+    assert chunk_modes(auto) == [3, 0]
+    plain = spherecodec.encode(data, "exact", chunk_rows=128)
+    sph = spherecodec.encode(data, "exact", transform="spherical", chunk_rows=128)
+    assert len(auto) < min(len(plain), len(sph))
+    assert (spherecodec.decode(auto).view(np.uint32) == data.view(np.uint32)).all()
+
+
+def test_exact_spherical_damaged_blobs_raise():
+    x = load_sample()[:40]
+    blob = spherecodec.encode(x, "exact", transform="spherical", chunk_rows=16)
+    check_truncations(blob, max_lengths=40)
+    assert check_corruptions(blob, n=80)["plain"] == 80

@@ -20,6 +20,8 @@ MAX_SYMBOL_BITS = 15
 MODE_CODED = 0
 MODE_STORED = 1
 MODE_MODELLED = 2  # levels >= 2: context-modelled chunk (codecs/exact_models.py)
+MODE_SPHERICAL = 3  # transform="spherical"/"auto": angles + exact residual (codecs/sphere.py)
+TRANSFORMS = ("none", "spherical", "auto")
 
 
 @register_codec
@@ -42,13 +44,20 @@ class ExactCodec(Codec):
         code each value's head symbol with a table chosen from a bit-exact linear
         prediction (2: column groups only, 3: predicted from 32 coordinates, 4: from all
         earlier ones); float32 only. See docs/exact-levels.md.
+    transform : {None, "none", "spherical", "auto"}
+        float32 rows of 2 or more values: "spherical" codes sphere-codec angles plus the
+        exact residual to the original bits; "auto" keeps per chunk the smaller of that and
+        the plain coding. None/"none" (default): plain. See docs/sphere.md.
     """
 
     name = "exact"
     dtypes = tuple(_LAYOUT)
     max_expansion = 16.0  # >= 1 raw bit per value of <= 16 bits, or stored verbatim
 
-    def __init__(self, *, mantissa_bits=None, entropy="numba", level=1):
+    def __init__(self, *, mantissa_bits=None, entropy="numba", level=1, transform=None):
+        if transform is not None and transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS} or None, not {transform!r}")
+        self.transform = "none" if transform is None else transform
         from .exact_models import MAX_LEVEL
 
         if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not 1 <= level <= MAX_LEVEL:
@@ -72,6 +81,8 @@ class ExactCodec(Codec):
         config = {"mantissa_bits": self.mantissa_bits, "entropy": self.entropy}
         if self.level != 1:  # absent at level 1, so level-1 blobs keep their bytes
             config["level"] = self.level
+        if self.transform != "none":  # absent by default, so plain blobs keep their bytes
+            config["transform"] = self.transform
         return config
 
     def _layout(self, dtype):
@@ -110,6 +121,13 @@ class ExactCodec(Codec):
         self._model = Model.from_bytes(data, self.level, dim) if data.size else None
 
     def encode_chunk(self, rows):
+        if self.transform != "none" and rows.dtype == np.float32:
+            from .sphere import encode_exact_spherical
+
+            return encode_exact_spherical(self, rows, MODE_SPHERICAL)
+        return self._encode_chunk_plain(rows)
+
+    def _encode_chunk_plain(self, rows):
         if self._model is not None and rows.dtype == np.float32:
             payload = self._model.encode_chunk(rows, MODE_MODELLED)
             if payload is not None and payload.size <= 1 + rows.nbytes:
@@ -142,6 +160,10 @@ class ExactCodec(Codec):
                 raise CorruptBlobError(f"stored chunk holds {payload.size - 1} bytes, {values.nbytes} expected")
             values[:] = payload[1:].view(np.dtype(utype).newbyteorder("<"))
             return
+        if mode == MODE_SPHERICAL and self.transform != "none":
+            from .sphere import decode_exact_spherical
+
+            return decode_exact_spherical(payload, out)
         if mode == MODE_MODELLED and self.level > 1:
             if self._model is None:
                 raise CorruptBlobError("context-modelled chunk in a blob without a model")
