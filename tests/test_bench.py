@@ -50,6 +50,7 @@ def test_cli_writes_markdown_json_and_png_plots(cli_run):
     _, _, out = cli_run
     md = (out / "results.md").read_text()
     assert "| codec | from | bit-exact | ratio |" in md
+    assert "| enc MB/s 1T cpu | dec MB/s 1T cpu |" in md
     assert "144 base rows compressed, 16 held-out queries" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["ratio_vs_decode_speed.png", "ratio_vs_max_error.png",
