@@ -41,6 +41,10 @@ MODEL_FORMAT = 1
 #: predictor coordinates per level (None: all earlier coordinates)
 LEVEL_PREDICTORS = {2: 0, 3: 32, 4: 128, 5: None}
 MAX_LEVEL = max(LEVEL_PREDICTORS)
+#: bounds on the predictor, so that a forged model cannot make the decoder allocate at will
+MAX_PREDICTORS = 512
+MAX_COEFFICIENTS = 1 << 22
+MAX_CONTEXTS = 64
 #: coefficients are multiples of 2**-COEF_SHIFT (measured: 2**-8 loses < 0.01 bit/value)
 COEF_SHIFT = 8
 #: (buckets, classes) candidates; the cheapest (entropy + tables) on the blob wins
@@ -55,7 +59,8 @@ _TABLE_BYTES_PER_SYMBOL = 3.0
 
 
 def _sanitized64(rows):
-    x = rows.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # signalling NaNs
+        x = rows.astype(np.float64)
     a = np.abs(x)
     x[~((a >= 1e-30) & (a <= 1e30))] = 0.0
     return x
@@ -91,6 +96,9 @@ class Model:
     def fit(cls, rows, level):
         """Fit the model of ``level`` on ``rows`` (float32, rows x dim); cache contexts.
 
+        Returns None when no model is estimated to beat level 1 (small arrays: the model's
+        tables and coefficients would cost more than they save).
+
         The covariance comes from at most ``_FIT_ROWS`` rows; the predictor size and the
         contexts are chosen on ``_PROBE_ROWS`` rows by estimated bits (symbols, tables and
         coefficients); the tables are counted on every row.
@@ -110,14 +118,24 @@ class Model:
             coef, bias, coef_bits = _quantized_predictor(cov, mu, K)
             pred = np.empty(probe.shape, dtype=np.float32)
             _pk.predict_rows(probe, coef, bias, pred)
-            sr = (probe - pred).astype(np.float64).std(axis=0) if probe.size else np.zeros(d)
-            for buckets, classes in CONTEXT_CHOICES:
-                gain, offset, colcls = _context_params(sd, sr, buckets, classes, d)
-                counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
-                coded, tables = _cost(counts)
-                cost = coded * scale + tables + coef_bits
-                if best is None or cost < best[0]:
-                    best = (cost, coef, bias, buckets, classes, gain, offset, colcls)
+            sr = (_sanitized64(probe) - pred).std(axis=0) if probe.size else np.zeros(d)
+            # buckets centred on 0 line up with the head symbol's sign; centred on the
+            # column mean they suit columns far from 0
+            for centre in (np.zeros(d), mu):
+                for buckets, classes in CONTEXT_CHOICES:
+                    gain, offset, colcls = _context_params(centre, sd, sr, buckets, classes, d)
+                    counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
+                    coded, tables = _cost(counts)
+                    cost = coded * scale + tables + coef_bits
+                    if best is None or cost < best[0]:
+                        best = (cost, coef, bias, buckets, classes, gain, offset, colcls)
+        # the model's own fields, and what level 1 would spend: one table per ~1 MiB chunk
+        fixed = 8.0 * (_HEAD.size + 13 * d)
+        plain_counts = np.bincount((probe_bits >> _pk.HEAD_SHIFT).reshape(-1), minlength=_pk.ALPHABET)
+        plain_coded, plain_table = _cost(plain_counts[None, :])
+        chunks = -(-n * d * 4 // (1 << 20))
+        if best is None or best[0] + fixed >= plain_coded * scale + plain_table * chunks:
+            return None
         _, coef, bias, buckets, classes, gain, offset, colcls = best
         pred = np.empty((n, d), dtype=np.float32)
         _pk.predict_rows(rows, coef, bias, pred)
@@ -126,7 +144,8 @@ class Model:
         counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
         _pk.context_histogram(rows.view(np.uint32), ctx, counts)
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
-        precision = int(min(entropy.MAX_PRECISION, max(12, int(np.ceil(np.log2(max(2, 2 * used)))))))
+        # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
+        precision = 12 if used <= 2048 else 13
         freq = np.stack([entropy.quantize_frequencies(c, precision) for c in counts])
         model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
         model._cache = (rows, ctx)
@@ -166,9 +185,9 @@ class Model:
             raise CorruptBlobError(f"model of level {lvl} in a blob of level {level}")
         if d != dim:
             raise CorruptBlobError(f"model for {d} columns in a blob of {dim}")
-        if K > max(d - 1, 0) or shift != COEF_SHIFT:
+        if K > max(d - 1, 0) or K > MAX_PREDICTORS or K * d > MAX_COEFFICIENTS or shift != COEF_SHIFT:
             raise CorruptBlobError("exact model predictor fields are invalid")
-        if not (1 <= buckets <= 64 and 1 <= classes <= 4) or not 10 <= precision <= entropy.MAX_PRECISION:
+        if not (1 <= buckets and 1 <= classes and buckets * classes <= MAX_CONTEXTS) or not 12 <= precision <= 13:
             raise CorruptBlobError("exact model context fields are invalid")
         pos = _HEAD.size
         need = pos + 13 * d
@@ -184,7 +203,8 @@ class Model:
         ncoef = _coef_count(K, d)
         zig = np.empty(ncoef, dtype=np.uint32)
         pos = entropy.decode_stream(data, need, 1 << 16, zig)
-        upper = (zig >> 1).astype(np.int64) ^ -(zig & 1).astype(np.int64)
+        wide = zig.astype(np.int64)
+        upper = (wide >> 1) ^ -(wide & 1)
         coef = np.zeros((K, d), dtype=np.float32)
         at = 0
         for k in range(K):
@@ -291,8 +311,8 @@ def _one_blas_thread():
 def _predictor_choices(level, d):
     """Predictor sizes tried at ``level`` (each capped at ``d - 1``)."""
     top = LEVEL_PREDICTORS[level]
-    top = d - 1 if top is None else min(top, d - 1)
-    return sorted({min(k, top) for k in (0, 16, 32, 64, 128, d - 1) if k <= top} | {max(top, 0)})
+    top = min(d - 1 if top is None else top, d - 1, MAX_PREDICTORS, MAX_COEFFICIENTS // max(d, 1))
+    return sorted({k for k in (0, 16, 32, 64, 128, d - 1) if 0 <= k <= top} | {max(top, 0)})
 
 
 def _quantized_predictor(cov, mu, K):
@@ -300,7 +320,7 @@ def _quantized_predictor(cov, mu, K):
     d = cov.shape[0]
     with _one_blas_thread():
         A = _fit_predictor(cov, K)
-    q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767)
+    q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767) + 0.0  # + 0.0: no -0.0 coefficients
     Aq = q / (1 << COEF_SHIFT)
     bias = (mu - Aq @ mu).astype(np.float32)
     coef = np.ascontiguousarray(Aq.T[:K]).astype(np.float32)
@@ -343,10 +363,12 @@ def _fit_predictor(cov, K):
     return A
 
 
-def _context_params(sd, sr, buckets, classes, d):
+def _context_params(centre, sd, sr, buckets, classes, d):
+    """Per-column gain, offset, class: bucket = floor((p - centre) / sd * buckets / SPAN + buckets / 2)."""
     scale = np.where(sd > 0, sd, 1.0)
-    gain = (buckets / (SPAN * scale)).astype(np.float32)
-    offset = np.full(d, buckets / 2.0, dtype=np.float32)
+    gain64 = buckets / (SPAN * scale)
+    gain = gain64.astype(np.float32)
+    offset = (buckets / 2.0 - centre * gain64).astype(np.float32)
     colcls = np.zeros(d, dtype=np.uint8)
     if classes > 1 and d:
         order = np.argsort(np.log(np.maximum(sr, 1e-30)), kind="stable")
@@ -356,10 +378,12 @@ def _context_params(sd, sr, buckets, classes, d):
 
 def _cost(counts):
     """(bits of the symbols, bits of the tables) to code ``counts`` (contexts x alphabet)."""
-    total = counts.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bits = -np.where(counts > 0, counts * np.log2(counts / np.maximum(total, 1)), 0.0).sum()
-    return bits, 8 * _TABLE_BYTES_PER_SYMBOL * np.count_nonzero(counts)
+    totals = counts.sum(axis=1)
+    used = counts > 0
+    c = counts[used].astype(np.float64)
+    row_totals = np.broadcast_to(totals[:, None], counts.shape)[used]
+    bits = float(-(c * np.log2(c / row_totals)).sum())
+    return bits, 8 * _TABLE_BYTES_PER_SYMBOL * c.size
 
 
 def _slot_tables(freq, precision):

@@ -1,0 +1,276 @@
+"""The exact codec's levels >= 2: bit-exact round trips, model choice, format checks, kernels."""
+
+import json
+
+import numpy as np
+import pytest
+
+import spherecodec
+from common import (DATA, assert_same_bits, build_blob, check_config_round_trip, check_corruptions,
+                    check_round_trip_exact, check_truncations, load_sample, parse_layout,
+                    refresh_checksums)
+from spherecodec.codecs.exact import MODE_CODED, MODE_MODELLED, ExactCodec
+from spherecodec.codecs.exact_models import LEVEL_PREDICTORS, MAX_LEVEL, Model
+from spherecodec.errors import CorruptBlobError, SpherecodecError, UnsupportedError
+from spherecodec.kernels import predict as pk
+
+GOLDEN = DATA / "golden-exact-levels"
+LEVELS = list(range(2, MAX_LEVEL + 1))
+
+
+def correlated(rows=2400, dim=48, seed=0):
+    """Unit-norm rows with a low-rank structure plus noise, like embeddings but smaller."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((8, dim))
+    x = rng.standard_normal((rows, 8)) @ basis + 0.3 * rng.standard_normal((rows, dim))
+    x = x * rng.uniform(0.2, 3.0, size=dim) + rng.uniform(-4.0, 4.0, size=dim)  # columns differ
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return correlated()
+
+
+def chunk_modes(blob):
+    return [c[0] for c in parse_layout(blob)["chunks"]]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_levels_round_trip_bit_exact_with_uneven_chunks(data, level):
+    # 37-row chunks end in a partial block of 16 rows whose last lanes are unused
+    blob = check_round_trip_exact(data, level=level, chunk_rows=37)
+    assert set(chunk_modes(blob)) == {MODE_MODELLED}
+    assert spherecodec.info(blob)["params"]["level"] == level
+    assert_same_bits(spherecodec.decode_rows(blob, 30, 80), data[30:80])
+
+
+def test_stronger_levels_compress_correlated_data_better(data):
+    sizes = {level: len(spherecodec.encode(data, level=level)) for level in [1] + LEVELS}
+    assert sizes[2] < sizes[1]
+    assert sizes[3] < 0.98 * sizes[2]  # the predictor, not just the column groups
+    assert sizes[MAX_LEVEL] <= sizes[3]
+
+
+def test_special_values_round_trip_through_the_model(data):
+    x = data.copy()
+    u = x.view(np.uint32)
+    specials = np.array([0x7FC00001, 0xFFBADBAD, 0x7F800000, 0xFF800000, 0x80000000, 0, 1,
+                         0x807FFFFF, 0x7F7FFFFF, 0x00800000], dtype=np.uint32)
+    rng = np.random.default_rng(1)
+    spots = rng.choice(x.size, size=300, replace=False)
+    u.reshape(-1)[spots] = specials[np.arange(spots.size) % specials.size]
+    x[5, :] = np.nan  # a whole row the predictor must survive
+    for level in (2, MAX_LEVEL):
+        blob = check_round_trip_exact(x, level=level, chunk_rows=100)
+        assert set(chunk_modes(blob)) == {MODE_MODELLED}
+
+
+def test_level_1_bytes_do_not_change(data):
+    blob = spherecodec.encode(data, level=1)
+    assert blob == spherecodec.encode(data)
+    assert "level" not in spherecodec.info(blob)["params"]
+
+
+def test_small_arrays_fall_back_to_level_1_chunks():
+    x = load_sample()  # 512 rows: tables and coefficients would cost more than they save
+    for level in LEVELS:
+        blob = check_round_trip_exact(x, level=level)
+        layout = parse_layout(blob)
+        assert layout["shared"] == b"" and set(chunk_modes(blob)) == {MODE_CODED}
+        assert len(blob) <= len(spherecodec.encode(x)) + 16  # only the level in the metadata
+
+
+def test_real_token_embeddings_round_trip_at_every_level():
+    x = np.load(DATA / "minilm-tokens-raw-256.npy")
+    x = np.concatenate([x] * 8)  # big enough for a model to pay; still real values
+    for level in LEVELS:
+        blob = check_round_trip_exact(x, level=level)
+        if level >= 3:
+            assert MODE_MODELLED in chunk_modes(blob)
+
+
+def test_rows_the_model_never_saw_fall_back_to_level_1(data):
+    codec = ExactCodec(level=3)
+    codec.prepare(data)
+    codec.load_shared(np.frombuffer(codec.shared_bytes(), np.uint8), np.float32, data.shape[1])
+    other = correlated(64, 48, seed=7)
+    other[0, 0] = np.float32(3e38)  # a head symbol no table holds
+    payload = np.asarray(codec.encode_chunk(other))
+    assert payload[0] == MODE_CODED
+    out = np.empty_like(other)
+    codec.decode_chunk(payload, out)
+    assert_same_bits(out, other)
+    seen = np.asarray(codec.encode_chunk(np.ascontiguousarray(data[:64])))
+    assert seen[0] == MODE_MODELLED
+
+
+@pytest.mark.parametrize("bad", [0, MAX_LEVEL + 1, -1, True, 2.0, "2", None])
+def test_level_is_validated(bad):
+    with pytest.raises(ValueError):
+        ExactCodec(level=bad)
+
+
+def test_level_arguments():
+    with pytest.raises(ValueError, match="mantissa_bits"):
+        ExactCodec(level=2, mantissa_bits=5)
+    assert ExactCodec(level=2, mantissa_bits=3).level == 2
+    for dtype in (np.float64, np.float16):
+        with pytest.raises(UnsupportedError, match="float32"):
+            spherecodec.encode(np.zeros((4, 4), dtype), level=2)
+    for level in [1] + LEVELS:
+        check_config_round_trip(ExactCodec(level=level))
+
+
+def test_empty_and_degenerate_arrays(data):
+    for x in (np.zeros((0, 8), np.float32), np.zeros((5, 0), np.float32), np.zeros((300, 1), np.float32),
+              np.ones((400, 3), np.float32), data[:, :2].copy()):
+        check_round_trip_exact(x, level=MAX_LEVEL)
+
+
+@pytest.fixture(scope="module")
+def modelled_blob(data):
+    blob = spherecodec.encode(data[:600], level=3, chunk_rows=200)
+    assert parse_layout(blob)["shared"] and set(chunk_modes(blob)) == {MODE_MODELLED}
+    return blob
+
+
+def test_damaged_modelled_blobs_raise_or_decode_to_the_announced_shape(modelled_blob):
+    raised = check_corruptions(modelled_blob, n=120)
+    assert raised["plain"] == 120
+    check_truncations(modelled_blob, max_lengths=60)
+
+
+def test_damaged_model_sections_raise(modelled_blob):
+    layout = parse_layout(modelled_blob)
+    shared = layout["shared"]
+
+    def rebuilt(shared=shared, meta=layout["meta"], chunks=layout["chunks"]):
+        return build_blob(meta=meta, chunks=chunks, shared=shared)
+
+    assert_same_bits(spherecodec.decode(rebuilt()), spherecodec.decode(modelled_blob))
+    cases = {
+        "truncated": shared[:-1],
+        "trailing byte": shared + b"\0",
+        "format": b"\x07" + shared[1:],
+        "level": shared[:1] + b"\x04" + shared[2:],
+        "dim": shared[:2] + b"\x07\x00" + shared[4:],
+        "predictors": shared[:4] + b"\xff\x00" + shared[6:],
+        "buckets": shared[:7] + b"\xff" + shared[8:],
+        "precision": shared[:9] + b"\x0f" + shared[10:],
+        "nan bias": shared[:10] + np.float32(np.nan).tobytes() + shared[14:],
+        "empty": b"\x01",
+    }
+    for name, damaged in cases.items():
+        with pytest.raises(CorruptBlobError):
+            spherecodec.decode(rebuilt(shared=damaged))
+    # a modelled chunk needs its model: in a level-1 blob it is an unknown mode
+    meta = dict(layout["meta"], params={k: v for k, v in layout["meta"]["params"].items() if k != "level"})
+    with pytest.raises(CorruptBlobError, match="unknown chunk mode 2"):
+        spherecodec.decode(rebuilt(shared=b"", meta=meta))
+    with pytest.raises(CorruptBlobError, match="without a model"):
+        spherecodec.decode(rebuilt(shared=b""))
+    # a level the model was not written for
+    meta = json.loads(json.dumps(layout["meta"]))
+    meta["params"]["level"] = 2
+    with pytest.raises(CorruptBlobError, match="level"):
+        spherecodec.decode(rebuilt(meta=meta))
+
+
+def test_chunk_body_damage_is_caught_by_the_decoder(modelled_blob):
+    layout = parse_layout(modelled_blob)
+    chunk = bytearray(layout["chunks"][0])
+    for pos in (len(chunk) - 1, len(chunk) - 40, len(chunk) // 2 + 7):
+        damaged = bytearray(chunk)
+        damaged[pos] ^= 0x5A
+        blob = build_blob(meta=layout["meta"], chunks=[bytes(damaged)] + layout["chunks"][1:],
+                          shared=layout["shared"])
+        try:
+            out = spherecodec.decode(refresh_checksums(blob))
+        except SpherecodecError:
+            continue
+        # raw low bits carry no redundancy: a flip there changes one value's low bits only
+        diff = np.flatnonzero(out.view(np.uint32).reshape(-1) != spherecodec.decode(modelled_blob)
+                              .view(np.uint32).reshape(-1))
+        assert diff.size <= 2
+
+
+def test_predictions_follow_the_documented_float32_order(data):
+    """The kernel's predictions equal numpy's, added one coordinate at a time in float32."""
+    rng = np.random.default_rng(3)
+    n, d, K = 70, data.shape[1], 20
+    x = data[:n].copy()
+    x[0, 3] = np.float32(1e-40)  # subnormal: the predictor reads it as 0
+    x[1, 2] = np.inf
+    coef = (rng.integers(-300, 300, size=(K, d)) / 256).astype(np.float32)
+    bias = rng.standard_normal(d).astype(np.float32)
+    pred = np.empty_like(x)
+    pk.predict_rows(x, coef, bias, pred)
+    clean = np.where((np.abs(x) >= 1e-30) & (np.abs(x) <= 1e30), x, np.float32(0))
+    expected = np.tile(bias, (n, 1))
+    for k in range(K):
+        expected[:, k + 1:] = expected[:, k + 1:] + coef[k, k + 1:] * clean[:, k:k + 1]
+    assert_same_bits(pred, expected)
+
+
+def test_context_clamps_and_handles_extremes():
+    pred = np.array([[-1e30, -0.2, 0.0, 0.05, 0.2, 1e30]], dtype=np.float32)
+    d = pred.shape[1]
+    ctx = np.empty(pred.shape, dtype=np.uint8)
+    gain = np.full(d, 10.0, np.float32)
+    offset = np.full(d, 4.0, np.float32)
+    pk.contexts_of(pred, gain, offset, np.full(d, 8, np.int64), 8, ctx)
+    assert ctx.tolist() == [[8, 10, 12, 12, 14, 15]]
+
+
+def test_model_section_round_trips(data):
+    model = Model.fit(data, 3)
+    again = Model.from_bytes(np.frombuffer(model.to_bytes(), np.uint8), 3, data.shape[1])
+    assert again.to_bytes() == model.to_bytes()
+    assert 0 < model.predictors <= LEVEL_PREDICTORS[3]
+    assert_same_bits(again.coef, model.coef)
+
+
+def _golden_blobs():
+    return sorted(GOLDEN.glob("*.sphc"))
+
+
+def test_golden_set_is_present():
+    names = {p.stem for p in _golden_blobs()}
+    assert {"level2", f"level{MAX_LEVEL}"} <= names
+
+
+@pytest.mark.parametrize("path", _golden_blobs(), ids=lambda p: p.stem)
+def test_golden_level_blobs_decode_and_reencode_identically(path):
+    blob = path.read_bytes()
+    expected = np.load(path.with_suffix(".npy"))
+    assert_same_bits(spherecodec.decode(blob), expected)
+    meta = spherecodec.info(blob)
+    assert meta["params"]["level"] == int(path.stem.removeprefix("level"))
+    assert MODE_MODELLED in chunk_modes(blob)
+    for threads in (1, 2):
+        again = spherecodec.encode(expected, meta["codec"], threads=threads, chunk_rows=meta["chunk_rows"],
+                                   **meta["params"])
+        assert again == blob, f"{path.stem}: today's encoder writes different bytes"
+
+
+def make_golden():
+    """Write the golden blobs (run once: python tests/test_exact_levels.py)."""
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    # values in +-(0.5, 1) share exponent and follow one factor: small tables and a
+    # strong prediction, so a model pays on 6400 values
+    rng = np.random.default_rng(11)
+    factor = rng.uniform(-1, 1, size=(800, 1)) * rng.uniform(0.5, 1, size=8)
+    x = (0.75 + 0.2 * factor + 0.01 * rng.standard_normal((800, 8))).astype(np.float32)
+    x[:, 4:] *= -1  # column groups of their own sign: level 2's model pays too
+    x.view(np.uint32)[3, 5] = 0x7FC00123  # a NaN payload
+    x[7, 2] = -np.inf
+    for level in (2, MAX_LEVEL):
+        blob = spherecodec.encode(x, level=level, chunk_rows=300)
+        (GOLDEN / f"level{level}.sphc").write_bytes(blob)
+        np.save(GOLDEN / f"level{level}.npy", x)
+
+
+if __name__ == "__main__":
+    make_golden()
