@@ -34,3 +34,4 @@ def available_codecs():
 from . import exact  # noqa: E402,F401
 from . import quant, pq  # noqa: E402,F401
 from . import grid, sphere  # noqa: E402,F401
+from . import dive  # noqa: E402,F401

@@ -1,0 +1,116 @@
+"""Baselines that DIVE is measured against: truncation, PCA, random projection and an
+unsupervised Matryoshka-Adaptor-style residual adapter. Each has ``fit(x) -> self`` and a
+pure-numpy ``transform(x)`` returning L2-normalised (rows, dim_out) float32 rows."""
+
+import numpy as np
+
+from ._numpy import as_float32_rows, l2_normalize, residual_mlp
+from .adapter import _positive_int, pca_basis
+
+__all__ = ["Truncation", "PCA", "RandomProjection", "MatryoshkaAdaptor"]
+
+
+class _Reducer:
+    def __init__(self, dim_in, dim_out):
+        self.dim_in = _positive_int("dim_in", dim_in)
+        self.dim_out = _positive_int("dim_out", dim_out)
+        if self.dim_out > self.dim_in:
+            raise ValueError(f"dim_out={dim_out} exceeds dim_in={dim_in}")
+
+    def fit(self, x):
+        """Fit on (rows, dim_in) embeddings; returns ``self``."""
+        as_float32_rows(x, self.dim_in, name="embeddings")
+        return self
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.dim_in}, {self.dim_out})"
+
+
+class Truncation(_Reducer):
+    """The first ``dim_out`` coordinates, renormalised (what Matryoshka-trained models expect)."""
+
+    def transform(self, x):
+        """Reduced, L2-normalised rows."""
+        return l2_normalize(as_float32_rows(x, self.dim_in)[:, :self.dim_out])
+
+
+class PCA(_Reducer):
+    """Projection on the top principal directions, renormalised.
+
+    ``center=False`` (default) uses the uncentred second-moment matrix: for cosine search on
+    MiniLM it beats centred PCA (recall@10 0.781 vs 0.750 at 4x, 0.606 vs 0.591 at 8x), so it
+    is the stronger baseline.
+    """
+
+    def __init__(self, dim_in, dim_out, *, center=False):
+        super().__init__(dim_in, dim_out)
+        self.center = bool(center)
+        self.mean = np.zeros(self.dim_in, np.float32)
+        self.basis = None
+
+    def fit(self, x):
+        """Fit the basis on (rows, dim_in) embeddings; returns ``self``."""
+        x = as_float32_rows(x, self.dim_in, name="embeddings")
+        self.mean = x.mean(axis=0, dtype=np.float64).astype(np.float32) if self.center \
+            else np.zeros(self.dim_in, np.float32)
+        self.basis = pca_basis(x - self.mean, self.dim_out)
+        return self
+
+    def transform(self, x):
+        """Reduced, L2-normalised rows."""
+        if self.basis is None:
+            raise ValueError("PCA is not fitted")
+        return l2_normalize((as_float32_rows(x, self.dim_in) - self.mean) @ self.basis)
+
+
+class RandomProjection(_Reducer):
+    """A seeded random orthonormal projection (Johnson-Lindenstrauss), renormalised."""
+
+    def __init__(self, dim_in, dim_out, *, seed=0):
+        super().__init__(dim_in, dim_out)
+        rng = np.random.default_rng(seed)
+        q, _ = np.linalg.qr(rng.standard_normal((self.dim_in, self.dim_out)))
+        self.basis = np.ascontiguousarray(q.astype(np.float32))
+
+    def transform(self, x):
+        """Reduced, L2-normalised rows."""
+        return l2_normalize(as_float32_rows(x, self.dim_in) @ self.basis)
+
+
+class MatryoshkaAdaptor(_Reducer):
+    """Unsupervised Matryoshka-Adaptor-style baseline: a residual MLP on the full space,
+    trained so that the truncated, renormalised output keeps the frozen similarities of
+    each row's top-k neighbours (plus all in-batch pairs, weighted ``pair_weight``, and a
+    reconstruction term). ``fit`` needs torch; ``transform`` is numpy."""
+
+    def __init__(self, dim_in, dim_out, *, hidden=512, seed=0):
+        super().__init__(dim_in, dim_out)
+        self.hidden = _positive_int("hidden", hidden)
+        self.seed = _positive_int("seed", seed, minimum=0)
+        self.params = None
+        self.history = []
+
+    def fit(self, x, *, epochs=5, batch_size=64, lr=1e-4, weight_decay=0.01, neighbours=10,
+            random_candidates=512, pair_weight=1.0, reconstruction_weight=1.0, steps_per_epoch=50,
+            threads=None, progress=True):
+        """Train on (rows, dim_in) embeddings; returns ``self``."""
+        x = as_float32_rows(x, self.dim_in, name="embeddings")
+        if x.shape[0] < 3:
+            raise ValueError("fit needs at least 3 embeddings")
+        from ._train import train_matryoshka
+
+        self.params, self.history = train_matryoshka(
+            self, x, epochs=_positive_int("epochs", epochs), batch_size=_positive_int("batch_size", batch_size),
+            lr=lr, weight_decay=weight_decay, neighbours=neighbours, random_candidates=random_candidates,
+            pair_weight=pair_weight, reconstruction_weight=reconstruction_weight,
+            steps_per_epoch=steps_per_epoch, threads=threads, progress=progress)
+        return self
+
+    def transform(self, x):
+        """Reduced, L2-normalised rows (numpy)."""
+        rows = as_float32_rows(x, self.dim_in)
+        if self.params is None:
+            return l2_normalize(rows[:, :self.dim_out])  # zero residual: plain truncation
+        p = self.params
+        full = residual_mlp(rows, p["w1"], p["b1"], p["ln_gamma"], p["ln_beta"], p["w2"], p["b2"])
+        return l2_normalize(full[:, :self.dim_out])
