@@ -47,9 +47,9 @@ def quantize_rows(rows, step, max_abs_error):
     bit differences) for the values the decoder would put beyond ``max_abs_error``.
     """
     n, d = rows.shape
-    xt = np.empty((d, n), dtype=np.float64)
+    xt = np.ascontiguousarray(rows.T)
     norms32 = np.empty(n, dtype=np.float32)
-    ks.prepare_rows(rows, _MAX_NORM_STEPS * step, xt, norms32)
+    ks.row_norms(rows, _MAX_NORM_STEPS * step, norms32)
     radius = norms32.astype(np.float64)
     codes = np.empty((d + 1, n), dtype=np.int64)
     index = np.empty(n * d, dtype=np.int64)

@@ -211,7 +211,7 @@ def _record(rows, i, j, xh, index, delta, cnt):
 def sphere_quantize(xt, rows, radius, step, eps, q, scratch, index, delta, count):
     """Closed-loop quantization of the polar angles, column after column.
 
-    ``xt`` (d, n) float64 holds the values column-major (non-finite ones are coded as 0),
+    ``xt`` (d, n) holds the values column-major (non-finite ones are coded as 0),
     ``radius`` (n,) the starting radii (updated in place to the tail radius R^ left for
     the last pair), ``q`` (d - 2, n) int64 receives the codes. Values the decoder would
     put beyond ``eps`` are appended to the exception arrays ``index`` (flat index into
@@ -229,7 +229,7 @@ def sphere_quantize(xt, rows, radius, step, eps, q, scratch, index, delta, count
             rad = radius[i]
             pos = rad > 0.0
             inv = 1.0 / rad if pos else 0.0
-            v = xt[j, i]
+            v = np.float64(xt[j, i])
             t = min(1.0, max(-1.0, _finite_or_zero(v) * inv))
             scale = rad * inv_step
             qq = np.rint(_asin(t) * scale)
@@ -291,14 +291,14 @@ def sphere_quantize_last(xt, rows, norms, radius, step, eps, c_out, ql_out, inde
     chain) and ``theta^ = (ql step) / R~``, then ``(R~ cos, R~ sin)``. The nearest codes
     are tried first, then their neighbours until both values are within ``eps``; what
     still misses goes to the exception arrays (see ``sphere_quantize``). Rows of norm 0
-    (zero, or set aside by ``prepare_rows``) code the pair as (0, 0).
+    (zero, or set aside by ``row_norms``) code the pair as (0, 0).
     """
     d = xt.shape[0]
     n = radius.size
     cnt = count[0]
     for i in range(n):
-        av0 = xt[d - 2, i]
-        bv0 = xt[d - 1, i]
+        av0 = np.float64(xt[d - 2, i])
+        bv0 = np.float64(xt[d - 1, i])
         live = norms[i] > 0
         av = _finite_or_zero(av0) if live else 0.0
         bv = _finite_or_zero(bv0) if live else 0.0
@@ -359,20 +359,17 @@ def sphere_reconstruct_last(c, ql, radius, step, out_t):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def prepare_rows(rows, max_norm, xt, norms32):
-    """Column-major float64 copy ``xt`` (d, n) of float32 ``rows`` (n, d), and their norms.
+def row_norms(rows, max_norm, norms32):
+    """Float32 norms of the float32 ``rows`` (n, d), summed in float64 in index order.
 
-    Non-finite values count as 0 in the norm (they become exceptions); a row whose float32
-    norm is not finite or reaches ``max_norm`` gets norm 0 (all its values become
-    exceptions).
+    Non-finite values count as 0 (they become exceptions); a row whose float32 norm is not
+    finite or reaches ``max_norm`` gets norm 0 (all its values become exceptions).
     """
     n, d = rows.shape
     for i in range(n):
         acc = 0.0
         for j in range(d):
-            v = np.float64(rows[i, j])
-            xt[j, i] = v
-            v = _finite_or_zero(v)
+            v = _finite_or_zero(np.float64(rows[i, j]))
             acc += v * v
         r = np.float32(np.sqrt(acc))
         norms32[i] = r if np.float64(r) < max_norm else np.float32(0.0)
