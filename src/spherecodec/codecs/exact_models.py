@@ -51,6 +51,8 @@ COEF_SHIFT = 8
 CONTEXT_CHOICES = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 4), (16, 4))
 #: prediction range mapped onto the buckets, in column standard deviations
 SPAN = 6.0
+#: (buckets, classes) used to compare predictor sizes
+_K_LAYOUT = (16, 2)
 RAW_BITS = 32 - 12
 _FIT_ROWS = 4096
 _PROBE_ROWS = 1024
@@ -113,22 +115,33 @@ class Model:
         probe = np.ascontiguousarray(rows[::max(1, n // _PROBE_ROWS)])
         probe_bits = probe.view(np.uint32)
         scale = n / max(1, probe.shape[0])
+        zero = np.zeros(d)
+
+        def evaluate(pred, sr, coef_bits, centre, buckets, classes):
+            gain, offset, colcls = _context_params(centre, sd, sr, buckets, classes, d)
+            counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
+            coded, tables = _cost(counts)
+            return coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls)
+
+        # the predictor size first, with one context layout; then every layout for it
         best = None
         for K in _predictor_choices(level, d):
             coef, bias, coef_bits = _quantized_predictor(cov, mu, K)
             pred = np.empty(probe.shape, dtype=np.float32)
             _pk.predict_rows(probe, coef, bias, pred)
             sr = (_sanitized64(probe) - pred).std(axis=0) if probe.size else np.zeros(d)
-            # buckets centred on 0 line up with the head symbol's sign; centred on the
-            # column mean they suit columns far from 0
-            for centre in (np.zeros(d), mu):
-                for buckets, classes in CONTEXT_CHOICES:
-                    gain, offset, colcls = _context_params(centre, sd, sr, buckets, classes, d)
-                    counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
-                    coded, tables = _cost(counts)
-                    cost = coded * scale + tables + coef_bits
-                    if best is None or cost < best[0]:
-                        best = (cost, coef, bias, buckets, classes, gain, offset, colcls)
+            cost, _ = evaluate(pred, sr, coef_bits, zero, *_K_LAYOUT)
+            if best is None or cost < best[0]:
+                best = (cost, coef, bias, pred, sr, coef_bits)
+        _, coef, bias, pred, sr, coef_bits = best
+        best = None
+        # buckets centred on 0 line up with the head symbol's sign; centred on the
+        # column mean they suit columns far from 0
+        for centre in (zero, mu):
+            for buckets, classes in CONTEXT_CHOICES:
+                cost, layout = evaluate(pred, sr, coef_bits, centre, buckets, classes)
+                if best is None or cost < best[0]:
+                    best = (cost, coef, bias) + layout
         # the model's own fields, and what level 1 would spend: one table per ~1 MiB chunk
         fixed = 8.0 * (_HEAD.size + 13 * d)
         plain_counts = np.bincount((probe_bits >> _pk.HEAD_SHIFT).reshape(-1), minlength=_pk.ALPHABET)

@@ -57,13 +57,15 @@ def _context(p, gain, offset, buckets, base):
 
 
 @njit(inline="always")
-def _update(pred, coef, k, xk, d):
+def _update(pred, r, coef, k, xk, d):
     # the one place predictions are accumulated: encoder and decoder both come here.
-    # Unsigned indices spare Numba's negative-index checks, which would stop LLVM from
-    # vectorising the loop (each lane still does its own multiply, then its own add).
-    crow = coef[k]
-    for jj in range(_U(k + 1), _U(d)):
-        pred[jj] += crow[jj] * xk
+    # Unsigned indices (and no row views, whose reference counts cost) spare Numba's
+    # negative-index checks, which would stop LLVM from vectorising the loop; each lane
+    # still does its own multiply, then its own add.
+    ur = _U(r)
+    uk = _U(k)
+    for jj in range(uk + _U(1), _U(d)):
+        pred[ur, jj] += coef[uk, jj] * xk
 
 
 @njit(nogil=True, cache=True)
@@ -83,7 +85,7 @@ def predict_rows(values, coef, bias, pred):
         # a block of rows shares each coefficient row while it sits in L1
         for k in range(K):
             for r in range(r0, r1):
-                _update(pred[r], coef, k, _sanitize(values[r, k]), d)
+                _update(pred, r, coef, k, _sanitize(values[r, k]), d)
 
 
 @njit(nogil=True, cache=True)
@@ -235,7 +237,7 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
                                                            mask, stream, last, raw, _U((r + 3) * d + j), nibbles)
             if j < K:
                 for r in range(r0, r1):
-                    _update(pred[r - r0], coef, j, _sanitize(fout[r, j]), d)
+                    _update(pred, r - r0, coef, j, _sanitize(fout[r, j]), d)
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
