@@ -65,6 +65,28 @@ class Sample:
     factory: object = None
 
 
+def _exact_model(level, **params):
+    """Factory: an exact codec of ``level`` whose model was fitted on 32,768 rows (a small
+    array alone gets none), so that the blob's shared section holds a model."""
+
+    def factory(arr):
+        from spherecodec.codecs.exact import ExactCodec
+        from spherecodec.codecs.exact_models import Model
+
+        class Prefitted(ExactCodec):  # writes ordinary "exact" blobs; keeps its model
+            def prepare(self, rows):
+                return rows
+
+        codec = Prefitted(level=level, **params)
+        train = np.tile(make_array("unit", (512, arr.shape[-1])), (64, 1))
+        codec._model = Model.fit(train, level)
+        if codec._model is None:
+            raise AssertionError(f"no level-{level} model fitted for the fuzz corpus")
+        return codec, {}
+
+    return factory
+
+
 def _exact():
     return [
         Sample("f32", {}, "raw", (24, 48), chunk_rows=7),
@@ -76,6 +98,16 @@ def _exact():
         Sample("f64-1d", {"entropy": "constriction"}, "gauss", (50,), "float64", chunk_rows=1),
         Sample("f32-3d", {}, "gauss", (3, 4, 10), chunk_rows=5),
         Sample("f32-empty", {}, "gauss", (0, 8), chunk_rows=3),
+        # levels >= 2 fit a model only on large arrays: these blobs carry one fitted on more rows
+        Sample("level2-model", data="unit", shape=(40, 32), chunk_rows=13, factory=_exact_model(2)),
+        Sample("level3-model", data="raw", shape=(30, 32), chunk_rows=9, factory=_exact_model(3)),
+        Sample("level4-model-constriction", data="unit", shape=(24, 32), chunk_rows=7,
+               factory=_exact_model(4, entropy="constriction")),
+        Sample("level3-small", {"level": 3}, "unit", (20, 40), chunk_rows=7),
+        # shapes where the spherical transform wins (mode 3 chunks) on most chunks
+        Sample("spherical", {"transform": "spherical"}, "unit", (120, 16), chunk_rows=40),
+        Sample("auto-zeros", {"transform": "auto"}, "zeros", (24, 48), chunk_rows=8),
+        Sample("auto-level3-special", {"transform": "auto", "level": 3}, "special", (20, 32), chunk_rows=6),
     ]
 
 
@@ -125,6 +157,30 @@ def _bounded():
     ]
 
 
+def _dive_factory(then, then_config=None, dim_out=16):
+    """Factory: codec "dive" with a small untrained (seeded, random-init) DiveAdapter."""
+
+    def factory(arr):
+        from spherecodec.dive import DiveAdapter
+
+        adapter = DiveAdapter(arr.shape[-1], dim_out, heads=2, hidden=32, init="random", seed=0)
+        return "dive", {"adapter": adapter, "then": then, "then_config": then_config or {}}
+
+    return factory
+
+
+def _dive():
+    return [
+        Sample("exact", data="unit", shape=(24, 48), chunk_rows=7, factory=_dive_factory("exact")),
+        Sample("int8-entropy", data="raw", shape=(30, 64), chunk_rows=11,
+               factory=_dive_factory("int8", {"entropy": True}, dim_out=24)),
+        Sample("grid", data="unit", shape=(20, 32), chunk_rows=6,
+               factory=_dive_factory("grid", {"max_abs_error": 1e-3}, dim_out=8)),
+        Sample("pq", data="unit", shape=(40, 48), chunk_rows=13,
+               factory=_dive_factory("pq", {"m": 4, "nbits": 3, "niter": 3})),
+    ]
+
+
 #: codec name -> function returning its samples. Every registered codec needs an entry.
 CODEC_SAMPLES = {
     "exact": _exact,
@@ -136,6 +192,7 @@ CODEC_SAMPLES = {
     "pq": _pq,
     "grid": _bounded,
     "sphere": _bounded,
+    "dive": _dive,
 }
 
 
@@ -573,9 +630,11 @@ def max_expansion(blob):
         return None
 
 
-#: decoder temporaries not proportional to the blob: per chunk in flight, the entropy
-#: stream's frequency and slot tables (2**15 slots: 6 B each, plus 2 x 8 B per symbol)
-PER_CHUNK_FIXED = 1 << 20
+#: decoder tables whose size does not follow the blob's: the rANS slot and symbol tables of
+#: the streams in flight (2**15 slots x 6 B, alphabet-sized arrays: about 1 MiB each) and the
+#: exact codec's level >= 2 context tables (at most 64 contexts of 2**13 slots plus 64 x 4096
+#: counts: about 5 MiB)
+FIXED_TABLES = 16 << 20
 #: per-chunk temporaries allowed, in multiples of the chunk's decoded bytes (grid and
 #: sphere hold int64 codes, 2x a float32 output, and a transposed copy, 1x)
 TEMP_FACTOR = 4
@@ -585,14 +644,13 @@ def allocation_bound(blob_size, expansion):
     """Bytes a decode of a ``blob_size``-byte blob may hold at once (measured by tracemalloc).
 
     With ``budget = max_expansion * size + ALLOCATION_SLACK`` (the most decoded bytes the
-    container accepts): the result and, for decode_rows, one scratch chunk (``2 * budget``),
-    per-chunk temporaries (``TEMP_FACTOR * budget``), copies of the blob's sections
-    (``2 * size``) and the fixed entropy tables of the chunks in flight.
+    container accepts; ``expansion`` None, a header that does not parse, counts 0): the
+    result and, for decode_rows, one scratch chunk (``2 * budget``), per-chunk temporaries
+    (``TEMP_FACTOR * budget``), copies of the blob's sections (``2 * size``) and the fixed
+    decoder tables (``FIXED_TABLES``).
     """
-    if expansion is None:  # the header does not parse: nothing may be decoded
-        expansion = 0.0
-    budget = expansion * blob_size + container.ALLOCATION_SLACK
-    return int((2 + TEMP_FACTOR) * budget + 2 * blob_size + 2 * PER_CHUNK_FIXED)
+    budget = (expansion or 0.0) * blob_size + container.ALLOCATION_SLACK
+    return int((2 + TEMP_FACTOR) * budget + 2 * blob_size + FIXED_TABLES)
 
 
 def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
@@ -657,7 +715,47 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
             for full in (decoded, must_equal):
                 if full is not None and _bits(part) != _bits(full.reshape(rows, meta["shape"][-1])[a:b]):
                     raise UnexpectedError(f"decode_rows({a}, {b}) disagrees with decode")
+        # the other readers of blobs: search on codes, and the memory-mapped file reader
+        dim = meta["shape"][-1]
+        if 0 < dim <= 4096 and rng.random() < 0.25:
+            queries = np.random.default_rng(rng.randrange(2**32)).standard_normal((2, dim)).astype(np.float32)
+            k = rng.choice([1, 5])
+            res, peak = call(lambda: _search()(blob, queries, k, threads=1))
+            found = judge("search", res, peak, expansion)
+            if found is not None:
+                scores, ids = found
+                if scores.shape != (2, k) or ids.shape != (2, k) or ((ids < -1) | (ids >= rows)).any():
+                    raise UnexpectedError(f"search gave {scores.shape} scores and ids {ids.tolist()} for {rows} rows")
+    if meta is not None and rng.random() < 0.0625:
+        res, _ = call(lambda: _read_file(blob))
+        whole = judge("BlobFile.read", res, None, expansion)
+        if whole is not None and decoded is not None and _bits(whole) != _bits(decoded):
+            raise UnexpectedError("BlobFile.read disagrees with decode")
+        if whole is not None and decoded is None:
+            raise UnexpectedError("BlobFile.read decoded a blob that decode refused")
     return "/".join(outcome)
+
+
+def _search():
+    from spherecodec.search import search
+
+    return search
+
+
+def _read_file(blob):
+    import os
+    import tempfile
+
+    from spherecodec.stream import BlobFile
+
+    fd, path = tempfile.mkstemp(suffix=".sphc")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        with BlobFile(path) as bf:
+            return bf.read(threads=1)
+    finally:
+        os.unlink(path)
 
 
 # --------------------------------------------------------------------------------------
