@@ -3,18 +3,24 @@
 Level 1 (``exact.py``) codes every float32's 12-bit head symbol (sign, exponent, top three
 mantissa bits) with one table per chunk and stores the low 20 bits raw. Here each value's
 head symbol is coded with one of a few tables (its *context*), chosen from a prediction of
-the value made from the earlier coordinates of its row (``kernels.predict``):
+the value made from the earlier coordinates of its row (``kernels.predict``); the low 20
+bits stay raw. The prediction only picks a table, so any prediction decodes exactly as
+long as the decoder computes the same one (see ``kernels.predict`` for how it does).
 
-* level 2: no predictor; the prediction is the column mean, so contexts group columns
-  by mean and spread (column-group models);
-* level 3: each coordinate predicted from the first 32 coordinates of its row;
-* level 4: from every earlier coordinate (the Cholesky factor of the covariance).
+Each level caps the predictor at K earlier coordinates (``LEVEL_PREDICTORS``):
 
-The model (predictor coefficients quantized to multiples of ``2**-COEF_SHIFT``, per-column
-bias and context scale, the frequency tables) is fitted once per blob in ``prepare`` and
-stored in the blob's shared section; chunks hold only raw bits and one rANS body. The
-number of contexts is chosen per blob by the measured entropy plus the tables' size, and a
-predictor whose coefficients cost more than they save is shrunk.
+* level 2: K = 0, the prediction is the column mean: contexts group columns (by mean
+  and spread); the column-group models;
+* level 3: K <= 32, level 4: K <= 128, level 5: every earlier coordinate (the Cholesky
+  factor of the covariance), cost growing with K (K multiply-adds per value, about).
+
+``Model.fit`` (called by the codec's ``prepare``, once per blob) fits the least-squares
+predictor on up to ``_FIT_ROWS`` rows, quantizes its coefficients to multiples of
+``2**-COEF_SHIFT``, then picks the predictor size (up to the level's K), the context
+layout (buckets of the prediction x classes of columns) and whether a model pays at all,
+by the estimated bits on ``_PROBE_ROWS`` rows: symbols, tables and coefficients. When
+none beats level 1 (small arrays) it returns None and the chunks are coded as at level 1.
+The model lives in the blob's shared section; chunks hold the raw bits and one rANS body.
 
 Shared section (little endian)::
 
@@ -336,6 +342,7 @@ def _quantized_predictor(cov, mu, K):
     q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767) + 0.0  # + 0.0: no -0.0 coefficients
     Aq = q / (1 << COEF_SHIFT)
     bias = (mu - Aq @ mu).astype(np.float32)
+    bias[np.abs(bias) < 1e-30] = 0  # no subnormal operand: flush-to-zero processors agree
     coef = np.ascontiguousarray(Aq.T[:K]).astype(np.float32)
     bits = 0.0
     if K:
@@ -379,7 +386,7 @@ def _fit_predictor(cov, K):
 def _context_params(centre, sd, sr, buckets, classes, d):
     """Per-column gain, offset, class: bucket = floor((p - centre) / sd * buckets / SPAN + buckets / 2)."""
     scale = np.where(sd > 0, sd, 1.0)
-    gain64 = buckets / (SPAN * scale)
+    gain64 = np.clip(buckets / (SPAN * scale), 1e-30, 1e30)
     gain = gain64.astype(np.float32)
     offset = (buckets / 2.0 - centre * gain64).astype(np.float32)
     colcls = np.zeros(d, dtype=np.uint8)
