@@ -200,7 +200,9 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
     native = _native(array.dtype)
     rows = _row_view(array)
     if type(codec).prepare is not Codec.prepare:
-        # the codec fits something on all rows: give it them at once, as encode does
+        # the codec may fit something on all rows: give it them at once, as encode does. For
+        # C-ordered native input (any .npy we write) this is a view of the memory map, so a
+        # prepare that fits nothing (exact level 1) reads nothing; the pages it did read go back
         rows = codec.prepare(np.ascontiguousarray(rows, dtype=native))
         release(0, None)
     out_dtype = codec.decoded_dtype(native)
