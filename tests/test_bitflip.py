@@ -22,16 +22,18 @@ CODECS = spherecodec.available_codecs()
 
 
 def small_blobs(codec):
-    """The codec's smallest corpus blob with >= 2 chunks, and its smallest entropy-coded one
-    when that is small too (raw and coded chunks go through different decoders)."""
+    """The codec's smallest corpus blob with >= 2 chunks, and its smallest one of another
+    kind (entropy-coded, transformed, special values) when that is small too: raw and
+    coded chunks go through different decoders."""
     mutate.check_table([codec])
     entries = [e for e in mutate.build_corpus([codec]) if len(mutate.split(e.blob).payloads) >= 2]
     assert entries, f"codec {codec!r} has no fuzz sample with two chunks or more"
     entries.sort(key=lambda e: len(e.blob))
     picked = [entries[0]]
-    coded = [e for e in entries if "entropy" in e.label or "constriction" in e.label]
-    if coded and coded[0] is not entries[0] and len(coded[0].blob) <= 1024:
-        picked.append(coded[0])
+    kinds = ("entropy", "constriction", "auto", "spherical", "special", "model")
+    other = [e for e in entries[1:] if any(k in e.label for k in kinds) and len(e.blob) <= 1024]
+    if other:
+        picked.append(other[0])
     return picked
 
 
