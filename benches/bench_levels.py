@@ -117,7 +117,11 @@ def sweep(path, sizes=(0, 8, 16, 32, 64, 128, 192, 256, None)):
     a = np.ascontiguousarray(np.load(path))
     saved = dict(exact_models.LEVEL_PREDICTORS), exact_models._predictor_choices
     try:
-        exact_models._predictor_choices = lambda level, d: [min(d - 1, exact_models.LEVEL_PREDICTORS[level] or d - 1)]
+        def forced(level, d):
+            k = exact_models.LEVEL_PREDICTORS[level]
+            return [d - 1 if k is None else min(k, d - 1)]
+
+        exact_models._predictor_choices = forced
         print(f"\n{Path(path).name}: ratio by predictor size K (threads=1)")
         for k in sizes:
             exact_models.LEVEL_PREDICTORS[exact_models.MAX_LEVEL] = k

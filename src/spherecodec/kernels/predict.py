@@ -82,10 +82,20 @@ def predict_rows(values, coef, bias, pred):
         for r in range(r0, r1):
             for j in range(d):
                 pred[r, j] = bias[j]
-        # a block of rows shares each coefficient row while it sits in L1
-        for k in range(K):
-            for r in range(r0, r1):
-                _update(pred, r, coef, k, _sanitize(values[r, k]), d)
+        # a block of rows shares each coefficient row while it sits in L1; coordinates go
+        # in pairs as in decode_contexts (the same operations in the same order)
+        k = 0
+        while k < K:
+            if k + 1 < K:
+                for r in range(r0, r1):
+                    xk = _sanitize(values[r, k])
+                    pred[r, k + 1] += coef[k, k + 1] * xk
+                    _update_pair(pred, r, coef, k, xk, _sanitize(values[r, k + 1]), d)
+                k += 2
+            else:
+                for r in range(r0, r1):
+                    _update(pred, r, coef, k, _sanitize(values[r, k]), d)
+                k += 1
 
 
 @njit(nogil=True, cache=True)
@@ -179,6 +189,43 @@ def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, l
     return x, pos, (np.uint32(symbol) << np.uint32(HEAD_SHIFT)) | (nib << np.uint32(16)) | low
 
 
+@njit(inline="always")
+def _update_pair(pred, r, coef, k, xk, xk1, d):
+    # _update for k then k + 1, over the coordinates after k + 1: the same operations in
+    # the same order for every element
+    ur = _U(r)
+    uk = _U(k)
+    for jj in range(uk + _U(2), _U(d)):
+        pred[ur, jj] = (pred[ur, jj] + coef[uk, jj] * xk) + coef[uk + _U(1), jj] * xk1
+
+
+@njit(inline="always")
+def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buckets, slot_table,
+                   slot_symbol, precision, mask, stream, last, raw, nibbles, out):
+    """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block); lane = row in block % 4."""
+    d = out.shape[1]
+    g = gain[j]
+    o = offset[j]
+    b = base[j]
+    for r in range(r0, r1, 4):
+        c = _context(pred[r - r0, j], g, o, buckets, b)
+        x0, pos, out[r, j] = _decode_value(x0, pos, c, slot_table, slot_symbol, precision, mask,
+                                           stream, last, raw, _U(r * d + j), nibbles)
+        if r + 1 < r1:
+            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
+            x1, pos, out[r + 1, j] = _decode_value(x1, pos, c, slot_table, slot_symbol, precision,
+                                                   mask, stream, last, raw, _U((r + 1) * d + j), nibbles)
+        if r + 2 < r1:
+            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
+            x2, pos, out[r + 2, j] = _decode_value(x2, pos, c, slot_table, slot_symbol, precision,
+                                                   mask, stream, last, raw, _U((r + 2) * d + j), nibbles)
+        if r + 3 < r1:
+            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
+            x3, pos, out[r + 3, j] = _decode_value(x3, pos, c, slot_table, slot_symbol, precision,
+                                                   mask, stream, last, raw, _U((r + 3) * d + j), nibbles)
+    return x0, x1, x2, x3, pos
+
+
 @njit(nogil=True, cache=True)
 def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias, gain, offset,
                     base, buckets, out, pred):
@@ -214,30 +261,29 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
         for r in range(r0, r1):
             for j in range(d):
                 pred[r - r0, j] = bias[j]
-        for j in range(d):
-            g = gain[j]
-            o = offset[j]
-            b = base[j]
-            # lanes follow the row within the block: four independent dependency chains
-            for r in range(r0, r1, 4):
-                c = _context(pred[r - r0, j], g, o, buckets, b)
-                x0, pos, out[r, j] = _decode_value(x0, pos, c, slot_table, slot_symbol, precision, mask,
-                                                   stream, last, raw, _U(r * d + j), nibbles)
-                if r + 1 < r1:
-                    c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
-                    x1, pos, out[r + 1, j] = _decode_value(x1, pos, c, slot_table, slot_symbol, precision,
-                                                           mask, stream, last, raw, _U((r + 1) * d + j), nibbles)
-                if r + 2 < r1:
-                    c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
-                    x2, pos, out[r + 2, j] = _decode_value(x2, pos, c, slot_table, slot_symbol, precision,
-                                                           mask, stream, last, raw, _U((r + 2) * d + j), nibbles)
-                if r + 3 < r1:
-                    c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
-                    x3, pos, out[r + 3, j] = _decode_value(x3, pos, c, slot_table, slot_symbol, precision,
-                                                           mask, stream, last, raw, _U((r + 3) * d + j), nibbles)
+        j = 0
+        while j < d:
+            x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base,
+                                                 buckets, slot_table, slot_symbol, precision, mask,
+                                                 stream, last, raw, nibbles, out)
+            if j + 1 < K and j + 1 < d:
+                # two coordinates per pass over the predictions: column j + 1 gets x_j's
+                # term first, is decoded, then the rest take both terms in the same order
+                # (x_j's, then x_{j+1}'s) as _update would, with half the loads and stores
+                c01 = coef[j, j + 1]
+                for r in range(r0, r1):
+                    pred[r - r0, j + 1] += c01 * _sanitize(fout[r, j])
+                x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 1, r0, r1, pred, gain, offset,
+                                                     base, buckets, slot_table, slot_symbol, precision, mask,
+                                                     stream, last, raw, nibbles, out)
+                for r in range(r0, r1):
+                    _update_pair(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]), d)
+                j += 2
+                continue
             if j < K:
                 for r in range(r0, r1):
                     _update(pred, r - r0, coef, j, _sanitize(fout[r, j]), d)
+            j += 1
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
