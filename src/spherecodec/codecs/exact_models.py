@@ -111,6 +111,11 @@ class Model:
         contexts are chosen on ``_PROBE_ROWS`` rows by estimated bits (symbols, tables and
         coefficients); the tables are counted on every row.
         """
+        with _one_blas_thread():
+            return cls._fit(rows, level)
+
+    @classmethod
+    def _fit(cls, rows, level):
         n, d = rows.shape
         sample = _sanitized64(rows[::max(1, n // _FIT_ROWS)])
         m = max(1, sample.shape[0])
@@ -131,11 +136,12 @@ class Model:
 
         # the predictor size first, with one context layout; then every layout for it
         best = None
+        probe64 = _sanitized64(probe)
         for K in _predictor_choices(level, d):
             coef, bias, coef_bits = _quantized_predictor(cov, mu, K)
             pred = np.empty(probe.shape, dtype=np.float32)
             _pk.predict_rows(probe, coef, bias, pred)
-            sr = (_sanitized64(probe) - pred).std(axis=0) if probe.size else np.zeros(d)
+            sr = (probe64 - pred).std(axis=0) if probe.size else np.zeros(d)
             cost, _ = evaluate(pred, sr, coef_bits, zero, *_K_LAYOUT)
             if best is None or cost < best[0]:
                 best = (cost, coef, bias, pred, sr, coef_bits)
@@ -331,14 +337,12 @@ def _predictor_choices(level, d):
     """Predictor sizes tried at ``level`` (each capped at ``d - 1``)."""
     top = LEVEL_PREDICTORS[level]
     top = min(d - 1 if top is None else top, d - 1, MAX_PREDICTORS, MAX_COEFFICIENTS // max(d, 1))
-    return sorted({k for k in (0, 16, 32, 64, 128, d - 1) if 0 <= k <= top} | {max(top, 0)})
+    return sorted({k for k in (0, 32, 128) if k <= top} | {max(top, 0)})
 
 
 def _quantized_predictor(cov, mu, K):
     """(coef (K x d) float32, bias float32, estimated bits to store coef) for ``K`` predictors."""
-    d = cov.shape[0]
-    with _one_blas_thread():
-        A = _fit_predictor(cov, K)
+    A = _fit_predictor(cov, K)
     q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767) + 0.0  # + 0.0: no -0.0 coefficients
     Aq = q / (1 << COEF_SHIFT)
     bias = (mu - Aq @ mu).astype(np.float32)
