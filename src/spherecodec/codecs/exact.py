@@ -40,10 +40,10 @@ class ExactCodec(Codec):
     entropy : {"numba", "constriction"}
         Entropy coder backend. Both write the same container and decode alike.
     level : int
-        1 (default): one frequency table per chunk, fastest. 2 to 4: per-blob models that
+        1 (default): one frequency table per chunk, fastest. 2 to 5: per-blob models that
         code each value's head symbol with a table chosen from a bit-exact linear
-        prediction (2: column groups only, 3: predicted from 32 coordinates, 4: from all
-        earlier ones); float32 only. See docs/exact-levels.md.
+        prediction (2: column groups only; 3, 4, 5: predicted from up to 32, 128, all
+        earlier coordinates), slower as they go; float32 only. See docs/exact-levels.md.
     transform : {None, "none", "spherical", "auto"}
         float32 rows of 2 or more values: "spherical" codes sphere-codec angles plus the
         exact residual to the original bits; "auto" keeps per chunk the smaller of that and
