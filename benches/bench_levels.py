@@ -105,10 +105,12 @@ def table(path, repeats):
             stats[name]["ratio"] = a.nbytes / len(blob)
             if rep == 0 and name.startswith("exact"):
                 assert (np.asarray(out).view(np.uint32) == bits).all(), f"{name} is not bit-exact"
-    print(f"\n{Path(path).name}: {a.shape} {a.dtype}, {mb:.1f} MB, median of {repeats} interleaved runs, threads=1")
+    print(f"\n{Path(path).name}: {a.shape} {a.dtype}, {mb:.1f} MB, "
+          f"median of {repeats} interleaved runs, threads=1")
     print(f"{'codec':<16}{'ratio':>8}{'enc MB/s':>10}{'(cpu)':>8}{'dec MB/s':>10}{'(cpu)':>8}")
     for name, s in stats.items():
-        print(f"{name:<16}{s['ratio']:>8.4f}{mb / np.median(s['enc']):>10.1f}{mb / np.median(s['enc_cpu']):>8.1f}"
+        print(f"{name:<16}{s['ratio']:>8.4f}"
+              f"{mb / np.median(s['enc']):>10.1f}{mb / np.median(s['enc_cpu']):>8.1f}"
               f"{mb / np.median(s['dec']):>10.1f}{mb / np.median(s['dec_cpu']):>8.1f}")
 
 
@@ -129,7 +131,8 @@ def sweep(path, sizes=(0, 8, 16, 32, 64, 128, 192, 256, None)):
             out, dwall, dcpu = _timed(lambda: spherecodec.decode(blob, threads=1))
             assert (out.view(np.uint32) == a.view(np.uint32)).all()
             label = "all" if k is None else k
-            print(f"K={label!s:<5} ratio {a.nbytes / len(blob):.4f}  encode {a.nbytes / 1e6 / cpu:6.1f} MB/s cpu"
+            print(f"K={label!s:<5} ratio {a.nbytes / len(blob):.4f}"
+                  f"  encode {a.nbytes / 1e6 / cpu:6.1f} MB/s cpu"
                   f"  decode {a.nbytes / 1e6 / dcpu:6.1f} MB/s cpu")
     finally:
         exact_models.LEVEL_PREDICTORS.clear()

@@ -75,20 +75,19 @@ def test_level_1_bytes_do_not_change(data):
 
 def test_small_arrays_fall_back_to_level_1_chunks():
     x = load_sample()  # 512 rows: tables and coefficients would cost more than they save
-    for level in LEVELS:
+    for level in (2, MAX_LEVEL):
         blob = check_round_trip_exact(x, level=level)
         layout = parse_layout(blob)
         assert layout["shared"] == b"" and set(chunk_modes(blob)) == {MODE_CODED}
         assert len(blob) <= len(spherecodec.encode(x)) + 16  # only the level in the metadata
 
 
-def test_real_token_embeddings_round_trip_at_every_level():
+def test_real_token_embeddings_round_trip_through_a_model():
     x = np.load(DATA / "minilm-tokens-raw-256.npy")
     x = np.concatenate([x] * 8)  # big enough for a model to pay; still real values
-    for level in LEVELS:
+    for level in (3, MAX_LEVEL):
         blob = check_round_trip_exact(x, level=level)
-        if level >= 3:
-            assert MODE_MODELLED in chunk_modes(blob)
+        assert MODE_MODELLED in chunk_modes(blob)
 
 
 def test_rows_the_model_never_saw_fall_back_to_level_1(data):

@@ -212,7 +212,8 @@ class Model:
             raise CorruptBlobError(f"model for {d} columns in a blob of {dim}")
         if K > max(d - 1, 0) or K > MAX_PREDICTORS or K * d > MAX_COEFFICIENTS or shift != COEF_SHIFT:
             raise CorruptBlobError("exact model predictor fields are invalid")
-        if not (1 <= buckets and 1 <= classes and buckets * classes <= MAX_CONTEXTS) or not 12 <= precision <= 13:
+        contexts_ok = 1 <= buckets and 1 <= classes and buckets * classes <= MAX_CONTEXTS
+        if not contexts_ok or not 12 <= precision <= 13:
             raise CorruptBlobError("exact model context fields are invalid")
         pos = _HEAD.size
         need = pos + 13 * d

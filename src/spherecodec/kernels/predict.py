@@ -190,6 +190,12 @@ def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, l
 
 
 @njit(inline="always")
+def _read_u32(stream, p):
+    return (np.int64(stream[p]) | (np.int64(stream[p + 1]) << 8) | (np.int64(stream[p + 2]) << 16)
+            | (np.int64(stream[p + 3]) << 24))
+
+
+@njit(inline="always")
 def _update_pair(pred, r, coef, k, xk, xk1, d):
     # _update for k then k + 1, over the coordinates after k + 1: the same operations in
     # the same order for every element
@@ -247,11 +253,10 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
         return STATUS_CORRUPT
     fout = out.view(np.float32)
     K = min(coef.shape[0], d)
-    x0 = np.int64(stream[0]) | (np.int64(stream[1]) << 8) | (np.int64(stream[2]) << 16) | (np.int64(stream[3]) << 24)
-    x1 = np.int64(stream[4]) | (np.int64(stream[5]) << 8) | (np.int64(stream[6]) << 16) | (np.int64(stream[7]) << 24)
-    x2 = np.int64(stream[8]) | (np.int64(stream[9]) << 8) | (np.int64(stream[10]) << 16) | (np.int64(stream[11]) << 24)
-    x3 = (np.int64(stream[12]) | (np.int64(stream[13]) << 8) | (np.int64(stream[14]) << 16)
-          | (np.int64(stream[15]) << 24))
+    x0 = _read_u32(stream, 0)
+    x1 = _read_u32(stream, 4)
+    x2 = _read_u32(stream, 8)
+    x3 = _read_u32(stream, 12)
     pos = 16
     last = end - 2
     mask = np.int64((1 << precision) - 1)
