@@ -18,10 +18,6 @@ from ..kernels import quant as _kq
 from . import register_codec
 from .quant import MIN_BITS_PER_SYMBOL, MODE_RAW, QuantCodec, _check_bool, decode_symbols, encode_symbols
 
-#: rows per block of the parallel encoder (the codes do not depend on it)
-_ENCODE_BLOCK = 256
-
-
 def _check_int(name, value, lo, hi, allow_none=False):
     if value is None and allow_none:
         return None
@@ -131,11 +127,9 @@ class PQCodec(QuantCodec):
         """PQ codes, uint8 ``(n, m)``, of ``rows`` under the fitted codebooks."""
         rows = self._check_rows(rows)
         codes = np.empty((rows.shape[0], self.m), dtype=np.uint8)
-        if rows.shape[0] > _ENCODE_BLOCK:
-            bad = _km.pq_encode_parallel(rows, self.codebooks, codes, _ENCODE_BLOCK)
-        else:
-            bad = _km.pq_encode(rows, self.codebooks, codes)
-        if bad:
+        # serial: the container already runs chunks in threads, and Numba's parallel
+        # kernels must not be entered from several threads at once
+        if _km.pq_encode(rows, self.codebooks, codes):
             raise ValueError("codec 'pq' cannot code NaN or infinite values")
         return codes
 

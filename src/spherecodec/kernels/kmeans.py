@@ -169,19 +169,6 @@ def pq_encode(x, codebooks, codes):
     return bad
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def pq_encode_parallel(x, codebooks, codes, block):
-    """``pq_encode`` over row blocks of ``block`` rows in parallel; same codes."""
-    n = x.shape[0]
-    n_blocks = (n + block - 1) // block
-    bad = np.zeros(n_blocks, dtype=np.int64)
-    for b in prange(n_blocks):
-        lo = b * block
-        hi = min(n, lo + block)
-        bad[b] = pq_encode(x[lo:hi], codebooks, codes[lo:hi])
-    return bad.sum()
-
-
 @njit(nogil=True, cache=True)
 def pq_decode(codes, codebooks, out):
     """``out[i, s*dsub:(s+1)*dsub] = codebooks[s, codes[i, s]]``; returns 1 on a bad code."""
