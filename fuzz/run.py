@@ -163,9 +163,7 @@ def save_case(crash_dir, corpus, seed, index, what, detail):
 
 
 def run(args):
-    import spherecodec
-
-    codecs = args.codecs.split(",") if args.codecs else spherecodec.available_codecs()
+    codecs = args.codecs.split(",") if args.codecs else mutate.shipped_codecs()
     t0 = time.time()
     corpus = mutate.build_corpus(codecs, decode_reference=False)
     build_s = time.time() - t0

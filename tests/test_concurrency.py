@@ -17,7 +17,7 @@ import spherecodec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 import mutate  # noqa: E402
 
-CODECS = spherecodec.available_codecs()
+CODECS = mutate.shipped_codecs()
 
 
 def _bits(a):

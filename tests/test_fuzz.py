@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fuzz"))
 import mutate  # noqa: E402
 
-CODECS = spherecodec.available_codecs()
+CODECS = mutate.shipped_codecs()
 RUN = [sys.executable, str(ROOT / "fuzz" / "run.py")]
 
 
