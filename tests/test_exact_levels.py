@@ -105,6 +105,18 @@ def test_rows_the_model_never_saw_fall_back_to_level_1(data):
     assert seen[0] == MODE_MODELLED
 
 
+def test_codec_keeps_no_reference_to_the_encoded_array(data):
+    import weakref
+
+    x = data.copy()
+    ref = weakref.ref(x)
+    codec = ExactCodec(level=3)
+    blob = spherecodec.encode(x, codec)
+    del x
+    assert ref() is None  # the contexts cached for the chunks were released
+    assert_same_bits(spherecodec.decode(blob), data)
+
+
 @pytest.mark.parametrize("bad", [0, MAX_LEVEL + 1, -1, True, 2.0, "2", None])
 def test_level_is_validated(bad):
     with pytest.raises(ValueError):

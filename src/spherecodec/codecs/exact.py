@@ -111,7 +111,12 @@ class ExactCodec(Codec):
         return rows
 
     def shared_bytes(self):
-        return self._model.to_bytes() if self.level > 1 and self._model is not None else b""
+        if self.level == 1 or self._model is None:
+            return b""
+        # the container asks once the chunks are coded: the encoder's cache of the array's
+        # contexts is no longer needed, and must not keep the array alive with the codec
+        self._model.release_cache()
+        return self._model.to_bytes()
 
     def load_shared(self, data, dtype, dim):
         if self.level == 1:

@@ -256,6 +256,10 @@ class Model:
         model._slots = (slot_table, slot_symbol)
         return model
 
+    def release_cache(self):
+        """Forget the contexts ``fit`` computed for its rows (chunks then recompute them)."""
+        self._cache = None
+
     # -- chunks ------------------------------------------------------------------------
     def _contexts(self, rows):
         cache = self._cache
