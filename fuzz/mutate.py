@@ -709,6 +709,16 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
         if must_equal is not None and (decoded.shape != must_equal.shape
                                        or _bits(decoded) != _bits(must_equal)):
             raise UnexpectedError("a blob whose checksums hold decoded to bits other than the original's")
+        # again into an output pre-filled with a pattern: an element a decoder leaves
+        # unwritten, or a value read from uninitialised memory, shows as a difference
+        out = np.empty_like(decoded)
+        out.reshape(-1).view(np.uint8)[:] = 0xA5
+        try:
+            spherecodec.decode(blob, threads=1, out=out)
+        except spherecodec.SpherecodecError as exc:
+            raise UnexpectedError(f"decode(out=) refused a blob decode accepted: {exc}") from exc
+        if _bits(out) != _bits(decoded):
+            raise UnexpectedError("decode(out=pattern) differs from decode: unwritten or uninitialised output")
     if meta is not None and len(meta["shape"]) >= 2:
         rows = int(np.prod(meta["shape"][:-1], dtype=object))
         lo, hi = (-3, rows + 3) if rows < 2**40 else (0, 10)
