@@ -64,7 +64,7 @@ def _send(line):
 
 
 def worker(args):
-    """Run cases ``start, start + step, ...`` below ``stop`` until the deadline."""
+    """Run cases ``start, start + step, ...`` below ``stop`` for ``budget`` seconds after warm-up."""
     try:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
     except (ValueError, OSError):
@@ -83,9 +83,11 @@ def worker(args):
     # a foreign exception: tests/test_fuzz.py proves the runner catches each
     selftest = dict(item.split(":")[::-1] for item in os.environ.get("SPHC_FUZZ_SELFTEST", "").split(",") if item)
     original_info = spherecodec.info
+    # the time budget starts after the warm-up: a cold Numba cache must not eat it
+    deadline = time.time() + args.budget
     _send("R")
     for i in range(args.start, args.stop, args.step):
-        if time.time() > args.deadline:
+        if time.time() > deadline:
             break
         _send(f"B {i}")
         entry, blob, kind, sealed, rng = mutate.mutate(corpus, args.seed, i)
@@ -117,10 +119,10 @@ def worker(args):
 # parent
 # --------------------------------------------------------------------------------------
 class Worker:
-    def __init__(self, args, corpus_path, start, step, stop, deadline):
+    def __init__(self, args, corpus_path, start, step, stop, budget):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--corpus", corpus_path,
                "--seed", str(args.seed), "--start", str(start), "--step", str(step),
-               "--stop", str(stop), "--deadline", repr(deadline)]
+               "--stop", str(stop), "--budget", repr(budget)]
         if not args.alloc:
             cmd.append("--no-alloc")
         # stderr to a file: a chatty worker must not block on a full pipe and look hung
@@ -167,7 +169,7 @@ def run(args):
     t0 = time.time()
     corpus = mutate.build_corpus(codecs, decode_reference=False)
     build_s = time.time() - t0
-    deadline = t0 + args.seconds if args.seconds else float("inf")
+    first_ready = []  # when the first worker finished warming up: --seconds count from there
     crash_dir = Path(args.crash_dir)
     stats = collections.Counter()
     per_codec = collections.Counter()
@@ -182,7 +184,9 @@ def run(args):
         def spawn(start):
             if start >= args.mutations:
                 return
-            w = Worker(args, tmp.name, start, args.workers, args.mutations, deadline)
+            budget = float("inf") if not args.seconds else (
+                args.seconds if not first_ready else max(0.0, first_ready[0] + args.seconds - time.time()))
+            w = Worker(args, tmp.name, start, args.workers, args.mutations, budget)
             workers.append(w)
             sel.register(w.proc.stdout, selectors.EVENT_READ, w)
 
@@ -204,6 +208,8 @@ def run(args):
             tag, _, rest = line.partition(" ")
             if tag == "R":
                 w.ready = True
+                if not first_ready:
+                    first_ready.append(time.time())
             elif tag == "B":
                 w.current = int(rest)
             elif tag == "E":
@@ -307,7 +313,8 @@ def reproduce(args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mutations", type=int, default=10000, help="cases to run (default 10000)")
-    p.add_argument("--seconds", type=float, default=None, help="stop starting cases after this long")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop starting cases this long after the workers' warm-up")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=20.0, help="seconds one case may take")
@@ -324,7 +331,7 @@ def main(argv=None):
     p.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--step", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--stop", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--deadline", type=float, default=float("inf"), help=argparse.SUPPRESS)
+    p.add_argument("--budget", type=float, default=float("inf"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
