@@ -32,7 +32,7 @@ def main(argv=None):
     ap.add_argument("--ratios", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--corpus", type=int, default=4000)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--methods", nargs="+",
                     default=["truncation", "pca", "pca-centred", "random", "matryoshka", "dive"])

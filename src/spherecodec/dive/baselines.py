@@ -92,7 +92,7 @@ class MatryoshkaAdaptor(_Reducer):
 
     def fit(self, x, *, epochs=5, batch_size=64, lr=1e-4, weight_decay=0.01, neighbours=10,
             random_candidates=512, pair_weight=1.0, reconstruction_weight=1.0, steps_per_epoch=50,
-            threads=None, progress=True):
+            threads=1, progress=True):
         """Train on (rows, dim_in) embeddings; returns ``self``."""
         x = as_float32_rows(x, self.dim_in, name="embeddings")
         if x.shape[0] < 3:
