@@ -49,7 +49,7 @@ LEVEL_PREDICTORS = {2: 0, 3: 32, 4: 128, 5: None}
 MAX_LEVEL = max(LEVEL_PREDICTORS)
 #: bounds on the predictor, so that a forged model cannot make the decoder allocate at will
 MAX_PREDICTORS = 512
-MAX_COEFFICIENTS = 1 << 22
+MAX_COEFFICIENTS = 1 << 20
 MAX_CONTEXTS = 64
 #: coefficients are multiples of 2**-COEF_SHIFT (measured: 2**-8 loses < 0.01 bit/value)
 COEF_SHIFT = 8
@@ -90,8 +90,7 @@ class Model:
         self.base = cls.astype(np.int64) * buckets
         self.precision = precision
         self.freq = freq            # (contexts, 4096) int64, each row sums to 2**precision or 0
-        self.cum = np.zeros_like(freq)
-        self.cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
+        self._cum = None            # the encoder's cumulative frequencies, made when needed
         self._slots = None
         self._cache = None
 
@@ -227,15 +226,17 @@ class Model:
         if colcls.size and int(colcls.max()) >= classes:
             raise CorruptBlobError("exact model column class out of range")
         ncoef = _coef_count(K, d)
+        # 8 bytes per coefficient at most while parsing (a forged model is bounded by
+        # MAX_COEFFICIENTS, not by the blob's size: see docs/exact-levels.md)
         zig = np.empty(ncoef, dtype=np.uint32)
         pos = entropy.decode_stream(data, need, 1 << 16, zig)
-        wide = zig.astype(np.int64)
-        upper = (wide >> 1) ^ -(wide & 1)
         coef = np.zeros((K, d), dtype=np.float32)
         at = 0
         for k in range(K):
-            coef[k, k + 1:] = upper[at:at + d - k - 1] / np.float32(1 << COEF_SHIFT)
+            wide = zig[at:at + d - k - 1].astype(np.int64)
+            coef[k, k + 1:] = ((wide >> 1) ^ -(wide & 1)) / np.float32(1 << COEF_SHIFT)
             at += d - k - 1
+        del zig
         n_ctx = buckets * classes
         size = 1 << precision
         freq = np.zeros((n_ctx, _pk.ALPHABET), dtype=np.int64)
@@ -293,7 +294,11 @@ class Model:
         lanes = np.empty(total, dtype=np.uint8)
         _pk.stream_order(bits, ctx, symbols, contexts, lanes)
         body = np.empty(2 * total + 16, dtype=np.uint8)
-        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self.cum, self.precision, body)
+        if self._cum is None:
+            cum = np.zeros_like(self.freq)
+            cum[:, 1:] = np.cumsum(self.freq, axis=1)[:, :-1]
+            self._cum = cum
+        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self._cum, self.precision, body)
         if start < 0:
             return None
         nraw = raw_size(total, RAW_BITS)
