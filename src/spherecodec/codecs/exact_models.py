@@ -173,6 +173,7 @@ class Model:
         freq = np.stack([entropy.quantize_frequencies(c, precision) for c in counts])
         model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
         model._cache = (rows, ctx)
+        model._cumulative()  # before the chunks are coded in threads
         return model
 
     # -- shared section ----------------------------------------------------------------
@@ -257,6 +258,13 @@ class Model:
         model._slots = (slot_table, slot_symbol)
         return model
 
+    def _cumulative(self):
+        if self._cum is None:
+            cum = np.zeros_like(self.freq)
+            cum[:, 1:] = np.cumsum(self.freq, axis=1)[:, :-1]
+            self._cum = cum
+        return self._cum
+
     def release_cache(self):
         """Forget the contexts ``fit`` computed for its rows (chunks then recompute them)."""
         self._cache = None
@@ -294,11 +302,8 @@ class Model:
         lanes = np.empty(total, dtype=np.uint8)
         _pk.stream_order(bits, ctx, symbols, contexts, lanes)
         body = np.empty(2 * total + 16, dtype=np.uint8)
-        if self._cum is None:
-            cum = np.zeros_like(self.freq)
-            cum[:, 1:] = np.cumsum(self.freq, axis=1)[:, :-1]
-            self._cum = cum
-        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self._cum, self.precision, body)
+        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self._cumulative(), self.precision,
+                                    body)
         if start < 0:
             return None
         nraw = raw_size(total, RAW_BITS)
