@@ -266,3 +266,11 @@ def test_a_file_after_peers_is_the_data_not_a_peer(tmp_path, real_rows, capsys):
                        "--peers", "zstd-3", str(path)]) == 0
     out = capsys.readouterr().out
     assert "rows.npy: 30 x 384" in out and "| zstd-3 | peer | yes |" in out
+
+
+def test_list_names_codecs_and_peers(capsys):
+    assert bench.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "codecs: " + " ".join(spherecodec.available_codecs())
+    for name in peers.peer_names():
+        assert f"peer {name}: " in out
