@@ -58,6 +58,31 @@ def _measure(fn):
     return res, peak
 
 
+class BoundsViolation(Exception):
+    """An IndexError inside a codec's decoder: with NUMBA_BOUNDSCHECK=1, a kernel read or
+    wrote outside an array (which, compiled normally, is a silent wild access)."""
+
+
+def _guard_index_errors(spherecodec):
+    """Make IndexErrors in codec decoders escape as BoundsViolation: the container would
+    otherwise turn them into CorruptBlobError and hide the out-of-bounds access."""
+
+    def guard(fn):
+        def wrapper(*a, **k):
+            try:
+                return fn(*a, **k)
+            except IndexError as exc:
+                raise BoundsViolation(f"{fn.__qualname__}: {exc}") from exc
+
+        return wrapper
+
+    for name in spherecodec.available_codecs():
+        cls = spherecodec.get_codec(name)
+        for method in ("decode_chunk", "load_shared", "decode_codes_chunk"):
+            if hasattr(cls, method):
+                setattr(cls, method, guard(getattr(cls, method)))
+
+
 def _send(line):
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -75,6 +100,8 @@ def worker(args):
         corpus = pickle.load(f)
     import spherecodec
 
+    if args.boundscheck:
+        _guard_index_errors(spherecodec)
     for e in corpus:  # references (and the JIT warm-up) outside the timed cases
         e.reference = spherecodec.decode(e.blob, threads=1)
     if args.alloc:
@@ -125,10 +152,16 @@ class Worker:
                "--stop", str(stop), "--budget", repr(budget)]
         if not args.alloc:
             cmd.append("--no-alloc")
+        env = None
+        if args.boundscheck:
+            cmd.append("--boundscheck")
+            # bounds-checked kernels are other machine code: keep them in a cache of their own
+            env = dict(os.environ, NUMBA_BOUNDSCHECK="1",
+                       NUMBA_CACHE_DIR=str(Path(tempfile.gettempdir()) / "spherecodec-numba-boundscheck"))
         # stderr to a file: a chatty worker must not block on a full pipe and look hung
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err,
-                                     stdin=subprocess.DEVNULL, bufsize=0)
+                                     stdin=subprocess.DEVNULL, bufsize=0, env=env)
         self.step = step
         self.stop = stop
         self.current = None
@@ -324,6 +357,9 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="write the summary here")
     p.add_argument("--no-alloc", dest="alloc", action="store_false",
                    help="skip the tracemalloc allocation check (faster)")
+    p.add_argument("--boundscheck", action="store_true",
+                   help="workers compile the Numba kernels with bounds checks (NUMBA_BOUNDSCHECK=1): "
+                        "an out-of-bounds access in a kernel fails the case instead of going unseen")
     p.add_argument("--reproduce", default=None)
     p.add_argument("--case", type=int, default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
