@@ -228,6 +228,10 @@ def test_argument_errors(sentences):
         a.transform(np.array([["a"] * 384]))
     with pytest.raises(ValueError):
         a.fit(sentences[:2])
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        a.fit(sentences[:50], steps_per_epoch=0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        a.fit(sentences[:50], val_fraction=1.5)
 
 
 def test_baselines(sentences):

@@ -201,6 +201,10 @@ class DiveAdapter:
             raise ValueError("fit needs at least 3 embeddings")
         epochs = _positive_int("epochs", epochs)
         batch_size = _positive_int("batch_size", batch_size)
+        if steps_per_epoch is not None:
+            steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
+        if threads is not None:
+            threads = _positive_int("threads", threads)
         if triplets is not None and pairs is not None:
             raise ValueError("give triplets or pairs, not both")
         if pairs is not None:
