@@ -29,13 +29,13 @@ STATUS_OK = 0
 STATUS_CORRUPT = 1
 
 
-@njit(inline="always")
+@njit
 def lane_count(n):
     """Lanes used for a stream of ``n`` symbols."""
     return LANES if n >= LANE_THRESHOLD else 1
 
 
-@njit(inline="always")
+@njit
 def _encode_step(x, f, c, rcp, precision, out, pos):
     # always store the candidate word below pos; keep it only if the state overflows
     overflow = x >= (f << _U(32 - precision))
@@ -55,7 +55,7 @@ def _encode_step(x, f, c, rcp, precision, out, pos):
     return x, pos
 
 
-@njit(inline="always")
+@njit
 def _flush_state(x, out, pos):
     pos -= 4
     out[pos] = x & _U(0xFF)
@@ -110,7 +110,7 @@ def rans_encode(values, shift, freq, cum, rcp, precision, scratch, out, pos):
     return pos
 
 
-@njit(inline="always")
+@njit
 def _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, first):
     """Encode lanes ``first .. first+3`` into their regions; record where each starts."""
     n = values.size
@@ -147,7 +147,7 @@ def _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, 
     starts[first + 3] = _flush_state(xd, scratch, pd)
 
 
-@njit(inline="always")
+@njit
 def _decode_step(x, slot_table, precision, mask, stream, pos, last):
     # unsigned indices spare Numba's negative-index wraparound code in the hot loop
     e = slot_table[_U(x & mask)]
@@ -162,7 +162,7 @@ def _decode_step(x, slot_table, precision, mask, stream, pos, last):
     return x, pos
 
 
-@njit(inline="always")
+@njit
 def _emit(out, i, symbol, raw, nibbles, fused):
     if fused:
         i = _U(i)
@@ -173,7 +173,7 @@ def _emit(out, i, symbol, raw, nibbles, fused):
         out[i] = symbol
 
 
-@njit(inline="always")
+@njit
 def _read_state(stream, p):
     return (np.int64(stream[p]) | (np.int64(stream[p + 1]) << 8)
             | (np.int64(stream[p + 2]) << 16) | (np.int64(stream[p + 3]) << 24))
@@ -187,7 +187,7 @@ def rans_decode(stream, slot_table, slot_symbol, precision, out, raw):
     return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, False)
 
 
-@njit(inline="always")
+@njit(inline="always")  # inlined with a constant `fused`, so each caller gets its own loop
 def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
     """Decode ``out.size`` symbols from the body ``stream`` into ``out``; return a status.
 
@@ -322,7 +322,7 @@ def write_table(freq, out, pos):
     return pos
 
 
-@njit(inline="always")
+@njit
 def write_varint(out, pos, value):
     while value >= 0x80:
         out[pos] = (value & 0x7F) | 0x80
@@ -332,7 +332,7 @@ def write_varint(out, pos, value):
     return pos + 1
 
 
-@njit(inline="always")
+@njit
 def read_varint(buf, pos, limit):
     """Return (value, new pos); pos -1 if the varint runs past the buffer or ``limit``."""
     value = 0
