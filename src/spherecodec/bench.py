@@ -32,6 +32,7 @@ from importlib import metadata, resources
 import numpy as np
 
 from . import container as _container
+from .warmup import warm_cache
 from . import decode, encode, get_codec
 from .codecs import available_codecs
 
@@ -387,6 +388,11 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
         say(f"  {c.name}: {r['reason']}")
 
     live = [c for c in cands if not c.skip]
+    # a fresh install compiles every kernel on first use: do it in one process per core
+    runnable = [parse_codec_spec(spec) if ":" in spec else (spec, dict(CODEC_PARAMS.get(spec, {})))
+                for spec, c in zip(codecs, cands) if not c.skip]
+    if warm_cache(runnable, base[:2048], processes=all_cores):
+        say("  compiled the kernels in parallel processes (first run after installation)")
     # untimed warm-up (JIT caches, thread pools), model fitting and quality, once each
     for c in list(live):
         r = results[id(c)]
