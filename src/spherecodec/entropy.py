@@ -119,16 +119,11 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     if values.size == 0:
         return _rans.write_varint(out, pos, 0)
     if backend_id == BACKEND_NUMBA:
-        freq_u = freq.astype(np.uint64)
-        cum = np.zeros(alphabet_size, dtype=np.uint64)
-        np.cumsum(freq_u[:-1], out=cum[1:])
-        rcp = np.zeros(alphabet_size, dtype=np.uint64)
-        np.floor_divide(np.uint64(1 << 32), freq_u, out=rcp, where=freq_u > 0)
+        table = _rans.encoder_table(freq)
         scratch = np.empty(_rans.encode_scratch_size(values.size), dtype=np.uint8)
         # the body follows its varint length, which is known only afterwards: code the
         # body 10 bytes on (a varint's maximum), then move it into place
-        end = _rans.rans_encode(values, np.uint64(shift), freq_u, cum, rcp, precision,
-                                scratch, out, pos + 10)
+        end = _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos + 10)
         body = out[pos + 10:end]
     else:
         body = _constriction_encode(values >> shift if shift else values, freq, precision)

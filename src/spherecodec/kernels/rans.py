@@ -36,16 +36,21 @@ def lane_count(n):
 
 
 @njit
-def _encode_step(x, f, c, rcp, precision, out, pos):
+def _encode_step(x, e, precision, out, pos):
+    # e packs the symbol's frequency (bits 0-15), cumulative frequency (16-31) and
+    # reciprocal (32-63): one load from a table small enough for L1
+    f = e & _U(0xFFFF)
+    c = (e >> _U(16)) & _U(0xFFFF)
+    rcp = e >> _U(32)
     # always store the candidate word below pos; keep it only if the state overflows
     overflow = x >= (f << _U(32 - precision))
-    out[pos - 2] = x & _U(0xFF)
-    out[pos - 1] = (x >> _U(8)) & _U(0xFF)
+    out[_U(pos - 2)] = x & _U(0xFF)
+    out[_U(pos - 1)] = (x >> _U(8)) & _U(0xFF)
     if overflow:
         x >>= _U(16)
         pos -= 2
-    # x // f by a reciprocal: rcp = floor(2**32 / f) underestimates the quotient by at
-    # most one for x < 2**32, and one exact correction step fixes it
+    # x // f by a reciprocal: rcp = min(floor(2**32 / f), 2**32 - 1) underestimates the
+    # quotient by at most one for x < 2**32, and one exact correction step fixes it
     q = (x * rcp) >> _U(32)
     r = x - q * f
     if r >= f:
@@ -65,16 +70,27 @@ def _flush_state(x, out, pos):
     return pos
 
 
+def encoder_table(freq):
+    """The encoder's packed per-symbol table for integer frequencies ``freq``."""
+    freq = np.asarray(freq, dtype=np.uint64)
+    cum = np.zeros_like(freq)
+    np.cumsum(freq[:-1], out=cum[1:])
+    rcp = np.zeros_like(freq)
+    np.floor_divide(np.uint64(1 << 32), freq, out=rcp, where=freq > 0)
+    np.minimum(rcp, np.uint64((1 << 32) - 1), out=rcp)
+    return freq | (cum << np.uint64(16)) | (rcp << np.uint64(32))
+
+
 def encode_scratch_size(n):
     """Bytes of scratch space ``rans_encode`` needs for ``n`` symbols."""
     return 2 * n + 8 * LANES + 16
 
 
 @njit(nogil=True, cache=True)
-def rans_encode(values, shift, freq, cum, rcp, precision, scratch, out, pos):
+def rans_encode(values, shift, table, precision, scratch, out, pos):
     """Encode the symbols ``values >> shift`` as a stream body at ``out[pos:]``.
 
-    ``freq``, ``cum`` and ``rcp = (1 << 32) // freq`` are uint64 arrays over the alphabet;
+    ``table`` (uint64 over the alphabet) comes from ``encoder_table``;
     ``scratch`` holds ``encode_scratch_size(n)`` bytes; ``out`` needs as many from ``pos``.
     Returns the position after the body.
     """
@@ -86,7 +102,7 @@ def rans_encode(values, shift, freq, cum, rcp, precision, scratch, out, pos):
         x = _U(RANS_L)
         for i in range(n - 1, -1, -1):
             s = values[i] >> shift
-            x, p = _encode_step(x, freq[s], cum[s], rcp[s], precision, scratch, p)
+            x, p = _encode_step(x, table[s], precision, scratch, p)
         p = _flush_state(x, scratch, p)
         size = scratch.size - p
         out[pos:pos + size] = scratch[p:]
@@ -99,8 +115,8 @@ def rans_encode(values, shift, freq, cum, rcp, precision, scratch, out, pos):
         ends[j] = e
     starts = np.empty(LANES, dtype=np.int64)
     # four lanes per pass keep every state and position in registers
-    _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, 0)
-    _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, 4)
+    _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, 0)
+    _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, 4)
     for j in range(LANES - 1):
         pos = write_varint(out, pos, ends[j] - starts[j])
     for j in range(LANES):
@@ -111,7 +127,7 @@ def rans_encode(values, shift, freq, cum, rcp, precision, scratch, out, pos):
 
 
 @njit
-def _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, starts, first):
+def _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, first):
     """Encode lanes ``first .. first+3`` into their regions; record where each starts."""
     n = values.size
     n8 = n - n % LANES
@@ -121,26 +137,26 @@ def _encode_four_lanes(values, shift, freq, cum, rcp, precision, scratch, ends, 
     tail = n - n8
     if first + 3 < tail:
         s = values[n8 + first + 3] >> shift
-        xd, pd = _encode_step(xd, freq[s], cum[s], rcp[s], precision, scratch, pd)
+        xd, pd = _encode_step(xd, table[s], precision, scratch, pd)
     if first + 2 < tail:
         s = values[n8 + first + 2] >> shift
-        xc, pc = _encode_step(xc, freq[s], cum[s], rcp[s], precision, scratch, pc)
+        xc, pc = _encode_step(xc, table[s], precision, scratch, pc)
     if first + 1 < tail:
         s = values[n8 + first + 1] >> shift
-        xb, pb = _encode_step(xb, freq[s], cum[s], rcp[s], precision, scratch, pb)
+        xb, pb = _encode_step(xb, table[s], precision, scratch, pb)
     if first < tail:
         s = values[n8 + first] >> shift
-        xa, pa = _encode_step(xa, freq[s], cum[s], rcp[s], precision, scratch, pa)
+        xa, pa = _encode_step(xa, table[s], precision, scratch, pa)
     for g in range(n8 // LANES - 1, -1, -1):
-        i = LANES * g + first
-        s = values[i + 3] >> shift
-        xd, pd = _encode_step(xd, freq[s], cum[s], rcp[s], precision, scratch, pd)
-        s = values[i + 2] >> shift
-        xc, pc = _encode_step(xc, freq[s], cum[s], rcp[s], precision, scratch, pc)
-        s = values[i + 1] >> shift
-        xb, pb = _encode_step(xb, freq[s], cum[s], rcp[s], precision, scratch, pb)
+        i = _U(LANES * g + first)
+        s = values[i + _U(3)] >> shift
+        xd, pd = _encode_step(xd, table[s], precision, scratch, pd)
+        s = values[i + _U(2)] >> shift
+        xc, pc = _encode_step(xc, table[s], precision, scratch, pc)
+        s = values[i + _U(1)] >> shift
+        xb, pb = _encode_step(xb, table[s], precision, scratch, pb)
         s = values[i] >> shift
-        xa, pa = _encode_step(xa, freq[s], cum[s], rcp[s], precision, scratch, pa)
+        xa, pa = _encode_step(xa, table[s], precision, scratch, pa)
     starts[first] = _flush_state(xa, scratch, pa)
     starts[first + 1] = _flush_state(xb, scratch, pb)
     starts[first + 2] = _flush_state(xc, scratch, pc)
