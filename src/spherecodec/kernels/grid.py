@@ -13,6 +13,8 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros
 
+from .rans import read_varint, write_varint
+
 #: codes are limited to |q| < 2**CODE_BITS (so q * step is exact enough and symbols fit)
 CODE_BITS = 50
 STATUS_OK = 0
@@ -203,48 +205,20 @@ def find_exceptions(x, xhat, eps, index, delta):
     return cnt
 
 
-@njit(inline="always")
-def _put_varint(out, pos, value):
-    while value >= 0x80:
-        out[pos] = (value & 0x7F) | 0x80
-        value >>= 7
-        pos += 1
-    out[pos] = value
-    return pos + 1
-
-
 @njit(nogil=True, cache=True)
 def write_exceptions(index, delta, count, out, pos):
     """Varints: count, then per exception the index gap and the zigzag int32 delta.
 
     ``out`` needs ``10 + 16 * count`` bytes from ``pos``; returns the end position.
     """
-    pos = _put_varint(out, pos, count)
+    pos = write_varint(out, pos, count)
     prev = 0
     for k in range(count):
-        pos = _put_varint(out, pos, index[k] - prev)
+        pos = write_varint(out, pos, index[k] - prev)
         prev = index[k] + 1
         d = np.int64(np.int32(delta[k]))
-        pos = _put_varint(out, pos, (d << 1) ^ (d >> 63) if d < 0 else d << 1)
+        pos = write_varint(out, pos, (d << 1) ^ (d >> 63) if d < 0 else d << 1)
     return pos
-
-
-@njit(inline="always")
-def _get_varint(buf, pos, limit):
-    value = 0
-    shift = 0
-    while True:
-        if pos >= buf.size or shift > 56:
-            return 0, -1
-        b = np.int64(buf[pos])
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-    if value > limit:
-        return 0, -1
-    return value, pos
 
 
 @njit(nogil=True, cache=True)
@@ -254,18 +228,18 @@ def apply_exceptions(buf, pos, out):
     """
     bits = out.view(np.uint32)
     total = out.size
-    count, pos = _get_varint(buf, pos, total)
+    count, pos = read_varint(buf, pos, total)
     if pos < 0:
         return -1
     at = 0
     for k in range(count):
-        gap, pos = _get_varint(buf, pos, total)
+        gap, pos = read_varint(buf, pos, total)
         if pos < 0:
             return -1
         at += gap
         if at >= total:
             return -1
-        z, pos = _get_varint(buf, pos, 0xFFFFFFFF)
+        z, pos = read_varint(buf, pos, 0xFFFFFFFF)
         if pos < 0:
             return -1
         d = (z >> 1) ^ -(z & 1)
