@@ -73,6 +73,22 @@ def _map(fn, items, threads):
         return list(pool.map(fn, items))
 
 
+def decoded_shape(shape, dim):
+    """Shape decode returns for an input of ``shape`` whose rows became ``dim`` wide."""
+    if not shape:
+        return ()
+    return tuple(shape[:-1]) + (dim,)
+
+
+def resolve_chunk_rows(chunk_rows, dim, itemsize):
+    """Rows per chunk: ``chunk_rows`` checked, or the default of ``DEFAULT_CHUNK_BYTES``."""
+    if chunk_rows is None:
+        return max(1, DEFAULT_CHUNK_BYTES // max(1, dim * itemsize))
+    if not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
+    return int(chunk_rows)
+
+
 def checksum(data):
     """XXH64 (seed 0) of a bytes-like object, as an int."""
     return int(xxh64(np.frombuffer(data, dtype=np.uint8)))
@@ -101,14 +117,8 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
     rows = codec.prepare(as_rows(array))
     out_dtype = codec.decoded_dtype(array.dtype)
     n_rows, dim = rows.shape
-    shape = array.shape if array.ndim else ()
-    if array.ndim and dim != array.shape[-1]:
-        shape = array.shape[:-1] + (dim,)
-    if chunk_rows is None:
-        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // max(1, dim * rows.dtype.itemsize))
-    elif not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
-    chunk_rows = int(chunk_rows)
+    shape = decoded_shape(array.shape, dim)
+    chunk_rows = resolve_chunk_rows(chunk_rows, dim, rows.dtype.itemsize)
     starts = list(range(0, n_rows, chunk_rows)) if dim else []
     def encode_chunk(start):
         payload = codec.encode_chunk(rows[start:start + chunk_rows])

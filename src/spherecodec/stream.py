@@ -28,7 +28,7 @@ import numpy as np
 
 from . import container
 from .codecs import Codec
-from .container import DEFAULT_CHUNK_BYTES
+from .container import decoded_shape, resolve_chunk_rows
 from .errors import SpherecodecError
 
 __all__ = [
@@ -207,15 +207,9 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
         release(0, None)
     out_dtype = codec.decoded_dtype(native)
     n_rows, dim = rows.shape
-    shape = array.shape if array.ndim else ()
-    if array.ndim and dim != array.shape[-1]:
-        shape = array.shape[:-1] + (dim,)
+    shape = decoded_shape(array.shape, dim)
     itemsize = rows.dtype.itemsize
-    if chunk_rows is None:
-        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // max(1, dim * itemsize))
-    elif not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
-    chunk_rows = int(chunk_rows)
+    chunk_rows = resolve_chunk_rows(chunk_rows, dim, itemsize)
     n_chunks = -(-n_rows // chunk_rows) if dim else 0
     lengths = np.zeros(n_chunks, dtype=np.uint64)
     sums = np.zeros(n_chunks, dtype=np.uint64)

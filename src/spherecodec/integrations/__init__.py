@@ -12,6 +12,7 @@ numcodecs and zarr are imported only by those two modules (the ``zarr`` extra).
 """
 
 from ..codecs import get_codec
+from ..container import resolve_chunk_rows
 
 __all__ = ["check_codec_config"]
 
@@ -37,7 +38,5 @@ def check_codec_config(codec, params):
         raise TypeError("params must be JSON-serialisable (they are stored in array metadata)") from None
     own = {k: v for k, v in params.items() if k != "chunk_rows"}
     get_codec(codec)(**own)  # the codec checks its own parameters
-    chunk_rows = params.get("chunk_rows")
-    if chunk_rows is not None and (not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1):
-        raise ValueError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
+    resolve_chunk_rows(params.get("chunk_rows"), 1, 1)  # checks a given value
     return codec, params
