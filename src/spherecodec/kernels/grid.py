@@ -32,6 +32,17 @@ def _bitlen(a):
     return 64 - leading_zeros(_U(a))
 
 
+@njit(inline="always")
+def _split_code(v, m, small, top):
+    # (symbol, raw field, raw field's bit count) of one code
+    a = -v if v < 0 else v
+    cls = _bitlen(a)
+    nr = max(cls - 1 - m, 0)
+    sym = ((cls - m) << m) + ((a >> nr) - top) if a >= small else a
+    field = (_U(a) & ((_U(1) << _U(nr)) - _U(1))) | (_U(v < 0) << _U(nr))
+    return sym, field, _U(nr + (a != 0))
+
+
 @njit(nogil=True, cache=True)
 def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     """Symbols of ``codes`` (ncols, n) int64 in column order ``perm``; raw bits into ``raw32``.
@@ -44,42 +55,48 @@ def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     ncols, n = codes.shape
     small = np.int64(1) << (m + 1)
     top = np.int64(1) << m
+    fields = np.empty(n, dtype=np.uint64)
+    widths = np.empty(n, dtype=np.uint64)
     acc = _U(0)
-    nacc = 0
-    p = 0
+    nacc = _U(0)
+    p = _U(0)
     k = 0
     for c in range(ncols):
         col = perm[c]
         g = group_of[c]
+        wide = False
+        # two passes per column: the split vectorises, the bit packing is a serial chain
         for i in range(n):
-            v = codes[col, i]
-            a = -v if v < 0 else v
-            cls = _bitlen(a)
-            nr = max(cls - 1 - m, 0)
-            sym = ((cls - m) << m) + ((a >> nr) - top) if a >= small else a
-            syms[k] = sym
-            counts[g, sym] += 1
-            k += 1
-            # raw field: nr low bits, then the sign (only when a != 0)
-            field = (_U(a) & ((_U(1) << _U(nr)) - _U(1))) | (_U(1 if v < 0 else 0) << _U(nr))
-            nb = nr + (1 if a != 0 else 0)
-            if nb > 32:
-                acc |= (field & _U(0xFFFFFFFF)) << _U(nacc)
+            sym, field, nb = _split_code(codes[col, i], m, small, top)
+            syms[k + i] = sym
+            fields[i] = field
+            widths[i] = nb
+            wide |= nb > _U(32)
+        for i in range(n):
+            counts[g, syms[k + i]] += 1
+        k += n
+        for i in range(n):
+            field = fields[i]
+            nb = widths[i]
+            if wide and nb > _U(32):  # codes of more than 33 bits: the low 32 bits first
+                acc |= (field & _U(0xFFFFFFFF)) << nacc
                 raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-                p += 1
+                p += _U(1)
                 acc >>= _U(32)
                 field >>= _U(32)
-                nb -= 32
-            acc |= field << _U(nacc)
-            nacc += nb
-            if nacc >= 32:
-                raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-                p += 1
-                acc >>= _U(32)
-                nacc -= 32
-    if nacc > 0:
+                nb -= _U(32)
+            # raw field: nb low bits, LSB first; the word is stored every time (branch-free)
+            # and kept when 32 bits are full
+            acc |= field << nacc
+            total = nacc + nb
+            raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+            full = total >> _U(5)
+            p += full
+            acc >>= full << _U(5)
+            nacc = total & _U(31)
+    if nacc > _U(0):
         raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-    return 4 * p + (nacc + 7) // 8
+    return np.int64(4 * p + (nacc + _U(7)) // _U(8))
 
 
 @njit(inline="always")
