@@ -2,7 +2,9 @@
 
 Each case is ``NAME.sphc`` (the blob), ``NAME.npy`` (what it decodes to, bit for bit) and
 ``NAME.input.npy`` (what was encoded, so tests/test_golden.py can check that today's
-encoder writes the same bytes). Run only when the byte format changes on purpose.
+encoder writes the same bytes). Run only when the byte format changes on purpose, and keep
+the blobs of earlier formats decode-only (without .input.npy), as the sphere codec's
+format0_*.sphc (latitude grids, written before format 1) are kept.
 
 Usage: python scripts/make_sphere_golden.py
 """

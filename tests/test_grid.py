@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import spherecodec
 from bounded_checks import BOUNDS, awkward_arrays, check_bound
 from common import check_config_round_trip, check_corruptions, check_truncations, load_sample
-from spherecodec.codecs.grid import GridCodec, decode_columns, encode_columns
+from spherecodec.codecs.grid import ChunkWriter, GridCodec, decode_columns, encode_columns
 from spherecodec.errors import CorruptBlobError, UnsupportedError
 
 
@@ -53,9 +53,9 @@ def code_matrices(draw):
 @settings(max_examples=80, deadline=None)
 @given(code_matrices())
 def test_columns_round_trip_exactly(codes):
-    parts = []
+    parts = ChunkWriter(16)  # starts small: growing it is part of the test
     encode_columns(codes, parts)
-    payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    payload = parts.array()
     back = np.empty_like(codes)
     assert decode_columns(payload, 0, back) == payload.size
     assert (back == codes).all()
@@ -63,9 +63,9 @@ def test_columns_round_trip_exactly(codes):
 
 def test_truncated_columns_raise():
     codes = np.random.default_rng(1).integers(-5000, 5000, size=(6, 50))
-    parts = []
+    parts = ChunkWriter(16)  # starts small: growing it is part of the test
     encode_columns(codes, parts)
-    payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    payload = parts.array()
     for cut in range(1, payload.size):
         try:
             end = decode_columns(payload[:cut], 0, np.empty_like(codes))

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 import spherecodec
 from bounded_checks import BOUNDS, awkward_arrays, check_bound
 from common import (check_config_round_trip, check_corruptions, check_truncations, load_sample)
-from spherecodec.codecs.sphere import SphereCodec, quantize_rows, reconstruct_rows
-from spherecodec.codecs.grid import step_for
+from spherecodec.codecs.sphere import (CosineQuantized, SphereCodec, quantize_rows, reconstruct_rows,
+                                       reconstruct_rows_cos)
+from spherecodec.codecs.grid import ChunkWriter, encode_columns, step_for
 from spherecodec.errors import CorruptBlobError, UnsupportedError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -92,6 +93,78 @@ def test_encoder_prediction_is_what_the_decoder_computes():
     assert (err.reshape(-1)[~listed] <= bound).all()
     assert (err.reshape(-1)[listed] > bound).all()
     assert index.size < 0.01 * x.size
+
+
+def _format(blob):
+    from spherecodec.container import Header
+
+    header = Header(blob)
+    return {int(header.chunk(i)[0]) for i in range(len(header.checksums))}
+
+
+def test_writes_format_1_and_still_reads_format_0_blobs():
+    x = load_sample()[:64]
+    assert _format(spherecodec.encode(x, "sphere", chunk_rows=16)) == {1}
+    old = sorted((DATA / "golden" / "sphere").glob("format0_*.sphc"))
+    assert len(old) >= 6  # the latitude-grid blobs written before format 1 (test_golden decodes them)
+    for path in old:
+        assert _format(path.read_bytes()) == {0}
+
+
+def test_format1_encoder_prediction_is_what_the_decoder_computes():
+    # format 1 never materialises most codes: the exceptions it lists must be exactly the
+    # values that the decoder, given the codes, would put beyond the bound
+    x = raw_tokens()[:64].copy()
+    x[3, 5] = np.nan
+    x[7, :] = 0.0
+    x[9, 300:] = 0.0
+    bound = 7.4505806e-08
+    step = step_for(bound)
+    q = CosineQuantized(x, step, bound)
+    out = np.empty_like(x)
+    reconstruct_rows_cos(q.codes(), step, out)
+    err = np.abs(out.astype(np.float64) - x).reshape(-1)
+    listed = np.zeros(x.size, dtype=bool)
+    listed[q.index] = True
+    assert (err[~listed] <= bound).all()
+    assert not (err[listed] <= bound).any()  # NaN counts as beyond
+    assert np.all(np.diff(q.index) > 0)
+    assert q.index.size < 0.01 * x.size
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(awkward_arrays(), st.sampled_from(BOUNDS))
+def test_format1_codes_written_on_the_fly_equal_the_materialised_ones(x, bound):
+    x = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(1, -1)
+    if x.shape[1] < 2:
+        return
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    q = CosineQuantized(x, step_for(bound), bound)
+    fused, materialised = ChunkWriter(), ChunkWriter()
+    q.write_codes(fused)
+    encode_columns(q.codes(), materialised)
+    assert fused.array().tobytes() == materialised.array().tobytes()
+
+
+@pytest.mark.parametrize("rows", [300, 1000])  # >= 256 rows: the group keys read every 4th row
+def test_format1_codes_written_on_the_fly_equal_the_materialised_ones_on_real_chunks(rows):
+    x = np.concatenate([load_sample(), raw_tokens()])[:rows]
+    q = CosineQuantized(x, step_for(1e-6), 1e-6)
+    fused, materialised = ChunkWriter(), ChunkWriter()
+    q.write_codes(fused)
+    encode_columns(q.codes(), materialised)
+    assert fused.array().tobytes() == materialised.array().tobytes()
+
+
+def test_format1_codes_beyond_the_norm_are_rejected():
+    codes = np.zeros((4, 1), dtype=np.int64)  # q_0, q_1 (last angle), c, norm code (1.0)
+    codes[0, 0] = 10 ** 8  # 10 at step 1e-7, in a row of norm 1
+    with pytest.raises(CorruptBlobError):
+        reconstruct_rows_cos(codes, 1e-7, np.empty((1, 3), np.float32))
+    codes[0, 0] = 10 ** 7 // 2
+    out = np.empty((1, 3), np.float32)
+    reconstruct_rows_cos(codes, 1e-7, out)
+    assert out[0, 0] == np.float32(0.5)
 
 
 def test_config_errors_and_dtypes():

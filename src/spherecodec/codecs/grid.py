@@ -29,6 +29,9 @@ MANTISSA_BITS = 2
 MAX_GROUPS = 15
 # measured on MiniLM (1 MiB chunks): 4 groups beat 1 by 0.08% and 15 by 0.17% (tables)
 GROUPS_CAP = 4
+# choose_groups reads every KEY_STRIDE-th row of chunks of KEY_MIN_ROWS rows or more
+KEY_STRIDE = 4
+KEY_MIN_ROWS = 256
 # values per column group below which another group does not pay for its table
 VALUES_PER_GROUP = 50000
 # decoded bytes per blob byte: every value is one rANS symbol of >= 0.0056 bit
@@ -61,9 +64,15 @@ def choose_groups(codes):
     size; the number of groups grows with the chunk so that tables stay cheap.
     """
     ncols, n = codes.shape
-    groups = int(min(GROUPS_CAP, max(1, ncols * n // VALUES_PER_GROUP), ncols))
     # every 4th row tells the columns' statistics well enough
-    keys = kg.column_order_keys(codes[:, ::4] if n >= 256 else codes)
+    keys = kg.column_order_keys(codes[:, ::KEY_STRIDE] if n >= KEY_MIN_ROWS else codes)
+    return groups_from_keys(keys, n)
+
+
+def groups_from_keys(keys, n):
+    """``choose_groups`` for columns (of ``n`` codes each) with sort keys ``keys``."""
+    ncols = keys.size
+    groups = int(min(GROUPS_CAP, max(1, ncols * n // VALUES_PER_GROUP), ncols))
     order = np.argsort(keys, kind="stable")
     ids = np.empty(ncols, dtype=np.uint8)
     ids[order] = (np.arange(ncols) * groups // ncols).astype(np.uint8)
@@ -76,30 +85,80 @@ def _pack_nibbles(ids):
     return (padded[0::2] | (padded[1::2] << 4)).astype(np.uint8)
 
 
-def encode_columns(codes, parts):
-    """Append the coded form of ``codes`` (ncols, n) int64 to ``parts`` (list of bytes).
+class ChunkWriter:
+    """A chunk's bytes written in place into one uint8 buffer that grows when needed.
+
+    Codecs append small pieces with ``append`` and let kernels write large ones straight
+    into ``reserve(n)``'s buffer (then ``advance``), so a chunk is copied once, not per piece.
+    """
+
+    def __init__(self, capacity=1 << 16):
+        self.buf = np.empty(max(int(capacity), 16), dtype=np.uint8)
+        self.pos = 0
+
+    def reserve(self, n):
+        """The buffer, with room for ``n`` more bytes from ``self.pos``."""
+        need = self.pos + int(n)
+        if need > self.buf.size:
+            grown = np.empty(max(need, 2 * self.buf.size), dtype=np.uint8)
+            grown[:self.pos] = self.buf[:self.pos]
+            self.buf = grown
+        return self.buf
+
+    def advance(self, end):
+        """Mark the bytes up to ``end`` (written into ``reserve``'s buffer) as used."""
+        self.pos = int(end)
+
+    def append(self, data):
+        """Append ``data`` (bytes or a uint8 array)."""
+        data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+        buf = self.reserve(data.size)
+        buf[self.pos:self.pos + data.size] = data
+        self.pos += data.size
+
+    def array(self):
+        """The chunk written so far (a view of the buffer)."""
+        return self.buf[:self.pos]
+
+
+def encode_columns(codes, out):
+    """Append the coded form of ``codes`` (ncols, n) int64 to ``out`` (a ``ChunkWriter``).
 
     Layout: u8 groups, group id per column (4 bits each), one rANS stream per group
     (its columns in order, column-major), varint raw length, raw bits.
     """
-    ncols, n = codes.shape
     ids, groups = choose_groups(codes)
+
+    def symbolize(perm, syms, raw32, counts, group_of):
+        return kg.symbolize(codes, perm, MANTISSA_BITS, syms, raw32, counts, group_of)
+
+    write_columns(symbolize, codes.shape, ids, groups, out)
+
+
+def write_columns(symbolize, shape, ids, groups, out):
+    """``encode_columns`` for codes (``shape`` = (ncols, n)) that ``symbolize`` turns into
+    symbols: called as ``symbolize(perm, syms, raw32, counts, group_of)`` with the arguments
+    of ``kernels.grid.symbolize`` after ``codes``, it returns the raw bytes used. Codecs
+    that compute codes on the fly (sphere) use it without materialising them."""
+    ncols, n = shape
     perm = np.argsort(ids, kind="stable").astype(np.int64)
     alphabet = kg.alphabet_size(MANTISSA_BITS)
     syms = np.empty(ncols * n, dtype=np.uint16)
     raw32 = np.empty(2 * ncols * n + 2, dtype=np.uint32)
     counts = np.zeros((groups, alphabet), dtype=np.int64)
-    nraw = kg.symbolize(codes, perm, MANTISSA_BITS, syms, raw32, counts, ids[perm].astype(np.int64))
-    parts.append(bytes([groups]))
-    parts.append(_pack_nibbles(ids).tobytes())
+    nraw = symbolize(perm, syms, raw32, counts, ids[perm].astype(np.int64))
+    out.append(bytes([groups]))
+    out.append(_pack_nibbles(ids))
     sizes = np.bincount(ids, minlength=groups)
     start = 0
     for g in range(groups):
         stop = start + int(sizes[g]) * n
-        parts.append(entropy.encode_stream(syms[start:stop], alphabet, counts=counts[g]))
+        buf = out.reserve(entropy.stream_capacity(stop - start, alphabet))
+        out.advance(entropy.encode_stream_into(syms[start:stop], alphabet, buf, out.pos,
+                                               counts=counts[g]))
         start = stop
-    parts.append(_varint(nraw))
-    parts.append(raw32.view(np.uint8)[:nraw].tobytes())
+    out.append(_varint(nraw))
+    out.append(raw32.view(np.uint8)[:nraw])
 
 
 def decode_columns(payload, pos, codes):
@@ -144,20 +203,19 @@ def decode_columns(payload, pos, codes):
     return pos + nraw
 
 
-def encode_exceptions(x, xhat, max_abs_error, parts):
-    """Append the exception list of ``xhat`` against ``x`` (flat float32 arrays)."""
+def encode_exceptions(x, xhat, max_abs_error, out):
+    """Append the exception list of ``xhat`` against ``x`` (flat float32 arrays) to ``out``."""
     index = np.empty(x.size, dtype=np.int64)
     delta = np.empty(x.size, dtype=np.uint32)
     count = kg.find_exceptions(x, xhat, max_abs_error, index, delta)
-    write_exceptions(index[:count], delta[:count], parts)
+    write_exceptions(index[:count], delta[:count], out)
     return count
 
 
-def write_exceptions(index, delta, parts):
-    """Append an exception list (sorted flat ``index``, uint32 ``delta``) to ``parts``."""
-    out = np.empty(10 + 16 * index.size, dtype=np.uint8)
-    end = kg.write_exceptions(index, delta, index.size, out, 0)
-    parts.append(out[:end].tobytes())
+def write_exceptions(index, delta, out):
+    """Append an exception list (sorted flat ``index``, uint32 ``delta``) to ``out``."""
+    buf = out.reserve(10 + 16 * index.size)
+    out.advance(kg.write_exceptions(index, delta, index.size, buf, out.pos))
 
 
 def decode_exceptions(payload, pos, out_flat):
@@ -191,21 +249,24 @@ def _read_varint(payload, pos):
         shift += 7
 
 
-def read_head(payload):
-    """(step, position after the head) of a chunk written with ``head``; checks the format."""
+def read_head(payload, formats=(FORMAT,)):
+    """(format, step, position after the head) of a chunk written with ``head``.
+
+    The format must be one of ``formats``.
+    """
     if payload.size < _HEAD.size:
         raise CorruptBlobError("chunk shorter than its head")
     fmt, step, mbits, _ = _HEAD.unpack_from(payload.tobytes()[:_HEAD.size])
-    if fmt != FORMAT or mbits != MANTISSA_BITS:
+    if fmt not in formats or mbits != MANTISSA_BITS:
         raise CorruptBlobError(f"unknown chunk format {fmt}/{mbits}")
     if not (np.isfinite(step) and step > 0.0):
         raise CorruptBlobError(f"invalid step {step!r}")
-    return step, _HEAD.size
+    return fmt, step, _HEAD.size
 
 
-def head(step):
+def head(step, fmt=FORMAT):
     """Chunk head: u8 format, f64 step, u8 mantissa bits, u8 reserved."""
-    return _HEAD.pack(FORMAT, step, MANTISSA_BITS, 0)
+    return _HEAD.pack(fmt, step, MANTISSA_BITS, 0)
 
 
 @register_codec
@@ -238,14 +299,15 @@ class GridCodec(Codec):
         codes = np.empty((d, n), dtype=np.int64)
         xhat = np.empty((n, d), dtype=np.float32)
         kg.grid_quantize(rows, step, codes, xhat)
-        parts = [head(step)]
-        encode_columns(codes, parts)
-        encode_exceptions(rows.reshape(-1), xhat.reshape(-1), self.max_abs_error, parts)
-        return b"".join(parts)
+        out = ChunkWriter(3 * rows.nbytes // 4)
+        out.append(head(step))
+        encode_columns(codes, out)
+        encode_exceptions(rows.reshape(-1), xhat.reshape(-1), self.max_abs_error, out)
+        return out.array()
 
     def decode_chunk(self, payload, out):
         n, d = out.shape
-        step, pos = read_head(payload)
+        _, step, pos = read_head(payload)
         codes = np.empty((d, n), dtype=np.int64)
         pos = decode_columns(payload, pos, codes)
         kg.grid_reconstruct(codes, step, out)

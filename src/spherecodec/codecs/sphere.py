@@ -28,7 +28,8 @@ from ..kernels import grid as kg
 from ..kernels import spherical as ks
 from . import register_codec
 from .base import Codec
-from .grid import (DEFAULT_MAX_ABS_ERROR, MAX_EXPANSION, check_max_abs_error, decode_columns,
+from .grid import (DEFAULT_MAX_ABS_ERROR, KEY_MIN_ROWS, KEY_STRIDE, MANTISSA_BITS, MAX_EXPANSION,
+                   ChunkWriter, groups_from_keys, write_columns, check_max_abs_error, decode_columns,
                    decode_exceptions, encode_columns, encode_exceptions, head, read_head, step_for,
                    write_exceptions)
 
@@ -69,16 +70,92 @@ def quantize_rows(rows, step, max_abs_error):
 def reconstruct_rows(codes, step, out):
     """The decoder's side of ``quantize_rows``: fill float32 ``out`` (n, d)."""
     n, d = out.shape
-    bits = codes[d] + _NORM_REF
-    if n and (bits.min() < 0 or bits.max() >= 0x7F800000):
-        raise CorruptBlobError("a stored norm is negative or not finite")
-    radius = bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    radius = _stored_norms(codes, d)
     out_t = np.empty((d, n), dtype=np.float32)
     status = ks.sphere_reconstruct(codes[:d - 2], radius, step, out_t)
     status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, out_t)
     if status != ks.STATUS_OK:
         raise CorruptBlobError("an angle code lies outside its range")
     out[...] = out_t.T
+
+
+#: chunk formats: 0 quantizes each latitude uniformly (decoder: sin/cos per value), 1 each
+#: angle uniformly in its cosine (decoder: one multiplication per value); both decode
+FORMAT_LATITUDE = 0
+FORMAT_COSINE = 1
+
+
+class CosineQuantized:
+    """Format-1 quantization of float32 ``rows`` (n, d >= 2), kept implicit.
+
+    ``codes()`` gives what ``quantize_rows`` does for format 0 (int64 (d + 1, n) in the
+    column order ``q_0 .. q_{d-3}, q_{d-2}, c, norm``); ``write_codes`` codes them like
+    ``grid.encode_columns`` without materialising the (d - 2) x n angle codes.
+    ``index``/``delta`` are the sorted exceptions.
+    """
+
+    def __init__(self, rows, step, max_abs_error):
+        n, d = rows.shape
+        self.step = step
+        self.xt = np.empty((d, n), dtype=np.float32)
+        ks.transpose_rows(rows, self.xt)
+        norms32 = np.empty(n, dtype=np.float32)
+        self.scale = np.empty(n, dtype=np.float64)
+        radius = np.empty(n, dtype=np.float64)
+        index = np.empty(n * d, dtype=np.int64)
+        delta = np.empty(n * d, dtype=np.uint32)
+        count = np.zeros(1, dtype=np.int64)
+        ks.sphere_cos_prepare(self.xt, rows, _MAX_NORM_STEPS * step, step, max_abs_error,
+                              norms32, self.scale, radius, index, delta, count)
+        # the last pair's codes q_{d-2}, c and the norms' codes
+        self.extra = np.empty((3, n), dtype=np.int64)
+        ks.sphere_quantize_last(self.xt, rows, norms32, radius, step, max_abs_error,
+                                self.extra[1], self.extra[0], index, delta, count)
+        self.extra[2] = norms32.view(np.uint32).astype(np.int64) - _NORM_REF
+        cnt = int(count[0])
+        order = np.argsort(index[:cnt], kind="stable")
+        self.index, self.delta = index[:cnt][order], delta[:cnt][order]
+
+    def codes(self):
+        """The codes as one int64 array (d + 1, n)."""
+        d, n = self.xt.shape
+        codes = np.empty((d + 1, n), dtype=np.int64)
+        ks.sphere_cos_codes(self.xt, self.scale, codes[:d - 2])
+        codes[d - 2:] = self.extra
+        return codes
+
+    def write_codes(self, out):
+        """Append the codes to ``out`` (a ``grid.ChunkWriter``), as ``encode_columns``."""
+        d, n = self.xt.shape
+        keys = ks.sphere_cos_keys(self.xt, self.scale, self.extra, KEY_STRIDE if n >= KEY_MIN_ROWS else 1)
+        ids, groups = groups_from_keys(keys, n)
+
+        def symbolize(perm, syms, raw32, counts, group_of):
+            return ks.sphere_cos_symbolize(self.xt, self.scale, self.extra, perm, MANTISSA_BITS,
+                                           syms, raw32, counts, group_of)
+
+        write_columns(symbolize, (d + 1, n), ids, groups, out)
+
+
+def _stored_norms(codes, d):
+    n = codes.shape[1]
+    bits = codes[d] + _NORM_REF
+    if n and (bits.min() < 0 or bits.max() >= 0x7F800000):
+        raise CorruptBlobError("a stored norm is negative or not finite")
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def reconstruct_rows_cos(codes, step, out):
+    """The decoder's side of ``quantize_rows_cos``: fill float32 ``out`` (n, d)."""
+    n, d = out.shape
+    norms = _stored_norms(codes, d)
+    radius = np.empty(n, dtype=np.float64)
+    status = ks.sphere_reconstruct_cos(codes[:d - 2], norms, step, radius, out)
+    out_t = np.empty((2, n), dtype=np.float32)
+    status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, out_t)
+    if status != ks.STATUS_OK:
+        raise CorruptBlobError("an angle code lies outside its range")
+    out[:, d - 2:] = out_t.T
 
 
 @register_codec
@@ -108,23 +185,23 @@ class SphereCodec(Codec):
     def encode_chunk(self, rows):
         n, d = rows.shape
         step = step_for(self.max_abs_error)
-        parts = [head(step)]
+        parts = ChunkWriter(3 * rows.nbytes // 4)
+        parts.append(head(step, FORMAT_COSINE))
         if d < 2:
             codes = np.empty((d, n), dtype=np.int64)
             xhat = np.empty((n, d), dtype=np.float32)
             kg.grid_quantize(rows, step, codes, xhat)
-        else:
-            codes, index, delta = quantize_rows(rows, step, self.max_abs_error)
-        encode_columns(codes, parts)
-        if d < 2:
+            encode_columns(codes, parts)
             encode_exceptions(rows.reshape(-1), xhat.reshape(-1), self.max_abs_error, parts)
         else:
-            write_exceptions(index, delta, parts)
-        return b"".join(parts)
+            quantized = CosineQuantized(rows, step, self.max_abs_error)
+            quantized.write_codes(parts)
+            write_exceptions(quantized.index, quantized.delta, parts)
+        return parts.array()
 
     def decode_chunk(self, payload, out):
         n, d = out.shape
-        step, pos = read_head(payload)
+        fmt, step, pos = read_head(payload, (FORMAT_LATITUDE, FORMAT_COSINE))
         if d < 2:
             codes = np.empty((d, n), dtype=np.int64)
             pos = decode_columns(payload, pos, codes)
@@ -132,7 +209,10 @@ class SphereCodec(Codec):
         else:
             codes = np.empty((d + 1, n), dtype=np.int64)
             pos = decode_columns(payload, pos, codes)
-            reconstruct_rows(codes, step, out)
+            if fmt == FORMAT_COSINE:
+                reconstruct_rows_cos(codes, step, out)
+            else:
+                reconstruct_rows(codes, step, out)
         pos = decode_exceptions(payload, pos, out.reshape(-1))
         if pos != payload.size:
             raise CorruptBlobError(f"{payload.size - pos} unexpected bytes at the end of the chunk")
@@ -160,10 +240,12 @@ def encode_exact_spherical(codec, rows, mode):
     decoded = np.empty_like(rows)
     reconstruct_rows(codes, step, decoded)
     residual = (rows.view(np.uint32).astype(np.int64) - decoded.view(np.uint32).astype(np.int64)).T
-    parts = [bytes([mode]), head(step)]
+    parts = ChunkWriter(rows.nbytes)
+    parts.append(bytes([mode]))
+    parts.append(head(step))
     encode_columns(codes, parts)
     encode_columns(np.ascontiguousarray(residual), parts)
-    payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    payload = parts.array()
     # the exact codec promises at most max_expansion decoded bytes per blob byte, and
     # never more than 1 + nbytes per chunk: beyond either, the plain chunk is taken
     fits = codec.max_expansion * payload.size >= rows.nbytes and payload.size <= 1 + rows.nbytes
@@ -179,7 +261,7 @@ def decode_exact_spherical(payload, out):
     n, d = out.shape
     if out.dtype != np.float32 or d < 2:
         raise CorruptBlobError("spherical chunk in a blob that cannot hold one")
-    step, pos = read_head(payload[1:])
+    _, step, pos = read_head(payload[1:])
     pos += 1
     codes = np.empty((d + 1, n), dtype=np.int64)
     pos = decode_columns(payload, pos, codes)

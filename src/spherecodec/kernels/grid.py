@@ -53,47 +53,60 @@ def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     of the c-th column in ``perm`` order). Returns the raw bytes used.
     """
     ncols, n = codes.shape
+    state = np.zeros(3, dtype=np.uint64)  # bit accumulator, its bit count, words written
+    scratch = np.empty((2, n), dtype=np.uint64)
+    for c in range(ncols):
+        symbolize_column(codes[perm[c]], m, group_of[c], c * n, syms, raw32, counts, scratch, state)
+    return finish_raw(raw32, state)
+
+
+@njit(inline="always")
+def symbolize_column(values, m, g, k, syms, raw32, counts, scratch, state):
+    """One column of ``symbolize``: symbols of ``values`` (int64) into ``syms[k:]``, their
+    histogram into ``counts[g]``, raw fields appended to ``raw32`` (``state`` carries the
+    bit accumulator, its bit count and the words written; ``scratch`` is (2, n) uint64)."""
+    n = values.size
     small = np.int64(1) << (m + 1)
     top = np.int64(1) << m
-    fields = np.empty(n, dtype=np.uint64)
-    widths = np.empty(n, dtype=np.uint64)
-    acc = _U(0)
-    nacc = _U(0)
-    p = _U(0)
-    k = 0
-    for c in range(ncols):
-        col = perm[c]
-        g = group_of[c]
-        wide = False
-        # two passes per column: the split vectorises, the bit packing is a serial chain
-        for i in range(n):
-            sym, field, nb = _split_code(codes[col, i], m, small, top)
-            syms[k + i] = sym
-            fields[i] = field
-            widths[i] = nb
-            wide |= nb > _U(32)
-        for i in range(n):
-            counts[g, syms[k + i]] += 1
-        k += n
-        for i in range(n):
-            field = fields[i]
-            nb = widths[i]
-            if wide and nb > _U(32):  # codes of more than 33 bits: the low 32 bits first
-                acc |= (field & _U(0xFFFFFFFF)) << nacc
-                raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-                p += _U(1)
-                acc >>= _U(32)
-                field >>= _U(32)
-                nb -= _U(32)
-            # raw field: nb low bits, LSB first; the word is stored every time (branch-free)
-            # and kept when 32 bits are full
-            acc |= field << nacc
-            total = nacc + nb
+    fields = scratch[0]
+    widths = scratch[1]
+    acc, nacc, p = state[0], state[1], state[2]
+    wide = False
+    # two passes: the split vectorises, the bit packing is a serial chain
+    for i in range(n):
+        sym, field, nb = _split_code(values[i], m, small, top)
+        syms[k + i] = sym
+        fields[i] = field
+        widths[i] = nb
+        wide |= nb > _U(32)
+    for i in range(n):
+        counts[g, syms[k + i]] += 1
+    for i in range(n):
+        field = fields[i]
+        nb = widths[i]
+        if wide and nb > _U(32):  # codes of more than 33 bits: the low 32 bits first
+            acc |= (field & _U(0xFFFFFFFF)) << nacc
             raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-            full = total >> _U(5)
-            p += full
-            acc >>= full << _U(5)
-            nacc = total & _U(31)
+            p += _U(1)
+            acc >>= _U(32)
+            field >>= _U(32)
+            nb -= _U(32)
+        # raw field: nb low bits, LSB first; the word is stored every time (branch-free)
+        # and kept when 32 bits are full
+        acc |= field << nacc
+        total = nacc + nb
+        raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+        full = total >> _U(5)
+        p += full
+        acc >>= full << _U(5)
+        nacc = total & _U(31)
+    state[0], state[1], state[2] = acc, nacc, p
+
+
+@njit
+def finish_raw(raw32, state):
+    """Flush the partial word of ``state``; return the raw bytes used."""
+    acc, nacc, p = state[0], state[1], state[2]
     if nacc > _U(0):
         raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
     return np.int64(4 * p + (nacc + _U(7)) // _U(8))

@@ -16,6 +16,8 @@ no libm), so every machine reproduces the same bits. The sine and cosine are Fre
 import numpy as np
 from numba import njit
 
+from .grid import _bitlen, finish_raw, symbolize_column
+
 # Cody-Waite reduction (fdlibm e_rem_pio2.c): pio2_1, pio2_2, pio2_3 have 33 bits, so
 # n * pio2_k is exact for |n| < 2**20; the *t constants are the remaining tails.
 _INVPIO2 = 6.36619772367581382433e-01
@@ -373,3 +375,163 @@ def row_norms(rows, max_norm, norms32):
             acc += v * v
         r = np.float32(np.sqrt(acc))
         norms32[i] = r if np.float64(r) < max_norm else np.float32(0.0)
+
+
+# --- format 1 of the sphere codec: each angle quantized uniformly in its cosine ------------
+#
+# Polar angle theta_j (j < d - 2) of a row with tail radius R_j is coded as
+# q_j = rint(R_j cos(theta_j) / step) = rint(x_j / step): every angle is worth the same
+# Cartesian resolution ``step``, and the decoder needs no trigonometry for it
+# (x^_j = q_j step). The encoder never materialises these codes: it computes them from the
+# transposed rows whenever it needs them (norms, radius and exceptions, group keys, symbols).
+
+#: rows per tile of the decoder: a tile of float32 values fits L1
+_TILE_ROWS = 32
+_TILE = 32  # edge of the transposition's square tiles
+_U = np.uint64  # unsigned indices spare Numba's negative-index wraparound code
+
+
+@njit(nogil=True, cache=True)
+def transpose_rows(rows, xt):
+    """``xt`` (d, n) = ``rows`` (n, d).T for float32, by tiles that stay in L1."""
+    n, d = rows.shape
+    for i0 in range(0, n, _TILE):
+        i1 = min(i0 + _TILE, n)
+        for j0 in range(0, d, _TILE):
+            j1 = min(j0 + _TILE, d)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    xt[_U(j), _U(i)] = rows[_U(i), _U(j)]
+
+
+@njit(inline="always")
+def _cos_code(v, scale):
+    # + 0.0 turns a rounded -0.0 into the +0.0 that the decoder's integer code gives
+    return np.rint(_finite_or_zero(v) * scale) + 0.0
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def sphere_cos_prepare(xt, rows, max_norm, step, eps, norms32, scale, radius, index, delta, count):
+    """Format 1, first pass over ``xt`` (d, n), the transposed float32 ``rows``.
+
+    Fills ``norms32`` (as ``row_norms``: 0 for rows set aside), ``scale`` (``1 / step``, or
+    0 for rows set aside, whose codes are all 0: the code of ``v`` is
+    ``rint(v * scale)``), and ``radius``, the tail radius ``sqrt(max(r^2 - sum_j x^_j^2, 0))``
+    the decoder computes for the last pair (float64, summed in column order). Values the
+    decoder would put beyond ``eps`` go to the exception arrays (see ``sphere_quantize``),
+    column after column.
+    """
+    d, n = xt.shape
+    inv_step = 1.0 / step
+    acc = np.zeros(n, dtype=np.float64)
+    # the loops over rows touch few arrays, so that LLVM vectorises them
+    for j in range(d):
+        for i in range(n):
+            v = _finite_or_zero(np.float64(xt[j, i]))
+            acc[i] += v * v
+    for i in range(n):
+        nr = np.float32(np.sqrt(acc[i]))
+        ok = np.float64(nr) < max_norm
+        norms32[i] = nr if ok else np.float32(0.0)
+        scale[i] = inv_step if ok else 0.0
+        acc[i] = 0.0
+    cnt = count[0]
+    for j in range(d - 2):
+        misses = 0  # an integer count: a float sum would not vectorise (no reassociation)
+        for i in range(n):
+            v = np.float64(xt[j, i])
+            x32 = np.float64(np.float32(_cos_code(v, scale[i]) * step))
+            acc[i] += x32 * x32
+            misses += 0 if abs(x32 - v) <= eps else 1
+        if misses:  # rare
+            for i in range(n):
+                v = np.float64(xt[j, i])
+                xh = _cos_code(v, scale[i]) * step
+                if not abs(np.float64(np.float32(xh)) - v) <= eps:
+                    _record(rows, i, j, xh, index, delta, cnt)
+                    cnt += 1
+    for i in range(n):
+        rn = np.float64(norms32[i])
+        rest = rn * rn - acc[i]
+        radius[i] = np.sqrt(rest) if rest > 0.0 else 0.0
+    count[0] = cnt
+
+
+@njit(nogil=True, cache=True)
+def sphere_cos_codes(xt, scale, codes):
+    """The format-1 codes of the first ``codes.shape[0]`` columns (int64 (k, n))."""
+    for j in range(codes.shape[0]):
+        for i in range(codes.shape[1]):
+            codes[j, i] = np.int64(_cos_code(np.float64(xt[j, i]), scale[i]))
+
+
+@njit(nogil=True, cache=True)
+def sphere_cos_keys(xt, scale, extra, stride):
+    """``grid.column_order_keys`` of the format-1 codes: columns ``0 .. d-3`` computed from
+    ``xt`` (d, n) and ``scale``, then the rows of ``extra`` (int64), on every
+    ``stride``-th row."""
+    nx = xt.shape[0] - 2
+    n = xt.shape[1]
+    taken = max((n + stride - 1) // stride, 1)
+    keys = np.zeros(nx + extra.shape[0], dtype=np.float64)
+    for c in range(keys.size):
+        total = 0
+        for i in range(0, n, stride):
+            if c < nx:
+                v = np.int64(_cos_code(np.float64(xt[c, i]), scale[i]))
+            else:
+                v = extra[c - nx, i]
+            total += _bitlen(-v if v < 0 else v)
+        keys[c] = total / taken
+    return keys
+
+
+@njit(nogil=True, cache=True)
+def sphere_cos_symbolize(xt, scale, extra, perm, m, syms, raw32, counts, group_of):
+    """``grid.symbolize`` of the format-1 codes (see ``sphere_cos_keys``), computed column by
+    column into a buffer that stays in L1."""
+    nx = xt.shape[0] - 2
+    n = xt.shape[1]
+    state = np.zeros(3, dtype=np.uint64)
+    scratch = np.empty((2, n), dtype=np.uint64)
+    column = np.empty(n, dtype=np.int64)
+    for c in range(perm.size):
+        col = perm[c]
+        if col < nx:
+            for i in range(n):
+                column[i] = np.int64(_cos_code(np.float64(xt[col, i]), scale[i]))
+            symbolize_column(column, m, group_of[c], c * n, syms, raw32, counts, scratch, state)
+        else:
+            symbolize_column(extra[col - nx], m, group_of[c], c * n, syms, raw32, counts, scratch, state)
+    return finish_raw(raw32, state)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def sphere_reconstruct_cos(q, norms, step, radius, out):
+    """The decoder's side of ``sphere_quantize_cos``: ``out[:, :d - 2]`` (float32 (n, d)) and
+    the tail radii ``radius`` (n,) from the codes ``q`` (d - 2, n) and float64 ``norms``.
+
+    Returns STATUS_CORRUPT when a code puts a value beyond its row's norm (no encoder
+    writes one: ``|x^_j| <= |x_j| + step``).
+    """
+    ncol, n = q.shape
+    tile = np.empty((ncol, _TILE_ROWS), dtype=np.float32)
+    acc = np.empty(_TILE_ROWS, dtype=np.float64)
+    bad = False
+    for i0 in range(0, n, _TILE_ROWS):
+        b = min(_TILE_ROWS, n - i0)
+        acc[:] = 0.0
+        for j in range(ncol):
+            for r in range(b):
+                xh = np.float64(q[j, i0 + r]) * step
+                bad |= not (abs(xh) <= norms[i0 + r] * 1.000001 + step)
+                x32 = np.float32(xh)
+                tile[j, r] = x32
+                acc[r] += np.float64(x32) * np.float64(x32)
+        for r in range(b):
+            rn = norms[i0 + r]
+            rest = rn * rn - acc[r]
+            radius[i0 + r] = np.sqrt(rest) if rest > 0.0 else 0.0
+            for j in range(ncol):
+                out[i0 + r, j] = tile[j, r]
+    return STATUS_CORRUPT if bad else STATUS_OK
