@@ -27,6 +27,7 @@ import numpy as np
 
 from .codecs import Codec, get_codec
 from .kernels.checksum import xxh64
+from .scratch import release as release_scratch
 from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
 
 MAGIC = b"SPHC"
@@ -67,10 +68,13 @@ def resolve_threads(threads):
 
 
 def _map(fn, items, threads):
-    if threads == 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(fn, items))
+    try:
+        if threads == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+            return list(pool.map(fn, items))
+    finally:
+        release_scratch()  # the calling thread's; the workers' end with them
 
 
 def decoded_shape(shape, dim):
@@ -313,13 +317,16 @@ def decode_rows(blob, start, stop):
     if stop == start or header.dim == 0:
         return result
     # chunk_rows may exceed rows (a small array, a huge chunk_rows): size scratch by what exists
-    scratch = np.empty((min(cr, header.rows), header.dim), dtype=header.dtype)
-    for i in range(start // cr, (stop - 1) // cr + 1):
-        lo = i * cr
-        n = min(cr, header.rows - lo)
-        header.decode_chunk_into(i, scratch[:n])
-        a, b = max(start, lo), min(stop, lo + n)
-        result[a - start:b - start] = scratch[a - lo:b - lo]
+    block = np.empty((min(cr, header.rows), header.dim), dtype=header.dtype)
+    try:
+        for i in range(start // cr, (stop - 1) // cr + 1):
+            lo = i * cr
+            n = min(cr, header.rows - lo)
+            header.decode_chunk_into(i, block[:n])
+            a, b = max(start, lo), min(stop, lo + n)
+            result[a - start:b - start] = block[a - lo:b - lo]
+    finally:
+        release_scratch()
     return result
 
 

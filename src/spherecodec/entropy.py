@@ -18,6 +18,7 @@ import numpy as np
 from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
 from .kernels.bits import merge_low_bits, raw_size
+from .scratch import scratch as _scratch
 
 BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
@@ -120,7 +121,7 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
         return _rans.write_varint(out, pos, 0)
     if backend_id == BACKEND_NUMBA:
         table = _rans.encoder_table(freq)
-        scratch = np.empty(_rans.encode_scratch_size(values.size), dtype=np.uint8)
+        scratch = _scratch("rans.encode", _rans.encode_scratch_size(values.size), np.uint8)
         # the body follows its varint length, which is known only afterwards: code the
         # body 10 bytes on (a varint's maximum), then move it into place
         end = _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos + 10)

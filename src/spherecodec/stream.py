@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import container
+from .scratch import release as release_scratch
 from .codecs import Codec
 from .container import decoded_shape, resolve_chunk_rows
 from .errors import SpherecodecError
@@ -160,8 +161,13 @@ def _progress(total, desc, enabled):
                 leave=False, dynamic_ncols=True)
 
 
+@contextmanager
 def _pool(threads):
-    return ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext(None)
+    try:
+        with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext(None) as pool:
+            yield pool
+    finally:
+        release_scratch()  # the calling thread's (threads=1 codes chunks in it)
 
 
 def _tasks(n_chunks, chunk_rows, dim, itemsize, threads):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import entropy
 from ..errors import CorruptBlobError
+from ..scratch import scratch
 from ..kernels import grid as kg
 from . import register_codec
 from .base import Codec
@@ -143,8 +144,8 @@ def write_columns(symbolize, shape, ids, groups, out):
     ncols, n = shape
     perm = np.argsort(ids, kind="stable").astype(np.int64)
     alphabet = kg.alphabet_size(MANTISSA_BITS)
-    syms = np.empty(ncols * n, dtype=np.uint16)
-    raw32 = np.empty(2 * ncols * n + 2, dtype=np.uint32)
+    syms = scratch("grid.syms", ncols * n, np.uint16)
+    raw32 = scratch("grid.raw32", 2 * ncols * n + 2, np.uint32)
     counts = np.zeros((groups, alphabet), dtype=np.int64)
     nraw = symbolize(perm, syms, raw32, counts, ids[perm].astype(np.int64))
     out.append(bytes([groups]))
@@ -185,7 +186,7 @@ def decode_columns(payload, pos, codes):
         raise CorruptBlobError("column group id out of range")
     perm = np.argsort(ids, kind="stable").astype(np.int64)
     counts = np.bincount(ids, minlength=groups)
-    syms = np.empty(ncols * n, dtype=np.uint16)
+    syms = scratch("grid.syms", ncols * n, np.uint16)
     alphabet = kg.alphabet_size(MANTISSA_BITS)
     start = 0
     for g in range(groups):
@@ -195,8 +196,9 @@ def decode_columns(payload, pos, codes):
     nraw, pos = _read_varint(payload, pos)
     if pos + nraw > payload.size:
         raise CorruptBlobError("raw section runs past the end of the chunk")
-    raw32 = np.zeros((nraw + 3) // 4 + 1, dtype=np.uint32)
+    raw32 = scratch("grid.raw32", (nraw + 3) // 4 + 2, np.uint32)  # two zero words of padding
     raw32.view(np.uint8)[:nraw] = payload[pos:pos + nraw]
+    raw32.view(np.uint8)[nraw:] = 0
     used = kg.desymbolize(syms, perm, MANTISSA_BITS, raw32, codes)
     if (used + 7) // 8 != nraw:
         raise CorruptBlobError(f"raw section of {nraw} bytes does not match its {used} bits")
@@ -308,7 +310,7 @@ class GridCodec(Codec):
     def decode_chunk(self, payload, out):
         n, d = out.shape
         _, step, pos = read_head(payload)
-        codes = np.empty((d, n), dtype=np.int64)
+        codes = scratch("grid.codes", (d, n), np.int64)
         pos = decode_columns(payload, pos, codes)
         kg.grid_reconstruct(codes, step, out)
         pos = decode_exceptions(payload, pos, out.reshape(-1))

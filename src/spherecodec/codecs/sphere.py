@@ -24,6 +24,7 @@ value (d = 1) are coded like the grid codec.
 import numpy as np
 
 from ..errors import CorruptBlobError
+from ..scratch import scratch
 from ..kernels import grid as kg
 from ..kernels import spherical as ks
 from . import register_codec
@@ -97,15 +98,17 @@ class CosineQuantized:
     def __init__(self, rows, step, max_abs_error):
         n, d = rows.shape
         self.step = step
-        self.xt = np.empty((d, n), dtype=np.float32)
-        ks.transpose_rows(rows, self.xt)
+        self.xt = scratch("sphere.xt", (d, n), np.float32)
+        sumsq = scratch("sphere.sumsq", n, np.float64)
+        sumsq[:] = 0.0
+        ks.transpose_rows(rows, self.xt, sumsq)
         norms32 = np.empty(n, dtype=np.float32)
         self.scale = np.empty(n, dtype=np.float64)
         radius = np.empty(n, dtype=np.float64)
         index = np.empty(n * d, dtype=np.int64)
         delta = np.empty(n * d, dtype=np.uint32)
         count = np.zeros(1, dtype=np.int64)
-        ks.sphere_cos_prepare(self.xt, rows, _MAX_NORM_STEPS * step, step, max_abs_error,
+        ks.sphere_cos_prepare(self.xt, rows, sumsq, _MAX_NORM_STEPS * step, step, max_abs_error,
                               norms32, self.scale, radius, index, delta, count)
         # the last pair's codes q_{d-2}, c and the norms' codes
         self.extra = np.empty((3, n), dtype=np.int64)
@@ -146,16 +149,16 @@ def _stored_norms(codes, d):
 
 
 def reconstruct_rows_cos(codes, step, out):
-    """The decoder's side of ``quantize_rows_cos``: fill float32 ``out`` (n, d)."""
+    """The decoder's side of ``CosineQuantized``: fill float32 ``out`` (n, d) from ``codes``."""
     n, d = out.shape
     norms = _stored_norms(codes, d)
     radius = np.empty(n, dtype=np.float64)
-    status = ks.sphere_reconstruct_cos(codes[:d - 2], norms, step, radius, out)
-    out_t = np.empty((2, n), dtype=np.float32)
-    status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, out_t)
+    xt = scratch("sphere.xt", (d, n), np.float32)
+    status = ks.sphere_reconstruct_cos(codes[:d - 2], norms, step, radius, xt)
+    status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, xt)
     if status != ks.STATUS_OK:
         raise CorruptBlobError("an angle code lies outside its range")
-    out[:, d - 2:] = out_t.T
+    ks.transpose_rows(xt, out, np.empty(0))
 
 
 @register_codec
@@ -203,11 +206,11 @@ class SphereCodec(Codec):
         n, d = out.shape
         fmt, step, pos = read_head(payload, (FORMAT_LATITUDE, FORMAT_COSINE))
         if d < 2:
-            codes = np.empty((d, n), dtype=np.int64)
+            codes = scratch("grid.codes", (d, n), np.int64)
             pos = decode_columns(payload, pos, codes)
             kg.grid_reconstruct(codes, step, out)
         else:
-            codes = np.empty((d + 1, n), dtype=np.int64)
+            codes = scratch("grid.codes", (d + 1, n), np.int64)
             pos = decode_columns(payload, pos, codes)
             if fmt == FORMAT_COSINE:
                 reconstruct_rows_cos(codes, step, out)

@@ -113,66 +113,67 @@ def finish_raw(raw32, state):
 
 
 @njit(inline="always")
-def _word(raw32, p):
-    return _U(raw32[p]) if p < raw32.size else _U(0)
+def _bits_at(raw32, last, off, nb):
+    # nb (<= 32) bits from bit offset off: two words cover them whatever the offset; the
+    # word index is clamped so that corrupt offsets read inside raw32 (the caller checks
+    # the bits used against the section's length)
+    w = min(off >> _U(5), last)
+    v = (_U(raw32[w]) | (_U(raw32[w + _U(1)]) << _U(32))) >> (off & _U(31))
+    return v & ((_U(1) << nb) - _U(1))
 
 
 @njit(nogil=True, cache=True)
 def desymbolize(syms, perm, m, raw32, codes):
     """Inverse of ``symbolize``: codes (ncols, n) int64 from symbols and raw bits.
 
-    ``raw32`` holds the raw section as little-endian words (zero padded); reads past its
-    end see zeros. Returns the number of raw bits consumed (the caller checks it against
-    the section's length).
+    ``raw32`` holds the raw section as little-endian words followed by at least two zero
+    words. Returns the number of raw bits consumed (the caller checks it against the
+    section's length).
     """
     ncols, n = codes.shape
     small = np.int64(1) << (m + 1)
     top = np.int64(1) << m
     mmask = top - 1
-    acc = _U(0)
-    nacc = 0
-    p = 0
-    used = 0
+    last = _U(raw32.size - 2)
+    fields = np.empty(n, dtype=np.uint64)
+    widths = np.empty(n, dtype=np.uint64)
+    off = _U(0)
     k = 0
     for c in range(ncols):
         col = perm[c]
+        # three passes per column, the widths first: then every field's bit offset is a
+        # running sum and the fields are read independently of each other
+        wide = False
         for i in range(n):
-            s = np.int64(syms[k])
-            k += 1
+            s = np.int64(syms[k + i])
+            nr = (s >> m) - 1 if s >= small else 0
+            nb = _U(nr + (s != 0))
+            widths[i] = nb
+            wide |= nb > _U(32)
+        if wide:  # codes of more than 33 bits: their fields in two reads
+            for i in range(n):
+                nb = widths[i]
+                low = min(nb, _U(32))
+                field = _bits_at(raw32, last, off, low)
+                if nb > low:
+                    field |= _bits_at(raw32, last, off + _U(32), nb - low) << _U(32)
+                fields[i] = field
+                off += nb
+        else:
+            for i in range(n):
+                nb = widths[i]
+                fields[i] = _bits_at(raw32, last, off, nb)
+                off += nb
+        for i in range(n):
+            s = np.int64(syms[k + i])
             big = s >= small
             nr = (s >> m) - 1 if big else 0
             a = (s & mmask) + top if big else s
-            nb = nr + (1 if s != 0 else 0)
-            used += nb
-            if nb > 32:
-                # rare (codes of more than 33 bits): the low 32 bits first
-                if nacc < 32:
-                    acc |= _word(raw32, p) << _U(nacc)
-                    p += 1
-                    nacc += 32
-                low = acc & _U(0xFFFFFFFF)
-                acc >>= _U(32)
-                nacc -= 32
-                rest = nb - 32
-                if nacc < rest:
-                    acc |= _word(raw32, p) << _U(nacc)
-                    p += 1
-                    nacc += 32
-                field = low | ((acc & ((_U(1) << _U(rest)) - _U(1))) << _U(32))
-                acc >>= _U(rest)
-                nacc -= rest
-            else:
-                if nacc < nb:
-                    acc |= _word(raw32, p) << _U(nacc)
-                    p += 1
-                    nacc += 32
-                field = acc & ((_U(1) << _U(nb)) - _U(1))
-                acc >>= _U(nb)
-                nacc -= nb
+            field = fields[i]
             a = (a << nr) | np.int64(field & ((_U(1) << _U(nr)) - _U(1)))
-            neg = (field >> _U(nr)) & _U(1)
-            codes[col, i] = -a if neg else a
-    return used
+            codes[col, i] = -a if (field >> _U(nr)) & _U(1) else a
+        k += n
+    return np.int64(off)
 
 
 @njit(nogil=True, cache=True)

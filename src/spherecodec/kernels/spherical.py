@@ -385,23 +385,34 @@ def row_norms(rows, max_norm, norms32):
 # (x^_j = q_j step). The encoder never materialises these codes: it computes them from the
 # transposed rows whenever it needs them (norms, radius and exceptions, group keys, symbols).
 
-#: rows per tile of the decoder: a tile of float32 values fits L1
-_TILE_ROWS = 32
 _TILE = 32  # edge of the transposition's square tiles
 _U = np.uint64  # unsigned indices spare Numba's negative-index wraparound code
 
 
 @njit(nogil=True, cache=True)
-def transpose_rows(rows, xt):
-    """``xt`` (d, n) = ``rows`` (n, d).T for float32, by tiles that stay in L1."""
+def transpose_rows(rows, xt, sumsq):
+    """``xt`` (d, n) = ``rows`` (n, d).T for float32, by tiles that stay in L1.
+
+    With ``sumsq`` of size n (else empty), also the sum of squares of every row's finite
+    values, in float64 and index order (what ``row_norms`` sums), added to ``sumsq``.
+    """
     n, d = rows.shape
+    norms = sumsq.size == n
     for i0 in range(0, n, _TILE):
         i1 = min(i0 + _TILE, n)
         for j0 in range(0, d, _TILE):
             j1 = min(j0 + _TILE, d)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    xt[_U(j), _U(i)] = rows[_U(i), _U(j)]
+            if norms:
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        v = rows[_U(i), _U(j)]
+                        xt[_U(j), _U(i)] = v
+                        f = _finite_or_zero(np.float64(v))
+                        sumsq[_U(i)] += f * f
+            else:
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        xt[_U(j), _U(i)] = rows[_U(i), _U(j)]
 
 
 @njit(inline="always")
@@ -411,8 +422,10 @@ def _cos_code(v, scale):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def sphere_cos_prepare(xt, rows, max_norm, step, eps, norms32, scale, radius, index, delta, count):
-    """Format 1, first pass over ``xt`` (d, n), the transposed float32 ``rows``.
+def sphere_cos_prepare(xt, rows, sumsq, max_norm, step, eps, norms32, scale, radius, index, delta,
+                       count):
+    """Format 1, first pass over ``xt`` (d, n), the transposed float32 ``rows``, whose sums
+    of squares ``transpose_rows`` gave (``sumsq``, overwritten).
 
     Fills ``norms32`` (as ``row_norms``: 0 for rows set aside), ``scale`` (``1 / step``, or
     0 for rows set aside, whose codes are all 0: the code of ``v`` is
@@ -423,12 +436,8 @@ def sphere_cos_prepare(xt, rows, max_norm, step, eps, norms32, scale, radius, in
     """
     d, n = xt.shape
     inv_step = 1.0 / step
-    acc = np.zeros(n, dtype=np.float64)
+    acc = sumsq
     # the loops over rows touch few arrays, so that LLVM vectorises them
-    for j in range(d):
-        for i in range(n):
-            v = _finite_or_zero(np.float64(xt[j, i]))
-            acc[i] += v * v
     for i in range(n):
         nr = np.float32(np.sqrt(acc[i]))
         ok = np.float64(nr) < max_norm
@@ -507,31 +516,26 @@ def sphere_cos_symbolize(xt, scale, extra, perm, m, syms, raw32, counts, group_o
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def sphere_reconstruct_cos(q, norms, step, radius, out):
-    """The decoder's side of ``sphere_quantize_cos``: ``out[:, :d - 2]`` (float32 (n, d)) and
-    the tail radii ``radius`` (n,) from the codes ``q`` (d - 2, n) and float64 ``norms``.
+def sphere_reconstruct_cos(q, norms, step, radius, xt):
+    """The decoder's side of ``sphere_cos_prepare``: from the codes ``q`` (d - 2, n) and the
+    float64 ``norms``, the values of the first d - 2 columns into ``xt`` (float32, d x n,
+    transposed) and the tail radii into ``radius`` (n,).
 
     Returns STATUS_CORRUPT when a code puts a value beyond its row's norm (no encoder
-    writes one: ``|x^_j| <= |x_j| + step``).
+    writes one: ``|x^_j| <= |x_j| + step / 2``).
     """
     ncol, n = q.shape
-    tile = np.empty((ncol, _TILE_ROWS), dtype=np.float32)
-    acc = np.empty(_TILE_ROWS, dtype=np.float64)
-    bad = False
-    for i0 in range(0, n, _TILE_ROWS):
-        b = min(_TILE_ROWS, n - i0)
-        acc[:] = 0.0
-        for j in range(ncol):
-            for r in range(b):
-                xh = np.float64(q[j, i0 + r]) * step
-                bad |= not (abs(xh) <= norms[i0 + r] * 1.000001 + step)
-                x32 = np.float32(xh)
-                tile[j, r] = x32
-                acc[r] += np.float64(x32) * np.float64(x32)
-        for r in range(b):
-            rn = norms[i0 + r]
-            rest = rn * rn - acc[r]
-            radius[i0 + r] = np.sqrt(rest) if rest > 0.0 else 0.0
-            for j in range(ncol):
-                out[i0 + r, j] = tile[j, r]
+    acc = np.zeros(n, dtype=np.float64)
+    bad = 0
+    for j in range(ncol):
+        for i in range(n):
+            xh = np.float64(q[j, i]) * step
+            bad += 0 if abs(xh) <= norms[i] * 1.000001 + step else 1
+            x32 = np.float64(np.float32(xh))
+            xt[j, i] = x32
+            acc[i] += x32 * x32
+    for i in range(n):
+        rn = norms[i]
+        rest = rn * rn - acc[i]
+        radius[i] = np.sqrt(rest) if rest > 0.0 else 0.0
     return STATUS_CORRUPT if bad else STATUS_OK
