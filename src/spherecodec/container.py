@@ -27,6 +27,8 @@ import numpy as np
 
 from .codecs import Codec, get_codec
 from .kernels.checksum import xxh64
+from .scratch import join as join_parts
+from .scratch import recycle
 from .scratch import release as release_scratch
 from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
 
@@ -141,7 +143,10 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         "chunk_rows": chunk_rows,
     }
     header = pack_header(meta, codec.shared_bytes(), [len(p) for p in payloads], checksums)
-    return b"".join([header] + payloads)
+    blob = join_parts([header] + payloads, threads)
+    del coded
+    recycle(payloads)
+    return blob
 
 
 def pack_header(meta, shared, lengths, checksums):

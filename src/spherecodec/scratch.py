@@ -9,7 +9,9 @@ name again: never return one to the caller or keep it past the chunk.
 thread keeps nothing.
 """
 
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -32,3 +34,109 @@ def scratch(name, shape, dtype):
 def release():
     """Drop this thread's scratch arrays."""
     _local.__dict__.pop("arrays", None)
+
+
+# --- recycled chunk buffers -------------------------------------------------------------
+#
+# A chunk's payload must live until the container has joined every chunk into the blob,
+# so it cannot be per-thread scratch. Payload buffers come from ``take_buffer`` and go
+# back with ``recycle`` once joined: without this, every encode call maps fresh memory for
+# its payloads and pays a page fault per 4 KiB (measured: 50 ms instead of 38 ms for an
+# 18 MB sphere encode when malloc does not happen to reuse it). At most POOL_LIMIT bytes
+# are kept.
+
+POOL_LIMIT = 64 << 20
+_pool_lock = threading.Lock()
+_pool = []  # free buffers, smallest first
+_issued = weakref.WeakValueDictionary()  # id -> buffer handed out by take_buffer
+
+
+def take_buffer(nbytes):
+    """A uint8 array of at least ``nbytes`` (undefined contents) for a chunk's payload."""
+    nbytes = int(nbytes)
+    with _pool_lock:
+        for i, buf in enumerate(_pool):
+            if buf.size >= nbytes:
+                del _pool[i]
+                break
+        else:
+            buf = None
+    if buf is None:
+        buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+    _issued[id(buf)] = buf
+    return buf
+
+
+def recycle(arrays):
+    """Return the buffers behind ``arrays`` (payloads, or buffers from ``take_buffer``) to
+    the pool. The caller guarantees that nothing uses them any more."""
+    with _pool_lock:
+        kept = sum(b.size for b in _pool)
+        for a in arrays:
+            buf = a if getattr(a, "base", None) is None else a.base
+            if _issued.get(id(buf)) is not buf:
+                continue  # not a pooled buffer (bytes, or a codec's own array)
+            del _issued[id(buf)]
+            if kept + buf.size <= POOL_LIMIT and not any(b is buf for b in _pool):
+                _pool.append(buf)
+                kept += buf.size
+        _pool.sort(key=lambda b: b.size)
+
+
+# --- the blob -----------------------------------------------------------------------------
+#
+# The blob is a fresh bytes object: writing it costs a page fault per 4 KiB (measured: 31 ms
+# of a 94 ms exact encode of 61 MB, most of it faults), which ``b"".join`` pays on one
+# thread. ``join`` lets the worker threads share it: the bytes object is created empty
+# (PyBytes_FromStringAndSize(NULL, n), as C extensions do) and filled before anyone else
+# sees it. Where that API is missing, ``b"".join``.
+
+_PARALLEL_JOIN_BYTES = 8 << 20
+try:
+    import ctypes
+
+    _new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+    _new_bytes.restype = ctypes.py_object
+    _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+except (ImportError, AttributeError):  # not CPython
+    _new_bytes = None
+
+
+def join(parts, threads):
+    """``b"".join(parts)`` (bytes or uint8 arrays), copied by up to ``threads`` threads."""
+    sizes = [len(p) for p in parts]
+    total = sum(sizes)
+    if total < _PARALLEL_JOIN_BYTES or _new_bytes is None:
+        return b"".join(parts)
+    from concurrent.futures import ThreadPoolExecutor
+
+    blob = _new_bytes(None, total)
+    address = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value
+    _huge_pages(address, total)
+    out = np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctypes.c_uint8)), shape=(total,))
+    starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+
+    def copy(i):  # numpy releases the GIL for the copy
+        out[starts[i]:starts[i + 1]] = np.frombuffer(parts[i], dtype=np.uint8)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(copy, range(len(parts))))
+    return blob
+
+
+_HUGE = 2 << 20
+try:
+    _madvise = ctypes.CDLL(None, use_errno=True).madvise
+    _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    _madvise.restype = ctypes.c_int
+except (NameError, OSError, AttributeError):
+    _madvise = None
+
+
+def _huge_pages(address, size):
+    # ask for transparent huge pages on the 2 MiB-aligned part (Linux MADV_HUGEPAGE = 14;
+    # a hint: ignored where unsupported): one fault per 2 MiB instead of per 4 KiB
+    start = (address + _HUGE - 1) & ~(_HUGE - 1)
+    end = (address + size) & ~(_HUGE - 1)
+    if _madvise is not None and end > start and os.uname().sysname == "Linux":
+        _madvise(start, end - start, 14)

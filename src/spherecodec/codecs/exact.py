@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import entropy
 from ..errors import CorruptBlobError, UnsupportedError
+from ..scratch import take_buffer
 from ..kernels.bits import merge_low_bits, pack_low_bits, raw_size
 from ..kernels.rans import histogram
 from . import register_codec
@@ -141,7 +142,7 @@ class ExactCodec(Codec):
         values = rows.reshape(-1).view(utype)
         alphabet = 1 << symbol_bits
         nraw = raw_size(values.size, raw_bits)
-        out = np.empty(1 + nraw + entropy.stream_capacity(values.size, alphabet), dtype=np.uint8)
+        out = take_buffer(1 + nraw + entropy.stream_capacity(values.size, alphabet))
         out[0] = MODE_CODED
         pack_low_bits(values, raw_bits, out[1:1 + nraw])
         counts = np.zeros(alphabet, dtype=np.int64)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import entropy
 from ..errors import CorruptBlobError
-from ..scratch import scratch
+from ..scratch import recycle, scratch, take_buffer
 from ..kernels import grid as kg
 from . import register_codec
 from .base import Codec
@@ -87,22 +87,24 @@ def _pack_nibbles(ids):
 
 
 class ChunkWriter:
-    """A chunk's bytes written in place into one uint8 buffer that grows when needed.
+    """A chunk's bytes written in place into one uint8 buffer that grows when needed
+    (buffers from ``scratch.take_buffer``: the container recycles them once joined).
 
     Codecs append small pieces with ``append`` and let kernels write large ones straight
     into ``reserve(n)``'s buffer (then ``advance``), so a chunk is copied once, not per piece.
     """
 
     def __init__(self, capacity=1 << 16):
-        self.buf = np.empty(max(int(capacity), 16), dtype=np.uint8)
+        self.buf = take_buffer(max(int(capacity), 16))
         self.pos = 0
 
     def reserve(self, n):
         """The buffer, with room for ``n`` more bytes from ``self.pos``."""
         need = self.pos + int(n)
         if need > self.buf.size:
-            grown = np.empty(max(need, 2 * self.buf.size), dtype=np.uint8)
+            grown = take_buffer(max(need, 2 * self.buf.size))
             grown[:self.pos] = self.buf[:self.pos]
+            recycle([self.buf])
             self.buf = grown
         return self.buf
 
