@@ -100,3 +100,31 @@ def test_damaged_blobs_raise_or_decode_to_the_announced_shape():
     check_truncations(blob, max_lengths=60)
     raised = check_corruptions(blob, n=120)
     assert raised["plain"] == 120
+
+
+@settings(max_examples=60, deadline=None)
+@given(code_matrices())
+def test_paired_columns_round_trip_exactly(codes):
+    parts = ChunkWriter(16)
+    encode_columns(codes, parts, paired=True)
+    payload = parts.array()
+    back = np.empty_like(codes)
+    assert decode_columns(payload, 0, back, paired=True) == payload.size
+    assert (back == codes).all()
+
+
+def test_symbol_pairs_and_their_corruption():
+    from spherecodec.kernels import grid as kg
+
+    syms = np.array([3, 0, 50, 7, 1], dtype=np.uint16)
+    pairs = np.empty(3, dtype=np.uint16)
+    counts = np.zeros(51 * 51, dtype=np.int64)
+    kg.pair_symbols(syms, 51, pairs, counts)
+    assert pairs.tolist() == [3 * 51, 50 * 51 + 7, 51]
+    assert counts.sum() == 3 and counts[51] == 1
+    back = np.empty_like(syms)
+    assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_OK and (back == syms).all()
+    pairs[2] = 51 + 4  # the odd symbol's missing partner must be 0
+    assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_CORRUPT
+    pairs[2] = 51 * 51  # beyond the pair alphabet
+    assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_CORRUPT

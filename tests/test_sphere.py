@@ -142,7 +142,7 @@ def test_format1_codes_written_on_the_fly_equal_the_materialised_ones(x, bound):
     q = CosineQuantized(x, step_for(bound), bound)
     fused, materialised = ChunkWriter(), ChunkWriter()
     q.write_codes(fused)
-    encode_columns(q.codes(), materialised)
+    encode_columns(q.codes(), materialised, paired=True)
     assert fused.array().tobytes() == materialised.array().tobytes()
 
 
@@ -152,7 +152,7 @@ def test_format1_codes_written_on_the_fly_equal_the_materialised_ones_on_real_ch
     q = CosineQuantized(x, step_for(1e-6), 1e-6)
     fused, materialised = ChunkWriter(), ChunkWriter()
     q.write_codes(fused)
-    encode_columns(q.codes(), materialised)
+    encode_columns(q.codes(), materialised, paired=True)
     assert fused.array().tobytes() == materialised.array().tobytes()
 
 

@@ -36,46 +36,13 @@ def quantize_frequencies(counts, precision):
     Deterministic integer arithmetic (largest remainder); a symbol holding nearly all the
     mass is capped at 255/256, giving a neighbour a phantom share if it stands alone.
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    total_mass = 1 << precision
-    used = np.flatnonzero(counts)
-    if used.size == 0:
-        return np.zeros_like(counts)
-    if used.size > total_mass:
-        raise ValueError(f"{used.size} distinct symbols need more than {precision}-bit precision")
-    if used.size == 1:
-        counts = counts.copy()
-        neighbour = used[0] + 1 if used[0] + 1 < counts.size else used[0] - 1
-        counts[neighbour] = max(1, int(counts[used[0]]) >> _CAP_SHIFT)
-        used = np.flatnonzero(counts)
-    n = int(counts.sum())
-    scaled = counts[used] * total_mass
-    freq = scaled // n
-    remainder = scaled - freq * n
-    freq = np.maximum(freq, 1)
-    deficit = total_mass - int(freq.sum())
-    if deficit > 0:
-        order = np.argsort(-remainder, kind="stable")
-        freq[order[:deficit]] += 1
-    while deficit < 0:
-        # forced minimum frequencies overshot: take back from the largest, one each
-        order = np.argsort(-freq, kind="stable")
-        take = order[: -deficit]
-        take = take[freq[take] > 1]
-        freq[take] -= 1
-        deficit += take.size
-    cap = total_mass - (total_mass >> _CAP_SHIFT)
-    top = int(np.argmax(freq))
-    if freq[top] > cap:
-        excess = int(freq[top]) - cap
-        freq[top] = cap
-        others = np.flatnonzero(np.arange(freq.size) != top)
-        share, rest = divmod(excess, others.size)
-        freq[others] += share
-        freq[others[:rest]] += 1
-    out = np.zeros_like(counts)
-    out[used] = freq
-    return out
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    used = int(np.count_nonzero(counts))
+    if used > 1 << precision:
+        raise ValueError(f"{used} distinct symbols need more than {precision}-bit precision")
+    if counts.size < 2:
+        raise ValueError("an alphabet has at least 2 symbols")
+    return _rans.quantize_counts(counts, precision, _CAP_SHIFT)
 
 
 def choose_precision(n_used):
@@ -122,12 +89,8 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     if backend_id == BACKEND_NUMBA:
         table = _rans.encoder_table(freq)
         scratch = _scratch("rans.encode", _rans.encode_scratch_size(values.size), np.uint8)
-        # the body follows its varint length, which is known only afterwards: code the
-        # body 10 bytes on (a varint's maximum), then move it into place
-        end = _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos + 10)
-        body = out[pos + 10:end]
-    else:
-        body = _constriction_encode(values >> shift if shift else values, freq, precision)
+        return _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
+    body = _constriction_encode(values >> shift if shift else values, freq, precision)
     size = body.size
     pos = _rans.write_varint(out, pos, size)
     out[pos:pos + size] = body

@@ -124,48 +124,62 @@ class ChunkWriter:
         return self.buf[:self.pos]
 
 
-def encode_columns(codes, out):
-    """Append the coded form of ``codes`` (ncols, n) int64 to ``out`` (a ``ChunkWriter``).
+def encode_columns(codes, out, paired=False):
+    """Append the coded form of ``codes`` (ncols, n) int64 to ``out`` (a ``ChunkWriter``);
+    ``paired`` as in ``write_columns``.
 
     Layout: u8 groups, group id per column (4 bits each), one rANS stream per group
     (its columns in order, column-major), varint raw length, raw bits.
     """
     ids, groups = choose_groups(codes)
 
-    def symbolize(perm, syms, raw32, counts, group_of):
-        return kg.symbolize(codes, perm, MANTISSA_BITS, syms, raw32, counts, group_of)
+    def symbolize(perm, m, syms, raw32, counts, group_of):
+        return kg.symbolize(codes, perm, m, syms, raw32, counts, group_of)
 
-    write_columns(symbolize, codes.shape, ids, groups, out)
+    write_columns(symbolize, codes.shape, ids, groups, out, paired)
 
 
-def write_columns(symbolize, shape, ids, groups, out):
+def write_columns(symbolize, shape, ids, groups, out, paired=False):
     """``encode_columns`` for codes (``shape`` = (ncols, n)) that ``symbolize`` turns into
-    symbols: called as ``symbolize(perm, syms, raw32, counts, group_of)`` with the arguments
-    of ``kernels.grid.symbolize`` after ``codes``, it returns the raw bytes used. Codecs
-    that compute codes on the fly (sphere) use it without materialising them."""
+    symbols: called as ``symbolize(perm, m, syms, raw32, counts, group_of)`` with the
+    arguments of ``kernels.grid.symbolize`` after ``codes``, it returns the raw bytes used.
+    Codecs that compute codes on the fly (sphere) use it without materialising them.
+
+    ``paired``: the symbols are bit lengths alone (0 mantissa bits) and each group's
+    stream codes them two at a time (``kernels.grid.pair_symbols``): half the rANS steps
+    (the sphere codec's format 1).
+    """
     ncols, n = shape
     perm = np.argsort(ids, kind="stable").astype(np.int64)
-    alphabet = kg.alphabet_size(MANTISSA_BITS)
+    m = 0 if paired else MANTISSA_BITS
+    base = kg.alphabet_size(m)
+    alphabet = base * base if paired else base
     syms = scratch("grid.syms", ncols * n, np.uint16)
     raw32 = scratch("grid.raw32", 2 * ncols * n + 2, np.uint32)
-    counts = np.zeros((groups, alphabet), dtype=np.int64)
-    nraw = symbolize(perm, syms, raw32, counts, ids[perm].astype(np.int64))
+    counts = np.zeros((0 if paired else groups, base), dtype=np.int64)
+    nraw = symbolize(perm, m, syms, raw32, counts, ids[perm].astype(np.int64))
     out.append(bytes([groups]))
     out.append(_pack_nibbles(ids))
     sizes = np.bincount(ids, minlength=groups)
     start = 0
     for g in range(groups):
         stop = start + int(sizes[g]) * n
-        buf = out.reserve(entropy.stream_capacity(stop - start, alphabet))
-        out.advance(entropy.encode_stream_into(syms[start:stop], alphabet, buf, out.pos,
-                                               counts=counts[g]))
+        values, group_counts = syms[start:stop], None if paired else counts[g]
+        if paired:
+            pairs = scratch("grid.pairs", (values.size + 1) // 2, np.uint16)
+            group_counts = np.zeros(alphabet, dtype=np.int64)
+            kg.pair_symbols(values, base, pairs, group_counts)
+            values = pairs
+        buf = out.reserve(entropy.stream_capacity(values.size, alphabet))
+        out.advance(entropy.encode_stream_into(values, alphabet, buf, out.pos, counts=group_counts))
         start = stop
     out.append(_varint(nraw))
     out.append(raw32.view(np.uint8)[:nraw])
 
 
-def decode_columns(payload, pos, codes):
-    """Inverse of ``encode_columns``: fill ``codes`` (ncols, n) int64; return the end pos."""
+def decode_columns(payload, pos, codes, paired=False):
+    """Inverse of ``encode_columns`` (``write_columns`` with ``paired``): fill ``codes``
+    (ncols, n) int64; return the end pos."""
     ncols, n = codes.shape
     if pos + 1 > payload.size:
         raise CorruptBlobError("chunk ends before its column groups")
@@ -189,11 +203,18 @@ def decode_columns(payload, pos, codes):
     perm = np.argsort(ids, kind="stable").astype(np.int64)
     counts = np.bincount(ids, minlength=groups)
     syms = scratch("grid.syms", ncols * n, np.uint16)
-    alphabet = kg.alphabet_size(MANTISSA_BITS)
+    m = 0 if paired else MANTISSA_BITS
+    base = kg.alphabet_size(m)
     start = 0
     for g in range(groups):
         stop = start + int(counts[g]) * n
-        pos = entropy.decode_stream(payload, pos, alphabet, syms[start:stop])
+        if paired:
+            pairs = scratch("grid.pairs", (stop - start + 1) // 2, np.uint16)
+            pos = entropy.decode_stream(payload, pos, base * base, pairs)
+            if kg.unpair_symbols(pairs, base, syms[start:stop]) != kg.STATUS_OK:
+                raise CorruptBlobError("invalid symbol pair")
+        else:
+            pos = entropy.decode_stream(payload, pos, base, syms[start:stop])
         start = stop
     nraw, pos = _read_varint(payload, pos)
     if pos + nraw > payload.size:
@@ -201,7 +222,7 @@ def decode_columns(payload, pos, codes):
     raw32 = scratch("grid.raw32", (nraw + 3) // 4 + 2, np.uint32)  # two zero words of padding
     raw32.view(np.uint8)[:nraw] = payload[pos:pos + nraw]
     raw32.view(np.uint8)[nraw:] = 0
-    used = kg.desymbolize(syms, perm, MANTISSA_BITS, raw32, codes)
+    used = kg.desymbolize(syms, perm, m, raw32, codes)
     if (used + 7) // 8 != nraw:
         raise CorruptBlobError(f"raw section of {nraw} bytes does not match its {used} bits")
     return pos + nraw
@@ -253,24 +274,26 @@ def _read_varint(payload, pos):
         shift += 7
 
 
-def read_head(payload, formats=(FORMAT,)):
+def read_head(payload, formats=None):
     """(format, step, position after the head) of a chunk written with ``head``.
 
-    The format must be one of ``formats``.
+    ``formats`` maps the accepted formats to the mantissa bits their head must announce
+    (default: grid's format with ``MANTISSA_BITS``).
     """
+    formats = {FORMAT: MANTISSA_BITS} if formats is None else formats
     if payload.size < _HEAD.size:
         raise CorruptBlobError("chunk shorter than its head")
     fmt, step, mbits, _ = _HEAD.unpack_from(payload.tobytes()[:_HEAD.size])
-    if fmt not in formats or mbits != MANTISSA_BITS:
+    if formats.get(fmt) != mbits:
         raise CorruptBlobError(f"unknown chunk format {fmt}/{mbits}")
     if not (np.isfinite(step) and step > 0.0):
         raise CorruptBlobError(f"invalid step {step!r}")
     return fmt, step, _HEAD.size
 
 
-def head(step, fmt=FORMAT):
+def head(step, fmt=FORMAT, mantissa_bits=MANTISSA_BITS):
     """Chunk head: u8 format, f64 step, u8 mantissa bits, u8 reserved."""
-    return _HEAD.pack(fmt, step, MANTISSA_BITS, 0)
+    return _HEAD.pack(fmt, step, mantissa_bits, 0)
 
 
 @register_codec

@@ -133,11 +133,11 @@ class CosineQuantized:
         keys = ks.sphere_cos_keys(self.xt, self.scale, self.extra, KEY_STRIDE if n >= KEY_MIN_ROWS else 1)
         ids, groups = groups_from_keys(keys, n)
 
-        def symbolize(perm, syms, raw32, counts, group_of):
-            return ks.sphere_cos_symbolize(self.xt, self.scale, self.extra, perm, MANTISSA_BITS,
+        def symbolize(perm, m, syms, raw32, counts, group_of):
+            return ks.sphere_cos_symbolize(self.xt, self.scale, self.extra, perm, m,
                                            syms, raw32, counts, group_of)
 
-        write_columns(symbolize, (d + 1, n), ids, groups, out)
+        write_columns(symbolize, (d + 1, n), ids, groups, out, paired=True)
 
 
 def _stored_norms(codes, d):
@@ -189,12 +189,12 @@ class SphereCodec(Codec):
         n, d = rows.shape
         step = step_for(self.max_abs_error)
         parts = ChunkWriter(3 * rows.nbytes // 4)
-        parts.append(head(step, FORMAT_COSINE))
+        parts.append(head(step, FORMAT_COSINE, 0))
         if d < 2:
             codes = np.empty((d, n), dtype=np.int64)
             xhat = np.empty((n, d), dtype=np.float32)
             kg.grid_quantize(rows, step, codes, xhat)
-            encode_columns(codes, parts)
+            encode_columns(codes, parts, paired=True)
             encode_exceptions(rows.reshape(-1), xhat.reshape(-1), self.max_abs_error, parts)
         else:
             quantized = CosineQuantized(rows, step, self.max_abs_error)
@@ -204,14 +204,14 @@ class SphereCodec(Codec):
 
     def decode_chunk(self, payload, out):
         n, d = out.shape
-        fmt, step, pos = read_head(payload, (FORMAT_LATITUDE, FORMAT_COSINE))
+        fmt, step, pos = read_head(payload, {FORMAT_LATITUDE: MANTISSA_BITS, FORMAT_COSINE: 0})
         if d < 2:
             codes = scratch("grid.codes", (d, n), np.int64)
-            pos = decode_columns(payload, pos, codes)
+            pos = decode_columns(payload, pos, codes, paired=fmt == FORMAT_COSINE)
             kg.grid_reconstruct(codes, step, out)
         else:
             codes = scratch("grid.codes", (d + 1, n), np.int64)
-            pos = decode_columns(payload, pos, codes)
+            pos = decode_columns(payload, pos, codes, paired=fmt == FORMAT_COSINE)
             if fmt == FORMAT_COSINE:
                 reconstruct_rows_cos(codes, step, out)
             else:

@@ -50,7 +50,7 @@ def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     ``syms`` (ncols * n) uint16 receives column ``perm[0]``'s symbols, then ``perm[1]``'s...
     ``raw32`` (uint32) needs ``2 * ncols * n + 2`` words; ``counts`` (groups, alphabet)
     int64, zeroed, receives each group's symbol histogram (``group_of[c]`` is the group
-    of the c-th column in ``perm`` order). Returns the raw bytes used.
+    of the c-th column in ``perm`` order), unless it has no rows. Returns the raw bytes used.
     """
     ncols, n = codes.shape
     state = np.zeros(3, dtype=np.uint64)  # bit accumulator, its bit count, words written
@@ -79,8 +79,9 @@ def symbolize_column(values, m, g, k, syms, raw32, counts, scratch, state):
         fields[i] = field
         widths[i] = nb
         wide |= nb > _U(32)
-    for i in range(n):
-        counts[g, syms[k + i]] += 1
+    if counts.shape[0]:
+        for i in range(n):
+            counts[g, syms[k + i]] += 1
     for i in range(n):
         field = fields[i]
         nb = widths[i]
@@ -278,3 +279,34 @@ def apply_exceptions(buf, pos, out):
         at += 1
     return pos
 
+
+
+@njit(nogil=True, cache=True)
+def pair_symbols(syms, base, pairs, counts):
+    """``pairs[j] = syms[2j] * base + syms[2j + 1]`` (a missing last partner counts as 0);
+    their histogram is added to ``counts``."""
+    half = syms.size // 2
+    for j in range(half):
+        pairs[j] = syms[2 * j] * base + syms[2 * j + 1]
+    if syms.size & 1:
+        pairs[half] = syms[syms.size - 1] * base
+    for j in range(pairs.size):
+        counts[pairs[j]] += 1
+
+
+@njit(nogil=True, cache=True)
+def unpair_symbols(pairs, base, syms):
+    """Inverse of ``pair_symbols``; returns STATUS_CORRUPT for a pair ``>= base**2`` or a
+    non-zero partner of an odd last symbol."""
+    half = syms.size // 2
+    bad = 0
+    for j in range(half):
+        p = pairs[j]
+        bad |= p >= base * base
+        syms[2 * j] = p // base
+        syms[2 * j + 1] = p % base
+    if syms.size & 1:
+        p = pairs[half]
+        bad |= (p % base != 0) | (p >= base * base)
+        syms[syms.size - 1] = p // base
+    return STATUS_CORRUPT if bad else STATUS_OK

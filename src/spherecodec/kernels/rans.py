@@ -70,15 +70,76 @@ def _flush_state(x, out, pos):
     return pos
 
 
+@njit(nogil=True, cache=True)
 def encoder_table(freq):
-    """The encoder's packed per-symbol table for integer frequencies ``freq``."""
-    freq = np.asarray(freq, dtype=np.uint64)
-    cum = np.zeros_like(freq)
-    np.cumsum(freq[:-1], out=cum[1:])
-    rcp = np.zeros_like(freq)
-    np.floor_divide(np.uint64(1 << 32), freq, out=rcp, where=freq > 0)
-    np.minimum(rcp, np.uint64((1 << 32) - 1), out=rcp)
-    return freq | (cum << np.uint64(16)) | (rcp << np.uint64(32))
+    """The encoder's packed per-symbol table for integer frequencies ``freq`` (int64)."""
+    table = np.zeros(freq.size, dtype=np.uint64)
+    cum = _U(0)
+    for s in range(freq.size):
+        f = _U(freq[s])
+        if f:
+            rcp = min(_U(1 << 32) // f, _U((1 << 32) - 1))
+            table[s] = f | (cum << _U(16)) | (rcp << _U(32))
+        else:
+            table[s] = cum << _U(16)
+        cum += f
+    return table
+
+
+@njit(nogil=True, cache=True)
+def quantize_counts(counts, precision, cap_shift):
+    """``entropy.quantize_frequencies`` (which checks its arguments): integer frequencies
+    summing to ``2**precision``, ``>= 1`` where ``counts > 0``, by largest remainder; no
+    symbol above ``1 - 2**-cap_shift`` of the mass (a lone symbol's neighbour gets a
+    phantom share)."""
+    total_mass = 1 << precision
+    out = np.zeros(counts.size, dtype=np.int64)
+    used = np.flatnonzero(counts)
+    if used.size == 0:
+        return out
+    if used.size == 1:
+        counts = counts.copy()
+        neighbour = used[0] + 1 if used[0] + 1 < counts.size else used[0] - 1
+        counts[neighbour] = max(1, counts[used[0]] >> cap_shift)
+        used = np.flatnonzero(counts)
+    n = counts.sum()
+    k = used.size
+    freq = np.empty(k, dtype=np.int64)
+    remainder = np.empty(k, dtype=np.int64)
+    total = 0
+    for j in range(k):
+        scaled = counts[used[j]] * total_mass
+        freq[j] = max(scaled // n, 1)
+        remainder[j] = scaled - (scaled // n) * n
+        total += freq[j]
+    deficit = total_mass - total
+    if deficit > 0:
+        order = np.argsort(-remainder, kind="mergesort")  # stable
+        for j in range(deficit):
+            freq[order[j]] += 1
+    while deficit < 0:
+        # forced minimum frequencies overshot: take back from the largest, one each
+        order = np.argsort(-freq, kind="mergesort")
+        taken = 0
+        for j in range(min(-deficit, k)):
+            if freq[order[j]] > 1:
+                freq[order[j]] -= 1
+                taken += 1
+        deficit += taken
+    cap = total_mass - (total_mass >> cap_shift)
+    top = np.argmax(freq)
+    if freq[top] > cap:
+        excess = freq[top] - cap
+        freq[top] = cap
+        share, rest = divmod(excess, k - 1)
+        given = 0
+        for j in range(k):
+            if j != top:
+                freq[j] += share + (1 if given < rest else 0)
+                given += 1
+    for j in range(k):
+        out[used[j]] = freq[j]
+    return out
 
 
 def encode_scratch_size(n):
@@ -88,7 +149,8 @@ def encode_scratch_size(n):
 
 @njit(nogil=True, cache=True)
 def rans_encode(values, shift, table, precision, scratch, out, pos):
-    """Encode the symbols ``values >> shift`` as a stream body at ``out[pos:]``.
+    """Encode the symbols ``values >> shift`` at ``out[pos:]``: the body's byte length
+    (varint), then the body.
 
     ``table`` (uint64 over the alphabet) comes from ``encoder_table``;
     ``scratch`` holds ``encode_scratch_size(n)`` bytes; ``out`` needs as many from ``pos``.
@@ -96,7 +158,7 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
     """
     n = values.size
     if n == 0:
-        return pos
+        return write_varint(out, pos, 0)
     if lane_count(n) == 1:
         p = scratch.size
         x = _U(RANS_L)
@@ -105,6 +167,7 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
             x, p = _encode_step(x, table[s], precision, scratch, p)
         p = _flush_state(x, scratch, p)
         size = scratch.size - p
+        pos = write_varint(out, pos, size)
         out[pos:pos + size] = scratch[p:]
         return pos + size
     # lane j writes backwards from the end of its region of scratch
@@ -117,6 +180,10 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
     # four lanes per pass keep every state and position in registers
     _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, 0)
     _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, 4)
+    body = ends[LANES - 1] - starts[LANES - 1]
+    for j in range(LANES - 1):
+        body += varint_size(ends[j] - starts[j]) + ends[j] - starts[j]
+    pos = write_varint(out, pos, body)
     for j in range(LANES - 1):
         pos = write_varint(out, pos, ends[j] - starts[j])
     for j in range(LANES):
@@ -346,6 +413,16 @@ def write_varint(out, pos, value):
         pos += 1
     out[pos] = value
     return pos + 1
+
+
+@njit
+def varint_size(value):
+    """Bytes ``write_varint`` takes for ``value``."""
+    size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
 
 
 @njit
