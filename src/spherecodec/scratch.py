@@ -119,8 +119,12 @@ def join(parts, threads):
     def copy(i):  # numpy releases the GIL for the copy
         out[starts[i]:starts[i + 1]] = np.frombuffer(parts[i], dtype=np.uint8)
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(copy, range(len(parts))))
+    if threads < 2:
+        for i in range(len(parts)):
+            copy(i)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(copy, range(len(parts))))
     return blob
 
 

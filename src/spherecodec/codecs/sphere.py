@@ -29,7 +29,7 @@ from ..kernels import grid as kg
 from ..kernels import spherical as ks
 from . import register_codec
 from .base import Codec
-from .grid import (DEFAULT_MAX_ABS_ERROR, KEY_MIN_ROWS, KEY_STRIDE, MANTISSA_BITS, MAX_EXPANSION,
+from .grid import (DEFAULT_MAX_ABS_ERROR, MANTISSA_BITS, MAX_EXPANSION, key_stride,
                    ChunkWriter, groups_from_keys, write_columns, check_max_abs_error, decode_columns,
                    decode_exceptions, encode_columns, encode_exceptions, head, read_head, step_for,
                    write_exceptions)
@@ -130,7 +130,7 @@ class CosineQuantized:
     def write_codes(self, out):
         """Append the codes to ``out`` (a ``grid.ChunkWriter``), as ``encode_columns``."""
         d, n = self.xt.shape
-        keys = ks.sphere_cos_keys(self.xt, self.scale, self.extra, KEY_STRIDE if n >= KEY_MIN_ROWS else 1)
+        keys = ks.sphere_cos_keys(self.xt, self.scale, self.extra, key_stride(n, paired=True))
         ids, groups = groups_from_keys(keys, n)
 
         def symbolize(perm, m, syms, raw32, counts, group_of):
