@@ -99,16 +99,14 @@ class CosineQuantized:
         n, d = rows.shape
         self.step = step
         self.xt = scratch("sphere.xt", (d, n), np.float32)
-        sumsq = scratch("sphere.sumsq", n, np.float64)
-        sumsq[:] = 0.0
-        ks.transpose_rows(rows, self.xt, sumsq)
+        ks.transpose_rows(rows, self.xt)
         norms32 = np.empty(n, dtype=np.float32)
         self.scale = np.empty(n, dtype=np.float64)
         radius = np.empty(n, dtype=np.float64)
         index = np.empty(n * d, dtype=np.int64)
         delta = np.empty(n * d, dtype=np.uint32)
         count = np.zeros(1, dtype=np.int64)
-        ks.sphere_cos_prepare(self.xt, rows, sumsq, _MAX_NORM_STEPS * step, step, max_abs_error,
+        ks.sphere_cos_prepare(self.xt, rows, _MAX_NORM_STEPS * step, step, max_abs_error,
                               norms32, self.scale, radius, index, delta, count)
         # the last pair's codes q_{d-2}, c and the norms' codes
         self.extra = np.empty((3, n), dtype=np.int64)
@@ -158,7 +156,7 @@ def reconstruct_rows_cos(codes, step, out):
     status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, xt)
     if status != ks.STATUS_OK:
         raise CorruptBlobError("an angle code lies outside its range")
-    ks.transpose_rows(xt, out, np.empty(0))
+    ks.transpose_rows(xt, out)
 
 
 @register_codec
