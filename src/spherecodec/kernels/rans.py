@@ -266,6 +266,8 @@ def _read_state(stream, p):
 def rans_decode(stream, slot_table, slot_symbol, precision, out, raw):
     """Decode ``out.size`` symbols; see ``_rans_decode``. Returns a status code."""
     if raw.size:
+        if precision == 14:  # the exact codec's usual tables: shifts and masks by constants
+            return _rans_decode(stream, slot_table, slot_symbol, 14, out, raw, True)
         return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, True)
     return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, False)
 
