@@ -162,7 +162,7 @@ def write_columns(symbolize, shape, ids, groups, out, paired=False):
     base = kg.alphabet_size(m)
     alphabet = base * base if paired else base
     syms = scratch("grid.syms", ncols * n, np.uint16)
-    raw32 = scratch("grid.raw32", 2 * ncols * n + 2, np.uint32)
+    raw32 = scratch("grid.raw32", kg.raw_words(ncols, n), np.uint32)
     counts = np.zeros((0 if paired else groups, base), dtype=np.int64)
     nraw = symbolize(perm, m, syms, raw32, counts, ids[perm].astype(np.int64))
     out.append(bytes([groups]))

@@ -48,69 +48,133 @@ def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     """Symbols of ``codes`` (ncols, n) int64 in column order ``perm``; raw bits into ``raw32``.
 
     ``syms`` (ncols * n) uint16 receives column ``perm[0]``'s symbols, then ``perm[1]``'s...
-    ``raw32`` (uint32) needs ``2 * ncols * n + 2`` words; ``counts`` (groups, alphabet)
+    ``raw32`` (uint32) needs ``raw_words(ncols, n)`` words; ``counts`` (groups, alphabet)
     int64, zeroed, receives each group's symbol histogram (``group_of[c]`` is the group
     of the c-th column in ``perm`` order), unless it has no rows. Returns the raw bytes used.
     """
-    ncols, n = codes.shape
-    state = np.zeros(3, dtype=np.uint64)  # bit accumulator, its bit count, words written
-    scratch = np.empty((2, n), dtype=np.uint64)
-    for c in range(ncols):
-        symbolize_column(codes[perm[c]], m, group_of[c], c * n, syms, raw32, counts, scratch, state)
-    return finish_raw(raw32, state)
+    none = np.empty((0, 0), dtype=np.float32)
+    return symbolize_columns(codes, none, np.empty(0), codes, perm, m, syms, raw32, counts,
+                             group_of, False)
+
+
+def raw_words(ncols, n):
+    """uint32 words ``symbolize`` needs for its raw bits (and its second packing chain)."""
+    return 2 * ncols * n + 4
 
 
 @njit(inline="always")
-def symbolize_column(values, m, g, k, syms, raw32, counts, scratch, state):
-    """One column of ``symbolize``: symbols of ``values`` (int64) into ``syms[k:]``, their
-    histogram into ``counts[g]``, raw fields appended to ``raw32`` (``state`` carries the
-    bit accumulator, its bit count and the words written; ``scratch`` is (2, n) uint64)."""
-    n = values.size
+def scaled_code(v, scale):
+    """``rint(v * scale)`` as a float (non-finite ``v`` count as 0; -0.0 becomes +0.0)."""
+    return np.rint((v if abs(v) <= _FLT_MAX else 0.0) * scale) + 0.0
+
+
+_FLT_MAX = 3.4028234663852886e38
+
+
+@njit(inline="always")
+def _load_column(codes, xt, scale, extra, col, fused, out):
+    # the values of code column ``col``: from ``codes``, or (fused) ``scaled_code`` of the
+    # rows of ``xt`` for the first xt.shape[0] - 2 columns, then the rows of ``extra``
+    if not fused:
+        return codes[col]
+    nx = xt.shape[0] - 2
+    if col >= nx:
+        return extra[col - nx]
+    for i in range(out.size):
+        out[i] = np.int64(scaled_code(np.float64(xt[col, i]), scale[i]))
+    return out
+
+
+@njit(inline="always")
+def _split_column(values, m, g, k, syms, counts, fields, widths):
+    # symbols into syms[k:], raw fields and their widths; True if a field exceeds 32 bits
     small = np.int64(1) << (m + 1)
     top = np.int64(1) << m
-    fields = scratch[0]
-    widths = scratch[1]
-    acc, nacc, p = state[0], state[1], state[2]
     wide = False
-    # two passes: the split vectorises, the bit packing is a serial chain
-    for i in range(n):
+    for i in range(values.size):  # vectorises
         sym, field, nb = _split_code(values[i], m, small, top)
         syms[k + i] = sym
         fields[i] = field
         widths[i] = nb
         wide |= nb > _U(32)
     if counts.shape[0]:
-        for i in range(n):
+        for i in range(values.size):
             counts[g, syms[k + i]] += 1
-    for i in range(n):
-        field = fields[i]
-        nb = widths[i]
-        if wide and nb > _U(32):  # codes of more than 33 bits: the low 32 bits first
-            acc |= (field & _U(0xFFFFFFFF)) << nacc
-            raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-            p += _U(1)
-            acc >>= _U(32)
-            field >>= _U(32)
-            nb -= _U(32)
-        # raw field: nb low bits, LSB first; the word is stored every time (branch-free)
-        # and kept when 32 bits are full
-        acc |= field << nacc
-        total = nacc + nb
-        raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-        full = total >> _U(5)
-        p += full
-        acc >>= full << _U(5)
-        nacc = total & _U(31)
-    state[0], state[1], state[2] = acc, nacc, p
+    return wide
 
 
-@njit
-def finish_raw(raw32, state):
-    """Flush the partial word of ``state``; return the raw bytes used."""
-    acc, nacc, p = state[0], state[1], state[2]
-    if nacc > _U(0):
-        raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
-    return np.int64(4 * p + (nacc + _U(7)) // _U(8))
+@njit(inline="always")
+def _put_wide(raw32, acc, nacc, p, field, nb):
+    # a field of more than 32 bits: its low 32 bits first; returns what remains to put
+    acc |= (field & _U(0xFFFFFFFF)) << nacc
+    raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+    return acc >> _U(32), p + _U(1), field >> _U(32), nb - _U(32)
+
+
+@njit(inline="always")
+def _put(raw32, acc, nacc, p, field, nb):
+    # append nb (<= 32) bits LSB first; the word is stored every time (branch-free) and
+    # kept when 32 bits are full
+    acc |= field << nacc
+    total = nacc + nb
+    raw32[p] = np.uint32(acc & _U(0xFFFFFFFF))
+    full = total >> _U(5)
+    return acc >> (full << _U(5)), total & _U(31), p + full
+
+
+@njit(inline="always")
+def symbolize_columns(codes, xt, scale, extra, perm, m, syms, raw32, counts, group_of, fused):
+    """``symbolize`` of the columns ``_load_column`` gives (``fused``: computed on the fly).
+
+    The raw bit packing is a serial chain per value, so two chains run interleaved: the
+    first half of the columns packs from word 0, the second half from the middle of
+    ``raw32``; the second stream is then appended to the first.
+    """
+    ncols = perm.size
+    n = syms.size // max(ncols, 1)
+    half = (ncols + 1) // 2
+    work = np.empty((4, n), dtype=np.uint64)
+    col_a = np.empty(n, dtype=np.int64)
+    col_b = np.empty(n, dtype=np.int64)
+    acc_a, nacc_a, p_a = _U(0), _U(0), _U(0)
+    start_b = _U(2 * half * n + 2)
+    acc_b, nacc_b, p_b = _U(0), _U(0), start_b
+    for c in range(half):
+        va = _load_column(codes, xt, scale, extra, perm[c], fused, col_a)
+        wide = _split_column(va, m, group_of[c], c * n, syms, counts, work[0], work[1])
+        two = c + half < ncols
+        if two:
+            vb = _load_column(codes, xt, scale, extra, perm[c + half], fused, col_b)
+            wide |= _split_column(vb, m, group_of[c + half], (c + half) * n, syms, counts,
+                                  work[2], work[3])
+        if wide:  # codes of more than 33 bits: one chain at a time, with the wide case
+            for i in range(n):
+                field, nb = work[0, i], work[1, i]
+                if nb > _U(32):
+                    acc_a, p_a, field, nb = _put_wide(raw32, acc_a, nacc_a, p_a, field, nb)
+                acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, field, nb)
+            if two:
+                for i in range(n):
+                    field, nb = work[2, i], work[3, i]
+                    if nb > _U(32):
+                        acc_b, p_b, field, nb = _put_wide(raw32, acc_b, nacc_b, p_b, field, nb)
+                    acc_b, nacc_b, p_b = _put(raw32, acc_b, nacc_b, p_b, field, nb)
+        elif two:
+            for i in range(n):
+                acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, work[0, i], work[1, i])
+                acc_b, nacc_b, p_b = _put(raw32, acc_b, nacc_b, p_b, work[2, i], work[3, i])
+        else:
+            for i in range(n):
+                acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, work[0, i], work[1, i])
+    # append the second stream: its whole words, then its partial one; the writes stay
+    # behind the reads (the first stream ends before the second begins)
+    for w in range(start_b, p_b):
+        acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, _U(raw32[w]), _U(32))
+    if nacc_b:
+        acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, acc_b, nacc_b)
+    if nacc_a > _U(0):
+        raw32[p_a] = np.uint32(acc_a & _U(0xFFFFFFFF))
+    return np.int64(4 * p_a + (nacc_a + _U(7)) // _U(8))
 
 
 @njit(inline="always")

@@ -16,7 +16,7 @@ no libm), so every machine reproduces the same bits. The sine and cosine are Fre
 import numpy as np
 from numba import njit
 
-from .grid import _bitlen, finish_raw, symbolize_column
+from .grid import _bitlen, scaled_code, symbolize_columns
 
 # Cody-Waite reduction (fdlibm e_rem_pio2.c): pio2_1, pio2_2, pio2_3 have 33 bits, so
 # n * pio2_k is exact for |n| < 2**20; the *t constants are the remaining tails.
@@ -403,12 +403,6 @@ def transpose_rows(rows, xt):
                     xt[_U(j), _U(i)] = rows[_U(i), _U(j)]
 
 
-@njit(inline="always")
-def _cos_code(v, scale):
-    # + 0.0 turns a rounded -0.0 into the +0.0 that the decoder's integer code gives
-    return np.rint(_finite_or_zero(v) * scale) + 0.0
-
-
 @njit(nogil=True, cache=True, error_model="numpy")
 def sphere_cos_prepare(xt, rows, max_norm, step, eps, norms32, scale, radius, index, delta, count):
     """Format 1, first pass over ``xt`` (d, n), the transposed float32 ``rows``.
@@ -440,13 +434,13 @@ def sphere_cos_prepare(xt, rows, max_norm, step, eps, norms32, scale, radius, in
         misses = 0  # an integer count: a float sum would not vectorise (no reassociation)
         for i in range(n):
             v = np.float64(xt[j, i])
-            x32 = np.float64(np.float32(_cos_code(v, scale[i]) * step))
+            x32 = np.float64(np.float32(scaled_code(v, scale[i]) * step))
             acc[i] += x32 * x32
             misses += 0 if abs(x32 - v) <= eps else 1
         if misses:  # rare
             for i in range(n):
                 v = np.float64(xt[j, i])
-                xh = _cos_code(v, scale[i]) * step
+                xh = scaled_code(v, scale[i]) * step
                 if not abs(np.float64(np.float32(xh)) - v) <= eps:
                     _record(rows, i, j, xh, index, delta, cnt)
                     cnt += 1
@@ -462,7 +456,7 @@ def sphere_cos_codes(xt, scale, codes):
     """The format-1 codes of the first ``codes.shape[0]`` columns (int64 (k, n))."""
     for j in range(codes.shape[0]):
         for i in range(codes.shape[1]):
-            codes[j, i] = np.int64(_cos_code(np.float64(xt[j, i]), scale[i]))
+            codes[j, i] = np.int64(scaled_code(np.float64(xt[j, i]), scale[i]))
 
 
 @njit(nogil=True, cache=True)
@@ -478,7 +472,7 @@ def sphere_cos_keys(xt, scale, extra, stride):
         total = 0
         for i in range(0, n, stride):
             if c < nx:
-                v = np.int64(_cos_code(np.float64(xt[c, i]), scale[i]))
+                v = np.int64(scaled_code(np.float64(xt[c, i]), scale[i]))
             else:
                 v = extra[c - nx, i]
             total += _bitlen(-v if v < 0 else v)
@@ -489,21 +483,8 @@ def sphere_cos_keys(xt, scale, extra, stride):
 @njit(nogil=True, cache=True)
 def sphere_cos_symbolize(xt, scale, extra, perm, m, syms, raw32, counts, group_of):
     """``grid.symbolize`` of the format-1 codes (see ``sphere_cos_keys``), computed column by
-    column into a buffer that stays in L1."""
-    nx = xt.shape[0] - 2
-    n = xt.shape[1]
-    state = np.zeros(3, dtype=np.uint64)
-    scratch = np.empty((2, n), dtype=np.uint64)
-    column = np.empty(n, dtype=np.int64)
-    for c in range(perm.size):
-        col = perm[c]
-        if col < nx:
-            for i in range(n):
-                column[i] = np.int64(_cos_code(np.float64(xt[col, i]), scale[i]))
-            symbolize_column(column, m, group_of[c], c * n, syms, raw32, counts, scratch, state)
-        else:
-            symbolize_column(extra[col - nx], m, group_of[c], c * n, syms, raw32, counts, scratch, state)
-    return finish_raw(raw32, state)
+    column into buffers that stay in L1."""
+    return symbolize_columns(extra, xt, scale, extra, perm, m, syms, raw32, counts, group_of, True)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
