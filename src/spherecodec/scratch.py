@@ -9,6 +9,7 @@ name again: never return one to the caller or keep it past the chunk.
 thread keeps nothing.
 """
 
+import math
 import os
 import threading
 import weakref
@@ -22,8 +23,7 @@ def scratch(name, shape, dtype):
     """A C-contiguous array of ``shape`` and ``dtype`` with undefined contents, reused by
     this thread for ``name`` (its storage grows to the largest size asked for)."""
     arrays = _local.__dict__.setdefault("arrays", {})
-    dtype = np.dtype(dtype)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
     buf = arrays.get((name, dtype))
     if buf is None or buf.size < count:
         buf = np.empty(count, dtype=dtype)
