@@ -118,13 +118,16 @@ def test_symbol_pairs_and_their_corruption():
 
     syms = np.array([3, 0, 50, 7, 1], dtype=np.uint16)
     pairs = np.empty(3, dtype=np.uint16)
-    counts = np.zeros(51 * 51, dtype=np.int64)
-    kg.pair_symbols(syms, 51, pairs, counts)
-    assert pairs.tolist() == [3 * 51, 50 * 51 + 7, 51]
-    assert counts.sum() == 3 and counts[51] == 1
+    counts = np.zeros(kg.PAIR_ALPHABET, dtype=np.int64)
+    kg.pair_symbols(syms, pairs, counts)
+    assert pairs.tolist() == [3 << 6, (50 << 6) | 7, 1 << 6]
+    assert counts.sum() == 3 and counts[1 << 6] == 1
     back = np.empty_like(syms)
     assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_OK and (back == syms).all()
-    pairs[2] = 51 + 4  # the odd symbol's missing partner must be 0
+    pairs[2] = (1 << 6) | 4  # the odd symbol's missing partner must be 0
     assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_CORRUPT
-    pairs[2] = 51 * 51  # beyond the pair alphabet
+    pairs[2] = 1 << 6
+    pairs[1] = (51 << 6) | 7  # beyond the alphabet of bit lengths
+    assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_CORRUPT
+    pairs[1] = (50 << 6) | 63
     assert kg.unpair_symbols(pairs, 51, back) == kg.STATUS_CORRUPT

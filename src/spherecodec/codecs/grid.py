@@ -153,14 +153,14 @@ def write_columns(symbolize, shape, ids, groups, out, paired=False):
     Codecs that compute codes on the fly (sphere) use it without materialising them.
 
     ``paired``: the symbols are bit lengths alone (0 mantissa bits) and each group's
-    stream codes them two at a time (``kernels.grid.pair_symbols``): half the rANS steps
-    (the sphere codec's format 1).
+    stream codes them two at a time (``kernels.grid.pair_symbols``, alphabet
+    ``PAIR_ALPHABET``): half the rANS steps (the sphere codec's format 1).
     """
     ncols, n = shape
     perm = np.argsort(ids, kind="stable").astype(np.int64)
     m = 0 if paired else MANTISSA_BITS
     base = kg.alphabet_size(m)
-    alphabet = base * base if paired else base
+    alphabet = kg.PAIR_ALPHABET if paired else base
     syms = scratch("grid.syms", ncols * n, np.uint16)
     raw32 = scratch("grid.raw32", kg.raw_words(ncols, n), np.uint32)
     counts = np.zeros((0 if paired else groups, base), dtype=np.int64)
@@ -175,7 +175,7 @@ def write_columns(symbolize, shape, ids, groups, out, paired=False):
         if paired:
             pairs = scratch("grid.pairs", (values.size + 1) // 2, np.uint16)
             group_counts = np.zeros(alphabet, dtype=np.int64)
-            kg.pair_symbols(values, base, pairs, group_counts)
+            kg.pair_symbols(values, pairs, group_counts)
             values = pairs
         buf = out.reserve(entropy.stream_capacity(values.size, alphabet))
         out.advance(entropy.encode_stream_into(values, alphabet, buf, out.pos, counts=group_counts))
@@ -217,7 +217,7 @@ def decode_columns(payload, pos, codes, paired=False):
         stop = start + int(counts[g]) * n
         if paired:
             pairs = scratch("grid.pairs", (stop - start + 1) // 2, np.uint16)
-            pos = entropy.decode_stream(payload, pos, base * base, pairs)
+            pos = entropy.decode_stream(payload, pos, kg.PAIR_ALPHABET, pairs)
             if kg.unpair_symbols(pairs, base, syms[start:stop]) != kg.STATUS_OK:
                 raise CorruptBlobError("invalid symbol pair")
         else:

@@ -345,32 +345,40 @@ def apply_exceptions(buf, pos, out):
 
 
 
+#: a symbol pair is ``first << PAIR_SHIFT | second``: symbols of 0 mantissa bits are bit
+#: lengths (< CODE_BITS + 1 <= 64), and a shift unpairs faster than a division
+PAIR_SHIFT = 6
+PAIR_ALPHABET = 1 << (2 * PAIR_SHIFT)
+
+
 @njit(nogil=True, cache=True)
-def pair_symbols(syms, base, pairs, counts):
-    """``pairs[j] = syms[2j] * base + syms[2j + 1]`` (a missing last partner counts as 0);
-    their histogram is added to ``counts``."""
+def pair_symbols(syms, pairs, counts):
+    """``pairs[j] = syms[2j] << PAIR_SHIFT | syms[2j + 1]`` (a missing last partner counts
+    as 0); their histogram is added to ``counts``."""
     half = syms.size // 2
     for j in range(half):
-        pairs[j] = syms[2 * j] * base + syms[2 * j + 1]
+        pairs[j] = (syms[2 * j] << PAIR_SHIFT) | syms[2 * j + 1]
     if syms.size & 1:
-        pairs[half] = syms[syms.size - 1] * base
+        pairs[half] = syms[syms.size - 1] << PAIR_SHIFT
     for j in range(pairs.size):
         counts[pairs[j]] += 1
 
 
 @njit(nogil=True, cache=True)
-def unpair_symbols(pairs, base, syms):
-    """Inverse of ``pair_symbols``; returns STATUS_CORRUPT for a pair ``>= base**2`` or a
-    non-zero partner of an odd last symbol."""
+def unpair_symbols(pairs, limit, syms):
+    """Inverse of ``pair_symbols``; returns STATUS_CORRUPT when a symbol is ``>= limit`` or
+    the missing partner of an odd last symbol is not 0."""
     half = syms.size // 2
+    low = (1 << PAIR_SHIFT) - 1
     bad = 0
     for j in range(half):
-        p = pairs[j]
-        bad |= p >= base * base
-        syms[2 * j] = p // base
-        syms[2 * j + 1] = p % base
+        p = np.int64(pairs[j])
+        first, second = p >> PAIR_SHIFT, p & low
+        bad |= (first >= limit) | (second >= limit)
+        syms[2 * j] = first
+        syms[2 * j + 1] = second
     if syms.size & 1:
-        p = pairs[half]
-        bad |= (p % base != 0) | (p >= base * base)
-        syms[syms.size - 1] = p // base
+        p = np.int64(pairs[half])
+        bad |= ((p & low) != 0) | ((p >> PAIR_SHIFT) >= limit)
+        syms[syms.size - 1] = p >> PAIR_SHIFT
     return STATUS_CORRUPT if bad else STATUS_OK
