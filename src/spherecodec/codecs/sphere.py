@@ -103,8 +103,9 @@ class CosineQuantized:
         norms32 = np.empty(n, dtype=np.float32)
         self.scale = np.empty(n, dtype=np.float64)
         radius = np.empty(n, dtype=np.float64)
-        index = np.empty(n * d, dtype=np.int64)
-        delta = np.empty(n * d, dtype=np.uint32)
+        # room for every value; pages are touched only by the few exceptions
+        index = scratch("sphere.index", n * d, np.int64)
+        delta = scratch("sphere.delta", n * d, np.uint32)
         count = np.zeros(1, dtype=np.int64)
         ks.sphere_cos_prepare(self.xt, rows, _MAX_NORM_STEPS * step, step, max_abs_error,
                               norms32, self.scale, radius, index, delta, count)
