@@ -17,6 +17,8 @@ import weakref
 import numpy as np
 
 _local = threading.local()
+_HUGE_FROM = 256 << 10
+_HUGE_ALLOC = 4 << 20
 
 
 def scratch(name, shape, dtype):
@@ -26,7 +28,14 @@ def scratch(name, shape, dtype):
     count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
     buf = arrays.get((name, dtype))
     if buf is None or buf.size < count:
-        buf = np.empty(count, dtype=dtype)
+        itemsize = np.dtype(dtype).itemsize
+        # numpy backs arrays of 4 MiB or more with transparent huge pages (where the
+        # kernel offers them): one fault per 2 MiB instead of per 4 KiB on first use
+        if count * itemsize >= _HUGE_FROM:
+            count_alloc = max(count, -(-_HUGE_ALLOC // itemsize))
+        else:
+            count_alloc = count
+        buf = np.empty(count_alloc, dtype=dtype)
         arrays[(name, dtype)] = buf
     return buf[:count].reshape(shape)
 
