@@ -4,21 +4,23 @@ After "Embedding Compression via Spherical Coordinates" (Xiao, arXiv 2602.00079)
 what its reference tool (jzip) lacks: the norm is kept, the error bound is a guarantee,
 zero tails, zero rows and non-finite values survive, and the decoder is libm-free.
 
-Row ``x`` (d >= 2) is coded as its float32 norm ``r`` and d - 1 angle codes. The decoder
-walks the row keeping the tail radius ``R`` (starting at ``r``): column ``j < d - 2`` has
-latitude ``phi^ = (q_j step) (1 / R)``, value ``R sin(phi^)``, and leaves ``R cos(phi^)``. The grid
-of each angle is thus ``step / R``: every angle is quantized to the same Cartesian
-resolution however small its tail, and the encoder quantizes against the decoder's own
-``R`` (closed loop), so angle errors do not pile up along the row. The last pair is
-``(R~ cos theta^, R~ sin theta^)`` with ``R~ = R + c step`` (``c`` absorbs the radius
-drift) and ``theta^ = q_{d-2} step / R~``. Every component that float32 rounding or the
-last pair would still put beyond ``max_abs_error`` goes to the exception list, stored bit
-for bit.
+Row ``x`` (d >= 2) is coded as its float32 norm ``r`` and d - 1 angle codes. Format 1 (what
+the encoder writes): polar angle ``theta_j`` (j < d - 2), whose tail has radius ``R_j``,
+is quantized uniformly in its cosine on a grid of ``step / R_j``:
+``q_j = rint(R_j cos(theta_j) / step) = rint(x_j / step)`` and ``x^_j = q_j step``, so every
+angle is worth the same Cartesian resolution however small its tail, without trigonometry.
+The decoder's tail radius for the last pair is ``R = sqrt(max(r^2 - sum x^_j^2, 0))``; the
+last pair is ``(R~ cos theta^, R~ sin theta^)`` with ``R~ = R + c step`` (``c`` absorbs the
+radius drift) and ``theta^ = q_{d-2} step / R~``. Format 0 (still decoded) quantized each
+latitude ``phi_j = pi/2 - theta_j`` uniformly: ``x^_j = R sin(q_j step / R)``,
+``R <- R cos(q_j step / R)``, with the encoder quantizing against the decoder's own ``R``.
+Every component that float32 rounding or the last pair would still put beyond
+``max_abs_error`` goes to the exception list, stored bit for bit.
 
-Chunk layout: head (format, step), the codes of the columns ``q_0 .. q_{d-3}, q_{d-2}, c``
-and the norm (its float32 bits minus those of 1.0) with ``grid.encode_columns``, then the
-exception list. Rows of one
-value (d = 1) are coded like the grid codec.
+Chunk layout: head (format, step, mantissa bits: 0 for format 1, 2 for format 0), the codes
+of the columns ``q_0 .. q_{d-3}, q_{d-2}, c`` and the norm (its float32 bits minus those of
+1.0) with ``grid.write_columns`` (format 1: bit lengths in pairs), then the exception list.
+Rows of one value (d = 1) are coded like the grid codec.
 """
 
 import numpy as np
