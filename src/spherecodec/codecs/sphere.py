@@ -135,8 +135,9 @@ class CosineQuantized:
         ids, groups = groups_from_keys(keys, n)
 
         def symbolize(perm, m, syms, raw32, counts, group_of):
-            return ks.sphere_cos_symbolize(self.xt, self.scale, self.extra, perm, m,
-                                           syms, raw32, counts, group_of)
+            # the codes of the first d - 2 columns computed from xt on the fly
+            return kg.symbolize_columns(self.extra, self.xt, self.scale, self.extra, perm, m,
+                                        syms, raw32, counts, group_of, True)
 
         write_columns(symbolize, (d + 1, n), ids, groups, out, paired=True)
 

@@ -43,7 +43,6 @@ def _split_code(v, m, small, top):
     return sym, field, _U(nr + (a != 0))
 
 
-@njit(nogil=True, cache=True)
 def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     """Symbols of ``codes`` (ncols, n) int64 in column order ``perm``; raw bits into ``raw32``.
 
@@ -54,7 +53,7 @@ def symbolize(codes, perm, m, syms, raw32, counts, group_of):
     """
     none = np.empty((0, 0), dtype=np.float32)
     return symbolize_columns(codes, none, np.empty(0), codes, perm, m, syms, raw32, counts,
-                             group_of, False)
+                             group_of, False)  # one compiled kernel for both uses
 
 
 def raw_words(ncols, n):
@@ -122,7 +121,7 @@ def _put(raw32, acc, nacc, p, field, nb):
     return acc >> (full << _U(5)), total & _U(31), p + full
 
 
-@njit(inline="always")
+@njit(nogil=True, cache=True)
 def symbolize_columns(codes, xt, scale, extra, perm, m, syms, raw32, counts, group_of, fused):
     """``symbolize`` of the columns ``_load_column`` gives (``fused``: computed on the fly).
 

@@ -86,6 +86,34 @@ def encoder_table(freq):
     return table
 
 
+@njit
+def _descending(values):
+    # indices by decreasing value, ties by increasing index (a stable sort of -values), as
+    # unique keys sorted by a plain merge sort: Numba's own sorts take seconds to compile
+    # (values < 2**40 here, indices < 2**16)
+    n = values.size
+    keys = np.empty(n, dtype=np.int64)
+    top = values.max()
+    for j in range(n):
+        keys[j] = ((top - values[j]) << 16) | j
+    spare = np.empty_like(keys)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and keys[i] <= keys[j]):
+                    spare[k] = keys[i]
+                    i += 1
+                else:
+                    spare[k] = keys[j]
+                    j += 1
+        keys, spare = spare, keys
+        width *= 2
+    return keys & 0xFFFF
+
+
 @njit(nogil=True, cache=True)
 def quantize_counts(counts, precision, cap_shift):
     """``entropy.quantize_frequencies`` (which checks its arguments): integer frequencies
@@ -114,12 +142,12 @@ def quantize_counts(counts, precision, cap_shift):
         total += freq[j]
     deficit = total_mass - total
     if deficit > 0:
-        order = np.argsort(-remainder, kind="mergesort")  # stable
+        order = _descending(remainder)
         for j in range(deficit):
             freq[order[j]] += 1
     while deficit < 0:
         # forced minimum frequencies overshot: take back from the largest, one each
-        order = np.argsort(-freq, kind="mergesort")
+        order = _descending(freq)
         taken = 0
         for j in range(min(-deficit, k)):
             if freq[order[j]] > 1:
@@ -266,8 +294,6 @@ def _read_state(stream, p):
 def rans_decode(stream, slot_table, slot_symbol, precision, out, raw):
     """Decode ``out.size`` symbols; see ``_rans_decode``. Returns a status code."""
     if raw.size:
-        if precision == 14:  # the exact codec's usual tables: shifts and masks by constants
-            return _rans_decode(stream, slot_table, slot_symbol, 14, out, raw, True)
         return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, True)
     return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, False)
 

@@ -16,7 +16,7 @@ no libm), so every machine reproduces the same bits. The sine and cosine are Fre
 import numpy as np
 from numba import njit
 
-from .grid import _bitlen, scaled_code, symbolize_columns
+from .grid import _bitlen, scaled_code
 
 # Cody-Waite reduction (fdlibm e_rem_pio2.c): pio2_1, pio2_2, pio2_3 have 33 bits, so
 # n * pio2_k is exact for |n| < 2**20; the *t constants are the remaining tails.
@@ -478,13 +478,6 @@ def sphere_cos_keys(xt, scale, extra, stride):
             total += _bitlen(-v if v < 0 else v)
         keys[c] = total / taken
     return keys
-
-
-@njit(nogil=True, cache=True)
-def sphere_cos_symbolize(xt, scale, extra, perm, m, syms, raw32, counts, group_of):
-    """``grid.symbolize`` of the format-1 codes (see ``sphere_cos_keys``), computed column by
-    column into buffers that stay in L1."""
-    return symbolize_columns(extra, xt, scale, extra, perm, m, syms, raw32, counts, group_of, True)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
