@@ -1,0 +1,62 @@
+"""Scratch arrays, recycled payload buffers and the blob join (spherecodec.scratch)."""
+
+import threading
+
+import numpy as np
+
+import spherecodec
+from spherecodec import scratch
+
+
+def test_scratch_arrays_are_reused_per_name_and_thread():
+    a = scratch.scratch("test.a", (3, 4), np.float32)
+    a[...] = 7
+    b = scratch.scratch("test.a", (2, 5), np.float32)
+    assert b.shape == (2, 5) and np.shares_memory(a, b)  # same storage, new shape
+    c = scratch.scratch("test.c", 12, np.float32)
+    assert not np.shares_memory(a, c)
+    assert not np.shares_memory(scratch.scratch("test.a", 3, np.int64), a)  # per dtype
+    other = []
+    worker = threading.Thread(target=lambda: other.append(scratch.scratch("test.a", (3, 4), np.float32)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(other[0], a)  # per thread
+    big = scratch.scratch("test.big", 300_000, np.uint8)  # >= 256 KiB: allocated at 4 MiB
+    assert big.size == 300_000 and big.base is not None and big.base.nbytes >= 4 << 20
+    scratch.release()
+    assert not np.shares_memory(scratch.scratch("test.a", (3, 4), np.float32), a)
+
+
+def test_payload_buffers_are_recycled_only_when_issued_by_the_pool():
+    buf = scratch.take_buffer(1000)
+    payload = buf[:10]
+    scratch.recycle([payload])
+    again = scratch.take_buffer(500)
+    assert again is buf  # the smallest free buffer that fits
+    foreign = np.zeros(2000, dtype=np.uint8)
+    scratch.recycle([foreign, b"bytes are ignored"])
+    assert scratch.take_buffer(1500) is not foreign
+    scratch.recycle([again, again])  # twice: kept once
+    assert scratch.take_buffer(10) is again
+    assert scratch.take_buffer(10) is not again
+
+
+def test_join_equals_bytes_join_with_and_without_threads():
+    rng = np.random.default_rng(0)
+    parts = [b"header"] + [rng.integers(0, 256, size, dtype=np.uint8) for size in (3, 5_000_000, 1, 4_000_001)]
+    expected = b"".join(parts)
+    for threads in (1, 2, 3):
+        blob = scratch.join(parts, threads)
+        assert type(blob) is bytes and blob == expected
+    assert scratch.join([b"ab", np.frombuffer(b"cd", np.uint8)], 2) == b"abcd"  # small: plain join
+
+
+def test_large_blobs_are_identical_for_any_thread_count():
+    # > 8 MiB of payload: the threaded join and the recycled buffers are in play
+    x = np.random.default_rng(1).standard_normal((6000, 512)).astype(np.float32)
+    blobs = [spherecodec.encode(x, codec, threads=t, **params)
+             for codec, params in (("exact", {}), ("sphere", {"max_abs_error": 1e-6}))
+             for t in (1, 2, 1)]
+    assert blobs[0] == blobs[1] == blobs[2] and blobs[3] == blobs[4] == blobs[5]
+    assert (spherecodec.decode(blobs[0], threads=2).view(np.uint32) == x.view(np.uint32)).all()
+    assert np.abs(spherecodec.decode(blobs[3]).astype(np.float64) - x).max() <= 1e-6
