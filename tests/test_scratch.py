@@ -27,7 +27,8 @@ def test_scratch_arrays_are_reused_per_name_and_thread():
     assert not np.shares_memory(scratch.scratch("test.a", (3, 4), np.float32), a)
 
 
-def test_payload_buffers_are_recycled_only_when_issued_by_the_pool():
+def test_payload_buffers_are_recycled_only_when_issued_by_the_pool(monkeypatch):
+    monkeypatch.setattr(scratch, "_pool", [])  # not the buffers earlier tests recycled
     buf = scratch.take_buffer(1000)
     payload = buf[:10]
     scratch.recycle([payload])
