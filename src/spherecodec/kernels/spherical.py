@@ -416,28 +416,47 @@ def sphere_cos_prepare(xt, rows, max_norm, step, eps, norms32, scale, radius, in
     """
     d, n = xt.shape
     inv_step = 1.0 / step
+    sumsq = np.zeros(n, dtype=np.float64)
     acc = np.zeros(n, dtype=np.float64)
-    # the loops over rows touch few arrays, so that LLVM vectorises them; the norms are
-    # summed in index order per row, as row_norms does
+    missed = np.zeros(max(d - 2, 0), dtype=np.int64)
+    # one pass for the norms (summed in index order per row, as row_norms does) and the
+    # decoded values' squares, as if no row were set aside; the loops over rows touch few
+    # arrays, so that LLVM vectorises them
     for j in range(d):
-        for i in range(n):
-            v = _finite_or_zero(np.float64(xt[j, i]))
-            acc[i] += v * v
+        if j < d - 2:
+            misses = 0  # an integer count: a float sum would not vectorise (no reassociation)
+            for i in range(n):
+                v = np.float64(xt[j, i])
+                f = _finite_or_zero(v)
+                sumsq[i] += f * f
+                x32 = np.float64(np.float32(scaled_code(v, inv_step) * step))
+                acc[i] += x32 * x32
+                misses += 0 if abs(x32 - v) <= eps else 1
+            missed[j] = misses
+        else:
+            for i in range(n):
+                f = _finite_or_zero(np.float64(xt[j, i]))
+                sumsq[i] += f * f
+    aside = False
     for i in range(n):
-        nr = np.float32(np.sqrt(acc[i]))
+        nr = np.float32(np.sqrt(sumsq[i]))
         ok = np.float64(nr) < max_norm
         norms32[i] = nr if ok else np.float32(0.0)
         scale[i] = inv_step if ok else 0.0
-        acc[i] = 0.0
+        aside |= not ok
+    if aside:  # rare (norms near the float32 range): a second pass with their codes at 0
+        acc[:] = 0.0
+        for j in range(d - 2):
+            misses = 0
+            for i in range(n):
+                v = np.float64(xt[j, i])
+                x32 = np.float64(np.float32(scaled_code(v, scale[i]) * step))
+                acc[i] += x32 * x32
+                misses += 0 if abs(x32 - v) <= eps else 1
+            missed[j] = misses
     cnt = count[0]
     for j in range(d - 2):
-        misses = 0  # an integer count: a float sum would not vectorise (no reassociation)
-        for i in range(n):
-            v = np.float64(xt[j, i])
-            x32 = np.float64(np.float32(scaled_code(v, scale[i]) * step))
-            acc[i] += x32 * x32
-            misses += 0 if abs(x32 - v) <= eps else 1
-        if misses:  # rare
+        if missed[j]:  # rare
             for i in range(n):
                 v = np.float64(xt[j, i])
                 xh = scaled_code(v, scale[i]) * step
