@@ -69,10 +69,8 @@ def take_buffer(nbytes):
                 del _pool[i]
                 break
         else:
-            buf = None
-    if buf is None:
-        buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-    _issued[id(buf)] = buf
+            buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+        _issued[id(buf)] = buf
     return buf
 
 
