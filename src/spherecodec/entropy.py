@@ -144,11 +144,12 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
     if not 1 <= precision <= MAX_PRECISION:
         raise CorruptBlobError(f"rANS precision {precision} outside 1..{MAX_PRECISION}")
     table_cap = min(alphabet_size, 1 << precision)
-    symbols = np.empty(table_cap, dtype=np.int64)
-    freqs = np.empty(table_cap, dtype=np.int64)
+    # per-thread scratch: fresh tables would cost page faults on every chunk
+    symbols = _scratch("rans.symbols", table_cap, np.int64)
+    freqs = _scratch("rans.freqs", table_cap, np.int64)
     slots = (1 << precision) if backend_id == BACKEND_NUMBA else 0
-    slot_table = np.empty(slots, dtype=np.uint32)
-    slot_symbol = np.empty(slots, dtype=np.uint16)
+    slot_table = _scratch("rans.slot_table", slots, np.uint32)
+    slot_symbol = _scratch("rans.slot_symbol", slots, np.uint16)
     n_used, pos = _rans.read_table(buf, pos + 2, alphabet_size, precision, symbols, freqs,
                                    slot_table, slot_symbol)
     if pos < 0:
