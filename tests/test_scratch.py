@@ -23,8 +23,15 @@ def test_scratch_arrays_are_reused_per_name_and_thread():
     assert not np.shares_memory(other[0], a)  # per thread
     big = scratch.scratch("test.big", 300_000, np.uint8)  # >= 256 KiB: allocated at 4 MiB
     assert big.size == 300_000 and big.base is not None and big.base.nbytes >= 4 << 20
-    scratch.release()
+    scratch.release()  # a few MiB: kept for the next call
+    assert np.shares_memory(scratch.scratch("test.a", (3, 4), np.float32), a)
+    scratch.release(0)
     assert not np.shares_memory(scratch.scratch("test.a", (3, 4), np.float32), a)
+    scratch.scratch("test.huge", scratch.RETAIN_LIMIT + 1, np.uint8)
+    kept = scratch.scratch("test.a", (3, 4), np.float32)
+    scratch.release()  # beyond RETAIN_LIMIT: all dropped
+    assert not np.shares_memory(scratch.scratch("test.a", (3, 4), np.float32), kept)
+    scratch.release(0)
 
 
 def test_payload_buffers_are_recycled_only_when_issued_by_the_pool(monkeypatch):

@@ -5,8 +5,9 @@ on every chunk: measured on an 18 MB sphere encode, ~5,300 faults and ~12 ms of 
 time per call (a quarter of the encode). Codecs take their chunk-sized temporaries from
 here instead. An array from ``scratch`` is valid until the same thread asks for the same
 name again: never return one to the caller or keep it past the chunk.
-``container.encode``/``decode`` call ``release`` when they finish, so that an idle
-thread keeps nothing.
+``container.encode``/``decode`` call ``release`` when they finish: a thread keeps its
+arrays for the next call while they take at most ``RETAIN_LIMIT`` bytes (64 MiB), and
+worker threads free theirs when they end; ``release(0)`` frees the calling thread's.
 """
 
 import math
@@ -17,6 +18,10 @@ import weakref
 import numpy as np
 
 _local = threading.local()
+#: scratch bytes a thread keeps between calls: fresh temporaries cost page faults on every
+#: call (measured: sphere encode of 10,623 x 384 rows at 410-417 MB/s when dropped after each
+#: call, 472-562 MB/s when kept)
+RETAIN_LIMIT = 64 << 20
 _HUGE_FROM = 256 << 10
 _HUGE_ALLOC = 4 << 20
 
@@ -40,9 +45,13 @@ def scratch(name, shape, dtype):
     return buf[:count].reshape(shape)
 
 
-def release():
-    """Drop this thread's scratch arrays."""
-    _local.__dict__.pop("arrays", None)
+def release(keep=None):
+    """Drop this thread's scratch arrays, unless together they take at most ``keep`` bytes
+    (default ``RETAIN_LIMIT``; 0 drops them all)."""
+    keep = RETAIN_LIMIT if keep is None else keep
+    arrays = _local.__dict__.get("arrays")
+    if arrays and sum(a.nbytes for a in arrays.values()) > keep:
+        del _local.arrays
 
 
 # --- recycled chunk buffers -------------------------------------------------------------
