@@ -49,18 +49,17 @@ def test_payload_buffers_are_recycled_only_when_issued_by_the_pool(monkeypatch):
     assert scratch.take_buffer(10) is not again
 
 
-def test_join_equals_bytes_join_with_and_without_threads():
+def test_join_equals_bytes_join():
     rng = np.random.default_rng(0)
     parts = [b"header"] + [rng.integers(0, 256, size, dtype=np.uint8) for size in (3, 5_000_000, 1, 4_000_001)]
-    expected = b"".join(parts)
-    for threads in (1, 2, 3):
-        blob = scratch.join(parts, threads)
-        assert type(blob) is bytes and blob == expected
-    assert scratch.join([b"ab", np.frombuffer(b"cd", np.uint8)], 2) == b"abcd"  # small: plain join
+    blob = scratch.join(parts)  # > 8 MiB: filled in place
+    assert type(blob) is bytes and blob == b"".join(parts)
+    assert hash(blob) == hash(b"".join(parts))
+    assert scratch.join([b"ab", np.frombuffer(b"cd", np.uint8)]) == b"abcd"  # small: plain join
 
 
 def test_large_blobs_are_identical_for_any_thread_count():
-    # > 8 MiB of payload: the threaded join and the recycled buffers are in play
+    # > 8 MiB of payload: the in-place join and the recycled buffers are in play
     x = np.random.default_rng(1).standard_normal((6000, 512)).astype(np.float32)
     blobs = [spherecodec.encode(x, codec, threads=t, **params)
              for codec, params in (("exact", {}), ("sphere", {"max_abs_error": 1e-6}))

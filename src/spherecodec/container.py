@@ -143,7 +143,7 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         "chunk_rows": chunk_rows,
     }
     header = pack_header(meta, codec.shared_bytes(), [len(p) for p in payloads], checksums)
-    blob = join_parts([header] + payloads, threads)
+    blob = join_parts([header] + payloads)
     del coded
     recycle(payloads)
     return blob
