@@ -3,7 +3,11 @@
 * Integer codes -> (entropy symbol, raw bits): the exponent/mantissa split of a float,
   applied to ``|q|``: ``|q| < 2**(m + 1)`` is its own symbol; otherwise the symbol holds the
   bit length and the top ``m`` bits after the leading one, and the ``bitlen - 1 - m`` low
-  bits go raw, followed by the sign bit when ``q != 0``. Raw fields are packed LSB first.
+  bits go raw, followed by the sign bit when ``q != 0``. Raw fields are packed LSB first,
+  by two interleaved chains (``symbolize_columns``); the decoder reads each field at its
+  running bit offset (``desymbolize``).
+* Symbol pairs at 0 mantissa bits, ``first << PAIR_SHIFT | second`` (``pair_symbols``,
+  ``unpair_symbols``): the sphere codec's format 1 codes bit lengths two at a time.
 * The uniform quantizer of the ``grid`` codec.
 * Exceptions: the components whose decoded value would miss the bound, stored as a flat
   index gap and the difference of the float32 bit patterns (varints).
