@@ -303,8 +303,22 @@ def head(step, fmt=FORMAT, mantissa_bits=MANTISSA_BITS):
     return _HEAD.pack(fmt, step, mantissa_bits, 0)
 
 
+class BoundedCodec(Codec):
+    """What the error-bounded codecs (grid, sphere) share: float32 in and out, one
+    parameter, ``max_abs_error``, and the same expansion bound."""
+
+    dtypes = ("float32",)
+    max_expansion = MAX_EXPANSION
+
+    def __init__(self, *, max_abs_error=DEFAULT_MAX_ABS_ERROR):
+        self.max_abs_error = check_max_abs_error(max_abs_error)
+
+    def get_config(self):
+        return {"max_abs_error": self.max_abs_error}
+
+
 @register_codec
-class GridCodec(Codec):
+class GridCodec(BoundedCodec):
     """Error-bounded uniform quantizer: every decoded value is within ``max_abs_error``.
 
     Each chunk: head (format, step), the codes of every column (see ``encode_columns``),
@@ -318,14 +332,6 @@ class GridCodec(Codec):
     """
 
     name = "grid"
-    dtypes = ("float32",)
-    max_expansion = MAX_EXPANSION
-
-    def __init__(self, *, max_abs_error=DEFAULT_MAX_ABS_ERROR):
-        self.max_abs_error = check_max_abs_error(max_abs_error)
-
-    def get_config(self):
-        return {"max_abs_error": self.max_abs_error}
 
     def encode_chunk(self, rows):
         n, d = rows.shape

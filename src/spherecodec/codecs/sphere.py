@@ -30,11 +30,9 @@ from ..scratch import scratch
 from ..kernels import grid as kg
 from ..kernels import spherical as ks
 from . import register_codec
-from .base import Codec
-from .grid import (DEFAULT_MAX_ABS_ERROR, MANTISSA_BITS, MAX_EXPANSION, key_stride,
-                   ChunkWriter, groups_from_keys, write_columns, check_max_abs_error, decode_columns,
-                   decode_exceptions, encode_columns, encode_exceptions, head, read_head, step_for,
-                   write_exceptions)
+from .grid import (MANTISSA_BITS, BoundedCodec, ChunkWriter, decode_columns, decode_exceptions,
+                   encode_columns, encode_exceptions, groups_from_keys, head, key_stride, read_head,
+                   step_for, write_columns, write_exceptions)
 
 # a row whose norm is this many steps or more is coded as zeros plus exceptions (its codes
 # would not fit CODE_BITS): only rows near the float32 range or with absurd bounds
@@ -164,7 +162,7 @@ def reconstruct_rows_cos(codes, step, out):
 
 
 @register_codec
-class SphereCodec(Codec):
+class SphereCodec(BoundedCodec):
     """Spherical coordinates on a grid derived from ``max_abs_error``; a guaranteed bound.
 
     Every decoded component is within ``max_abs_error`` of the input (NaN and infinities
@@ -178,14 +176,6 @@ class SphereCodec(Codec):
     """
 
     name = "sphere"
-    dtypes = ("float32",)
-    max_expansion = MAX_EXPANSION
-
-    def __init__(self, *, max_abs_error=DEFAULT_MAX_ABS_ERROR):
-        self.max_abs_error = check_max_abs_error(max_abs_error)
-
-    def get_config(self):
-        return {"max_abs_error": self.max_abs_error}
 
     def encode_chunk(self, rows):
         n, d = rows.shape
