@@ -125,6 +125,17 @@ def _put(raw32, acc, nacc, p, field, nb):
     return acc >> (full << _U(5)), total & _U(31), p + full
 
 
+@njit(inline="always")
+def _put_all_wide(raw32, acc, nacc, p, fields, widths):
+    # append every field of a column, some wider than 32 bits
+    for i in range(fields.size):
+        field, nb = fields[i], widths[i]
+        if nb > _U(32):
+            acc, p, field, nb = _put_wide(raw32, acc, nacc, p, field, nb)
+        acc, nacc, p = _put(raw32, acc, nacc, p, field, nb)
+    return acc, nacc, p
+
+
 @njit(nogil=True, cache=True)
 def symbolize_columns(codes, xt, scale, extra, perm, m, syms, raw32, counts, group_of, fused):
     """``symbolize`` of the columns ``_load_column`` gives (``fused``: computed on the fly).
@@ -151,17 +162,9 @@ def symbolize_columns(codes, xt, scale, extra, perm, m, syms, raw32, counts, gro
             wide |= _split_column(vb, m, group_of[c + half], (c + half) * n, syms, counts,
                                   work[2], work[3])
         if wide:  # codes of more than 33 bits: one chain at a time, with the wide case
-            for i in range(n):
-                field, nb = work[0, i], work[1, i]
-                if nb > _U(32):
-                    acc_a, p_a, field, nb = _put_wide(raw32, acc_a, nacc_a, p_a, field, nb)
-                acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, field, nb)
+            acc_a, nacc_a, p_a = _put_all_wide(raw32, acc_a, nacc_a, p_a, work[0], work[1])
             if two:
-                for i in range(n):
-                    field, nb = work[2, i], work[3, i]
-                    if nb > _U(32):
-                        acc_b, p_b, field, nb = _put_wide(raw32, acc_b, nacc_b, p_b, field, nb)
-                    acc_b, nacc_b, p_b = _put(raw32, acc_b, nacc_b, p_b, field, nb)
+                acc_b, nacc_b, p_b = _put_all_wide(raw32, acc_b, nacc_b, p_b, work[2], work[3])
         elif two:
             for i in range(n):
                 acc_a, nacc_a, p_a = _put(raw32, acc_a, nacc_a, p_a, work[0, i], work[1, i])
