@@ -137,7 +137,10 @@ def join(parts):
 
 
 _HUGE = 2 << 20
+_MADV_HUGEPAGE = 14  # Linux's value; other systems number their advice differently
 try:
+    if os.uname().sysname != "Linux":
+        raise OSError("MADV_HUGEPAGE is Linux's")
     _madvise = ctypes.CDLL(None, use_errno=True).madvise
     _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     _madvise.restype = ctypes.c_int
@@ -146,9 +149,9 @@ except (NameError, OSError, AttributeError):
 
 
 def _huge_pages(address, size):
-    # ask for transparent huge pages on the 2 MiB-aligned part (Linux MADV_HUGEPAGE = 14;
-    # a hint: ignored where unsupported): one fault per 2 MiB instead of per 4 KiB
+    # ask for transparent huge pages on the 2 MiB-aligned part (a hint, ignored where
+    # unsupported): one fault per 2 MiB instead of per 4 KiB
     start = (address + _HUGE - 1) & ~(_HUGE - 1)
     end = (address + size) & ~(_HUGE - 1)
-    if _madvise is not None and end > start and os.uname().sysname == "Linux":
-        _madvise(start, end - start, 14)
+    if _madvise is not None and end > start:
+        _madvise(start, end - start, _MADV_HUGEPAGE)
