@@ -17,6 +17,7 @@ from .. import entropy
 from ..errors import CorruptBlobError
 from ..scratch import recycle, scratch, take_buffer
 from ..kernels import grid as kg
+from ..kernels.rans import read_varint, write_varint
 from . import register_codec
 from .base import Codec
 
@@ -180,7 +181,7 @@ def write_columns(symbolize, shape, ids, groups, out, paired=False):
         buf = out.reserve(entropy.stream_capacity(values.size, alphabet))
         out.advance(entropy.encode_stream_into(values, alphabet, buf, out.pos, counts=group_counts))
         start = stop
-    out.append(_varint(nraw))
+    out.advance(write_varint(out.reserve(10), out.pos, nraw))
     out.append(raw32.view(np.uint8)[:nraw])
 
 
@@ -223,8 +224,8 @@ def decode_columns(payload, pos, codes, paired=False):
         else:
             pos = entropy.decode_stream(payload, pos, base, syms[start:stop])
         start = stop
-    nraw, pos = _read_varint(payload, pos)
-    if pos + nraw > payload.size:
+    nraw, pos = read_varint(payload, pos, payload.size)
+    if pos < 0 or pos + nraw > payload.size:
         raise CorruptBlobError("raw section runs past the end of the chunk")
     raw32 = scratch("grid.raw32", (nraw + 3) // 4 + 2, np.uint32)  # two zero words of padding
     raw32.view(np.uint8)[:nraw] = payload[pos:pos + nraw]
@@ -256,29 +257,6 @@ def decode_exceptions(payload, pos, out_flat):
     if end < 0:
         raise CorruptBlobError("malformed exception list")
     return end
-
-
-def _varint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _read_varint(payload, pos):
-    value = 0
-    shift = 0
-    while True:
-        if pos >= payload.size or shift > 56:
-            raise CorruptBlobError("varint runs past the end of the chunk")
-        b = int(payload[pos])
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
 
 
 def read_head(payload, formats=None):
