@@ -23,6 +23,9 @@ from .rans import read_varint, write_varint
 CODE_BITS = 50
 STATUS_OK = 0
 STATUS_CORRUPT = 1
+#: the column statistics are read on blocks of KEY_BLOCK consecutive rows, one block in
+#: every ``stride`` (whole cache lines of a column: a strided sample would touch them all)
+KEY_BLOCK = 16
 _U = np.uint64
 
 
@@ -248,16 +251,20 @@ def desymbolize(syms, perm, m, raw32, codes):
 
 
 @njit(nogil=True, cache=True)
-def column_order_keys(codes):
-    """Per column, the mean bit length of ``|q|`` (what decides its symbol statistics)."""
+def column_order_keys(codes, stride):
+    """Per column, the mean bit length of ``|q|`` (what decides its symbol statistics) over
+    the rows ``key_rows`` samples with ``stride``."""
     ncols, n = codes.shape
     keys = np.zeros(ncols, dtype=np.float64)
     for c in range(ncols):
         acc = 0
-        for i in range(n):
-            v = codes[c, i]
-            acc += _bitlen(-v if v < 0 else v)
-        keys[c] = acc / max(n, 1)
+        taken = 0
+        for b in range(0, n, KEY_BLOCK * stride):
+            for i in range(b, min(b + KEY_BLOCK, n)):
+                v = codes[c, i]
+                acc += _bitlen(-v if v < 0 else v)
+                taken += 1
+        keys[c] = acc / max(taken, 1)
     return keys
 
 

@@ -16,7 +16,7 @@ no libm), so every machine reproduces the same bits. The sine and cosine are Fre
 import numpy as np
 from numba import njit
 
-from .grid import _bitlen, scaled_code
+from .grid import KEY_BLOCK, _bitlen, scaled_code
 
 # Cody-Waite reduction (fdlibm e_rem_pio2.c): pio2_1, pio2_2, pio2_3 have 33 bits, so
 # n * pio2_k is exact for |n| < 2**20; the *t constants are the remaining tails.
@@ -481,21 +481,22 @@ def sphere_cos_codes(xt, scale, codes):
 @njit(nogil=True, cache=True)
 def sphere_cos_keys(xt, scale, extra, stride):
     """``grid.column_order_keys`` of the format-1 codes: columns ``0 .. d-3`` computed from
-    ``xt`` (d, n) and ``scale``, then the rows of ``extra`` (int64), on every
-    ``stride``-th row."""
+    ``xt`` (d, n) and ``scale``, then the rows of ``extra`` (int64), on the same rows."""
     nx = xt.shape[0] - 2
     n = xt.shape[1]
-    taken = max((n + stride - 1) // stride, 1)
     keys = np.zeros(nx + extra.shape[0], dtype=np.float64)
     for c in range(keys.size):
         total = 0
-        for i in range(0, n, stride):
-            if c < nx:
-                v = np.int64(scaled_code(np.float64(xt[c, i]), scale[i]))
-            else:
-                v = extra[c - nx, i]
-            total += _bitlen(-v if v < 0 else v)
-        keys[c] = total / taken
+        taken = 0
+        for b in range(0, n, KEY_BLOCK * stride):
+            for i in range(b, min(b + KEY_BLOCK, n)):
+                if c < nx:
+                    v = np.int64(scaled_code(np.float64(xt[c, i]), scale[i]))
+                else:
+                    v = extra[c - nx, i]
+                total += _bitlen(-v if v < 0 else v)
+                taken += 1
+        keys[c] = total / max(taken, 1)
     return keys
 
 
