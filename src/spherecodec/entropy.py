@@ -2,26 +2,33 @@
 
 A *stream* is self-describing given the number of symbols ``n`` and the alphabet size::
 
-    u8      backend (0 = spherecodec's Numba rANS, 1 = constriction's AnsCoder)
+    u8      backend (0 = spherecodec's Numba rANS, 1 = constriction's AnsCoder,
+            2 = spherecodec's 32-lane rANS, ``kernels.rans_simd``)
     u8      precision P (frequencies sum to 2**P, 1 <= P <= 15)
     varint  number of distinct symbols m
     m x     varint symbol delta (first symbol: from 0), varint frequency
     varint  number of coded bytes b
     b bytes the coded words (little endian)
 
-Every codec codes its symbols through ``encode_stream``/``decode_stream``; the exact codec
-writes into its own buffer with ``encode_stream_into``.
+Backends 0 and 2 are the same coder with two layouts of the coded words: 8 lanes
+(``kernels.rans``) or 32 lanes in two substreams, which an AVX-512 CPU decodes 16 lanes at a
+time (``kernels.rans_simd``). The exact codec writes backend 2 for float32 chunks of
+``rans_simd.MIN_SYMBOLS`` values or more (``wide=True``); every other stream is backend 0
+or 1. Every codec codes its symbols through ``encode_stream``/``decode_stream``; the exact
+codec writes into its own buffer with ``encode_stream_into``.
 """
 
 import numpy as np
 
 from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
+from .kernels import rans_simd as _rans32
 from .kernels.bits import merge_low_bits, raw_size
 from .scratch import scratch as _scratch
 
 BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
+BACKEND_NUMBA32 = 2
 BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
 MAX_PRECISION = 15
 MAX_ALPHABET = 1 << 16
@@ -59,7 +66,8 @@ def choose_precision(n_used):
 
 def stream_capacity(n, alphabet_size):
     """Bytes that ``encode_stream_into`` may need for ``n`` symbols."""
-    return 2 + 10 + 6 * min(alphabet_size, 1 << MAX_PRECISION) + 10 + _rans.encode_scratch_size(n)
+    body = max(_rans.encode_scratch_size(n), _rans32.encode_scratch_size(n) + 10)
+    return 2 + 10 + 6 * min(alphabet_size, 1 << MAX_PRECISION) + 10 + body
 
 
 def _check_alphabet(alphabet_size):
@@ -67,14 +75,19 @@ def _check_alphabet(alphabet_size):
         raise ValueError(f"alphabet size {alphabet_size} outside 2..{MAX_ALPHABET}")
 
 
-def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="numba", counts=None):
+def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="numba", counts=None,
+                       wide=False):
     """Code the symbols ``values >> shift`` into ``out[pos:]``; return the end position.
 
     ``out`` (uint8) needs ``stream_capacity(values.size, alphabet_size)`` bytes from ``pos``.
+    ``wide``: with the Numba backend, use the 32-lane layout (backend 2) when there are
+    ``rans_simd.MIN_SYMBOLS`` symbols or more.
     """
     _check_alphabet(alphabet_size)
     backend_id = BACKENDS[backend]
     values = np.ascontiguousarray(values).reshape(-1)
+    if wide and backend_id == BACKEND_NUMBA and values.size >= _rans32.MIN_SYMBOLS:
+        backend_id = BACKEND_NUMBA32
     if counts is None:
         counts = np.zeros(alphabet_size, dtype=np.int64)
         _rans.histogram(values, shift, counts)
@@ -90,6 +103,10 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
         table = _rans.encoder_table(freq)
         scratch = _scratch("rans.encode", _rans.encode_scratch_size(values.size), np.uint8)
         return _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
+    if backend_id == BACKEND_NUMBA32:
+        table = _rans.encoder_table(freq)
+        scratch = _scratch("rans32.encode", _rans32.encode_scratch_size(values.size), np.uint8)
+        return _rans32.rans32_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
     body = _constriction_encode(values >> shift if shift else values, freq, precision)
     size = body.size
     pos = _rans.write_varint(out, pos, size)
@@ -139,7 +156,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
         raise TruncatedBlobError("stream header runs past the end of its chunk")
     backend_id = int(buf[pos])
     precision = int(buf[pos + 1])
-    if backend_id not in (BACKEND_NUMBA, BACKEND_CONSTRICTION):
+    if backend_id not in (BACKEND_NUMBA, BACKEND_CONSTRICTION, BACKEND_NUMBA32):
         raise CorruptBlobError(f"unknown entropy backend {backend_id}")
     if not 1 <= precision <= MAX_PRECISION:
         raise CorruptBlobError(f"rANS precision {precision} outside 1..{MAX_PRECISION}")
@@ -147,7 +164,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
     # per-thread scratch: fresh tables would cost page faults on every chunk
     symbols = _scratch("rans.symbols", table_cap, np.int64)
     freqs = _scratch("rans.freqs", table_cap, np.int64)
-    slots = (1 << precision) if backend_id == BACKEND_NUMBA else 0
+    slots = 0 if backend_id == BACKEND_CONSTRICTION else 1 << precision
     slot_table = _scratch("rans.slot_table", slots, np.uint32)
     slot_symbol = _scratch("rans.slot_symbol", slots, np.uint16)
     n_used, pos = _rans.read_table(buf, pos + 2, alphabet_size, precision, symbols, freqs,
@@ -170,6 +187,16 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
     if backend_id == BACKEND_NUMBA:
         fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
         if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _rans.STATUS_OK:
+            raise CorruptBlobError("rANS stream does not decode cleanly")
+    elif backend_id == BACKEND_NUMBA32:
+        if raw20 is not None and _rans32.VECTOR:
+            symbol_table = _scratch("rans32.symbols", slots, np.uint32)
+            status = _rans32.decode_vector(body, slot_table, slot_symbol, precision, out, raw20,
+                                           symbol_table)
+        else:
+            fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
+            status = _rans32.decode_scalar(body, slot_table, slot_symbol, precision, out, fused)
+        if status != _rans.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     else:
         _constriction_decode(body, symbols[:n_used], freqs[:n_used], precision, out)

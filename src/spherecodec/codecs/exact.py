@@ -147,8 +147,10 @@ class ExactCodec(Codec):
         pack_low_bits(values, raw_bits, out[1:1 + nraw])
         counts = np.zeros(alphabet, dtype=np.int64)
         histogram(values, raw_bits, counts)
+        # float32 values with 20 raw bits: the 32-lane layout, which decodes 2x faster
+        wide = raw_bits == entropy.FUSED_RAW_BITS and values.dtype == np.uint32
         end = entropy.encode_stream_into(values, alphabet, out, 1 + nraw, shift=raw_bits,
-                                         backend=self.entropy, counts=counts)
+                                         backend=self.entropy, counts=counts, wide=wide)
         if end > 1 + values.nbytes:
             out[0] = MODE_STORED
             out[1:1 + values.nbytes] = values.astype(values.dtype.newbyteorder("<"), copy=False).view(np.uint8)
