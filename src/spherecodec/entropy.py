@@ -189,10 +189,14 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
         if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _rans.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     elif backend_id == BACKEND_NUMBA32:
-        if raw20 is not None and _rans32.VECTOR:
+        if _rans32.VECTOR:
             symbol_table = _scratch("rans32.symbols", slots, np.uint32)
-            status = _rans32.decode_vector(body, slot_table, slot_symbol, precision, out, raw20,
-                                           symbol_table)
+            if raw20 is not None:
+                status = _rans32.decode_vector_fused(body, slot_table, slot_symbol, precision, out,
+                                                     raw20, symbol_table)
+            else:
+                status = _rans32.decode_vector(body, slot_table, slot_symbol, precision, out,
+                                               symbol_table)
         else:
             fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
             status = _rans32.decode_scalar(body, slot_table, slot_symbol, precision, out, fused)

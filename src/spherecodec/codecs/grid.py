@@ -179,7 +179,8 @@ def write_columns(symbolize, shape, ids, groups, out, paired=False):
             kg.pair_symbols(values, pairs, group_counts)
             values = pairs
         buf = out.reserve(entropy.stream_capacity(values.size, alphabet))
-        out.advance(entropy.encode_stream_into(values, alphabet, buf, out.pos, counts=group_counts))
+        out.advance(entropy.encode_stream_into(values, alphabet, buf, out.pos, counts=group_counts,
+                                               wide=True))
         start = stop
     out.advance(write_varint(out.reserve(10), out.pos, nraw))
     out.append(raw32.view(np.uint8)[:nraw])

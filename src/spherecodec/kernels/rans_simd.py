@@ -39,7 +39,6 @@ MIN_SYMBOLS = 1 << 15
 #: finish) when the last substream has fewer left
 VECTOR_READ = 32
 _U = np.uint64
-_DECODER_NAME = "spherecodec_rans32_decode_fused"
 
 
 def _has_vector_decoder():
@@ -49,6 +48,8 @@ def _has_vector_decoder():
 
 #: True when this CPU runs the vector decoder natively (else ``decode_scalar`` is used)
 VECTOR = _has_vector_decoder()
+#: the encoder's vector steps (the same bytes as its scalar ones, which other CPUs take)
+VECTOR_ENCODE = VECTOR
 
 
 def encode_scratch_size(n):
@@ -57,13 +58,168 @@ def encode_scratch_size(n):
     return 2 * (2 * GROUP_LANES * steps + 4 * GROUP_LANES + 8)
 
 
-@njit(nogil=True, cache=True)
+def shift_line(bits):
+    """IR giving ``%shw``, the i32 ``%shift`` in the values' width."""
+    if bits == 32:
+        return "  %shw = or i32 %shift, 0"
+    return f"  %shw = {'trunc' if bits < 32 else 'zext'} i32 %shift to i{bits}"
+
+
+def _encoder_ir(name, bits):
+    """LLVM IR of the encoder's vector steps for ``bits``-bit values: ``void f(values,
+    steps, shift, table, precision, scratch, positions, states)`` codes steps
+    ``steps - 1 .. 0`` of both groups backwards into ``scratch`` from ``positions``
+    (i64 x 2, updated) with the states (u32 x 32, updated). ``table`` is
+    ``rans.encoder_table`` seen as u32 pairs (frequency | cumulative << 16, reciprocal)."""
+    vec = f"<16 x i{bits}>"
+    lines = [
+        "declare <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr>, i32 immarg, <16 x i1>, <16 x i32>)",
+        "declare <16 x i16> @llvm.experimental.vector.compress.v16i16(<16 x i16>, <16 x i1>, <16 x i16>)",
+        "declare void @llvm.masked.store.v16i16.p0(<16 x i16>, ptr, i32 immarg, <16 x i1>)",
+        "declare i16 @llvm.ctpop.i16(i16)",
+        f"define void @{name}(ptr noalias %values, i64 %steps, i32 %shift, ptr noalias %table, "
+        "i32 %prec, ptr noalias %scratch, ptr noalias %positions, ptr noalias %states) {",
+        "entry:",
+        shift_line(bits),
+        f"  %si = insertelement {vec} poison, i{bits} %shw, i64 0",
+        f"  %sv = shufflevector {vec} %si, {vec} poison, <16 x i32> zeroinitializer",
+        "  %up = sub i32 32, %prec",
+        "  %ui = insertelement <16 x i32> poison, i32 %up, i64 0",
+        "  %uv = shufflevector <16 x i32> %ui, <16 x i32> poison, <16 x i32> zeroinitializer",
+        "  %tot = shl i32 1, %prec",
+        "  %ti = insertelement <16 x i32> poison, i32 %tot, i64 0",
+        "  %tv = shufflevector <16 x i32> %ti, <16 x i32> poison, <16 x i32> zeroinitializer",
+    ]
+    add = lines.append
+    for g in range(2):
+        add(f"  %pp{g} = getelementptr i64, ptr %positions, i64 {g}")
+        add(f"  %p0_{g} = load i64, ptr %pp{g}")
+        add(f"  %sp{g} = getelementptr i32, ptr %states, i64 {16 * g}")
+        add(f"  %x0_{g} = load <16 x i32>, ptr %sp{g}, align 4")
+    add("  %none = icmp eq i64 %steps, 0")
+    add("  br i1 %none, label %exit, label %step")
+    add("step:")
+    add("  %k = phi i64 [%steps, %entry], [%k1, %step]")
+    for g in range(2):
+        add(f"  %x{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
+        add(f"  %p{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
+    add("  %k1 = sub i64 %k, 1")
+    add("  %ob = mul i64 %k1, 32")
+    for g in range(2):
+        add(f"  %o{g} = add i64 %ob, {16 * g}")
+        add(f"  %vp{g} = getelementptr i{bits}, ptr %values, i64 %o{g}")
+        add(f"  %vl{g} = load {vec}, ptr %vp{g}, align 1")
+        add(f"  %vs{g} = lshr {vec} %vl{g}, %sv")
+        if bits == 32:
+            add(f"  %sy{g} = or <16 x i32> %vs{g}, zeroinitializer")
+        else:
+            add(f"  %sy{g} = {'zext' if bits < 32 else 'trunc'} {vec} %vs{g} to <16 x i32>")
+        add(f"  %ia{g} = shl <16 x i32> %sy{g}, splat (i32 1)")
+        add(f"  %ib{g} = or <16 x i32> %ia{g}, splat (i32 1)")
+        add(f"  %pa{g} = getelementptr i32, ptr %table, <16 x i32> %ia{g}")
+        add(f"  %fc{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %pa{g}, i32 4, "
+            "<16 x i1> splat (i1 true), <16 x i32> poison)")
+        add(f"  %pb{g} = getelementptr i32, ptr %table, <16 x i32> %ib{g}")
+        add(f"  %rc{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %pb{g}, i32 4, "
+            "<16 x i1> splat (i1 true), <16 x i32> poison)")
+        add(f"  %f{g} = and <16 x i32> %fc{g}, splat (i32 65535)")
+        add(f"  %c{g} = lshr <16 x i32> %fc{g}, splat (i32 16)")
+        # renormalise first: states at or above f << (32 - precision) emit their low word
+        add(f"  %lim{g} = shl <16 x i32> %f{g}, %uv")
+        add(f"  %ov{g} = icmp uge <16 x i32> %x{g}, %lim{g}")
+        add(f"  %ob{g} = bitcast <16 x i1> %ov{g} to i16")
+        add(f"  %cn{g} = call i16 @llvm.ctpop.i16(i16 %ob{g})")
+        add(f"  %cw{g} = zext i16 %cn{g} to i64")
+        add(f"  %c2_{g} = shl i64 %cw{g}, 1")
+        add(f"  %pn{g} = sub i64 %p{g}, %c2_{g}")
+        add(f"  %wd{g} = trunc <16 x i32> %x{g} to <16 x i16>")
+        add(f"  %wp{g} = getelementptr i8, ptr %scratch, i64 %pn{g}")
+        # compressed in a register, then a masked store of the first cnt words (a compressing
+        # store to memory is microcoded and slow on AMD Zen 4)
+        add(f"  %wc{g} = call <16 x i16> @llvm.experimental.vector.compress.v16i16(<16 x i16> %wd{g}, "
+            f"<16 x i1> %ov{g}, <16 x i16> poison)")
+        add(f"  %ci{g} = insertelement <16 x i16> poison, i16 %cn{g}, i64 0")
+        add(f"  %cv{g} = shufflevector <16 x i16> %ci{g}, <16 x i16> poison, <16 x i32> zeroinitializer")
+        add(f"  %sm{g} = icmp ult <16 x i16> <i16 0, i16 1, i16 2, i16 3, i16 4, i16 5, i16 6, i16 7, "
+            f"i16 8, i16 9, i16 10, i16 11, i16 12, i16 13, i16 14, i16 15>, %cv{g}")
+        add(f"  call void @llvm.masked.store.v16i16.p0(<16 x i16> %wc{g}, ptr %wp{g}, i32 1, <16 x i1> %sm{g})")
+        add(f"  %xh{g} = lshr <16 x i32> %x{g}, splat (i32 16)")
+        add(f"  %xr{g} = select <16 x i1> %ov{g}, <16 x i32> %xh{g}, <16 x i32> %x{g}")
+        # x // f by the reciprocal (short by at most one, then corrected), then
+        # x + c + q (2**precision - f)
+        add(f"  %xq{g} = zext <16 x i32> %xr{g} to <16 x i64>")
+        add(f"  %rq{g} = zext <16 x i32> %rc{g} to <16 x i64>")
+        add(f"  %pr{g} = mul <16 x i64> %xq{g}, %rq{g}")
+        add(f"  %ph{g} = lshr <16 x i64> %pr{g}, splat (i64 32)")
+        add(f"  %q{g} = trunc <16 x i64> %ph{g} to <16 x i32>")
+        add(f"  %qf{g} = mul <16 x i32> %q{g}, %f{g}")
+        add(f"  %rm{g} = sub <16 x i32> %xr{g}, %qf{g}")
+        add(f"  %fix{g} = icmp uge <16 x i32> %rm{g}, %f{g}")
+        add(f"  %fx{g} = zext <16 x i1> %fix{g} to <16 x i32>")
+        add(f"  %qq{g} = add <16 x i32> %q{g}, %fx{g}")
+        add(f"  %cf{g} = sub <16 x i32> %tv, %f{g}")
+        add(f"  %qm{g} = mul <16 x i32> %qq{g}, %cf{g}")
+        add(f"  %xc{g} = add <16 x i32> %xr{g}, %c{g}")
+        add(f"  %xn{g} = add <16 x i32> %xc{g}, %qm{g}")
+    add("  %more = icmp ugt i64 %k1, 0")
+    add("  br i1 %more, label %step, label %exit")
+    add("exit:")
+    for g in range(2):
+        add(f"  %xe{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
+        add(f"  %pe{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
+    for g in range(2):
+        add(f"  store <16 x i32> %xe{g}, ptr %sp{g}, align 4")
+        add(f"  store i64 %pe{g}, ptr %pp{g}")
+    add("  ret void")
+    add("}")
+    return "\n".join(lines)
+
+
+@intrinsic
+def _vector_encode_steps(typingctx, values, steps, shift, table, precision, scratch, positions, states):
+    """Run the IR of ``_encoder_ir`` for these arrays (Numba intrinsic)."""
+    bits = values.dtype.bitwidth
+    name = f"spherecodec_rans32_encode_u{bits}"
+    sig = types.void(values, steps, shift, table, precision, scratch, positions, states)
+
+    def codegen(context, builder, signature, args):
+        context.active_code_library.add_llvm_module(llvm.parse_assembly(_encoder_ir(name, bits)))
+        ptr = ir.PointerType()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr, ir.IntType(64), i32, ptr, i32, ptr, ptr, ptr])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        data = {}
+        for index in (0, 3, 5, 6, 7):
+            array = context.make_array(signature.args[index])(context, builder, args[index])
+            data[index] = builder.bitcast(array.data, ptr)
+        builder.call(fn, [data[0], args[1], builder.trunc(args[2], i32), data[3],
+                          builder.trunc(args[4], i32), data[5], data[6], data[7]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def rans32_encode(values, shift, table, precision, scratch, out, pos):
     """Encode the symbols ``values >> shift`` at ``out[pos:]`` in the 32-lane layout: the
     body's byte length (varint), then the body. ``table`` comes from
     ``rans.encoder_table``; ``scratch`` holds ``encode_scratch_size(n)`` bytes, ``out``
     as many from ``pos``. Returns the position after the body.
     """
+    p0, p1 = _encode_substreams(values, shift, table, precision, scratch)
+    cap = scratch.size // 2
+    len0 = cap - p0
+    len1 = 2 * cap - p1
+    pos = write_varint(out, pos, varint_size(len0) + len0 + len1)
+    pos = write_varint(out, pos, len0)
+    # numpy copies at memory speed; a Numba slice assignment copies byte by byte
+    out[pos:pos + len0] = scratch[p0:cap]
+    out[pos + len0:pos + len0 + len1] = scratch[p1:2 * cap]
+    return pos + len0 + len1
+
+
+@njit(nogil=True, cache=True)
+def _encode_substreams(values, shift, table, precision, scratch):
+    """Code both substreams backwards into the halves of ``scratch``; return where they start."""
     n = values.size
     steps = (n + LANES - 1) // LANES
     cap = scratch.size // 2
@@ -81,24 +237,25 @@ def rans32_encode(values, shift, table, precision, scratch, out, pos):
                     x[j], p1 = _encode_step(x[j], table[values[i] >> shift], precision, scratch, p1)
                 else:
                     x[j], p0 = _encode_step(x[j], table[values[i] >> shift], precision, scratch, p0)
-    for s in range(full - 1, -1, -1):
-        base = s * LANES
-        for j in range(LANES - 1, GROUP_LANES - 1, -1):
-            x[j], p1 = _encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p1)
-        for j in range(GROUP_LANES - 1, -1, -1):
-            x[j], p0 = _encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p0)
+    if VECTOR_ENCODE:
+        positions = np.array([p0, p1], dtype=np.int64)
+        states = x.astype(np.uint32)
+        _vector_encode_steps(values, np.int64(full), np.int64(shift), table.view(np.uint32),
+                             np.int64(precision), scratch, positions, states)
+        p0, p1 = positions[0], positions[1]
+        x[:] = states
+    else:
+        for s in range(full - 1, -1, -1):
+            base = s * LANES
+            for j in range(LANES - 1, GROUP_LANES - 1, -1):
+                x[j], p1 = _encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p1)
+            for j in range(GROUP_LANES - 1, -1, -1):
+                x[j], p0 = _encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p0)
     for j in range(LANES - 1, GROUP_LANES - 1, -1):
         p1 = _flush_state(x[j], scratch, p1)
     for j in range(GROUP_LANES - 1, -1, -1):
         p0 = _flush_state(x[j], scratch, p0)
-    len0 = cap - p0
-    len1 = 2 * cap - p1
-    pos = write_varint(out, pos, varint_size(len0) + len0 + len1)
-    pos = write_varint(out, pos, len0)
-    out[pos:pos + len0] = scratch[p0:cap]
-    pos += len0
-    out[pos:pos + len1] = scratch[p1:]
-    return pos + len1
+    return p0, p1
 
 
 @njit
@@ -159,6 +316,51 @@ def _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, 
     return True
 
 
+@njit(inline="always")
+def _lane_step(stream, slot_table, slot_symbol, mask, prec, out, raw, nibbles, fused, x, i, p, last):
+    # one lane of a whole step: emit symbol i, update the state, read a word if it fell
+    # below 2**16 (loaded at a clamped position; overruns show in the final position check)
+    k = x & mask
+    symbol = slot_symbol[k]
+    if fused:
+        low = np.uint32(raw[_U(2) * _U(i)]) | (np.uint32(raw[_U(2) * _U(i) + _U(1)]) << np.uint32(8))
+        nibble = (np.uint32(raw[_U(nibbles) + (_U(i) >> _U(1))]) >> np.uint32(4 * (i & 1))) & np.uint32(0xF)
+        out[_U(i)] = (np.uint32(symbol) << np.uint32(20)) | (nibble << np.uint32(16)) | low
+    else:
+        out[_U(i)] = symbol
+    e = slot_table[k]
+    x = np.uint32((e & np.uint32(0xFFFF)) * (x >> prec) + (e >> np.uint32(16)))
+    q = _U(min(p, last))
+    w = np.uint32(stream[q]) | (np.uint32(stream[q + _U(1)]) << np.uint32(8))
+    if x < np.uint32(RANS_L):
+        x = (x << np.uint32(16)) | w
+        p += 2
+    return x, p
+
+
+@njit
+def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, fused):
+    """The whole steps of ``out`` one lane at a time; returns the steps done (all)."""
+    nibbles = 2 * out.size
+    mask = np.uint32((1 << precision) - 1)
+    prec = np.uint32(precision)
+    p0, e0, p1, e1 = bounds[0], bounds[1], bounds[2], bounds[3]
+    last0 = max(e0 - 2, 0)
+    last1 = max(e1 - 2, 0)
+    steps = out.size // LANES
+    for s in range(steps):
+        base = s * LANES
+        for j in range(GROUP_LANES):
+            states[j], p0 = _lane_step(stream, slot_table, slot_symbol, mask, prec, out, raw, nibbles,
+                                       fused, states[j], base + j, p0, last0)
+        for j in range(GROUP_LANES, LANES):
+            states[j], p1 = _lane_step(stream, slot_table, slot_symbol, mask, prec, out, raw, nibbles,
+                                       fused, states[j], base + j, p1, last1)
+    bounds[0] = p0
+    bounds[2] = p1
+    return steps
+
+
 @njit
 def _finish(bounds, states):
     if bounds[0] != bounds[1] or bounds[2] != bounds[3]:
@@ -182,15 +384,41 @@ def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw):
     if not _parse(stream, bounds):
         return STATUS_CORRUPT
     _load_states(stream, bounds, states)
-    fused = raw.size > 0
-    if fused:
-        ok = _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, 0, True)
+    if raw.size:
+        done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, True)
     else:
-        ok = _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, 0, False)
+        done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, False)
+    # a position past its end is corruption (the clamped loads read garbage there)
+    if bounds[0] > bounds[1] or bounds[2] > bounds[3]:
+        return STATUS_CORRUPT
+    ok = _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
+                       done * LANES, raw.size > 0)
     return _finish(bounds, states) if ok else STATUS_CORRUPT
 
 
-def _decoder_ir():
+def _add_fused_value(add, g):
+    # the float32's bits: symbol << 20 (the symbol table holds it shifted), the 4-bit plane's
+    # nibble << 16, the 16-bit plane's low bits
+    add(f"  %lp{g} = getelementptr i16, ptr %raw, i64 %o{g}")
+    add(f"  %lo{g} = load <16 x i16>, ptr %lp{g}, align 1")
+    add(f"  %lw{g} = zext <16 x i16> %lo{g} to <16 x i32>")
+    add(f"  %no{g} = lshr i64 %o{g}, 1")
+    add(f"  %np{g} = getelementptr i8, ptr %nibp, i64 %no{g}")
+    add(f"  %nb{g} = load <8 x i8>, ptr %np{g}, align 1")
+    add(f"  %nd{g} = shufflevector <8 x i8> %nb{g}, <8 x i8> poison, <16 x i32> "
+        "<i32 0, i32 0, i32 1, i32 1, i32 2, i32 2, i32 3, i32 3, "
+        "i32 4, i32 4, i32 5, i32 5, i32 6, i32 6, i32 7, i32 7>")
+    add(f"  %nw{g} = zext <16 x i8> %nd{g} to <16 x i32>")
+    add(f"  %ns{g} = lshr <16 x i32> %nw{g}, <i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, "
+        "i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4>")
+    add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 15)")
+    add(f"  %nh{g} = shl <16 x i32> %nm{g}, splat (i32 16)")
+    add(f"  %v1_{g} = or <16 x i32> %s{g}, %lw{g}")
+    add(f"  %v2_{g} = or <16 x i32> %v1_{g}, %nh{g}")
+    add(f"  store <16 x i32> %v2_{g}, ptr %op{g}, align 4")
+
+
+def _decoder_ir(name, out_bits, fused):
     """LLVM IR of the vector steps: ``i64 f(stream, bounds, slot_table, symbol_table,
     precision, out, steps, states, raw, nibbles)``; returns the steps decoded, fewer than
     asked near the end of the body or when a read position passed its substream's end
@@ -199,7 +427,7 @@ def _decoder_ir():
         "declare <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr>, i32 immarg, <16 x i1>, <16 x i32>)",
         "declare <16 x i16> @llvm.masked.expandload.v16i16(ptr, <16 x i1>, <16 x i16>)",
         "declare i16 @llvm.ctpop.i16(i16)",
-        f"define i64 @{_DECODER_NAME}(ptr noalias %stream, ptr noalias %bounds, "
+        f"define i64 @{name}(ptr noalias %stream, ptr noalias %bounds, "
         "ptr noalias %slot_e, ptr noalias %slot_sym, i32 %prec, ptr noalias %out, i64 %steps, "
         "ptr noalias %states, ptr noalias %raw, i64 %nib) {",
         "entry:",
@@ -244,26 +472,16 @@ def _decoder_ir():
         add(f"  %ps{g} = getelementptr i32, ptr %slot_sym, <16 x i32> %i{g}")
         add(f"  %s{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %ps{g}, i32 4, "
             "<16 x i1> splat (i1 true), <16 x i32> poison)")
-        # the value: symbol << 20 (the table holds it shifted), nibble << 16, low 16 bits
         add(f"  %o{g} = add i64 %ob, {16 * g}")
-        add(f"  %lp{g} = getelementptr i16, ptr %raw, i64 %o{g}")
-        add(f"  %lo{g} = load <16 x i16>, ptr %lp{g}, align 1")
-        add(f"  %lw{g} = zext <16 x i16> %lo{g} to <16 x i32>")
-        add(f"  %no{g} = lshr i64 %o{g}, 1")
-        add(f"  %np{g} = getelementptr i8, ptr %nibp, i64 %no{g}")
-        add(f"  %nb{g} = load <8 x i8>, ptr %np{g}, align 1")
-        add(f"  %nd{g} = shufflevector <8 x i8> %nb{g}, <8 x i8> poison, <16 x i32> "
-            "<i32 0, i32 0, i32 1, i32 1, i32 2, i32 2, i32 3, i32 3, "
-            "i32 4, i32 4, i32 5, i32 5, i32 6, i32 6, i32 7, i32 7>")
-        add(f"  %nw{g} = zext <16 x i8> %nd{g} to <16 x i32>")
-        add(f"  %ns{g} = lshr <16 x i32> %nw{g}, <i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, "
-            "i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4>")
-        add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 15)")
-        add(f"  %nh{g} = shl <16 x i32> %nm{g}, splat (i32 16)")
-        add(f"  %v1_{g} = or <16 x i32> %s{g}, %lw{g}")
-        add(f"  %v2_{g} = or <16 x i32> %v1_{g}, %nh{g}")
-        add(f"  %op{g} = getelementptr i32, ptr %out, i64 %o{g}")
-        add(f"  store <16 x i32> %v2_{g}, ptr %op{g}, align 4")
+        add(f"  %op{g} = getelementptr i{out_bits}, ptr %out, i64 %o{g}")
+        if fused:
+            _add_fused_value(add, g)
+        elif out_bits == 32:
+            add(f"  store <16 x i32> %s{g}, ptr %op{g}, align 1")
+        else:
+            conv = "trunc" if out_bits < 32 else "zext"
+            add(f"  %sw{g} = {conv} <16 x i32> %s{g} to <16 x i{out_bits}>")
+            add(f"  store <16 x i{out_bits}> %sw{g}, ptr %op{g}, align 1")
         # the state: f * (x >> precision) + (slot - cumulative frequency), then the words
         add(f"  %f{g} = and <16 x i32> %e{g}, splat (i32 65535)")
         add(f"  %b{g} = lshr <16 x i32> %e{g}, splat (i32 16)")
@@ -294,47 +512,80 @@ def _decoder_ir():
     return "\n".join(lines)
 
 
-@intrinsic
-def _vector_steps(typingctx, stream, bounds, slot_table, symbol_table, precision, out, steps,
-                  states, raw):
-    """Run the IR of ``_decoder_ir`` on these arrays (Numba intrinsic)."""
-    sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw)
+def _vector_steps_intrinsic(fused):
+    @intrinsic
+    def steps_kernel(typingctx, stream, bounds, slot_table, symbol_table, precision, out, steps,
+                     states, raw):
+        bits = out.dtype.bitwidth
+        if fused and bits != 32:
+            return None
+        name = f"spherecodec_rans32_decode_{'fused' if fused else 'u%d' % bits}"
+        sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw)
 
-    def codegen(context, builder, signature, args):
-        context.active_code_library.add_llvm_module(llvm.parse_assembly(_decoder_ir()))
-        ptr = ir.PointerType()
-        i64 = ir.IntType(64)
-        fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _DECODER_NAME)
-        arrays = {}
-        for index in (0, 1, 2, 3, 5, 7, 8):
-            arrays[index] = context.make_array(signature.args[index])(context, builder, args[index])
-        data = {index: builder.bitcast(a.data, ptr) for index, a in arrays.items()}
-        n = builder.extract_value(arrays[5].shape, 0)
-        nibbles = builder.mul(n, ir.Constant(i64, 2))
-        prec = builder.trunc(args[4], ir.IntType(32))
-        return builder.call(fn, [data[0], data[1], data[2], data[3], prec, data[5], args[6],
-                                 data[7], data[8], nibbles])
+        def codegen(context, builder, signature, args):
+            context.active_code_library.add_llvm_module(llvm.parse_assembly(_decoder_ir(name, bits, fused)))
+            ptr = ir.PointerType()
+            i64 = ir.IntType(64)
+            fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+            arrays = {}
+            for index in (0, 1, 2, 3, 5, 7, 8):
+                arrays[index] = context.make_array(signature.args[index])(context, builder, args[index])
+            data = {index: builder.bitcast(a.data, ptr) for index, a in arrays.items()}
+            n = builder.extract_value(arrays[5].shape, 0)
+            nibbles = builder.mul(n, ir.Constant(i64, 2))
+            prec = builder.trunc(args[4], ir.IntType(32))
+            return builder.call(fn, [data[0], data[1], data[2], data[3], prec, data[5], args[6],
+                                     data[7], data[8], nibbles])
 
-    return sig, codegen
+        return sig, codegen
+
+    return steps_kernel
+
+
+#: Numba intrinsics running the IR of ``_decoder_ir``: values with raw low bits (uint32) or
+#: plain symbols (any unsigned output)
+_vector_steps_fused = _vector_steps_intrinsic(True)
+_vector_steps_plain = _vector_steps_intrinsic(False)
+
+
+@njit
+def _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, shift):
+    if not _parse(stream, bounds):
+        return False
+    _load_states(stream, bounds, states)
+    for k in range(1 << precision):
+        symbol_table[k] = np.uint32(slot_symbol[k]) << np.uint32(shift)
+    return True
 
 
 @njit(nogil=True, cache=True)
-def decode_vector(stream, slot_table, slot_symbol, precision, out, raw, symbol_table):
-    """``decode_scalar`` for a uint32 ``out`` with raw low bits, by vector steps.
-
-    ``symbol_table`` (uint32, the slot table's size) is scratch space.
-    """
-    n = out.size
+def decode_vector(stream, slot_table, slot_symbol, precision, out, symbol_table):
+    """``decode_scalar`` of plain symbols by vector steps (``symbol_table``: uint32
+    scratch of the slot table's size)."""
     bounds = np.empty(4, dtype=np.int64)
     states = np.empty(LANES, dtype=np.uint32)
-    if not _parse(stream, bounds):
+    if not _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, 0):
         return STATUS_CORRUPT
-    _load_states(stream, bounds, states)
-    for k in range(1 << precision):
-        symbol_table[k] = np.uint32(slot_symbol[k]) << np.uint32(20)
-    done = _vector_steps(stream, bounds, slot_table, symbol_table, np.int64(precision), out,
-                         np.int64(n // LANES), states, raw)
+    raw = np.empty(0, dtype=np.uint8)
+    done = _vector_steps_plain(stream, bounds, slot_table, symbol_table, np.int64(precision),
+                               out, np.int64(out.size // LANES), states, raw)
+    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
+                         done * LANES, False):
+        return STATUS_CORRUPT
+    return _finish(bounds, states)
+
+
+@njit(nogil=True, cache=True)
+def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, symbol_table):
+    """``decode_scalar`` of float32 values (uint32 ``out``, ``raw`` their 20 low bits) by
+    vector steps (``symbol_table``: uint32 scratch of the slot table's size)."""
+    bounds = np.empty(4, dtype=np.int64)
+    states = np.empty(LANES, dtype=np.uint32)
+    if not _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, 20):
+        return STATUS_CORRUPT
+    done = _vector_steps_fused(stream, bounds, slot_table, symbol_table, np.int64(precision),
+                               out, np.int64(out.size // LANES), states, raw)
     if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
                          done * LANES, True):
         return STATUS_CORRUPT
