@@ -76,6 +76,8 @@ CASES = {
                                {"chunk_rows": 16}),
         "f32_mantissa0": lambda: (_sample(16, 64), {"mantissa_bits": 0}),
         "f16_mantissa6": lambda: (_sample(16, 64).astype(np.float16), {"mantissa_bits": 6}),
+        # 16,426 values: one stream in the 32-lane layout (entropy backend 2), with a tail step
+        "f32_wide": lambda: (_sample(43, 382), {}),
     },
 }
 

@@ -24,7 +24,7 @@ LOSSLESS = {"exact"}
 #: the exact codec's golden set (scripts/make_golden.py): all must stay present
 EXACT_NAMES = {"f32_sample", "f32_specials", "f64_mixed", "f16_mixed", "f32_1d", "f32_3d",
                "f64_scalar", "f32_empty", "f32_constriction", "f32_stored", "f32_mantissa0",
-               "f16_mantissa6"}
+               "f16_mantissa6", "f32_wide"}
 
 BLOBS = sorted(GOLDEN.glob("*/*.sphc"))
 
@@ -51,7 +51,8 @@ def test_golden_set_is_complete():
         stem = npy.name[:-len(".input.npy")] if npy.name.endswith(".input.npy") else npy.stem
         assert npy.with_name(stem + ".sphc").exists(), f"{npy} belongs to no blob"
     exact_bytes = sum(p.stat().st_size for name in EXACT_NAMES for p in GOLDEN.glob(f"exact/{name}.*"))
-    assert exact_bytes < 200_000  # the repository ships small files only
+    # the repository ships small files only (f32_wide needs 2**14 values: 120 KB)
+    assert exact_bytes < 300_000
 
 
 @pytest.mark.parametrize("path", BLOBS, ids=_id)

@@ -32,9 +32,9 @@ from .rans import RANS_L, STATUS_CORRUPT, STATUS_OK, _encode_step, _flush_state,
 
 LANES = 32
 GROUP_LANES = 16
-#: streams shorter than this keep the 8-lane layout: 32 states cost 128 bytes, 0.25% of a
-#: stream of 2**15 float32 symbols
-MIN_SYMBOLS = 1 << 15
+#: streams shorter than this keep the 8-lane layout: 32 states take 85 bytes more than its
+#: 8 states and 7 lengths, 0.16% of an exact chunk of 2**14 float32 (3.3 bytes each)
+MIN_SYMBOLS = 1 << 14
 #: an expanding load takes up to 32 bytes: the vector steps stop (and the scalar ones
 #: finish) when the last substream has fewer left
 VECTOR_READ = 32
@@ -205,7 +205,7 @@ def rans32_encode(values, shift, table, precision, scratch, out, pos):
     ``rans.encoder_table``; ``scratch`` holds ``encode_scratch_size(n)`` bytes, ``out``
     as many from ``pos``. Returns the position after the body.
     """
-    p0, p1 = _encode_substreams(values, shift, table, precision, scratch)
+    p0, p1 = _encode_substreams(values, shift, table, precision, scratch, VECTOR_ENCODE)
     cap = scratch.size // 2
     len0 = cap - p0
     len1 = 2 * cap - p1
@@ -218,8 +218,9 @@ def rans32_encode(values, shift, table, precision, scratch, out, pos):
 
 
 @njit(nogil=True, cache=True)
-def _encode_substreams(values, shift, table, precision, scratch):
-    """Code both substreams backwards into the halves of ``scratch``; return where they start."""
+def _encode_substreams(values, shift, table, precision, scratch, vector):
+    """Code both substreams backwards into the halves of ``scratch``; return where they
+    start. ``vector``: the whole steps by ``_encoder_ir``'s kernel (same bytes)."""
     n = values.size
     steps = (n + LANES - 1) // LANES
     cap = scratch.size // 2
@@ -237,7 +238,7 @@ def _encode_substreams(values, shift, table, precision, scratch):
                     x[j], p1 = _encode_step(x[j], table[values[i] >> shift], precision, scratch, p1)
                 else:
                     x[j], p0 = _encode_step(x[j], table[values[i] >> shift], precision, scratch, p0)
-    if VECTOR_ENCODE:
+    if vector:
         positions = np.array([p0, p1], dtype=np.int64)
         states = x.astype(np.uint32)
         _vector_encode_steps(values, np.int64(full), np.int64(shift), table.view(np.uint32),

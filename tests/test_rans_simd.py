@@ -1,0 +1,177 @@
+"""The 32-lane rANS layout (entropy backend 2): vector and scalar coders against each other."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import spherecodec
+from spherecodec import entropy
+from spherecodec.errors import CorruptBlobError, SpherecodecError
+from spherecodec.kernels import rans
+from spherecodec.kernels import rans_simd
+from spherecodec.kernels.bits import pack_low_bits, raw_size
+from common import assert_same_bits, load_sample, parse_layout
+
+MIN = rans_simd.MIN_SYMBOLS
+GOLDEN_WIDE = Path(__file__).resolve().parent / "data" / "golden" / "exact" / "f32_wide.sphc"
+vector_only = pytest.mark.skipif(not rans_simd.VECTOR, reason="this CPU has no AVX-512 VBMI2")
+
+
+def skewed_symbols(n, alphabet, seed):
+    """Symbols with a geometric-like law over a shuffled alphabet, as exponents have."""
+    rng = np.random.default_rng(seed)
+    ranks = np.minimum(rng.geometric(0.35, size=n) - 1, alphabet - 1)
+    return rng.permutation(alphabet)[ranks]
+
+
+def coded(values, alphabet, shift=0):
+    """(stream bytes, body, tables) of ``values >> shift`` in the 32-lane layout."""
+    out = np.zeros(entropy.stream_capacity(values.size, alphabet), dtype=np.uint8)
+    end = entropy.encode_stream_into(values, alphabet, out, 0, shift=shift, wide=True)
+    stream = out[:end]
+    assert stream[0] == entropy.BACKEND_NUMBA32
+    precision = int(stream[1])
+    slots = 1 << precision
+    table_cap = min(alphabet, slots)
+    slot_table = np.empty(slots, dtype=np.uint32)
+    slot_symbol = np.empty(slots, dtype=np.uint16)
+    _, pos = rans.read_table(stream, 2, alphabet, precision, np.empty(table_cap, np.int64),
+                             np.empty(table_cap, np.int64), slot_table, slot_symbol)
+    nbytes, pos = rans.read_varint(stream, pos, stream.size)
+    assert pos + nbytes == stream.size
+    return stream, stream[pos:].copy(), (slot_table, slot_symbol, precision)
+
+
+def decode_all_ways(body, tables, n, dtype, raw=None):
+    """Status and output of every decoder for this body: scalar, and vector when available."""
+    slot_table, slot_symbol, precision = tables
+    fused = raw if raw is not None else np.empty(0, dtype=np.uint8)
+    results = {}
+    out = np.full(n, 7, dtype=dtype)
+    results["scalar"] = (rans_simd.decode_scalar(body, slot_table, slot_symbol, precision, out, fused), out)
+    if rans_simd.VECTOR:
+        out = np.full(n, 7, dtype=dtype)
+        symbols = np.empty(slot_table.size, dtype=np.uint32)
+        if raw is not None:
+            status = rans_simd.decode_vector_fused(body, slot_table, slot_symbol, precision, out, raw, symbols)
+        else:
+            status = rans_simd.decode_vector(body, slot_table, slot_symbol, precision, out, symbols)
+        results["vector"] = (status, out)
+    return results
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.one_of(st.integers(MIN, MIN + 70), st.integers(MIN, 4 * MIN)),
+       alphabet=st.sampled_from([2, 3, 61, 4096]), dtype=st.sampled_from([np.uint16, np.uint32]),
+       seed=st.integers(0, 2**31))
+def test_streams_round_trip_through_every_decoder(n, alphabet, dtype, seed):
+    values = skewed_symbols(n, alphabet, seed).astype(dtype)
+    stream, body, tables = coded(values, alphabet)
+    for name, (status, out) in decode_all_ways(body, tables, n, dtype).items():
+        assert status == rans.STATUS_OK, name
+        assert (out == values).all(), name
+    back = np.empty(n, dtype=dtype)
+    assert entropy.decode_stream(stream, 0, alphabet, back) == stream.size
+    assert (back == values).all()
+
+
+@pytest.mark.parametrize("n", [MIN, MIN + 1, MIN + 31, MIN + 33, 524160])
+def test_float32_values_with_their_raw_bits(n):
+    x = np.resize(load_sample().reshape(-1), n)
+    x[::97] = -x[::97]
+    values = x.view(np.uint32)
+    raw = np.empty(raw_size(n, 20), dtype=np.uint8)
+    pack_low_bits(values, 20, raw)
+    _, body, tables = coded(values, 4096, shift=20)
+    for name, (status, out) in decode_all_ways(body, tables, n, np.uint32, raw).items():
+        assert status == rans.STATUS_OK, name
+        assert (out == values).all(), name
+
+
+def test_short_streams_keep_the_8_lane_layout():
+    values = skewed_symbols(MIN - 1, 61, 1).astype(np.uint16)
+    out = np.zeros(entropy.stream_capacity(values.size, 61), dtype=np.uint8)
+    entropy.encode_stream_into(values, 61, out, 0, wide=True)
+    assert out[0] == entropy.BACKEND_NUMBA
+
+
+def test_vector_encoder_writes_the_scalar_encoders_bytes():
+    values = skewed_symbols(3 * MIN + 5, 4096, 2).astype(np.uint32) << np.uint32(20)
+    counts = np.bincount(values >> 20, minlength=4096)
+    precision = entropy.choose_precision(int(np.count_nonzero(counts)))
+    table = rans.encoder_table(entropy.quantize_frequencies(counts, precision))
+    bodies = []
+    for vector in (True, False):
+        scratch = np.zeros(rans_simd.encode_scratch_size(values.size), dtype=np.uint8)
+        p0, p1 = rans_simd._encode_substreams(values, np.uint64(20), table, precision, scratch, vector)
+        half = scratch.size // 2
+        bodies.append(scratch[p0:half].tobytes() + scratch[p1:].tobytes())
+    assert bodies[0] == bodies[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_corrupt_bodies_give_the_same_verdict_in_every_decoder(data):
+    values = skewed_symbols(MIN + 45, 61, 3).astype(np.uint16)
+    _, body, tables = coded(values, 61)
+    kind = data.draw(st.sampled_from(["flip", "truncate", "extend", "zero_run"]))
+    if kind == "flip":
+        at = data.draw(st.integers(0, body.size - 1))
+        body[at] ^= np.uint8(1 << data.draw(st.integers(0, 7)))
+    elif kind == "truncate":
+        body = body[:data.draw(st.integers(0, body.size - 1))].copy()
+    elif kind == "extend":
+        body = np.concatenate([body, np.zeros(data.draw(st.integers(1, 40)), np.uint8)])
+    else:
+        at = data.draw(st.integers(0, body.size - 1))
+        body[at:at + data.draw(st.integers(1, 64))] = 0
+    results = decode_all_ways(body, tables, values.size, np.uint16)
+    verdicts = {name: status for name, (status, _) in results.items()}
+    assert len(set(verdicts.values())) == 1, verdicts
+    status, out = results["scalar"]
+    if status == rans.STATUS_OK:  # a flip the coder cannot see: every decoder agrees
+        for _, other in results.values():
+            assert (other == out).all()
+
+
+def test_garbage_bodies_are_rejected_not_crashing():
+    rng = np.random.default_rng(5)
+    values = skewed_symbols(MIN, 61, 4).astype(np.uint16)
+    _, body, tables = coded(values, 61)
+    for size in (0, 1, 3, 64, 130, 131, body.size):
+        garbage = rng.integers(0, 256, size=size, dtype=np.uint8)
+        for name, (status, _) in decode_all_ways(garbage, tables, values.size, np.uint16).items():
+            assert status == rans.STATUS_CORRUPT, (name, size)
+
+
+def test_exact_codec_writes_float32_chunks_in_the_32_lane_layout():
+    x = load_sample()
+    blob = spherecodec.encode(x, threads=1)
+    (chunk,) = parse_layout(blob)["chunks"]  # the whole sample: one chunk
+    assert chunk[1 + raw_size(x.size, 20)] == entropy.BACKEND_NUMBA32
+    assert_same_bits(spherecodec.decode(blob), x)
+    assert_same_bits(spherecodec.decode_rows(blob, 100, 300), x[100:300])
+
+
+def test_golden_blob_holds_a_32_lane_stream():
+    blob = GOLDEN_WIDE.read_bytes()
+    chunk = parse_layout(blob)["chunks"][0]
+    n = spherecodec.info(blob)["nbytes"] // 4
+    assert n >= MIN and chunk[1 + raw_size(n, 20)] == entropy.BACKEND_NUMBA32
+
+
+def test_damaged_streams_raise_through_the_entropy_module():
+    values = skewed_symbols(MIN + 3, 3, 9).astype(np.uint16)
+    stream, _, _ = coded(values, 3)
+    back = np.empty(values.size, dtype=np.uint16)
+    entropy.decode_stream(stream, 0, 3, back)
+    assert (back == values).all()
+    broken = stream.copy()
+    broken[-1] ^= 0xFF
+    with pytest.raises(CorruptBlobError):
+        entropy.decode_stream(broken, 0, 3, back)
+    with pytest.raises(SpherecodecError):
+        entropy.decode_stream(stream[:-5], 0, 3, back)
