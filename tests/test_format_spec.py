@@ -158,6 +158,39 @@ def decode_numba_body(body, n, symbols, freqs, precision):
     return out
 
 
+def decode_wide_body(body, n, symbols, freqs, precision):
+    # 32 lanes: lanes 0-15 read substream 0, lanes 16-31 substream 1; in each step a
+    # lane reads its word right after its symbol, so words come in lane order per group
+    len0, pos = read_varint(body, 0)
+    bounds = [(pos, pos + len0), (pos + len0, len(body))]
+    for start, end in bounds:
+        if end - start < 64 or (end - start) % 2 or end > len(body):
+            raise Bad("substream length")
+    states = [int.from_bytes(body[start + 4 * j:start + 4 * j + 4], "little")
+              for start, _ in bounds for j in range(16)]
+    cursors = [start + 64 for start, _ in bounds]
+    cum = np.concatenate([[0], np.cumsum(freqs)])
+    slot_to_index = np.repeat(np.arange(len(symbols)), freqs)
+    out = np.empty(n, dtype=np.int64)
+    mask = (1 << precision) - 1
+    for i in range(n):
+        j = i % 32
+        g = j // 16
+        x = states[j]
+        k = int(slot_to_index[x & mask])
+        out[i] = symbols[k]
+        x = int(freqs[k]) * (x >> precision) + (x & mask) - int(cum[k])
+        if x < 1 << 16:
+            if cursors[g] + 2 > bounds[g][1]:
+                raise Bad("substream overrun")
+            x = (x << 16) | int.from_bytes(body[cursors[g]:cursors[g] + 2], "little")
+            cursors[g] += 2
+        states[j] = x
+    if cursors != [end for _, end in bounds] or any(x != 1 << 16 for x in states):
+        raise Bad("rANS lanes did not end cleanly")
+    return out
+
+
 def decode_constriction_body(body, n, symbols, freqs, precision):
     if len(body) % 4:
         raise Bad("constriction words")
@@ -186,7 +219,7 @@ def decode_constriction_body(body, n, symbols, freqs, precision):
 
 def decode_stream(buf, pos, alphabet, n):
     backend, precision = buf[pos], buf[pos + 1]
-    if backend not in (0, 1) or not 1 <= precision <= 15:
+    if backend not in (0, 1, 2) or not 1 <= precision <= 15:
         raise Bad("stream header")
     m, pos = read_varint(buf, pos + 2)
     symbols, freqs = [], []
@@ -209,7 +242,7 @@ def decode_stream(buf, pos, alphabet, n):
         if nbytes:
             raise Bad("bytes for an empty stream")
         return np.empty(0, np.int64), pos + nbytes
-    decoder = decode_numba_body if backend == 0 else decode_constriction_body
+    decoder = {0: decode_numba_body, 1: decode_constriction_body, 2: decode_wide_body}[backend]
     return decoder(body, n, np.array(symbols), np.array(freqs), precision), pos + nbytes
 
 
