@@ -2,6 +2,8 @@
 
 import threading
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 import spherecodec
@@ -56,6 +58,11 @@ def test_join_equals_bytes_join():
     assert type(blob) is bytes and blob == b"".join(parts)
     assert hash(blob) == hash(b"".join(parts))
     assert scratch.join([b"ab", np.frombuffer(b"cd", np.uint8)]) == b"abcd"  # small: plain join
+    # two threads fill halves split at a huge-page boundary inside a part, or between parts
+    with ThreadPoolExecutor(2) as pool:
+        assert scratch.join(parts, pool) == b"".join(parts)
+        even = [rng.integers(0, 256, 4 << 20, dtype=np.uint8) for _ in range(3)]
+        assert scratch.join(even, pool) == b"".join(even)
 
 
 def test_large_blobs_are_identical_for_any_thread_count():

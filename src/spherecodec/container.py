@@ -18,6 +18,7 @@ Layout (little endian)::
 Checksums are XXH64 with seed 0 (``kernels.checksum``).
 """
 
+import contextlib
 import json
 import os
 import struct
@@ -69,10 +70,12 @@ def resolve_threads(threads):
     return int(threads)
 
 
-def _map(fn, items, threads):
+def _map(fn, items, threads, pool=None):
     try:
         if threads == 1 or len(items) <= 1:
             return [fn(x) for x in items]
+        if pool is not None:
+            return list(pool.map(fn, items))
         with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
             return list(pool.map(fn, items))
     finally:
@@ -130,20 +133,23 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         payload = codec.encode_chunk(rows[start:start + chunk_rows])
         return payload, checksum(payload)
 
-    coded = _map(encode_chunk, starts, threads)
-    payloads = [p for p, _ in coded]
-    checksums = [h for _, h in coded]
-    meta = {
-        "codec": codec.name,
-        "params": codec.get_config(),
-        "dtype": np.dtype(out_dtype).name,
-        "shape": [int(x) for x in shape],
-        "rows": int(n_rows),
-        "dim": int(dim),
-        "chunk_rows": chunk_rows,
-    }
-    header = pack_header(meta, codec.shared_bytes(), [len(p) for p in payloads], checksums)
-    blob = join_parts([header] + payloads)
+    # one pool for the chunks and for filling the blob
+    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else contextlib.nullcontext() as pool:
+        coded = _map(encode_chunk, starts, threads, pool)
+        payloads = [p for p, _ in coded]
+        checksums = [h for _, h in coded]
+        # the config once the chunks are coded: a codec may settle parameters while coding
+        meta = {
+            "codec": codec.name,
+            "params": codec.get_config(),
+            "dtype": np.dtype(out_dtype).name,
+            "shape": [int(x) for x in shape],
+            "rows": int(n_rows),
+            "dim": int(dim),
+            "chunk_rows": chunk_rows,
+        }
+        header = pack_header(meta, codec.shared_bytes(), [len(p) for p in payloads], checksums)
+        blob = join_parts([header] + payloads, pool)
     del coded
     recycle(payloads)
     return blob
