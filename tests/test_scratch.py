@@ -1,7 +1,6 @@
 """Scratch arrays, recycled payload buffers and the blob join (spherecodec.scratch)."""
 
 import threading
-
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
