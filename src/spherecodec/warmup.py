@@ -46,8 +46,12 @@ def warm_cache(specs, sample, processes=None):
     processes = processes or os.cpu_count() or 1
     if processes < 2 or not specs or cache_is_warm():
         return 0
-    # shared kernels first, so the workers do not both compile them
-    _compile([("exact", {})], sample[:8])
+    # shared kernels first, so the workers do not both compile them: enough rows for a
+    # stream in the 32-lane layout too
+    from .kernels.rans_simd import MIN_SYMBOLS
+
+    dim = max(sample.shape[-1], 1)
+    _compile([("exact", {})], sample[:max(8, -(-MIN_SYMBOLS // dim))])
     groups = [specs[i::processes] for i in range(processes)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
