@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from spherecodec import entropy
 from spherecodec.errors import CorruptBlobError
 from spherecodec.kernels import rans
-from spherecodec.kernels.bits import merge_low_bits, pack_low_bits, raw_size
+from spherecodec.kernels.bits import merge_low_bits, pack_and_count, pack_low_bits, raw_size
 from spherecodec.kernels.checksum import xxh64
 
 
@@ -87,6 +87,12 @@ def test_bit_planes_round_trip(k):
         high = values >> dtype(k)
         merge_low_bits(high, raw, k)
         assert (high == values).all()
+        if 8 <= k <= 23:  # the exact codec's one-pass split: same bytes, and the histogram of the heads
+            fused = np.empty(raw.size, np.uint8)
+            counts = np.zeros(1 << (32 - k), np.int64)
+            assert pack_and_count(values, k, fused, counts) == raw.size
+            assert (fused == raw).all()
+            assert (counts == np.bincount(values >> dtype(k), minlength=counts.size)).all()
 
 
 def test_quantized_frequencies_sum_and_cover():

@@ -60,6 +60,36 @@ def pack_low_bits(values, k, out):
 
 
 @njit(nogil=True, cache=True)
+def pack_and_count(values, k, out, counts):
+    """``pack_low_bits`` and, in the same pass, ``counts[values >> k] += 1`` (one read of the
+    values instead of two); returns the raw bytes used."""
+    n = values.size
+    if k == 20:  # float32 at the default split: a 16-bit plane and a 4-bit plane
+        half = n // 2
+        nib = 2 * n
+        for j in range(half):
+            a = values[2 * j]
+            b = values[2 * j + 1]
+            out[4 * j] = a & 0xFF
+            out[4 * j + 1] = (a >> 8) & 0xFF
+            out[4 * j + 2] = b & 0xFF
+            out[4 * j + 3] = (b >> 8) & 0xFF
+            out[nib + j] = ((a >> 16) & 0xF) | (((b >> 16) & 0xF) << 4)
+            counts[a >> 20] += 1
+            counts[b >> 20] += 1
+        if n & 1:
+            a = values[n - 1]
+            out[2 * n - 2] = a & 0xFF
+            out[2 * n - 1] = (a >> 8) & 0xFF
+            out[nib + half] = (a >> 16) & 0xF
+            counts[a >> 20] += 1
+        return raw_size(n, k)
+    for i in range(n):
+        counts[values[i] >> k] += 1
+    return pack_low_bits(values, k, out)
+
+
+@njit(nogil=True, cache=True)
 def merge_low_bits(out, raw, k):
     """``out[i] = out[i] << k | raw bits of value i``; ``raw`` must have ``raw_size`` bytes."""
     n = out.size
