@@ -114,11 +114,13 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     return pos + size
 
 
-def encode_stream(values, alphabet_size, *, shift=0, backend="numba", counts=None):
-    """Entropy-code the symbols ``values >> shift`` (each ``< alphabet_size``); return bytes."""
+def encode_stream(values, alphabet_size, *, shift=0, backend="numba", counts=None, wide=False):
+    """Entropy-code the symbols ``values >> shift`` (each ``< alphabet_size``); return bytes.
+    ``wide`` as in ``encode_stream_into``."""
     values = np.ascontiguousarray(values).reshape(-1)
     out = np.empty(stream_capacity(values.size, alphabet_size), dtype=np.uint8)
-    end = encode_stream_into(values, alphabet_size, out, 0, shift=shift, backend=backend, counts=counts)
+    end = encode_stream_into(values, alphabet_size, out, 0, shift=shift, backend=backend, counts=counts,
+                             wide=wide)
     return out[:end].tobytes()
 
 
