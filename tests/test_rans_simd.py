@@ -175,3 +175,16 @@ def test_damaged_streams_raise_through_the_entropy_module():
         entropy.decode_stream(broken, 0, 3, back)
     with pytest.raises(SpherecodecError):
         entropy.decode_stream(stream[:-5], 0, 3, back)
+
+
+def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
+    # entropy.decode_stream picks the scalar decoder where the CPU lacks AVX-512 VBMI2
+    x = load_sample()
+    blob = spherecodec.encode(x, threads=1)
+    monkeypatch.setattr(rans_simd, "VECTOR", False)
+    assert_same_bits(spherecodec.decode(blob, threads=1), x)
+    grid = spherecodec.encode(x, "grid", threads=1)
+    monkeypatch.setattr(rans_simd, "VECTOR", True)
+    expected = spherecodec.decode(grid, threads=1)
+    monkeypatch.setattr(rans_simd, "VECTOR", False)
+    assert_same_bits(spherecodec.decode(grid, threads=1), expected)
