@@ -24,7 +24,9 @@ from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
 from .kernels import rans_simd as _rans32
 from .kernels.bits import merge_low_bits, raw_size
+from .scratch import recycle as _recycle
 from .scratch import scratch as _scratch
+from .scratch import take_buffer as _take_buffer
 
 BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
@@ -105,8 +107,13 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
         return _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
     if backend_id == BACKEND_NUMBA32:
         table = _rans.encoder_table(freq)
-        scratch = _scratch("rans32.encode", _rans32.encode_scratch_size(values.size), np.uint8)
-        return _rans32.rans32_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
+        # from the shared buffer pool, not per-thread scratch: a thread pool's workers are new
+        # threads on every call, and fresh memory costs faults (huge pages: compaction stalls)
+        scratch = _take_buffer(_rans32.encode_scratch_size(values.size))
+        try:
+            return _rans32.rans32_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
+        finally:
+            _recycle([scratch])
     body = _constriction_encode(values >> shift if shift else values, freq, precision)
     size = body.size
     pos = _rans.write_varint(out, pos, size)
