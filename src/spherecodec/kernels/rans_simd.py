@@ -24,6 +24,7 @@ Only the exact codec's float32 chunks use this backend (``fused`` raw low bits).
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
+from numba import config as numba_config
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -42,6 +43,10 @@ _U = np.uint64
 
 
 def _has_vector_decoder():
+    # Numba compiles for the host CPU unless told otherwise (NUMBA_CPU_NAME=generic for
+    # portable caches): then the vector IR would be emulated, slower than the scalar kernels
+    if numba_config.CPU_NAME not in (None, "host"):
+        return False
     features = llvm.get_host_cpu_features()
     return all(features.get(name, False) for name in ("avx512f", "avx512bw", "avx512vbmi2"))
 
