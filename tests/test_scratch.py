@@ -1,9 +1,10 @@
 """Scratch arrays, recycled payload buffers and the blob join (spherecodec.scratch)."""
 
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 import spherecodec
 from spherecodec import scratch
@@ -57,11 +58,24 @@ def test_join_equals_bytes_join():
     assert type(blob) is bytes and blob == b"".join(parts)
     assert hash(blob) == hash(b"".join(parts))
     assert scratch.join([b"ab", np.frombuffer(b"cd", np.uint8)]) == b"abcd"  # small: plain join
-    # two threads fill halves split at a huge-page boundary inside a part, or between parts
-    with ThreadPoolExecutor(2) as pool:
-        assert scratch.join(parts, pool) == b"".join(parts)
-        even = [rng.integers(0, 256, 4 << 20, dtype=np.uint8) for _ in range(3)]
-        assert scratch.join(even, pool) == b"".join(even)
+
+
+@pytest.mark.skipif(not scratch.BlobWriter.available, reason="needs CPython's bytes API")
+def test_blob_writer_fills_grows_moves_and_shrinks():
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 256, 3_000_000, dtype=np.uint8)
+    writer = scratch.BlobWriter(1_000_000)
+    writer.write(10, data[:500_000])
+    writer.write(500_010, data[500_000:])  # past the capacity: the bytes object grows
+    writer.move(10, 7, data.size)  # overlapping, backwards
+    writer.write(0, b"head---")
+    blob = writer.finish(7 + data.size)
+    expected = b"head---" + data.tobytes()
+    assert type(blob) is bytes and blob == expected and hash(blob) == hash(expected)
+    assert sys.getrefcount(blob) == 2  # the caller's reference only (and getrefcount's)
+    again = scratch.BlobWriter(100)
+    again.write(0, b"x" * 10)
+    again.discard()  # after an error: freed, never returned
 
 
 def test_large_blobs_are_identical_for_any_thread_count():
@@ -71,5 +85,16 @@ def test_large_blobs_are_identical_for_any_thread_count():
              for codec, params in (("exact", {}), ("sphere", {"max_abs_error": 1e-6}))
              for t in (1, 2, 1)]
     assert blobs[0] == blobs[1] == blobs[2] and blobs[3] == blobs[4] == blobs[5]
+    # the large-blob writer (payloads copied in as they are coded) writes the same bytes
+    # as the join of all payloads that small arrays take
+    from spherecodec import container
+
+    container.LARGE_BLOB_BYTES, limit = 1 << 62, container.LARGE_BLOB_BYTES
+    try:
+        joined = [spherecodec.encode(x, codec, threads=t, **params)
+                  for codec, params in (("exact", {}), ("sphere", {"max_abs_error": 1e-6})) for t in (1, 2)]
+    finally:
+        container.LARGE_BLOB_BYTES = limit
+    assert joined == [blobs[0], blobs[1], blobs[3], blobs[4]]
     assert (spherecodec.decode(blobs[0], threads=2).view(np.uint32) == x.view(np.uint32)).all()
     assert np.abs(spherecodec.decode(blobs[3]).astype(np.float64) - x).max() <= 1e-6

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from spherecodec import CorruptBlobError, TruncatedBlobError, UnsupportedError, stream
+from spherecodec import CorruptBlobError, TruncatedBlobError, UnsupportedError, container, stream
 from spherecodec.codecs import Codec
 from spherecodec.codecs import _REGISTRY as codecs_registry
 
@@ -139,6 +139,36 @@ class _ShrinkingCodec(_LateConfigCodec):
     def encode_chunk(self, rows):
         self.seen = 1
         return rows.tobytes()
+
+
+@pytest.mark.parametrize("codec", [_GrowingCodec, _ShrinkingCodec])
+def test_large_blob_whose_header_changes_size_while_encoding(codec, monkeypatch):
+    # encode writes payloads into the blob behind a header of the size it expects; a codec
+    # that settles its config while coding makes them move once
+    monkeypatch.setitem(codecs_registry, codec.name, codec)
+    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    x = SENTENCES[:200]
+    blobs = [spherecodec.encode(x, codec.name, chunk_rows=16, threads=t) for t in (1, 2)]
+    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1 << 62)
+    assert blobs[0] == blobs[1] == spherecodec.encode(x, codec.name, chunk_rows=16, threads=1)
+    assert same_bits(spherecodec.decode(blobs[0]), x)
+
+
+class _FailingCodec(_LateConfigCodec):
+    name = "test-stream-failing"
+
+    def encode_chunk(self, rows):
+        if rows[0, 0] == SENTENCES[100, 0]:
+            raise ValueError("chunk 100 refuses")
+        return rows.tobytes()
+
+
+def test_an_error_while_writing_a_large_blob_propagates(monkeypatch):
+    monkeypatch.setitem(codecs_registry, _FailingCodec.name, _FailingCodec)
+    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    for threads in (1, 2):
+        with pytest.raises(ValueError, match="refuses"):
+            spherecodec.encode(SENTENCES[:200], _FailingCodec.name, chunk_rows=10, threads=threads)
 
 
 @pytest.mark.parametrize("codec", [_GrowingCodec, _ShrinkingCodec])

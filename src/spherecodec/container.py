@@ -28,6 +28,7 @@ import numpy as np
 
 from .codecs import Codec, get_codec
 from .kernels.checksum import xxh64
+from .scratch import BlobWriter
 from .scratch import join as join_parts
 from .scratch import recycle
 from .scratch import release as release_scratch
@@ -42,6 +43,8 @@ FIXED_HEADER_SIZE = _FIXED.size
 INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
 #: raw bytes per chunk the default chunking aims at (measured: see docs/format.md, "Chunk size")
 DEFAULT_CHUNK_BYTES = 2 << 20
+#: arrays of this many bytes or more are written straight into their blob (BlobWriter)
+LARGE_BLOB_BYTES = 8 << 20
 #: a blob may not announce more decoded bytes than this slack plus its size times the
 #: codec's max_expansion: a forged header cannot make decode allocate at will
 ALLOCATION_SLACK = 1 << 16
@@ -70,12 +73,10 @@ def resolve_threads(threads):
     return int(threads)
 
 
-def _map(fn, items, threads, pool=None):
+def _map(fn, items, threads):
     try:
         if threads == 1 or len(items) <= 1:
             return [fn(x) for x in items]
-        if pool is not None:
-            return list(pool.map(fn, items))
         with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
             return list(pool.map(fn, items))
     finally:
@@ -133,13 +134,9 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         payload = codec.encode_chunk(rows[start:start + chunk_rows])
         return payload, checksum(payload)
 
-    # one pool for the chunks and for filling the blob
-    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else contextlib.nullcontext() as pool:
-        coded = _map(encode_chunk, starts, threads, pool)
-        payloads = [p for p, _ in coded]
-        checksums = [h for _, h in coded]
+    def final_meta():
         # the config once the chunks are coded: a codec may settle parameters while coding
-        meta = {
+        return {
             "codec": codec.name,
             "params": codec.get_config(),
             "dtype": np.dtype(out_dtype).name,
@@ -148,11 +145,50 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
             "dim": int(dim),
             "chunk_rows": chunk_rows,
         }
-        header = pack_header(meta, codec.shared_bytes(), [len(p) for p in payloads], checksums)
-        blob = join_parts([header] + payloads, pool)
-    del coded
-    recycle(payloads)
-    return blob
+
+    parallel = threads > 1 and len(starts) > 1
+    try:
+        with ThreadPoolExecutor(max_workers=threads) if parallel else contextlib.nullcontext() as pool:
+            # results in chunk order, as soon as each is coded (the pool codes ahead)
+            coded = pool.map(encode_chunk, starts) if parallel else map(encode_chunk, starts)
+            if BlobWriter.available and rows.nbytes >= LARGE_BLOB_BYTES:
+                return _write_blob(coded, len(starts), rows.nbytes, final_meta, codec)
+            coded = list(coded)
+            payloads = [p for p, _ in coded]
+            header = pack_header(final_meta(), codec.shared_bytes(), [len(p) for p in payloads],
+                                 [h for _, h in coded])
+            blob = join_parts([header] + payloads)
+            del coded
+            recycle(payloads)
+            return blob
+    finally:
+        release_scratch()  # the calling thread's; the workers' end with them
+
+
+def _write_blob(coded, n_chunks, raw_bytes, final_meta, codec):
+    """The blob of a large array: each payload copied into place as soon as it is coded
+    (while the pool codes the next chunks) and its buffer recycled at once."""
+    # the header's size is known but for what the codec settles while coding: if it
+    # changes, the payloads move once at the end
+    guess = len(pack_header(final_meta(), b"", [0] * n_chunks, [0] * n_chunks))
+    writer = BlobWriter(guess + raw_bytes + n_chunks)
+    try:
+        lengths, checksums = [], []
+        pos = guess
+        for payload, h in coded:
+            writer.write(pos, payload)
+            pos += len(payload)
+            lengths.append(len(payload))
+            checksums.append(h)
+            recycle([payload])
+        header = pack_header(final_meta(), codec.shared_bytes(), lengths, checksums)
+        if len(header) != guess:
+            writer.move(guess, len(header), pos - guess)
+        writer.write(0, header)
+        return writer.finish(len(header) + pos - guess)
+    except BaseException:
+        writer.discard()
+        raise
 
 
 def pack_header(meta, shared, lengths, checksums):

@@ -102,12 +102,14 @@ def recycle(arrays):
 # --- the blob -----------------------------------------------------------------------------
 #
 # The blob is a fresh bytes object: writing it costs a page fault per 4 KiB (measured: 31 ms
-# of a 94 ms exact encode of 61 MB, most of it faults). ``join`` creates it empty
-# (PyBytes_FromStringAndSize(NULL, n), as C extensions do), asks for transparent huge pages
-# on it, and fills it before anyone else sees it: 12,451 faults became 699, 31 ms 11 ms.
-# With threads, two of them fill halves of it: the kernel zeroes each huge page in the
-# thread that first touches it (measured, 51 MB: 12 ms serial, 7-8 ms in two threads).
-# Where that API is missing, ``b"".join``.
+# of a 94 ms exact encode of 61 MB, most of it faults). So it is created empty
+# (PyBytes_FromStringAndSize(NULL, n), as C extensions do), advised onto transparent huge
+# pages (12,451 faults became 699, 31 ms 11 ms) and filled in place before anyone sees it.
+# ``BlobWriter`` goes further: the container copies each chunk's payload into it as soon as
+# the chunks before it are coded, while the threads code the next ones, and shrinks it to
+# size at the end (``_PyBytes_Resize``, as zlib and python-zstandard do; a shrinking realloc
+# of a large block remaps pages rather than copying them). Where that API is missing,
+# ``b"".join``.
 
 _JOIN_IN_PLACE_BYTES = 8 << 20
 try:
@@ -116,13 +118,20 @@ try:
     _new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
     _new_bytes.restype = ctypes.py_object
     _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    # the same functions on raw object pointers: a bytes object can only be resized while
+    # nothing else refers to it, so BlobWriter holds it without a Python reference
+    _raw_new = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t)(
+        ("PyBytes_FromStringAndSize", ctypes.pythonapi))
+    _raw_data = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(("PyBytes_AsString", ctypes.pythonapi))
+    _raw_resize = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.c_ssize_t)(
+        ("_PyBytes_Resize", ctypes.pythonapi))
+    _raw_decref = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(("Py_DecRef", ctypes.pythonapi))
 except (ImportError, AttributeError):  # not CPython
-    _new_bytes = None
+    _new_bytes = _raw_new = None
 
 
-def join(parts, pool=None):
-    """``b"".join(parts)`` (bytes or uint8 arrays), on huge pages when it is large; with a
-    ``pool`` (a ThreadPoolExecutor) its threads fill halves of it."""
+def join(parts):
+    """``b"".join(parts)`` (bytes or uint8 arrays), on huge pages when it is large."""
     sizes = [len(p) for p in parts]
     total = sum(sizes)
     if total < _JOIN_IN_PLACE_BYTES or _new_bytes is None:
@@ -131,22 +140,68 @@ def join(parts, pool=None):
     address = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value
     _huge_pages(address, total)
     out = np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctypes.c_uint8)), shape=(total,))
-    starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-
-    def fill(lo, hi):
-        # the bytes [lo, hi) of the blob, from the parts that overlap them
-        for part, start, size in zip(parts, starts, sizes):
-            a, b = max(lo, start), min(hi, start + size)
-            if a < b:
-                out[a:b] = np.frombuffer(part, dtype=np.uint8)[a - start:b - start]
-
-    if pool is None:
-        fill(0, total)
-    else:
-        # each thread faults in (the kernel zeroes) and fills its own half of the pages
-        middle = (total // 2) & ~(_HUGE - 1)
-        list(pool.map(lambda bounds: fill(*bounds), [(0, middle), (middle, total)]))
+    start = 0
+    for part, size in zip(parts, sizes):
+        out[start:start + size] = np.frombuffer(part, dtype=np.uint8)
+        start += size
     return blob
+
+
+class BlobWriter:
+    """A bytes object of ``capacity`` bytes filled in place: ``write`` pieces at any offset
+    (it grows when needed), ``finish(size)`` returns it cut to ``size``; ``discard`` frees
+    it. ``BlobWriter.available`` is False where the CPython API it needs is missing."""
+
+    available = _raw_new is not None
+
+    def __init__(self, capacity):
+        self._ptr = ctypes.c_void_p(_raw_new(None, max(int(capacity), 1)))
+        self.capacity = max(int(capacity), 1)
+        self._view()
+
+    def _view(self):
+        address = _raw_data(self._ptr)
+        _huge_pages(address, self.capacity)
+        self.array = np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctypes.c_uint8)),
+                                           shape=(self.capacity,))
+
+    def _resize(self, size):
+        self.array = None
+        if _raw_resize(ctypes.byref(self._ptr), size) != 0:  # raises MemoryError itself
+            raise MemoryError(f"cannot resize the blob to {size} bytes")
+        self.capacity = size
+
+    def write(self, pos, data):
+        """Copy ``data`` (bytes or a uint8 array) to offset ``pos``."""
+        data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+        end = pos + data.size
+        if end > self.capacity:
+            self._resize(max(end, 2 * self.capacity))
+            self._view()
+        self.array[pos:end] = data
+
+    def move(self, src, dst, size):
+        """Move ``size`` bytes from offset ``src`` to ``dst`` (the ranges may overlap)."""
+        if dst + size > self.capacity:
+            self._resize(dst + size)
+            self._view()
+        self.array[dst:dst + size] = self.array[src:src + size].copy()
+
+    def finish(self, size):
+        """The bytes object, ``size`` bytes long; the writer is spent."""
+        self._resize(size)
+        # a new reference from the pointer, then the writer's own one given up
+        blob = ctypes.cast(self._ptr, ctypes.py_object).value
+        _raw_decref(self._ptr)
+        self._ptr = None
+        return blob
+
+    def discard(self):
+        """Free the bytes object (after an error)."""
+        self.array = None
+        if self._ptr is not None and self._ptr.value:
+            _raw_decref(self._ptr)
+        self._ptr = None
 
 
 _HUGE = 2 << 20
