@@ -18,7 +18,9 @@ Layout (little endian)::
 Checksums are XXH64 with seed 0 (``kernels.checksum``).
 """
 
+import collections
 import contextlib
+import itertools
 import json
 import os
 import struct
@@ -149,8 +151,8 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
     parallel = threads > 1 and len(starts) > 1
     try:
         with ThreadPoolExecutor(max_workers=threads) if parallel else contextlib.nullcontext() as pool:
-            # results in chunk order, as soon as each is coded (the pool codes ahead)
-            coded = pool.map(encode_chunk, starts) if parallel else map(encode_chunk, starts)
+            # results in chunk order, as soon as each is coded (the pool codes a few ahead)
+            coded = _in_order(pool, encode_chunk, starts, 2 * threads) if parallel else map(encode_chunk, starts)
             if BlobWriter.available and rows.nbytes >= LARGE_BLOB_BYTES:
                 return _write_blob(coded, len(starts), rows.nbytes, final_meta, codec)
             coded = list(coded)
@@ -163,6 +165,24 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
             return blob
     finally:
         release_scratch()  # the calling thread's; the workers' end with them
+
+
+def _in_order(pool, fn, items, ahead):
+    """``pool.map(fn, items)`` with at most ``ahead`` items submitted beyond the one the
+    caller waits for: finished payloads do not pile up when the caller falls behind."""
+    pending = collections.deque()
+    items = iter(items)
+    for item in itertools.islice(items, ahead + 1):
+        pending.append(pool.submit(fn, item))
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(items, 1):
+                pending.append(pool.submit(fn, item))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _write_blob(coded, n_chunks, raw_bytes, final_meta, codec):
