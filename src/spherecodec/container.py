@@ -153,8 +153,9 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         with ThreadPoolExecutor(max_workers=threads) if parallel else contextlib.nullcontext() as pool:
             # results in chunk order, as soon as each is coded (the pool codes a few ahead)
             coded = _in_order(pool, encode_chunk, starts, 2 * threads) if parallel else map(encode_chunk, starts)
-            if BlobWriter.available and rows.nbytes >= LARGE_BLOB_BYTES:
-                return _write_blob(coded, len(starts), rows.nbytes, final_meta, codec)
+            placed = _blob_writer(len(starts), rows.nbytes, final_meta)
+            if placed is not None:
+                return _write_blob(*placed, coded, final_meta, codec)
             coded = list(coded)
             payloads = [p for p, _ in coded]
             header = pack_header(final_meta(), codec.shared_bytes(), [len(p) for p in payloads],
@@ -185,13 +186,25 @@ def _in_order(pool, fn, items, ahead):
             future.cancel()
 
 
-def _write_blob(coded, n_chunks, raw_bytes, final_meta, codec):
-    """The blob of a large array: each payload copied into place as soon as it is coded
-    (while the pool codes the next chunks) and its buffer recycled at once."""
+def _blob_writer(n_chunks, raw_bytes, final_meta):
+    """``(BlobWriter, header size it leaves room for)`` for a large array, sized for its
+    input, or None (small arrays, no CPython bytes API, or no memory to reserve: the
+    payloads are then joined at the end)."""
+    if not BlobWriter.available or raw_bytes < LARGE_BLOB_BYTES:
+        return None
     # the header's size is known but for what the codec settles while coding: if it
     # changes, the payloads move once at the end
     guess = len(pack_header(final_meta(), b"", [0] * n_chunks, [0] * n_chunks))
-    writer = BlobWriter(guess + raw_bytes + n_chunks)
+    try:
+        return BlobWriter(guess + raw_bytes + n_chunks), guess
+    except MemoryError:
+        return None
+
+
+def _write_blob(writer, guess, coded, final_meta, codec):
+    """The blob of a large array: each payload copied into place, behind ``guess`` bytes
+    left for the header, as soon as it is coded (while the pool codes the next chunks),
+    and its buffer recycled at once."""
     try:
         lengths, checksums = [], []
         pos = guess
