@@ -98,3 +98,19 @@ def test_large_blobs_are_identical_for_any_thread_count():
     assert joined == [blobs[0], blobs[1], blobs[3], blobs[4]]
     assert (spherecodec.decode(blobs[0], threads=2).view(np.uint32) == x.view(np.uint32)).all()
     assert np.abs(spherecodec.decode(blobs[3]).astype(np.float64) - x).max() <= 1e-6
+
+
+def test_large_blob_without_memory_to_reserve_falls_back_to_the_join(monkeypatch):
+    from spherecodec import container
+
+    x = np.random.default_rng(3).standard_normal((6000, 512)).astype(np.float32)
+    expected = spherecodec.encode(x, threads=2)
+
+    class Refusing:
+        available = True
+
+        def __init__(self, capacity):
+            raise MemoryError("no room")
+
+    monkeypatch.setattr(container, "BlobWriter", Refusing)
+    assert spherecodec.encode(x, threads=2) == spherecodec.encode(x, threads=1) == expected
