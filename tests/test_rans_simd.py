@@ -17,7 +17,6 @@ from common import assert_same_bits, load_sample, parse_layout
 
 MIN = rans_simd.MIN_SYMBOLS
 GOLDEN_WIDE = Path(__file__).resolve().parent / "data" / "golden" / "exact" / "f32_wide.sphc"
-vector_only = pytest.mark.skipif(not rans_simd.VECTOR, reason="this CPU has no AVX-512 VBMI2")
 
 
 def skewed_symbols(n, alphabet, seed):

@@ -138,15 +138,7 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
 
     def final_meta():
         # the config once the chunks are coded: a codec may settle parameters while coding
-        return {
-            "codec": codec.name,
-            "params": codec.get_config(),
-            "dtype": np.dtype(out_dtype).name,
-            "shape": [int(x) for x in shape],
-            "rows": int(n_rows),
-            "dim": int(dim),
-            "chunk_rows": chunk_rows,
-        }
+        return blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
 
     parallel = threads > 1 and len(starts) > 1
     try:
@@ -222,6 +214,19 @@ def _write_blob(writer, guess, coded, final_meta, codec):
     except BaseException:
         writer.discard()
         raise
+
+
+def blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows):
+    """The metadata ``pack_header`` writes for a blob (spherecodec.stream writes the same)."""
+    return {
+        "codec": codec.name,
+        "params": codec.get_config(),
+        "dtype": np.dtype(out_dtype).name,
+        "shape": [int(x) for x in shape],
+        "rows": int(n_rows),
+        "dim": int(dim),
+        "chunk_rows": int(chunk_rows),
+    }
 
 
 def pack_header(meta, shared, lengths, checksums):

@@ -116,19 +116,6 @@ def _row_view(array):
     return array.reshape(-1, array.shape[-1])  # a view for C-ordered input
 
 
-def _meta(codec, out_dtype, shape, n_rows, dim, chunk_rows):
-    # the same fields container.encode writes; pack_header serialises them alike
-    return {
-        "codec": codec.name,
-        "params": codec.get_config(),
-        "dtype": np.dtype(out_dtype).name,
-        "shape": [int(x) for x in shape],
-        "rows": int(n_rows),
-        "dim": int(dim),
-        "chunk_rows": int(chunk_rows),
-    }
-
-
 def _shift(f, start, stop, delta):
     """Move file bytes ``[start, stop)`` by ``delta`` (either sign) in bounded memory."""
     if delta > 0:
@@ -221,8 +208,8 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
     sums = np.zeros(n_chunks, dtype=np.uint64)
     # reserve the header as it stands now; a codec may know its final config and shared
     # section only after the last chunk, which is handled below
-    reserved = len(container.pack_header(_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows),
-                                         codec.shared_bytes(), lengths, sums))
+    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
+    reserved = len(container.pack_header(meta, codec.shared_bytes(), lengths, sums))
     f.seek(reserved)
     tasks, window = _tasks(n_chunks, chunk_rows, dim, itemsize, threads)
     row_dtype = _native(rows.dtype)
@@ -247,8 +234,8 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
             release(lo, hi)
             if bar is not None:
                 bar.update((hi - lo) * dim * itemsize)
-    header = container.pack_header(_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows),
-                                   codec.shared_bytes(), lengths, sums)
+    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
+    header = container.pack_header(meta, codec.shared_bytes(), lengths, sums)
     if len(header) != reserved:
         _shift(f, reserved, reserved + data_size, len(header) - reserved)
     f.seek(0)

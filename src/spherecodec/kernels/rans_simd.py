@@ -45,7 +45,7 @@ VECTOR_READ = 32
 _U = np.uint64
 
 
-def _has_vector_decoder():
+def _has_vector_kernels():
     # Numba compiles for the host CPU unless told otherwise (NUMBA_CPU_NAME=generic for
     # portable caches): then the vector IR would be emulated, slower than the scalar kernels
     if numba_config.CPU_NAME not in (None, "host"):
@@ -55,7 +55,7 @@ def _has_vector_decoder():
 
 
 #: True when this CPU runs the vector decoder natively (else ``decode_scalar`` is used)
-VECTOR = _has_vector_decoder()
+VECTOR = _has_vector_kernels()
 #: the encoder's vector steps (the same bytes as its scalar ones, which other CPUs take)
 VECTOR_ENCODE = VECTOR
 
@@ -64,6 +64,12 @@ def encode_scratch_size(n):
     """Bytes of scratch space ``rans32_encode`` needs for ``n`` symbols."""
     steps = (n + LANES - 1) // LANES
     return 2 * (2 * GROUP_LANES * steps + 4 * GROUP_LANES + 8)
+
+
+def _splat(name, vector, element, value):
+    """IR setting ``%name`` to the ``vector`` type with every lane ``value`` (an ``element``)."""
+    return [f"  %{name}_i = insertelement {vector} poison, {element} {value}, i64 0",
+            f"  %{name} = shufflevector {vector} %{name}_i, {vector} poison, <16 x i32> zeroinitializer"]
 
 
 def _shift_line(bits):
@@ -89,14 +95,11 @@ def _encoder_ir(name, bits):
         "i32 %prec, ptr noalias %scratch, ptr noalias %positions, ptr noalias %states) {",
         "entry:",
         _shift_line(bits),
-        f"  %si = insertelement {vec} poison, i{bits} %shw, i64 0",
-        f"  %sv = shufflevector {vec} %si, {vec} poison, <16 x i32> zeroinitializer",
+        *_splat("sv", vec, f"i{bits}", "%shw"),
         "  %up = sub i32 32, %prec",
-        "  %ui = insertelement <16 x i32> poison, i32 %up, i64 0",
-        "  %uv = shufflevector <16 x i32> %ui, <16 x i32> poison, <16 x i32> zeroinitializer",
+        *_splat("uv", "<16 x i32>", "i32", "%up"),
         "  %tot = shl i32 1, %prec",
-        "  %ti = insertelement <16 x i32> poison, i32 %tot, i64 0",
-        "  %tv = shufflevector <16 x i32> %ti, <16 x i32> poison, <16 x i32> zeroinitializer",
+        *_splat("tv", "<16 x i32>", "i32", "%tot"),
     ]
     add = lines.append
     for g in range(2):
@@ -146,8 +149,7 @@ def _encoder_ir(name, bits):
         # store to memory is microcoded and slow on AMD Zen 4)
         add(f"  %wc{g} = call <16 x i16> @llvm.experimental.vector.compress.v16i16(<16 x i16> %wd{g}, "
             f"<16 x i1> %ov{g}, <16 x i16> poison)")
-        add(f"  %ci{g} = insertelement <16 x i16> poison, i16 %cn{g}, i64 0")
-        add(f"  %cv{g} = shufflevector <16 x i16> %ci{g}, <16 x i16> poison, <16 x i32> zeroinitializer")
+        lines.extend(_splat(f"cv{g}", "<16 x i16>", "i16", f"%cn{g}"))
         add(f"  %sm{g} = icmp ult <16 x i16> <i16 0, i16 1, i16 2, i16 3, i16 4, i16 5, i16 6, i16 7, "
             f"i16 8, i16 9, i16 10, i16 11, i16 12, i16 13, i16 14, i16 15>, %cv{g}")
         add(f"  call void @llvm.masked.store.v16i16.p0(<16 x i16> %wc{g}, ptr %wp{g}, i32 1, <16 x i1> %sm{g})")
@@ -440,12 +442,10 @@ def _decoder_ir(name, out_bits, fused):
         "ptr noalias %slot_e, ptr noalias %slot_sym, i32 %prec, ptr noalias %out, i64 %steps, "
         "ptr noalias %states, ptr noalias %raw, i64 %nib) {",
         "entry:",
-        "  %pi = insertelement <16 x i32> poison, i32 %prec, i64 0",
-        "  %pv = shufflevector <16 x i32> %pi, <16 x i32> poison, <16 x i32> zeroinitializer",
+        *_splat("pv", "<16 x i32>", "i32", "%prec"),
         "  %one = shl i32 1, %prec",
         "  %mk = sub i32 %one, 1",
-        "  %mi = insertelement <16 x i32> poison, i32 %mk, i64 0",
-        "  %mv = shufflevector <16 x i32> %mi, <16 x i32> poison, <16 x i32> zeroinitializer",
+        *_splat("mv", "<16 x i32>", "i32", "%mk"),
         "  %nibp = getelementptr i8, ptr %raw, i64 %nib",
     ]
     add = lines.append
