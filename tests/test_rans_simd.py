@@ -187,3 +187,42 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
     expected = spherecodec.decode(grid, threads=1)
     monkeypatch.setattr(rans_simd, "VECTOR", False)
     assert_same_bits(spherecodec.decode(grid, threads=1), expected)
+
+
+@pytest.mark.parametrize("n", [MIN, MIN + 1, 3 * MIN + 17, 2 * MIN + 32])
+@pytest.mark.parametrize("vector", [True, False])
+def test_one_call_chunk_kernel_writes_the_step_by_step_bytes(n, vector):
+    # kernels.exact codes a float32 chunk in one nogil call: the same bytes as the steps
+    # codecs.exact takes for every other case (pack and count, table, stream)
+    from spherecodec.kernels.bits import pack_and_count
+    from spherecodec.kernels.exact import encode_float32_chunk
+
+    rng = np.random.default_rng(n)
+    values = (rng.standard_normal(n) * 0.05).astype(np.float32).view(np.uint32)
+    values[::97] = 0x7FC00001  # a NaN payload: a rare symbol
+    nraw = raw_size(n, 20)
+    capacity = 1 + nraw + entropy.stream_capacity(n, 4096)
+    expected = np.zeros(capacity, dtype=np.uint8)
+    counts = np.zeros(4096, dtype=np.int64)
+    pack_and_count(values, 20, expected[1:1 + nraw], counts)
+    rans_simd.VECTOR_ENCODE, saved = vector, rans_simd.VECTOR_ENCODE
+    try:
+        end = entropy.encode_stream_into(values, 4096, expected, 1 + nraw, shift=20, counts=counts, wide=True)
+    finally:
+        rans_simd.VECTOR_ENCODE = saved
+    out = np.zeros(capacity, dtype=np.uint8)
+    scratch = np.zeros(rans_simd.encode_scratch_size(n), dtype=np.uint8)
+    got = encode_float32_chunk(values, out, 1, scratch, vector)
+    assert got == end and out[1:end].tobytes() == expected[1:end].tobytes()
+    assert out[1 + nraw] == entropy.BACKEND_NUMBA32
+
+
+def test_copy_bytes_copies_and_checks_its_bounds():
+    src = np.arange(100, dtype=np.uint8)
+    dst = np.zeros(50, dtype=np.uint8)
+    rans_simd.copy_bytes(dst, 5, src, 60, 40)
+    assert (dst[5:45] == src[60:100]).all() and not dst[:5].any() and not dst[45:].any()
+    rans_simd.copy_bytes(dst, 0, src, 0, 0)
+    for dst_pos, src_pos, n in ((11, 0, 40), (0, 61, 40), (-1, 0, 1), (0, -1, 1), (0, 0, -1)):
+        with pytest.raises(IndexError):
+            rans_simd.copy_bytes(dst, dst_pos, src, src_pos, n)

@@ -114,3 +114,61 @@ def test_large_blob_without_memory_to_reserve_falls_back_to_the_join(monkeypatch
 
     monkeypatch.setattr(container, "BlobWriter", Refusing)
     assert spherecodec.encode(x, threads=2) == spherecodec.encode(x, threads=1) == expected
+
+
+@pytest.mark.skipif(not scratch.BlobWriter.available, reason="needs CPython's bytes API")
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_blob_that_outgrows_its_reservation_while_threads_place_chunks(monkeypatch, threads):
+    # the workers copy payloads into the blob as soon as the chunks before them are coded;
+    # when the blob must grow, it moves: no copy may be writing into it then
+    from spherecodec import container
+
+    x = np.random.default_rng(4).standard_normal((3000, 300)).astype(np.float32)
+    expected = spherecodec.encode(x, threads=1, chunk_rows=100)
+    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    grown = []
+
+    class Small(container.BlobWriter):
+        def __init__(self, capacity):
+            super().__init__(capacity // 50)
+
+        def reserve(self, size):
+            grown.append(size > self.capacity)
+            super().reserve(size)
+
+    monkeypatch.setattr(container, "BlobWriter", Small)
+    for _ in range(3):
+        assert spherecodec.encode(x, threads=threads, chunk_rows=100) == expected
+    assert sum(grown) >= 3  # it did grow, in each call
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_failing_chunk_stops_the_workers_and_frees_the_blob(monkeypatch, threads):
+    from spherecodec import container
+    from spherecodec.codecs.exact import ExactCodec
+
+    x = np.random.default_rng(5).standard_normal((3000, 300)).astype(np.float32)
+    coded = []
+    discarded = []
+    plain = ExactCodec.encode_chunk
+
+    lock = threading.Lock()
+
+    def failing(self, rows):
+        with lock:
+            if len(coded) >= 7:
+                raise RuntimeError("chunk failed")
+            coded.append(rows.shape[0])
+        return plain(self, rows)
+
+    class Writer(container.BlobWriter):
+        def discard(self):
+            discarded.append(True)
+            super().discard()
+
+    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    monkeypatch.setattr(container, "BlobWriter", Writer)
+    monkeypatch.setattr(ExactCodec, "encode_chunk", failing)
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        spherecodec.encode(x, threads=threads, chunk_rows=100)
+    assert discarded == [True] and len(coded) == 7  # the 23 other chunks were not coded

@@ -24,12 +24,14 @@ import itertools
 import json
 import os
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .codecs import Codec, get_codec
 from .kernels.checksum import xxh64
+from .kernels.rans_simd import copy_bytes
 from .scratch import BlobWriter
 from .scratch import join as join_parts
 from .scratch import recycle
@@ -142,20 +144,22 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
 
     parallel = threads > 1 and len(starts) > 1
     try:
+        placed = _blob_writer(len(starts), rows.nbytes, final_meta)
+        if placed is not None:
+            writer, guess = placed
+            return _write_blob(writer, guess, encode_chunk, starts, threads if parallel else 1,
+                               final_meta, codec)
         with ThreadPoolExecutor(max_workers=threads) if parallel else contextlib.nullcontext() as pool:
             # results in chunk order, as soon as each is coded (the pool codes a few ahead)
             coded = _in_order(pool, encode_chunk, starts, 2 * threads) if parallel else map(encode_chunk, starts)
-            placed = _blob_writer(len(starts), rows.nbytes, final_meta)
-            if placed is not None:
-                return _write_blob(*placed, coded, final_meta, codec)
             coded = list(coded)
-            payloads = [p for p, _ in coded]
-            header = pack_header(final_meta(), codec.shared_bytes(), [len(p) for p in payloads],
-                                 [h for _, h in coded])
-            blob = join_parts([header] + payloads)
-            del coded
-            recycle(payloads)
-            return blob
+        payloads = [p for p, _ in coded]
+        header = pack_header(final_meta(), codec.shared_bytes(), [len(p) for p in payloads],
+                             [h for _, h in coded])
+        blob = join_parts([header] + payloads)
+        del coded
+        recycle(payloads)
+        return blob
     finally:
         release_scratch()  # the calling thread's; the workers' end with them
 
@@ -193,19 +197,94 @@ def _blob_writer(n_chunks, raw_bytes, final_meta):
         return None
 
 
-def _write_blob(writer, guess, coded, final_meta, codec):
-    """The blob of a large array: each payload copied into place, behind ``guess`` bytes
-    left for the header, as soon as it is coded (while the pool codes the next chunks),
-    and its buffer recycled at once."""
+class _Placer:
+    """Puts coded payloads into the blob in chunk order, whichever thread coded them.
+
+    A payload's offset is known once every chunk before it is coded. The thread that
+    completes such a run of chunks assigns their offsets (under the lock) and copies
+    them itself (outside it, while the other threads copy theirs): the copies run in
+    the workers, on the cores, beside the coding, instead of on one extra thread.
+    """
+
+    def __init__(self, writer, start, n_chunks):
+        self.writer = writer
+        self.end = start
+        self.lengths = [0] * n_chunks
+        self.checksums = [0] * n_chunks
+        self._waiting = {}  # chunk -> (payload, checksum), coded before its predecessors
+        self.placed = 0  # chunks placed, the next one to place
+        self._copying = 0
+        self._growing = False
+        self._cond = threading.Condition()
+
+    def add(self, i, payload, h):
+        """Chunk ``i`` is coded: place it, with any chunks it was holding up."""
+        copies = []
+        with self._cond:
+            self._waiting[i] = (payload, h)
+            if self._growing:
+                return  # the growing thread places it
+            while self.placed in self._waiting:
+                payload, h = self._waiting.pop(self.placed)
+                end = self.end + len(payload)
+                if end > self.writer.capacity:
+                    # resizing moves the buffer: only once no copy is writing into it
+                    self._growing = True
+                    while self._copying:
+                        self._cond.wait()
+                    try:
+                        self.writer.reserve(end)
+                    finally:
+                        self._growing = False
+                copies.append((self.end, payload))
+                self.lengths[self.placed] = len(payload)
+                self.checksums[self.placed] = h
+                self.end = end
+                self.placed += 1
+            self._copying += 1
+            array = self.writer.array
+        try:
+            for pos, payload in copies:
+                data = payload if isinstance(payload, np.ndarray) else np.frombuffer(payload, dtype=np.uint8)
+                copy_bytes(array, pos, data, 0, data.size)  # nogil, unlike a numpy copy
+                recycle([payload])
+        finally:
+            with self._cond:
+                self._copying -= 1
+                self._cond.notify_all()
+
+
+def _write_blob(writer, guess, encode_chunk, starts, threads, final_meta, codec):
+    """The blob of a large array: ``threads`` workers (the calling thread one of them) code
+    the chunks in turn and copy each payload into place behind ``guess`` bytes left for
+    the header as soon as the chunks before it are coded."""
+    placer = _Placer(writer, guess, len(starts))
+    next_chunk = itertools.count()
+    failed = threading.Event()
+
+    def work():
+        try:
+            for i in next_chunk:  # itertools.count is atomic under the GIL
+                if i >= len(starts) or failed.is_set():
+                    return
+                placer.add(i, *encode_chunk(starts[i]))
+        except BaseException:
+            failed.set()
+            raise
+
     try:
-        lengths, checksums = [], []
-        pos = guess
-        for payload, h in coded:
-            writer.write(pos, payload)
-            pos += len(payload)
-            lengths.append(len(payload))
-            checksums.append(h)
-            recycle([payload])
+        with ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 else contextlib.nullcontext() as pool:
+            helpers = [pool.submit(work) for _ in range(threads - 1)] if threads > 1 else []
+            try:
+                work()
+            finally:
+                failed_here = [f.exception() for f in helpers]  # waits for every helper
+            for exc in failed_here:
+                if exc is not None:
+                    raise exc
+        if placer.placed != len(starts):  # every worker returned: nothing may be left behind
+            raise RuntimeError(f"{placer.placed} of {len(starts)} chunks placed")
+        lengths, checksums, pos = placer.lengths, placer.checksums, placer.end
         header = pack_header(final_meta(), codec.shared_bytes(), lengths, checksums)
         if len(header) != guess:
             writer.move(guess, len(header), pos - guess)

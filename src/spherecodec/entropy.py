@@ -32,11 +32,11 @@ BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
 BACKEND_NUMBA32 = 2
 BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
-MAX_PRECISION = 15
+MAX_PRECISION = _rans.MAX_PRECISION
 MAX_ALPHABET = 1 << 16
 # No symbol may take more than 255/256 of the probability mass: every coded symbol then costs
 # at least 0.0056 bit, which bounds how much a blob can expand (see Codec.max_expansion).
-_CAP_SHIFT = 8
+_CAP_SHIFT = _rans.CAP_SHIFT
 
 
 def quantize_frequencies(counts, precision):
@@ -60,10 +60,7 @@ def choose_precision(n_used):
     Measured on MiniLM embeddings (1 MiB chunks): 12 bits lose 0.3% of the ratio against
     16, 14 bits 0.01%; tables of 2**14 slots stay in L2 and keep decode fast.
     """
-    p = 14
-    while (1 << p) < 2 * n_used and p < MAX_PRECISION:
-        p += 1
-    return p
+    return int(_rans.choose_precision(int(n_used)))
 
 
 def stream_capacity(n, alphabet_size):

@@ -171,13 +171,17 @@ class BlobWriter:
             raise MemoryError(f"cannot resize the blob to {size} bytes")
         self.capacity = size
 
+    def reserve(self, size):
+        """Grow to hold at least ``size`` bytes (``array`` is then a new view)."""
+        if size > self.capacity:
+            self._resize(max(size, 2 * self.capacity))
+            self._view()
+
     def write(self, pos, data):
         """Copy ``data`` (bytes or a uint8 array) to offset ``pos``."""
         data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
         end = pos + data.size
-        if end > self.capacity:
-            self._resize(max(end, 2 * self.capacity))
-            self._view()
+        self.reserve(end)
         self.array[pos:end] = data
 
     def move(self, src, dst, size):

@@ -69,6 +69,22 @@ def _flush_state(x, out, pos):
     return pos
 
 
+#: no symbol may take more than 1 - 2**-CAP_SHIFT of a table's mass (see quantize_counts)
+CAP_SHIFT = 8
+MIN_PRECISION = 14
+MAX_PRECISION = 15
+
+
+@njit(cache=True)
+def choose_precision(n_used):
+    """Precision for a table of ``n_used`` symbols: the smallest from 14 to 15 with at
+    least two slots per symbol (``entropy.choose_precision`` tells why)."""
+    p = MIN_PRECISION
+    while (1 << p) < 2 * n_used and p < MAX_PRECISION:
+        p += 1
+    return p
+
+
 @njit(nogil=True, cache=True)
 def encoder_table(freq):
     """The encoder's packed per-symbol table for integer frequencies ``freq`` (int64)."""

@@ -215,16 +215,47 @@ def rans32_encode(values, shift, table, precision, scratch, out, pos):
     ``rans.encoder_table``; ``scratch`` holds ``encode_scratch_size(n)`` bytes, ``out``
     as many from ``pos``. Returns the position after the body.
     """
-    p0, p1 = _encode_substreams(values, shift, table, precision, scratch, VECTOR_ENCODE)
+    return encode_into(values, np.uint64(shift), table, np.int64(precision), scratch, out,
+                       np.int64(pos), VECTOR_ENCODE)
+
+
+@njit(nogil=True, cache=True)
+def encode_into(values, shift, table, precision, scratch, out, pos, vector):
+    """``rans32_encode`` as a kernel (``vector``: the AVX-512 steps, same bytes), for
+    kernels that code a whole chunk in one call."""
+    p0, p1 = _encode_substreams(values, shift, table, precision, scratch, vector)
     cap = scratch.size // 2
     len0 = cap - p0
     len1 = 2 * cap - p1
     pos = write_varint(out, pos, varint_size(len0) + len0 + len1)
     pos = write_varint(out, pos, len0)
-    # numpy copies at memory speed; a Numba slice assignment copies byte by byte
-    out[pos:pos + len0] = scratch[p0:cap]
-    out[pos + len0:pos + len0 + len1] = scratch[p1:2 * cap]
+    copy_bytes(out, pos, scratch, p0, len0)
+    copy_bytes(out, pos + len0, scratch, p1, len1)
     return pos + len0 + len1
+
+
+@intrinsic
+def _memcpy(typingctx, dst, dst_pos, src, src_pos, n):
+    sig = types.void(dst, types.int64, src, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        dst_array = context.make_array(signature.args[0])(context, builder, args[0])
+        src_array = context.make_array(signature.args[2])(context, builder, args[2])
+        cgutils.raw_memcpy(builder, builder.gep(dst_array.data, [args[1]]),
+                           builder.gep(src_array.data, [args[3]]), args[4], 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True)
+def copy_bytes(dst, dst_pos, src, src_pos, n):
+    """``dst[dst_pos:dst_pos + n] = src[src_pos:src_pos + n]`` for contiguous uint8 arrays,
+    at memory speed (a Numba slice assignment copies byte by byte); bounds checked."""
+    if n < 0 or dst_pos < 0 or src_pos < 0 or dst_pos + n > dst.size or src_pos + n > src.size:
+        raise IndexError("copy_bytes: range outside its array")
+    if n:
+        _memcpy(dst, np.int64(dst_pos), src, np.int64(src_pos), np.int64(n))
 
 
 @njit(nogil=True, cache=True)
