@@ -49,6 +49,9 @@ INDEX_ENTRY_SIZE = _INDEX_ENTRY.size
 DEFAULT_CHUNK_BYTES = 2 << 20
 #: arrays of this many bytes or more are written straight into their blob (BlobWriter)
 LARGE_BLOB_BYTES = 8 << 20
+#: with threads, the calling thread faults in the blob's pages this far ahead of the
+#: payloads placed in it (see _write_blob)
+POPULATE_AHEAD = 4 << 20
 #: a blob may not announce more decoded bytes than this slack plus its size times the
 #: codec's max_expansion: a forged header cannot make decode allocate at will
 ALLOCATION_SLACK = 1 << 16
@@ -215,7 +218,24 @@ class _Placer:
         self.placed = 0  # chunks placed, the next one to place
         self._copying = 0
         self._growing = False
+        self._populated = start
         self._cond = threading.Condition()
+
+    def populate_ahead(self, margin):
+        """Fault in the blob's pages up to ``margin`` bytes past the placed payloads, from
+        the calling thread, so that the copies into them take no page faults."""
+        with self._cond:
+            target = min(self.end + margin, self.writer.capacity)
+            if target <= self._populated or self._growing:
+                return
+            start, self._populated = self._populated, target
+            self._copying += 1  # the blob may not move meanwhile
+        try:
+            self.writer.populate(start, target)
+        finally:
+            with self._cond:
+                self._copying -= 1
+                self._cond.notify_all()
 
     def add(self, i, payload, h):
         """Chunk ``i`` is coded: place it, with any chunks it was holding up."""
@@ -257,16 +277,27 @@ class _Placer:
 def _write_blob(writer, guess, encode_chunk, starts, threads, final_meta, codec):
     """The blob of a large array: ``threads`` workers (the calling thread one of them) code
     the chunks in turn and copy each payload into place behind ``guess`` bytes left for
-    the header as soon as the chunks before it are coded."""
+    the header as soon as the chunks before it are coded.
+
+    With threads, the calling thread also faults in the blob's fresh pages a little ahead
+    of the payloads: on these VMs a 2 MiB page fault taken in a pool thread cost 5-6 ms
+    now and then, and never in the calling thread (0.2 ms); measured over 25 interleaved
+    pairs, threads=2 went from 1.57-1.69x threads=1 to 1.77-1.94x. Alone, a thread takes
+    its faults in the copies (populating first measured 3-5% slower there).
+    """
     placer = _Placer(writer, guess, len(starts))
     next_chunk = itertools.count()
     failed = threading.Event()
+
+    caller = threading.get_ident()
 
     def work():
         try:
             for i in next_chunk:  # itertools.count is atomic under the GIL
                 if i >= len(starts) or failed.is_set():
                     return
+                if threads > 1 and threading.get_ident() == caller:
+                    placer.populate_ahead(POPULATE_AHEAD)
                 placer.add(i, *encode_chunk(starts[i]))
         except BaseException:
             failed.set()

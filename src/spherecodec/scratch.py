@@ -177,6 +177,17 @@ class BlobWriter:
             self._resize(max(size, 2 * self.capacity))
             self._view()
 
+    def populate(self, start, end):
+        """Fault in the pages of bytes ``[start, end)`` in this thread, without writing to
+        them (Linux 5.14 and later; elsewhere nothing happens and writes fault them in)."""
+        if _madvise is None or not _populate_works[0]:
+            return
+        address = _raw_data(self._ptr)
+        first = (address + max(start, 0)) & ~(_PAGE - 1)
+        last = address + min(end, self.capacity)
+        if last > first and _madvise(first, last - first, _MADV_POPULATE_WRITE) != 0:
+            _populate_works[0] = False  # an older kernel: leave the faults to the writes
+
     def write(self, pos, data):
         """Copy ``data`` (bytes or a uint8 array) to offset ``pos``."""
         data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
@@ -209,7 +220,10 @@ class BlobWriter:
 
 
 _HUGE = 2 << 20
-_MADV_HUGEPAGE = 14  # Linux's value; other systems number their advice differently
+_PAGE = 4096
+_MADV_HUGEPAGE = 14  # Linux's values; other systems number their advice differently
+_MADV_POPULATE_WRITE = 23
+_populate_works = [True]
 try:
     if os.uname().sysname != "Linux":
         raise OSError("MADV_HUGEPAGE is Linux's")
