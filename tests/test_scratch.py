@@ -1,5 +1,7 @@
 """Scratch arrays, recycled payload buffers and the blob join (spherecodec.scratch)."""
 
+import platform
+import re
 import sys
 import threading
 
@@ -76,6 +78,23 @@ def test_blob_writer_fills_grows_moves_and_shrinks():
     again = scratch.BlobWriter(100)
     again.write(0, b"x" * 10)
     again.discard()  # after an error: freed, never returned
+
+
+@pytest.mark.skipif(not scratch.BlobWriter.available, reason="needs CPython's bytes API")
+def test_populating_a_blob_keeps_what_is_written_in_it():
+    # the calling thread faults in pages that another thread may be copying a payload into
+    data = np.random.default_rng(6).integers(0, 256, 5_000_000, dtype=np.uint8)
+    writer = scratch.BlobWriter(12_000_000)
+    writer.write(3, data)
+    writer.populate(0, 9_000_000)  # over the payload and past it
+    writer.populate(8_000_000, 1 << 40)  # past the end: clipped to the capacity
+    writer.populate(5, 5)
+    writer.write(5_000_003, data[:10])
+    blob = writer.finish(5_000_013)
+    assert blob[3:5_000_003] == data.tobytes() and blob[5_000_003:] == data[:10].tobytes()
+    release = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
+    if platform.system() == "Linux" and release >= (5, 14):
+        assert scratch._populate_works[0]  # MADV_POPULATE_WRITE was taken, not refused
 
 
 def test_large_blobs_are_identical_for_any_thread_count():
