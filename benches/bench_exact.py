@@ -5,6 +5,8 @@ Uses the shared MiniLM sentence embeddings when present (../shared/data), else t
 shipped in tests/data. Compare rows of one group: they ran in the same session.
 """
 
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,38 @@ def test_encode_spherecodec(benchmark, embeddings):
 def test_encode_spherecodec_2_threads(benchmark, embeddings):
     blob = benchmark(spherecodec.encode, embeddings, threads=2)
     benchmark.extra_info["ratio"] = embeddings.nbytes / len(blob)
+
+
+@pytest.fixture(scope="module")
+def rows_40k(embeddings):
+    # the core issue's thread-scaling case: 40,000 x 384 (61 MB), the embeddings repeated
+    return np.ascontiguousarray(np.resize(embeddings, (40_000, embeddings.shape[1])))
+
+
+@pytest.mark.benchmark(group="encode 40k x 384")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encode_40k_rows(benchmark, rows_40k, threads):
+    blob = benchmark(spherecodec.encode, rows_40k, threads=threads)
+    benchmark.extra_info["ratio"] = rows_40k.nbytes / len(blob)
+
+
+@pytest.mark.benchmark(group="encode 40k x 384, threads=1 then threads=2")
+def test_encode_40k_rows_thread_speedup(benchmark, rows_40k):
+    # the two rows above run one after the other, so a change of machine load between them
+    # shows as a change of speed-up; here each round times threads=1 then threads=2, and the
+    # speed-up is the ratio of the medians (extra_info; also printed with -s)
+    times = {1: [], 2: []}
+
+    def pair():
+        for threads in (1, 2):
+            start = time.perf_counter()
+            spherecodec.encode(rows_40k, threads=threads)
+            times[threads].append(time.perf_counter() - start)
+
+    benchmark.pedantic(pair, rounds=15, warmup_rounds=1)
+    speedup = statistics.median(times[1][1:]) / statistics.median(times[2][1:])
+    benchmark.extra_info["threads=2 speed-up"] = speedup
+    print(f"\nencode 40k x 384: threads=2 is {speedup:.2f}x threads=1 (medians of 15 interleaved pairs)")
 
 
 @pytest.mark.benchmark(group="encode")
