@@ -13,6 +13,7 @@ from spherecodec.errors import CorruptBlobError, SpherecodecError
 from spherecodec.kernels import rans
 from spherecodec.kernels import rans_simd
 from spherecodec.kernels.bits import pack_low_bits, raw_size
+from spherecodec.kernels.memory import copy_bytes
 from common import assert_same_bits, load_sample, parse_layout
 
 MIN = rans_simd.MIN_SYMBOLS
@@ -220,9 +221,13 @@ def test_one_call_chunk_kernel_writes_the_step_by_step_bytes(n, vector):
 def test_copy_bytes_copies_and_checks_its_bounds():
     src = np.arange(100, dtype=np.uint8)
     dst = np.zeros(50, dtype=np.uint8)
-    rans_simd.copy_bytes(dst, 5, src, 60, 40)
+    copy_bytes(dst, 5, src, 60, 40)
     assert (dst[5:45] == src[60:100]).all() and not dst[:5].any() and not dst[45:].any()
-    rans_simd.copy_bytes(dst, 0, src, 0, 0)
+    copy_bytes(dst, 0, src, 0, 0)
     for dst_pos, src_pos, n in ((11, 0, 40), (0, 61, 40), (-1, 0, 1), (0, -1, 1), (0, 0, -1)):
         with pytest.raises(IndexError):
-            rans_simd.copy_bytes(dst, dst_pos, src, src_pos, n)
+            copy_bytes(dst, dst_pos, src, src_pos, n)
+    with pytest.raises(ValueError):
+        copy_bytes(dst, 0, src[::2], 0, 10)  # strided: a memcpy would read the wrong bytes
+    with pytest.raises(ValueError):
+        copy_bytes(dst[::-1], 0, src, 0, 10)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .codecs import Codec, get_codec
 from .kernels.checksum import xxh64
-from .kernels.rans_simd import copy_bytes
+from .kernels.memory import copy_bytes
 from .scratch import BlobWriter
 from .scratch import join as join_parts
 from .scratch import recycle

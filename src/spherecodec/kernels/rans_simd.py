@@ -32,6 +32,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .memory import copy_bytes
 from .rans import RANS_L, STATUS_CORRUPT, STATUS_OK, _encode_step, _flush_state, read_varint, varint_size, write_varint
 
 LANES = 32
@@ -232,30 +233,6 @@ def encode_into(values, shift, table, precision, scratch, out, pos, vector):
     copy_bytes(out, pos, scratch, p0, len0)
     copy_bytes(out, pos + len0, scratch, p1, len1)
     return pos + len0 + len1
-
-
-@intrinsic
-def _memcpy(typingctx, dst, dst_pos, src, src_pos, n):
-    sig = types.void(dst, types.int64, src, types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        dst_array = context.make_array(signature.args[0])(context, builder, args[0])
-        src_array = context.make_array(signature.args[2])(context, builder, args[2])
-        cgutils.raw_memcpy(builder, builder.gep(dst_array.data, [args[1]]),
-                           builder.gep(src_array.data, [args[3]]), args[4], 1)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@njit(nogil=True, cache=True)
-def copy_bytes(dst, dst_pos, src, src_pos, n):
-    """``dst[dst_pos:dst_pos + n] = src[src_pos:src_pos + n]`` for contiguous uint8 arrays,
-    at memory speed (a Numba slice assignment copies byte by byte); bounds checked."""
-    if n < 0 or dst_pos < 0 or src_pos < 0 or dst_pos + n > dst.size or src_pos + n > src.size:
-        raise IndexError("copy_bytes: range outside its array")
-    if n:
-        _memcpy(dst, np.int64(dst_pos), src, np.int64(src_pos), np.int64(n))
 
 
 @njit(nogil=True, cache=True)
