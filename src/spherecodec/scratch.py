@@ -11,6 +11,7 @@ worker threads free theirs when they end; ``release(0)`` frees the calling threa
 """
 
 import math
+import mmap
 import os
 import threading
 import weakref
@@ -220,7 +221,7 @@ class BlobWriter:
 
 
 _HUGE = 2 << 20
-_PAGE = 4096
+_PAGE = mmap.PAGESIZE
 _MADV_HUGEPAGE = 14  # Linux's values; other systems number their advice differently
 _MADV_POPULATE_WRITE = 23
 _populate_works = [True]
