@@ -18,7 +18,6 @@ Layout (little endian)::
 Checksums are XXH64 with seed 0 (``kernels.checksum``).
 """
 
-import collections
 import contextlib
 import itertools
 import json
@@ -145,17 +144,13 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         # the config once the chunks are coded: a codec may settle parameters while coding
         return blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
 
-    parallel = threads > 1 and len(starts) > 1
     try:
         placed = _blob_writer(len(starts), rows.nbytes, final_meta)
         if placed is not None:
             writer, guess = placed
-            return _write_blob(writer, guess, encode_chunk, starts, threads if parallel else 1,
+            return _write_blob(writer, guess, encode_chunk, starts, min(threads, max(len(starts), 1)),
                                final_meta, codec)
-        with ThreadPoolExecutor(max_workers=threads) if parallel else contextlib.nullcontext() as pool:
-            # results in chunk order, as soon as each is coded (the pool codes a few ahead)
-            coded = _in_order(pool, encode_chunk, starts, 2 * threads) if parallel else map(encode_chunk, starts)
-            coded = list(coded)
+        coded = _map(encode_chunk, starts, threads)
         payloads = [p for p, _ in coded]
         header = pack_header(final_meta(), codec.shared_bytes(), [len(p) for p in payloads],
                              [h for _, h in coded])
@@ -165,24 +160,6 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         return blob
     finally:
         release_scratch()  # the calling thread's; the workers' end with them
-
-
-def _in_order(pool, fn, items, ahead):
-    """``pool.map(fn, items)`` with at most ``ahead`` items submitted beyond the one the
-    caller waits for: finished payloads do not pile up when the caller falls behind."""
-    pending = collections.deque()
-    items = iter(items)
-    for item in itertools.islice(items, ahead + 1):
-        pending.append(pool.submit(fn, item))
-    try:
-        while pending:
-            result = pending.popleft().result()
-            for item in itertools.islice(items, 1):
-                pending.append(pool.submit(fn, item))
-            yield result
-    finally:
-        for future in pending:
-            future.cancel()
 
 
 def _blob_writer(n_chunks, raw_bytes, final_meta):

@@ -116,11 +116,8 @@ _JOIN_IN_PLACE_BYTES = 8 << 20
 try:
     import ctypes
 
-    _new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
-    _new_bytes.restype = ctypes.py_object
-    _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-    # the same functions on raw object pointers: a bytes object can only be resized while
-    # nothing else refers to it, so BlobWriter holds it without a Python reference
+    # on raw object pointers: a bytes object can only be resized while nothing else refers
+    # to it, so BlobWriter holds it without a Python reference
     _raw_new = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t)(
         ("PyBytes_FromStringAndSize", ctypes.pythonapi))
     _raw_data = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(("PyBytes_AsString", ctypes.pythonapi))
@@ -128,24 +125,24 @@ try:
         ("_PyBytes_Resize", ctypes.pythonapi))
     _raw_decref = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(("Py_DecRef", ctypes.pythonapi))
 except (ImportError, AttributeError):  # not CPython
-    _new_bytes = _raw_new = None
+    _raw_new = None
 
 
 def join(parts):
     """``b"".join(parts)`` (bytes or uint8 arrays), on huge pages when it is large."""
-    sizes = [len(p) for p in parts]
-    total = sum(sizes)
-    if total < _JOIN_IN_PLACE_BYTES or _new_bytes is None:
+    total = sum(len(p) for p in parts)
+    if total < _JOIN_IN_PLACE_BYTES or not BlobWriter.available:
         return b"".join(parts)
-    blob = _new_bytes(None, total)
-    address = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value
-    _huge_pages(address, total)
-    out = np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctypes.c_uint8)), shape=(total,))
-    start = 0
-    for part, size in zip(parts, sizes):
-        out[start:start + size] = np.frombuffer(part, dtype=np.uint8)
-        start += size
-    return blob
+    writer = BlobWriter(total)
+    try:
+        pos = 0
+        for part in parts:
+            writer.write(pos, part)
+            pos += len(part)
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.finish(total)
 
 
 class BlobWriter:
@@ -191,7 +188,7 @@ class BlobWriter:
 
     def write(self, pos, data):
         """Copy ``data`` (bytes or a uint8 array) to offset ``pos``."""
-        data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+        data = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
         end = pos + data.size
         self.reserve(end)
         self.array[pos:end] = data
