@@ -30,7 +30,7 @@ from .scratch import take_buffer as _take_buffer
 
 BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
-BACKEND_NUMBA32 = 2
+BACKEND_NUMBA32 = _rans32.BACKEND_ID
 BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
 MAX_PRECISION = _rans.MAX_PRECISION
 MAX_ALPHABET = 1 << 16
@@ -90,12 +90,8 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     if counts is None:
         counts = np.zeros(alphabet_size, dtype=np.int64)
         _rans.histogram(values, shift, counts)
-    n_used = int(np.count_nonzero(counts))
-    precision = choose_precision(max(n_used, 2))
-    freq = quantize_frequencies(counts, precision)
-    out[pos] = backend_id
-    out[pos + 1] = precision
-    pos = _rans.write_table(freq, out, pos + 2)
+    freq, precision, pos = _rans.write_stream_head(np.ascontiguousarray(counts, dtype=np.int64), backend_id,
+                                                   out, pos)
     if values.size == 0:
         return _rans.write_varint(out, pos, 0)
     if backend_id == BACKEND_NUMBA:

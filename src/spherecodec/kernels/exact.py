@@ -12,12 +12,11 @@ import numpy as np
 from numba import njit
 
 from .bits import pack_and_count, raw_size
-from .rans import CAP_SHIFT, choose_precision, encoder_table, quantize_counts, write_table
-from .rans_simd import encode_into
+from .rans import encoder_table, write_stream_head
+from .rans_simd import BACKEND_ID, encode_into
 
 RAW_BITS = 20
 SYMBOL_BITS = 12
-BACKEND_NUMBA32 = 2  # entropy.BACKEND_NUMBA32
 
 
 @njit(nogil=True, cache=True)
@@ -30,16 +29,6 @@ def encode_float32_chunk(values, out, start, scratch, vector):
     nraw = raw_size(n, RAW_BITS)
     counts = np.zeros(1 << SYMBOL_BITS, dtype=np.int64)
     pack_and_count(values, RAW_BITS, out[start:start + nraw], counts)
-    n_used = 0
-    for c in counts:
-        if c:
-            n_used += 1
-    precision = choose_precision(max(n_used, 2))
-    freq = quantize_counts(counts, precision, CAP_SHIFT)
-    pos = start + nraw
-    out[pos] = BACKEND_NUMBA32
-    out[pos + 1] = precision
-    pos = write_table(freq, out, pos + 2)
+    freq, precision, pos = write_stream_head(counts, BACKEND_ID, out, start + nraw)
     return encode_into(values, np.uint64(RAW_BITS), encoder_table(freq), np.int64(precision), scratch, out,
                        np.int64(pos), vector)
-

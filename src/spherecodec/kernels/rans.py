@@ -185,6 +185,26 @@ def quantize_counts(counts, precision, cap_shift):
     return out
 
 
+@njit(cache=True)
+def write_stream_head(counts, backend_id, out, pos):
+    """The head of an entropy stream (layout: ``spherecodec.entropy``) for the symbol
+    ``counts``: backend byte, precision byte and frequency table at ``out[pos:]``. Returns
+    (frequencies, precision, position after the table)."""
+    if counts.size < 2:
+        raise ValueError("an alphabet has at least 2 symbols")
+    n_used = 0
+    for c in counts:
+        if c:
+            n_used += 1
+    precision = choose_precision(max(n_used, 2))
+    if n_used > 1 << precision:
+        raise ValueError("more distinct symbols than a 15-bit frequency table holds")
+    freq = quantize_counts(counts, precision, CAP_SHIFT)
+    out[pos] = backend_id
+    out[pos + 1] = precision
+    return freq, precision, write_table(freq, out, pos + 2)
+
+
 def encode_scratch_size(n):
     """Bytes of scratch space ``rans_encode`` needs for ``n`` symbols."""
     return 2 * n + 8 * LANES + 16

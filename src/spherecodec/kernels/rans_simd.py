@@ -35,6 +35,8 @@ from numba.extending import intrinsic
 from .memory import copy_bytes
 from .rans import RANS_L, STATUS_CORRUPT, STATUS_OK, _encode_step, _flush_state, read_varint, varint_size, write_varint
 
+#: the entropy backend byte of streams in this layout (entropy.BACKEND_NUMBA32)
+BACKEND_ID = 2
 LANES = 32
 GROUP_LANES = 16
 #: streams shorter than this keep the 8-lane layout: 32 states take 85 bytes more than its
