@@ -253,7 +253,7 @@ def desymbolize(syms, perm, m, raw32, codes):
 @njit(nogil=True, cache=True)
 def column_order_keys(codes, stride):
     """Per column, the mean bit length of ``|q|`` (what decides its symbol statistics) over
-    the rows ``key_rows`` samples with ``stride``."""
+    one block of ``KEY_BLOCK`` consecutive rows in every ``stride`` blocks."""
     ncols, n = codes.shape
     keys = np.zeros(ncols, dtype=np.float64)
     for c in range(ncols):
