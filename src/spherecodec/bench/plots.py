@@ -85,7 +85,7 @@ def _finite_error(r):
 
 def _ratio_vs_decode_speed(ax, ok):
     # threads=1 CPU time: the codec's own cost, least disturbed by other jobs on the machine
-    pts = [(r.decode_cpu_mbps.get(1), r.ratio, r) for r in ok if r.decode_cpu_mbps.get(1)]
+    pts = [(r.speeds("cpu")[1].get(1), r.ratio, r) for r in ok if r.speeds("cpu")[1].get(1)]
     if not pts:
         return False
     _plot_points(ax, pts)

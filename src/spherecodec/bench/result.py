@@ -80,36 +80,26 @@ class BenchResult:
         """Compressed bytes per base vector (None until measured)."""
         return None if self.compressed_bytes is None else self.compressed_bytes / self.rows
 
-    def _mbps(self, seconds):
+    def speeds(self, clock="wall"):
+        """``(encode, decode)``: thread count -> median MB/s of raw float32 over the timed
+        runs, from the wall clock or (``clock="cpu"``) the process's CPU time, which other
+        jobs on a shared machine disturb less. Empty unless the status is ok."""
         if self.status != "ok":
-            return {}
-        return {t: _median_mbps(self.raw_bytes, secs) for t, secs in seconds.items()}
+            return {}, {}
+        runs = ((self.encode_cpu_seconds, self.decode_cpu_seconds) if clock == "cpu"
+                else (self.encode_seconds, self.decode_seconds))
+        return tuple({t: _median_mbps(self.raw_bytes, secs) for t, secs in by_threads.items()}
+                     for by_threads in runs)
 
     @property
     def encode_mbps(self):
-        """Thread count -> median encode MB/s of raw float32, wall clock."""
-        return self._mbps(self.encode_seconds)
+        """Thread count -> median encode MB/s, wall clock."""
+        return self.speeds()[0]
 
     @property
     def decode_mbps(self):
-        """Thread count -> median decode MB/s of raw float32, wall clock."""
-        return self._mbps(self.decode_seconds)
-
-    @property
-    def encode_cpu_mbps(self):
-        """Thread count -> median encode MB/s of raw float32 from the process's CPU time."""
-        return self._mbps(self.encode_cpu_seconds)
-
-    @property
-    def decode_cpu_mbps(self):
-        """Thread count -> median decode MB/s of raw float32 from the process's CPU time."""
-        return self._mbps(self.decode_cpu_seconds)
-
-    def speeds(self, clock="wall"):
-        """``(encode_mbps, decode_mbps)`` from the wall clock or (``clock="cpu"``) CPU time."""
-        if clock == "cpu":
-            return self.encode_cpu_mbps, self.decode_cpu_mbps
-        return self.encode_mbps, self.decode_mbps
+        """Thread count -> median decode MB/s, wall clock."""
+        return self.speeds()[1]
 
     def record_run(self, threads, encode_wall, encode_cpu, decode_wall=None, decode_cpu=None):
         """Add one timed run at ``threads``; decode times None when the decode at this thread
@@ -140,6 +130,7 @@ class BenchResult:
         def by_threads(d):
             return {str(t): v for t, v in d.items()}
 
+        encode_cpu_mbps, decode_cpu_mbps = self.speeds("cpu")
         return {
             "name": self.name, "source": self.source, "status": self.status, "reason": self.reason,
             "description": self.description, "exact_claimed": self.exact_claimed,
@@ -153,6 +144,6 @@ class BenchResult:
             "max_abs_error": self.max_abs_error, "rmse": self.rmse, "recall": self.recall,
             "k": self.k, "notes": list(self.notes), "threads": list(self.threads),
             "fit_seconds": self.fit_seconds,
-            "encode_cpu_mbps": by_threads(self.encode_cpu_mbps),
-            "decode_cpu_mbps": by_threads(self.decode_cpu_mbps),
+            "encode_cpu_mbps": by_threads(encode_cpu_mbps),
+            "decode_cpu_mbps": by_threads(decode_cpu_mbps),
         }
