@@ -62,11 +62,9 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
     results = [BenchResult(c.name, c.source, raw_bytes=int(base.nbytes), rows=base.shape[0],
                            k=int(min(k, base.shape[0])), description=c.description,
                            exact_claimed=c.exact_claimed,
-                           threads=[t for t in thread_counts if t == 1 or c.threaded])
+                           threads=[t for t in thread_counts if t == 1 or c.threaded],
+                           status="skipped" if c.skip else "ok", reason=c.skip or "")
                for c in cands]
-    for c, r in zip(cands, results):
-        if c.skip:
-            r.skip(c.skip)
 
     live = [(c, r) for c, r in zip(cands, results) if not c.skip]
     # a fresh install compiles every kernel on first use: do it in one process per core
@@ -135,9 +133,10 @@ def _timed_rounds(runs, base, repeats, say):
                     result.fail(f"timed run {rep + 1}, threads={threads}: {type(exc).__name__}: {exc}")
                     say(f"  {result.name}: {result.reason}")
                     continue
-                # a decode that ignores the thread count is only timed at threads=1
-                decoded_here = threads == 1 or cand.threaded_decode
-                result.record_run(threads, t1 - t0, c1 - c0, *((t2 - t1, c2 - c1) if decoded_here else ()))
+                if threads == 1 or cand.threaded_decode:
+                    result.record_run(threads, t1 - t0, c1 - c0, t2 - t1, c2 - c1)
+                else:  # its decode ignores the thread count: timed at threads=1 only
+                    result.record_run(threads, t1 - t0, c1 - c0)
                 result.blob_sizes.add(len(blob))
                 del blob
             gc.collect()
