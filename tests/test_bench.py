@@ -149,6 +149,7 @@ def test_cli_judges_exactness_by_bits_and_measures_lossy_error(cli_run):
         assert sorted(r["decode_mbps"]) == (["1", "2"] if peer.threaded and peer.threaded_decode else ["1"])
     assert 3.5 < results["faiss-sq8"]["ratio"] <= 4.0
     assert results["faiss-pq48x7"]["fit_seconds"] > 0
+    assert results["zstd-3"]["fit_seconds"] is None  # nothing to fit
 
 
 class _FakePeer(peers.Peer):

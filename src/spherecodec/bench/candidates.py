@@ -46,8 +46,8 @@ class Candidate:
     #: lossless by design (None: a spherecodec codec, judged by its bits alone)
     exact_claimed: bool | None = None
     description: str = ""
-    #: a peer with a model to fit once before the timed runs
-    fit: Any = None
+    #: the peer adapter (its ``fit`` runs once, untimed, before the first encode)
+    peer: Any = None
     skip: str | None = None
     #: ``(codec name, params)`` of a spherecodec codec, for compiling its kernels ahead
     codec_spec: tuple | None = None
@@ -140,7 +140,7 @@ def peer_candidate(peer):
     return Candidate(peer.name, "peer",
                      lambda arr, t: peer.encode(arr, threads=t),
                      lambda blob, shape, dtype, t: peer.decode(blob, shape, dtype, threads=t),
-                     threaded_decode=peer.threaded and peer.threaded_decode, fit=peer, **common)
+                     threaded_decode=peer.threaded and peer.threaded_decode, peer=peer, **common)
 
 
 def select_peers(wanted):

@@ -82,13 +82,13 @@ def _warm_up(cand, result, base, queries, truth, k, say):
     """Fit, encode and decode once untimed and measure size and quality; False if it cannot run."""
     started = time.perf_counter()
     try:
-        if cand.fit is not None:
+        if cand.peer is not None and cand.peer.fits_model:
             t0 = time.perf_counter()
-            cand.fit.fit(base)
+            cand.peer.fit(base)
             result.fit_seconds = time.perf_counter() - t0
-            if cand.fit.name != cand.name:  # faiss PQ names its shape once fitted
-                cand.name = result.name = cand.fit.name
-                cand.description = result.description = cand.fit.description
+            if cand.peer.name != cand.name:  # faiss PQ names its shape once fitted
+                cand.name = result.name = cand.peer.name
+                cand.description = result.description = cand.peer.description
         blob = cand.encode(base, 1)
         decoded = cand.decode(blob, base.shape, base.dtype, 1)
     except ImportError as exc:  # an optional dependency imported on first use
