@@ -3,7 +3,7 @@
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from .. import decode, encode, get_codec
 from ..codecs import available_codecs
@@ -47,7 +47,7 @@ class Candidate:
     exact_claimed: bool | None = None
     description: str = ""
     #: the peer adapter (its ``fit`` runs once, untimed, before the first encode)
-    peer: Any = None
+    peer: peers.Peer | None = None
     skip: str | None = None
     #: ``(codec name, params)`` of a spherecodec codec, for compiling its kernels ahead
     codec_spec: tuple | None = None

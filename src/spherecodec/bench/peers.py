@@ -6,7 +6,7 @@ Each peer has one uniform interface so the benchmark treats them all alike:
   design), ``threaded`` (accepts a thread count);
 * ``available()``: whether its package imports (``unavailable_reason`` says why not);
 * ``fit(base)``: optional one-time model fitting (faiss PQ training; ``fits_model`` says
-  whether a peer has one), done and timed apart from the timed runs;
+  whether a peer has one), run once before the timed runs and timed on its own;
 * ``encode(arr, threads=1) -> bytes`` and ``decode(blob, shape, dtype, threads=1) -> array``
   on C-contiguous 2-D float32 arrays. A blob holds everything needed to decode (codebooks
   included), so the compression ratio counts it.
