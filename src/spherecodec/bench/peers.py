@@ -5,8 +5,8 @@ Each peer has one uniform interface so the benchmark treats them all alike:
 * ``name`` (table label), ``package`` (what to ``pip install``), ``exact`` (lossless by
   design), ``threaded`` (accepts a thread count);
 * ``available()``: whether its package imports (``unavailable_reason`` says why not);
-* ``fit(base)``: optional one-time model fitting (faiss PQ training), done outside the
-  timed runs;
+* ``fit(base)``: optional one-time model fitting (faiss PQ training; ``fits_model`` says
+  whether a peer has one), run once before the timed runs and timed on its own;
 * ``encode(arr, threads=1) -> bytes`` and ``decode(blob, shape, dtype, threads=1) -> array``
   on C-contiguous 2-D float32 arrays. A blob holds everything needed to decode (codebooks
   included), so the compression ratio counts it.
@@ -38,6 +38,8 @@ class Peer:
     threaded_decode = True
     #: what the table says about the peer's settings
     description = ""
+    #: ``fit`` trains a model (timed apart from the encodes); else it does nothing
+    fits_model = False
 
     def __init__(self):
         self.unavailable_reason = None
@@ -255,6 +257,8 @@ def pq_subquantizers(dim):
 
 class FaissPQ(_Faiss):
     """faiss IndexPQ; the codebook is trained once in ``fit`` (untimed) and stored in every blob."""
+
+    fits_model = True
 
     def __init__(self):
         super().__init__()
