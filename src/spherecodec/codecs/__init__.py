@@ -1,11 +1,11 @@
 """Codec registry: one module per codec family, looked up by name."""
 
 from ..errors import UnsupportedError
-from .base import Codec
+from .base import NO_STATE, Codec, SearchableCodec
 
 _REGISTRY = {}
 
-__all__ = ["Codec", "register_codec", "get_codec", "available_codecs"]
+__all__ = ["Codec", "SearchableCodec", "NO_STATE", "register_codec", "get_codec", "available_codecs"]
 
 
 def register_codec(cls):

@@ -88,24 +88,33 @@ class DiveCodec(Codec):
     def decoded_dtype(self, dtype):
         return self.inner.decoded_dtype(dtype)
 
-    def prepare(self, rows):
+    def transform_rows(self, rows):
         if self.adapter is None:
             raise ValueError("codec 'dive' needs adapter=DiveAdapter(...) to encode")
         if rows.shape[1] != self.dim_in:
             raise ValueError(f"rows have {rows.shape[1]} dimensions; the adapter takes {self.dim_in}")
         reduced = self.adapter.transform(rows) if rows.shape[0] else rows[:, :self.dim_out].copy()
-        return self.inner.prepare(reduced)
+        return self.inner.transform_rows(reduced)
 
-    def shared_bytes(self):
-        return self.inner.shared_bytes()
+    def prepare(self, rows):
+        return self.inner.prepare(rows)
+
+    def stored_config(self, state):
+        return {**self.get_config(), "then_config": self.inner.stored_config(state)}
+
+    def shared_bytes(self, state):
+        return self.inner.shared_bytes(state)
 
     def load_shared(self, data, dtype, dim):
         if dim != self.dim_out:
             raise CorruptBlobError(f"blob rows have {dim} dimensions, the adapter made {self.dim_out}")
-        self.inner.load_shared(data, dtype, dim)
+        return self.inner.load_shared(data, dtype, dim)
 
-    def encode_chunk(self, rows):
-        return self.inner.encode_chunk(rows)
+    def expansion_bound(self, state):
+        return self.inner.expansion_bound(state)
 
-    def decode_chunk(self, payload, out):
-        self.inner.decode_chunk(payload, out)
+    def encode_chunk(self, rows, state):
+        return self.inner.encode_chunk(rows, state)
+
+    def decode_chunk(self, payload, out, state):
+        self.inner.decode_chunk(payload, out, state)
