@@ -157,7 +157,9 @@ def _contract_codec(name, params):
 
 
 def test_contract_cases_cover_every_codec():
-    assert {name for name, _ in CONTRACT_CASES} == set(spherecodec.available_codecs())
+    # other test modules register codecs named "test-..." of their own
+    shipped = {name for name in spherecodec.available_codecs() if not name.startswith("test-")}
+    assert {name for name, _ in CONTRACT_CASES} == shipped
 
 
 @pytest.mark.parametrize("name, params", CONTRACT_CASES, ids=[f"{n}-{p}" for n, p in CONTRACT_CASES])

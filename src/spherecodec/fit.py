@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from .codecs import Codec
+from .codecs.base import DelegatingCodec
 from .container import as_rows, encode, make_codec
 from .errors import UnsupportedError
 
 __all__ = ["fit", "FittedCodec"]
 
 
-class FittedCodec(Codec):
+class FittedCodec(DelegatingCodec):
     """A codec together with a state fitted once (``spherecodec.fit``): every array it codes
     uses that state instead of fitting its own. Its blobs are the inner codec's (same name,
     parameters and shared section) and decode without it.
@@ -26,56 +26,31 @@ class FittedCodec(Codec):
     def __init__(self, codec, state):
         if not codec.reusable_state:
             raise UnsupportedError(f"codec {codec.name!r} has no state to fit")
-        self.codec = codec
+        self.inner = codec
         self.state = state
         self.name = codec.name
         self.dtypes = codec.dtypes
         self.max_expansion = codec.expansion_bound(state)
 
+    @property
+    def codec(self):
+        """The inner codec."""
+        return self.inner
+
     def get_config(self):
-        return self.codec.stored_config(self.state)
+        return self.inner.stored_config(self.state)
 
     def __eq__(self, other):
-        return (type(self) is type(other) and self.codec == other.codec
+        return (type(self) is type(other) and self.inner == other.inner
                 and self.shared_bytes(self.state) == other.shared_bytes(other.state))
 
     def __hash__(self):
         return hash((super().__hash__(), self.shared_bytes(self.state)))
 
-    def check_dtype(self, dtype):
-        self.codec.check_dtype(dtype)
-
-    def decoded_dtype(self, dtype):
-        return self.codec.decoded_dtype(dtype)
-
-    def transform_rows(self, rows):
-        return self.codec.transform_rows(rows)
-
     def prepare(self, rows):
         # the fitted state, for rows it can code
-        self.codec.check_rows(rows, self.state)
+        self.inner.check_rows(rows, self.state)
         return self.state
-
-    def check_rows(self, rows, state):
-        self.codec.check_rows(rows, state)
-
-    def stored_config(self, state):
-        return self.codec.stored_config(state)
-
-    def shared_bytes(self, state):
-        return self.codec.shared_bytes(state)
-
-    def load_shared(self, data, dtype, dim):
-        return self.codec.load_shared(data, dtype, dim)
-
-    def expansion_bound(self, state):
-        return self.codec.expansion_bound(state)
-
-    def encode_chunk(self, rows, state):
-        return self.codec.encode_chunk(rows, state)
-
-    def decode_chunk(self, payload, out, state):
-        self.codec.decode_chunk(payload, out, state)
 
     def encode(self, batch, *, threads=None, chunk_rows=None):
         """Code ``batch`` with the fitted state (as ``spherecodec.encode(batch, self)``)."""
@@ -112,7 +87,7 @@ def fit(codec, sample, **params):
     """
     codec = make_codec(codec, params)
     if isinstance(codec, FittedCodec):
-        codec = codec.codec  # refit: the configuration, a new state
+        codec = codec.inner  # refit: the configuration, a new state
     if not codec.reusable_state:
         raise UnsupportedError(f"codec {codec.name!r} has no state to fit")
     sample = np.asarray(sample)

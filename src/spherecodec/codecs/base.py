@@ -187,3 +187,43 @@ class SearchableCodec(Codec):
         Raises CorruptBlobError (or a subclass) on any inconsistency.
         """
         raise NotImplementedError
+
+
+class DelegatingCodec(Codec):
+    """A codec that codes with another codec, ``self.inner``: every hook forwards to it
+    (dive adds its reduction, ``spherecodec.fit``'s codec a state fitted once)."""
+
+    inner = None
+
+    def check_dtype(self, dtype):
+        self.inner.check_dtype(dtype)
+
+    def decoded_dtype(self, dtype):
+        return self.inner.decoded_dtype(dtype)
+
+    def transform_rows(self, rows):
+        return self.inner.transform_rows(rows)
+
+    def prepare(self, rows):
+        return self.inner.prepare(rows)
+
+    def check_rows(self, rows, state):
+        self.inner.check_rows(rows, state)
+
+    def stored_config(self, state):
+        return self.inner.stored_config(state)
+
+    def shared_bytes(self, state):
+        return self.inner.shared_bytes(state)
+
+    def load_shared(self, data, dtype, dim):
+        return self.inner.load_shared(data, dtype, dim)
+
+    def expansion_bound(self, state):
+        return self.inner.expansion_bound(state)
+
+    def encode_chunk(self, rows, state):
+        return self.inner.encode_chunk(rows, state)
+
+    def decode_chunk(self, payload, out, state):
+        self.inner.decode_chunk(payload, out, state)

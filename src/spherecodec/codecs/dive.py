@@ -11,13 +11,13 @@ import re
 
 from ..errors import CorruptBlobError
 from . import get_codec, register_codec
-from .base import Codec
+from .base import Codec, DelegatingCodec
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @register_codec
-class DiveCodec(Codec):
+class DiveCodec(DelegatingCodec):
     """DIVE reduction composed with any other registered codec.
 
     Parameters
@@ -82,11 +82,8 @@ class DiveCodec(Codec):
                 "then": self.then, "then_config": self.inner.get_config()}
 
     def check_dtype(self, dtype):
-        super().check_dtype(dtype)
+        Codec.check_dtype(self, dtype)
         self.inner.check_dtype(dtype)
-
-    def decoded_dtype(self, dtype):
-        return self.inner.decoded_dtype(dtype)
 
     def transform_rows(self, rows):
         if self.adapter is None:
@@ -96,25 +93,10 @@ class DiveCodec(Codec):
         reduced = self.adapter.transform(rows) if rows.shape[0] else rows[:, :self.dim_out].copy()
         return self.inner.transform_rows(reduced)
 
-    def prepare(self, rows):
-        return self.inner.prepare(rows)
-
     def stored_config(self, state):
         return {**self.get_config(), "then_config": self.inner.stored_config(state)}
-
-    def shared_bytes(self, state):
-        return self.inner.shared_bytes(state)
 
     def load_shared(self, data, dtype, dim):
         if dim != self.dim_out:
             raise CorruptBlobError(f"blob rows have {dim} dimensions, the adapter made {self.dim_out}")
         return self.inner.load_shared(data, dtype, dim)
-
-    def expansion_bound(self, state):
-        return self.inner.expansion_bound(state)
-
-    def encode_chunk(self, rows, state):
-        return self.inner.encode_chunk(rows, state)
-
-    def decode_chunk(self, payload, out, state):
-        self.inner.decode_chunk(payload, out, state)

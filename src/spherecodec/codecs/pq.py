@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import CorruptBlobError
 from ..kernels import kmeans as _km
 from ..kernels import quant as _kq
+from ..kernels.bits import pack_low_bits
 from . import register_codec
 from .quant import MIN_BITS_PER_SYMBOL, MODE_RAW, CodesCodec, decode_symbols, encode_symbols
 
@@ -163,7 +164,7 @@ class PQCodec(CodesCodec):
             raw = flat
         else:
             raw = np.empty(self._raw_size(flat.size), dtype=np.uint8)
-            _kq.pack_codes(flat, self.nbits, raw)
+            pack_low_bits(flat, self.nbits, raw)  # one bit plane of nbits < 8: LSB first
         return encode_symbols(flat, max(2, self.ksub), raw, self.entropy)
 
     def decode_codes_chunk(self, payload, n_rows, state):
