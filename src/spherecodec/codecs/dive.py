@@ -10,7 +10,7 @@ codec's. Decoding needs no adapter (nor torch): it returns the reduced rows, and
 import re
 
 from ..errors import CorruptBlobError
-from . import get_codec, register_codec
+from .registry import get_codec, register_codec
 from .base import Codec, DelegatingCodec
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -10,7 +10,7 @@ from ..kernels import rans_simd
 from ..kernels.bits import merge_low_bits, pack_and_count, raw_size
 from ..kernels.exact import encode_float32_chunk
 from ..scratch import recycle, take_buffer
-from . import register_codec
+from .registry import register_codec
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
 from .sphere import decode_residual_chunk, encode_residual_chunk

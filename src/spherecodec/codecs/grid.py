@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import CorruptBlobError
 from ..scratch import scratch
 from ..kernels import grid as kg
-from . import register_codec
+from .registry import register_codec
 from .base import Codec
 from .columns import (MANTISSA_BITS, ChunkWriter, decode_columns, decode_exceptions, encode_columns,
                       encode_exceptions)

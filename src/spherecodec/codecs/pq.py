@@ -18,7 +18,7 @@ from ..errors import CorruptBlobError
 from ..kernels import kmeans as _km
 from ..kernels import quant as _kq
 from ..kernels.bits import pack_low_bits
-from . import register_codec
+from .registry import register_codec
 from .quant import MIN_BITS_PER_SYMBOL, MODE_RAW, CodesCodec, decode_symbols, encode_symbols
 
 

@@ -25,7 +25,7 @@ from .. import entropy as _entropy
 from ..errors import CorruptBlobError, UnsupportedError
 from ..kernels import quant as _k
 from ..kernels.bits import merge_low_bits, pack_low_bits, raw_size
-from . import register_codec
+from .registry import register_codec
 from .base import NO_STATE, Codec, SearchableCodec
 
 MODE_RAW = 0

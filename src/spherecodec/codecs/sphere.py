@@ -29,7 +29,7 @@ from ..errors import CorruptBlobError
 from ..scratch import scratch
 from ..kernels import grid as kg
 from ..kernels import spherical as ks
-from . import register_codec
+from .registry import register_codec
 from .columns import (MANTISSA_BITS, ChunkWriter, decode_columns, decode_exceptions, encode_columns,
                       encode_exceptions, groups_from_keys, key_stride, write_columns, write_exceptions)
 from .grid import BoundedCodec, head, read_head, step_for
