@@ -19,6 +19,12 @@ def _worse(hs, hi, a, b):
 
 
 @njit(nogil=True, cache=True)
+def _swap(hs, hi, a, b):
+    hs[a], hs[b] = hs[b], hs[a]
+    hi[a], hi[b] = hi[b], hi[a]
+
+
+@njit(nogil=True, cache=True)
 def _sift_down(hs, hi, size, pos):
     while True:
         left = 2 * pos + 1
@@ -29,8 +35,7 @@ def _sift_down(hs, hi, size, pos):
         if right < size and _worse(hs, hi, right, left):
             child = right
         if _worse(hs, hi, child, pos):
-            hs[pos], hs[child] = hs[child], hs[pos]
-            hi[pos], hi[child] = hi[child], hi[pos]
+            _swap(hs, hi, pos, child)
             pos = child
         else:
             return
@@ -41,8 +46,7 @@ def _sift_up(hs, hi, pos):
     while pos > 0:
         parent = (pos - 1) // 2
         if _worse(hs, hi, pos, parent):
-            hs[pos], hs[parent] = hs[parent], hs[pos]
-            hi[pos], hi[parent] = hi[parent], hi[pos]
+            _swap(hs, hi, pos, parent)
             pos = parent
         else:
             return
