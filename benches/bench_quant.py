@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import spherecodec
+from spherecodec.fit import FittedCodec
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "minilm-sentences-512.npy"
@@ -142,18 +143,12 @@ def measure_ratios(x):
                           ("pq", {"m": 48, "nbits": 8})]:
         fitted = spherecodec.fit(codec, x, **params)
         plain = fitted.encode(x)
-        coded_codec = type(fitted)(**{**fitted.get_config(), "entropy": True})
-        coded = coded_codec.encode(x) if codec in ("fp16", "bf16") else spherecodec.encode(
-            x, _refit(coded_codec, fitted))
+        # the same fitted state under entropy=True: only the chunk coding differs
+        coded_codec = spherecodec.get_codec(codec)(**{**fitted.get_config(), "entropy": True})
+        coded = spherecodec.encode(x, FittedCodec(coded_codec, fitted.state))
         rows.append({"codec": codec, "ratio": x.nbytes / len(plain), "ratio_entropy": x.nbytes / len(coded),
                      "entropy_gain": len(plain) / len(coded) - 1})
     return rows
-
-
-def _refit(codec, fitted):
-    # the same fitted state under entropy=True: only the chunk coding differs
-    codec.load_shared(np.frombuffer(fitted.shared_bytes(), np.uint8), np.float32, fitted.dim)
-    return codec
 
 
 def main():

@@ -70,19 +70,20 @@ def _exact_model(level, **params):
     array alone gets none), so that the blob's shared section holds a model."""
 
     def factory(arr):
-        from spherecodec.codecs.exact import ExactCodec
+        from spherecodec.codecs.exact import ExactCodec, ExactState
         from spherecodec.codecs.exact_models import Model
 
-        class Prefitted(ExactCodec):  # writes ordinary "exact" blobs; keeps its model
-            def prepare(self, rows):
-                return rows
-
-        codec = Prefitted(level=level, **params)
         train = np.tile(make_array("unit", (512, arr.shape[-1])), (64, 1))
-        codec._model = Model.fit(train, level)
-        if codec._model is None:
+        model = Model.fit(train, level)
+        if model is None:
             raise AssertionError(f"no level-{level} model fitted for the fuzz corpus")
-        return codec, {}
+        state = ExactState(model)
+
+        class Prefitted(ExactCodec):  # writes ordinary "exact" blobs with the model above
+            def prepare(self, rows):
+                return state
+
+        return Prefitted(level=level, **params), {}
 
     return factory
 
@@ -632,7 +633,8 @@ def max_expansion(blob):
     """max_expansion of the codec object the blob's header builds (it may depend on the
     codec's parameters and shared state); None when the header does not parse."""
     try:
-        return float(container.Header(blob).codec.max_expansion)
+        header = container.Header(blob)
+        return float(header.codec.expansion_bound(header.state))
     except spherecodec.SpherecodecError:
         return None
 

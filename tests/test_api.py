@@ -5,6 +5,8 @@ import inspect
 import numpy as np
 import pytest
 
+from common import DATA, parse_layout
+
 import spherecodec
 from spherecodec import errors
 
@@ -111,3 +113,78 @@ def test_module_docstring_example():
     x = np.random.default_rng(0).standard_normal((100, 384)).astype(np.float32)
     blob = spherecodec.encode(x)
     assert (spherecodec.decode(blob).view(np.uint32) == x.view(np.uint32)).all()
+
+
+# --- the codec contract: a codec object is its configuration ------------------------------
+
+def _dive_adapter():
+    from spherecodec.dive import DiveAdapter
+
+    adapter = DiveAdapter(384, 48, heads=2, hidden=16, seed=2)
+    adapter.params = adapter._initial_params(_contract_arrays()[0][:512])
+    return adapter
+
+
+_ARRAYS = []
+
+
+def _contract_arrays():
+    """Two different arrays of 2048 x 384 real embeddings (large enough for exact models)."""
+    if not _ARRAYS:
+        x = np.load(DATA / "minilm-sentences-512.npy")
+        a = np.tile(x, (4, 1))
+        b = np.ascontiguousarray(np.tile(x[::-1], (4, 1)) * np.float32(0.75))
+        _ARRAYS.extend([a, b])
+    return _ARRAYS
+
+
+#: one or more configurations of every registered codec (test_contract_cases_cover_every_codec)
+CONTRACT_CASES = [
+    ("exact", {}), ("exact", {"mantissa_bits": 5, "entropy": "constriction"}), ("exact", {"level": 2}),
+    ("exact", {"level": 3, "transform": "auto"}), ("exact", {"level": 5}), ("exact", {"transform": "spherical"}),
+    ("grid", {"max_abs_error": 1e-3}), ("sphere", {"max_abs_error": 1e-4}),
+    ("fp16", {"entropy": True}), ("bf16", {}),
+    ("int8", {"clip": 99.0}), ("int4", {"symmetric": True, "entropy": True}), ("binary", {"entropy": True}),
+    ("pq", {"nbits": 4, "niter": 2}),  # m=None: fitting chooses m, the codec must not keep it
+    ("dive", {"then": "pq", "then_config": {"nbits": 2, "niter": 1}}),
+]
+
+
+def _contract_codec(name, params):
+    if name == "dive":
+        params = {**params, "adapter": _dive_adapter()}
+    return spherecodec.get_codec(name)(**params)
+
+
+def test_contract_cases_cover_every_codec():
+    # other test modules register codecs named "test-..." of their own
+    shipped = {name for name in spherecodec.available_codecs() if not name.startswith("test-")}
+    assert {name for name, _ in CONTRACT_CASES} == shipped
+
+
+@pytest.mark.parametrize("name, params", CONTRACT_CASES, ids=[f"{n}-{p}" for n, p in CONTRACT_CASES])
+def test_encoding_never_changes_the_codec(name, params):
+    a, b = _contract_arrays()
+    codec = _contract_codec(name, params)
+    config, digest, text, attrs = codec.get_config(), hash(codec), repr(codec), dict(vars(codec))
+
+    def unchanged():
+        assert codec.get_config() == config and hash(codec) == digest and repr(codec) == text
+        assert vars(codec).keys() == attrs.keys()
+        assert all(vars(codec)[k] is v or vars(codec)[k] == v for k, v in attrs.items())
+
+    first = spherecodec.encode(a, codec, chunk_rows=300, threads=2)
+    unchanged()
+    second = spherecodec.encode(b, codec, chunk_rows=300)
+    unchanged()
+    # one object coding two arrays writes what fresh objects write for each
+    assert first == spherecodec.encode(a, _contract_codec(name, params), chunk_rows=300)
+    assert second == spherecodec.encode(b, _contract_codec(name, params), chunk_rows=300)
+    assert first != second
+    assert codec == _contract_codec(name, params)
+    if name == "exact" and params.get("level", 1) > 1:
+        # the arrays are large enough for a model: each blob carries the state fitted on it
+        assert parse_layout(first)["shared"] and parse_layout(second)["shared"]
+        assert parse_layout(first)["shared"] != parse_layout(second)["shared"]
+    if name == "pq":
+        assert spherecodec.info(first)["params"]["m"] == 48  # settled in the blob, not the codec

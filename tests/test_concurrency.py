@@ -96,11 +96,10 @@ def test_one_fitted_codec_object_shared_by_threads(references):
     fitted = []
     for codec in CODECS:
         x, obj, params, ref_blob, _ = references[codec]
-        cls = spherecodec.get_codec(codec)
-        if not hasattr(cls, "fit") or not isinstance(obj, str):
+        if not spherecodec.get_codec(codec).reusable_state or not isinstance(obj, str):
             continue
-        fitted.append((codec, cls(**params).fit(x), x, ref_blob))
-    assert fitted, "no codec with a fit() method to share"
+        fitted.append((codec, spherecodec.fit(codec, x, **params), x, ref_blob))
+    assert fitted, "no codec with a state to fit and share"
     barrier = threading.Barrier(8)
     blobs = {}
     errors = []

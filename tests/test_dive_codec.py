@@ -26,24 +26,23 @@ class _ScaledInt16(Codec):
     name = "test-dive-scaled-int16"
 
     def prepare(self, rows):
-        self.scale = float(np.abs(rows).max()) or 1.0
-        return rows
+        return float(np.abs(rows).max()) or 1.0  # the state: the scale
 
-    def shared_bytes(self):
-        return np.float64(self.scale).tobytes()
+    def shared_bytes(self, scale):
+        return np.float64(scale).tobytes()
 
     def load_shared(self, data, dtype, dim):
         if data.size != 8:
             raise CorruptBlobError("scale missing")
-        self.scale = float(data.view(np.float64)[0])
+        return float(data.view(np.float64)[0])
 
-    def encode_chunk(self, rows):
-        return np.round(rows / self.scale * 32767).astype("<i2").tobytes()
+    def encode_chunk(self, rows, scale):
+        return np.round(rows / scale * 32767).astype("<i2").tobytes()
 
-    def decode_chunk(self, payload, out):
+    def decode_chunk(self, payload, out, scale):
         if payload.size != out.size * 2:
             raise CorruptBlobError("bad length")
-        out[:] = (payload.view("<i2").astype(np.float32) * np.float32(self.scale / 32767)).reshape(out.shape)
+        out[:] = (payload.view("<i2").astype(np.float32) * np.float32(scale / 32767)).reshape(out.shape)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +91,8 @@ def test_shared_section_is_the_inner_codecs(sentences, adapter):
     out = spherecodec.decode(blob)
     assert np.abs(out - reduced).max() <= np.abs(reduced).max() / 32767
     codec = get_codec("dive")(adapter=adapter, then="test-dive-scaled-int16")
-    codec.prepare(sentences)
-    assert codec.shared_bytes() == np.float64(np.abs(reduced).max()).tobytes()
+    state = codec.prepare(codec.transform_rows(sentences))
+    assert codec.shared_bytes(state) == np.float64(np.abs(reduced).max()).tobytes()
 
 
 def test_nd_arrays_keep_their_leading_shape(sentences, adapter):
@@ -128,7 +127,7 @@ def test_config_round_trip_without_adapter(adapter):
     assert rebuilt == codec and rebuilt.adapter is None
     assert rebuilt.max_expansion == get_codec("int8")().max_expansion
     with pytest.raises(ValueError, match="needs adapter"):
-        rebuilt.prepare(np.zeros((2, 384), np.float32))
+        rebuilt.transform_rows(np.zeros((2, 384), np.float32))
 
 
 def test_different_adapters_have_different_hashes(sentences, adapter):

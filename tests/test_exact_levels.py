@@ -92,17 +92,37 @@ def test_real_token_embeddings_round_trip_through_a_model():
 
 def test_rows_the_model_never_saw_fall_back_to_level_1(data):
     codec = ExactCodec(level=3)
-    codec.prepare(data)
-    codec.load_shared(np.frombuffer(codec.shared_bytes(), np.uint8), np.float32, data.shape[1])
+    fitted = codec.prepare(data)
+    state = codec.load_shared(np.frombuffer(codec.shared_bytes(fitted), np.uint8), np.float32, data.shape[1])
     other = correlated(64, 48, seed=7)
     other[0, 0] = np.float32(3e38)  # a head symbol no table holds
-    payload = np.asarray(codec.encode_chunk(other))
+    payload = np.asarray(codec.encode_chunk(other, state))
     assert payload[0] == MODE_CODED
     out = np.empty_like(other)
-    codec.decode_chunk(payload, out)
+    codec.decode_chunk(payload, out, state)
     assert_same_bits(out, other)
-    seen = np.asarray(codec.encode_chunk(np.ascontiguousarray(data[:64])))
+    seen = np.asarray(codec.encode_chunk(np.ascontiguousarray(data[:64]), state))
     assert seen[0] == MODE_MODELLED
+
+
+def test_the_fitted_state_decodes_what_it_encoded(data):
+    # a fitted model builds the decoder's slot tables itself (no load_shared): they must
+    # be the ones the shared section's tables give
+    codec = ExactCodec(level=3)
+    fitted = codec.prepare(data)
+    loaded = codec.load_shared(np.frombuffer(codec.shared_bytes(fitted), np.uint8), np.float32, data.shape[1])
+    rows = np.ascontiguousarray(data[:200])
+    payload = np.asarray(codec.encode_chunk(rows, fitted)).copy()
+    assert payload[0] == MODE_MODELLED
+    out = np.empty_like(rows)
+    codec.decode_chunk(payload, out, fitted)
+    assert_same_bits(out, rows)
+    again = np.empty_like(rows)
+    codec.decode_chunk(payload, again, loaded)
+    assert_same_bits(again, rows)
+    assert len(fitted.model._slots) == len(loaded.model._slots) == 2
+    for mine, theirs in zip(fitted.model._slots, loaded.model._slots):
+        assert np.array_equal(mine, theirs)
 
 
 def test_codec_keeps_no_reference_to_the_encoded_array(data):

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import spherecodec
 from bounded_checks import BOUNDS, awkward_arrays, check_bound
 from common import check_config_round_trip, check_corruptions, check_truncations, load_sample
-from spherecodec.codecs.grid import ChunkWriter, GridCodec, decode_columns, encode_columns
+from spherecodec.codecs.columns import ChunkWriter, decode_columns, encode_columns
+from spherecodec.codecs.grid import GridCodec
 from spherecodec.errors import CorruptBlobError, UnsupportedError
 
 

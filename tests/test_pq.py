@@ -6,6 +6,7 @@ import pytest
 from common import build_blob, check_config_round_trip, check_corruptions, load_sample, parse_layout
 
 import spherecodec
+from spherecodec.fit import FittedCodec
 from spherecodec.kernels import kmeans as km
 
 # small codebooks keep the tests fast; the measured configuration (m=48, nbits=8) runs in
@@ -25,11 +26,11 @@ def fitted(sample):
 
 def test_training_is_deterministic_for_a_seed(sample, fitted):
     again = spherecodec.fit("pq", sample, **PARAMS)
-    assert fitted.codebooks.shape == (24, 16, 16)
-    assert (again.codebooks.view(np.uint32) == fitted.codebooks.view(np.uint32)).all()
+    assert fitted.state.codebooks.shape == (24, 16, 16)
+    assert (again.state.codebooks.view(np.uint32) == fitted.state.codebooks.view(np.uint32)).all()
     assert spherecodec.encode(sample, again) == spherecodec.encode(sample, fitted)
     other = spherecodec.fit("pq", sample, **{**PARAMS, "seed": 1})
-    assert not np.array_equal(other.codebooks, fitted.codebooks)
+    assert not np.array_equal(other.state.codebooks, fitted.state.codebooks)
     # the thread count of the parallel training does not change the codebooks
     import numba
 
@@ -39,7 +40,7 @@ def test_training_is_deterministic_for_a_seed(sample, fitted):
         single = spherecodec.fit("pq", sample, **PARAMS)
     finally:
         numba.set_num_threads(previous)
-    assert (single.codebooks.view(np.uint32) == fitted.codebooks.view(np.uint32)).all()
+    assert (single.state.codebooks.view(np.uint32) == fitted.state.codebooks.view(np.uint32)).all()
 
 
 def _nearest(sample, codebooks):
@@ -50,11 +51,11 @@ def _nearest(sample, codebooks):
 
 
 def test_codes_are_nearest_codewords(sample, fitted):
-    codes = fitted.codes(sample)
-    best, best_d = _nearest(sample, fitted.codebooks)
-    m, k, dsub = fitted.codebooks.shape
+    codes = fitted.codec.codes(sample, fitted.state)
+    best, best_d = _nearest(sample, fitted.state.codebooks)
+    m, k, dsub = fitted.state.codebooks.shape
     sub = sample.reshape(len(sample), m, dsub).astype(np.float64)
-    chosen = fitted.codebooks[np.arange(m)[None, :], codes.astype(np.int64)].astype(np.float64)
+    chosen = fitted.state.codebooks[np.arange(m)[None, :], codes.astype(np.int64)].astype(np.float64)
     chosen_d = ((sub - chosen) ** 2).sum(-1)
     # float32 distance arithmetic may pick an equally near codeword, never a farther one
     assert (chosen_d <= best_d + 1e-5).all()
@@ -64,8 +65,8 @@ def test_codes_are_nearest_codewords(sample, fitted):
 def test_decoded_rows_are_codeword_lookups(sample, fitted):
     y = spherecodec.decode(fitted.encode(sample))
     assert y.dtype == np.float32 and y.shape == sample.shape
-    codes = fitted.codes(sample).astype(np.int64)
-    expected = fitted.codebooks[np.arange(24)[None, :], codes].reshape(len(sample), 384)
+    codes = fitted.codec.codes(sample, fitted.state).astype(np.int64)
+    expected = fitted.state.codebooks[np.arange(24)[None, :], codes].reshape(len(sample), 384)
     assert (y.view(np.uint32) == expected.view(np.uint32)).all()
 
 
@@ -111,14 +112,15 @@ def test_payload_is_m_times_nbits_per_row(sample, nbits):
     assert sizes == [1 + (min(100, 512 - s) * 12 * nbits + 7) // 8 for s in range(0, 512, 100)]
     assert len(layout["shared"]) == 4 * (1 << nbits) * 384
     y = spherecodec.decode(blob)
-    expected = codec.codebooks[np.arange(12)[None, :], codec.codes(sample).astype(np.int64)].reshape(512, 384)
+    codes = codec.codec.codes(sample, codec.state).astype(np.int64)
+    expected = codec.state.codebooks[np.arange(12)[None, :], codes].reshape(512, 384)
     assert (y == expected).all()
     assert spherecodec.info(blob)["nbytes"] <= codec.max_expansion * len(blob)
+    assert codec.max_expansion == 32.0 * 32 / nbits  # 32 values per subspace
 
 
 def test_entropy_same_codes(sample, fitted):
-    coded = type(fitted)(**{**fitted.get_config(), "entropy": True})
-    coded._set_state(fitted.codebooks)
+    coded = FittedCodec(spherecodec.get_codec("pq")(**{**fitted.get_config(), "entropy": True}), fitted.state)
     a = spherecodec.decode(fitted.encode(sample))
     blob = coded.encode(sample)
     assert len(blob) <= len(fitted.encode(sample))
@@ -138,7 +140,7 @@ def test_fitted_pq_is_stable_across_batches(sample, fitted):
 
 def test_default_m_and_bad_arguments(sample):
     codec = spherecodec.fit("pq", sample, nbits=2, niter=1)
-    assert codec.m == 48 and spherecodec.info(codec.encode(sample[:3]))["params"]["m"] == 48
+    assert codec.get_config()["m"] == 48 and codec.codec.m is None and spherecodec.info(codec.encode(sample[:3]))["params"]["m"] == 48
     with pytest.raises(ValueError, match="divid"):
         spherecodec.encode(sample, "pq", m=5)
     with pytest.raises(ValueError, match="training rows"):
@@ -155,7 +157,8 @@ def test_default_m_and_bad_arguments(sample):
 
 
 def test_config_round_trip(fitted):
-    check_config_round_trip(fitted)
+    check_config_round_trip(fitted.codec)
+    check_config_round_trip(spherecodec.get_codec("pq")())
 
 
 def test_forged_codebooks_are_rejected(sample, fitted):

@@ -11,6 +11,7 @@ from common import (DATA, build_blob, check_config_round_trip, check_corruptions
 
 import spherecodec
 from spherecodec.codecs.quant import MIN_BITS_PER_SYMBOL
+from spherecodec.fit import FittedCodec
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +131,13 @@ def test_affine_error_bound(sample, codec, symmetric):
     assert y.dtype == np.float32 and y.shape == sample.shape
     err = np.abs(sample.astype(np.float64) - y)
     ulp = 4 * np.finfo(np.float32).eps * np.abs(sample).max()
-    bound = fitted.scale.astype(np.float64) / 2 + ulp
+    scale = fitted.state.scale
+    bound = scale.astype(np.float64) / 2 + ulp
     assert (err <= bound).all()
     # the bound is tight: some value sits near half a step from its code
-    assert (err > 0.4 * fitted.scale).any()
+    assert (err > 0.4 * scale).any()
     if symmetric:
-        assert (y[np.abs(sample) < fitted.scale / 2] == 0).all()
+        assert (y[np.abs(sample) < scale / 2] == 0).all()
         zero = spherecodec.decode(fitted.encode(np.zeros((1, 384), np.float32)))
         assert (zero == 0).all()
 
@@ -144,24 +146,26 @@ def test_affine_error_bound(sample, codec, symmetric):
 def test_clip_bounds_values_inside_and_clamps_outside(sample, codec):
     fitted = spherecodec.fit(codec, sample, clip=99.0)
     y = spherecodec.decode(fitted.encode(sample))
-    lo = fitted.offset.astype(np.float64)
-    hi = lo + fitted.scale.astype(np.float64) * fitted.cmax
+    scale = fitted.state.scale
+    lo = fitted.state.offset.astype(np.float64)
+    hi = lo + scale.astype(np.float64) * fitted.codec.cmax
     inside = (sample >= lo) & (sample <= hi)
     assert 0.95 < inside.mean() < 1.0
     err = np.abs(sample.astype(np.float64) - y)
-    assert (err[inside] <= (fitted.scale / 2 + 1e-6 * np.ones_like(sample))[inside]).all()
+    assert (err[inside] <= (scale / 2 + 1e-6 * np.ones_like(sample))[inside]).all()
     ulp = 1e-6
     assert ((y >= lo - ulp) & (y <= hi + ulp)).all()
     full = spherecodec.fit(codec, sample)
     # clipping trades the outliers for a finer step
-    assert (fitted.scale <= full.scale).all() and (fitted.scale < full.scale).any()
+    assert (scale <= full.state.scale).all() and (scale < full.state.scale).any()
 
 
 @pytest.mark.parametrize("codec", ["int8", "int4", "binary"])
 def test_entropy_coding_same_codes(sample, codec):
     fitted = spherecodec.fit(codec, sample)
     plain = fitted.encode(sample)
-    coded = spherecodec.encode(sample, type(fitted)(**{**fitted.get_config(), "entropy": True}))
+    coded = spherecodec.encode(sample, FittedCodec(spherecodec.get_codec(codec)(**{**fitted.get_config(), "entropy": True}),
+                                                   fitted.state))
     assert (spherecodec.decode(coded).view(np.uint32) == spherecodec.decode(plain).view(np.uint32)).all()
     # entropy coding never costs more than the mode byte per chunk
     assert len(coded) <= len(plain)
@@ -186,13 +190,14 @@ def test_constant_dimension_and_empty_batch(sample):
 def test_binary_values_are_side_means(sample, center):
     fitted = spherecodec.fit("binary", sample, center=center)
     t = sample.mean(axis=0) if center else np.zeros(384)
-    assert np.allclose(fitted.threshold, t, atol=1e-7)
+    state = fitted.state
+    assert np.allclose(state.threshold, t, atol=1e-7)
     y = spherecodec.decode(fitted.encode(sample))
-    above = sample > fitted.threshold
-    assert (y == np.where(above, fitted.hi, fitted.lo)).all()
+    above = sample > state.threshold
+    assert (y == np.where(above, state.hi, state.lo)).all()
     for d in (0, 100, 383):
-        assert np.isclose(fitted.hi[d], sample[above[:, d], d].mean(), rtol=1e-5)
-        assert np.isclose(fitted.lo[d], sample[~above[:, d], d].mean(), rtol=1e-5)
+        assert np.isclose(state.hi[d], sample[above[:, d], d].mean(), rtol=1e-5)
+        assert np.isclose(state.lo[d], sample[~above[:, d], d].mean(), rtol=1e-5)
 
 
 # --- fitting ----------------------------------------------------------------------------
@@ -200,13 +205,13 @@ def test_binary_values_are_side_means(sample, center):
 @pytest.mark.parametrize("codec", ["int8", "int4", "binary", "fp16", "bf16"])
 def test_fitted_codec_is_stable_across_batches(sample, codec):
     fitted = spherecodec.fit(codec, sample[:256])
-    state = fitted.shared_bytes()
+    state = fitted.shared_bytes(fitted.state)
     whole = spherecodec.decode(fitted.encode(sample[256:]))
     parts = [spherecodec.decode(fitted.encode(sample[a:b])) for a, b in ((256, 300), (300, 301), (301, 512))]
     assert (np.concatenate(parts).view(np.uint32) == whole.view(np.uint32)).all()
     # passing the fitted object to spherecodec.encode is the same as its .encode
     assert spherecodec.encode(sample[256:], fitted) == fitted.encode(sample[256:])
-    assert fitted.shared_bytes() == state
+    assert fitted.shared_bytes(fitted.state) == state
     if codec in ("int8", "int4", "binary"):
         assert parse_layout(fitted.encode(sample[300:310]))["shared"] == state
         # a one-call encode fits on its own data instead
@@ -216,7 +221,7 @@ def test_fitted_codec_is_stable_across_batches(sample, codec):
 def test_fit_then_encode_out_of_range_values_clip(sample):
     fitted = spherecodec.fit("int8", sample)
     y = spherecodec.decode(fitted.encode(np.full((2, 384), 10.0, np.float32)))
-    assert np.allclose(y, fitted.offset + fitted.scale * 255, rtol=1e-6)
+    assert np.allclose(y, fitted.state.offset + fitted.state.scale * 255, rtol=1e-6)
 
 
 def test_fit_rejects_bad_input(sample):

@@ -173,12 +173,12 @@ def test_a_failing_chunk_stops_the_workers_and_frees_the_blob(monkeypatch, threa
 
     lock = threading.Lock()
 
-    def failing(self, rows):
+    def failing(self, rows, state):
         with lock:
             if len(coded) >= 7:
                 raise RuntimeError("chunk failed")
             coded.append(rows.shape[0])
-        return plain(self, rows)
+        return plain(self, rows, state)
 
     class Writer(container.BlobWriter):
         def discard(self):

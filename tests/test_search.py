@@ -41,10 +41,10 @@ def _check_against_decoded(blob, base, queries, k, tol):
 def test_integer_search_equals_brute_force_on_decoded(data, codec, params):
     base, queries = data
     blob = spherecodec.encode(base, codec, chunk_rows=100, **params)
-    fitted = spherecodec.get_codec(codec)(**params).fit(base)
+    fitted = spherecodec.fit(codec, base, **params)
     # the query is quantized to 16 bits after folding in the scales: error <= step/2 * sum(codes)
-    w = np.abs(queries[:, None, :] * fitted.scale).max(axis=(1, 2))
-    tol = float((w / 32767).max() / 2 * fitted.cmax * 384) + 1e-6
+    w = np.abs(queries[:, None, :] * fitted.state.scale).max(axis=(1, 2))
+    tol = float((w / 32767).max() / 2 * fitted.codec.cmax * 384) + 1e-6
     _check_against_decoded(blob, base, queries, 10, tol)
 
 
@@ -66,8 +66,8 @@ def test_binary_search_is_hamming_brute_force(data, center):
     base, queries = data
     blob = spherecodec.encode(base, "binary", center=center, chunk_rows=64)
     codec = spherecodec.fit("binary", base, center=center)
-    bits = np.unpackbits(codec.bits(base), axis=1, bitorder="little")[:, :384].astype(np.int64)
-    qbits = (queries > codec.threshold).astype(np.int64)
+    bits = np.unpackbits(codec.codec.codes(base, codec.state), axis=1, bitorder="little")[:, :384].astype(np.int64)
+    qbits = (queries > codec.state.threshold).astype(np.int64)
     ham = (bits[None, :, :] != qbits[:, None, :]).sum(-1)
     expected_scores = 384 - 2 * ham
     order = np.lexsort((np.broadcast_to(np.arange(len(base)), ham.shape), ham), axis=1)[:, :7]
@@ -75,7 +75,7 @@ def test_binary_search_is_hamming_brute_force(data, center):
     assert (ids == order).all()
     assert (scores == np.take_along_axis(expected_scores, order, 1)).all()
     # the decoded rows carry the same bits
-    assert ((spherecodec.decode(blob) > codec.threshold) == bits.astype(bool)).all()
+    assert ((spherecodec.decode(blob) > codec.state.threshold) == bits.astype(bool)).all()
 
 
 @pytest.mark.parametrize("codec", ["int8", "int4", "binary", "pq"])

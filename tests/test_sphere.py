@@ -12,7 +12,8 @@ from bounded_checks import BOUNDS, awkward_arrays, check_bound
 from common import (check_config_round_trip, check_corruptions, check_truncations, load_sample)
 from spherecodec.codecs.sphere import (CosineQuantized, SphereCodec, quantize_rows, reconstruct_rows,
                                        reconstruct_rows_cos)
-from spherecodec.codecs.grid import ChunkWriter, encode_columns, step_for
+from spherecodec.codecs.columns import ChunkWriter, encode_columns
+from spherecodec.codecs.grid import step_for
 from spherecodec.errors import CorruptBlobError, UnsupportedError
 
 DATA = Path(__file__).resolve().parent / "data"

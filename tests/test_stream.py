@@ -96,8 +96,19 @@ def test_every_registered_codec_streams_to_the_same_bytes(tmp_path, codec):
     assert same_bits(np.load(tmp_path / "out.npy"), spherecodec.decode(expected))
 
 
+class _Seen:
+    """_LateConfigCodec's state: a count that coding changes."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+
 class _LateConfigCodec(Codec):
-    """Test codec whose config and shared section only settle after the last chunk."""
+    """Test codec whose stored config and shared section only settle after the last chunk.
+
+    The codec contract forbids it (a state is immutable once ``prepare`` returns it); this
+    one breaks it on purpose, to check that the writers survive a header that changes size.
+    """
 
     dtypes = ("float32",)
 
@@ -108,20 +119,26 @@ class _LateConfigCodec(Codec):
     def get_config(self):
         return {"grow": self.grow, "seen": self.seen}
 
-    def encode_chunk(self, rows):
-        self.seen += 1000 if self.grow else 0
+    def prepare(self, rows):
+        return _Seen(self.seen)
+
+    def stored_config(self, state):
+        return {"grow": self.grow, "seen": state.seen}
+
+    def encode_chunk(self, rows, state):
+        state.seen += 1000 if self.grow else 0
         return rows.tobytes()
 
-    def decode_chunk(self, payload, out):
+    def decode_chunk(self, payload, out, state):
         if payload.size != out.nbytes:
             raise CorruptBlobError("bad size")
         out[...] = payload.view(np.float32).reshape(out.shape)
 
-    def shared_bytes(self):
-        return b"s" * (self.seen // 100) if self.grow else b""
+    def shared_bytes(self, state):
+        return b"s" * (state.seen // 100) if self.grow else b""
 
     def load_shared(self, data, dtype, dim):
-        pass
+        return _Seen(self.seen)
 
 
 class _GrowingCodec(_LateConfigCodec):
@@ -136,8 +153,8 @@ class _ShrinkingCodec(_LateConfigCodec):
     def __init__(self, *, grow=False, seen=10 ** 12):
         super().__init__(grow=grow, seen=seen)
 
-    def encode_chunk(self, rows):
-        self.seen = 1
+    def encode_chunk(self, rows, state):
+        state.seen = 1
         return rows.tobytes()
 
 
@@ -157,7 +174,7 @@ def test_large_blob_whose_header_changes_size_while_encoding(codec, monkeypatch)
 class _FailingCodec(_LateConfigCodec):
     name = "test-stream-failing"
 
-    def encode_chunk(self, rows):
+    def encode_chunk(self, rows, state):
         if rows[0, 0] == SENTENCES[100, 0]:
             raise ValueError("chunk 100 refuses")
         return rows.tobytes()

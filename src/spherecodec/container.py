@@ -130,29 +130,30 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
         # codecs read the bits in native order: big-endian input must not decode as garbage
         array = array.astype(array.dtype.newbyteorder("="))
     codec.check_dtype(array.dtype)
-    rows = codec.prepare(as_rows(array))
+    rows = codec.transform_rows(as_rows(array))
+    state = codec.prepare(rows)
     out_dtype = codec.decoded_dtype(array.dtype)
     n_rows, dim = rows.shape
     shape = decoded_shape(array.shape, dim)
     chunk_rows = resolve_chunk_rows(chunk_rows, dim, rows.dtype.itemsize)
     starts = list(range(0, n_rows, chunk_rows)) if dim else []
     def encode_chunk(start):
-        payload = codec.encode_chunk(rows[start:start + chunk_rows])
+        payload = codec.encode_chunk(rows[start:start + chunk_rows], state)
         return payload, checksum(payload)
 
     def final_meta():
         # the config once the chunks are coded: a codec may settle parameters while coding
-        return blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
+        return blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows, state)
 
     try:
         placed = _blob_writer(len(starts), rows.nbytes, final_meta)
         if placed is not None:
             writer, guess = placed
             return _write_blob(writer, guess, encode_chunk, starts, min(threads, max(len(starts), 1)),
-                               final_meta, codec)
+                               final_meta, codec, state)
         coded = _map(encode_chunk, starts, threads)
         payloads = [p for p, _ in coded]
-        header = pack_header(final_meta(), codec.shared_bytes(), [len(p) for p in payloads],
+        header = pack_header(final_meta(), codec.shared_bytes(state), [len(p) for p in payloads],
                              [h for _, h in coded])
         blob = join_parts([header] + payloads)
         del coded
@@ -251,7 +252,7 @@ class _Placer:
                 self._cond.notify_all()
 
 
-def _write_blob(writer, guess, encode_chunk, starts, threads, final_meta, codec):
+def _write_blob(writer, guess, encode_chunk, starts, threads, final_meta, codec, state):
     """The blob of a large array: ``threads`` workers (the calling thread one of them) code
     the chunks in turn and copy each payload into place behind ``guess`` bytes left for
     the header as soon as the chunks before it are coded.
@@ -293,7 +294,7 @@ def _write_blob(writer, guess, encode_chunk, starts, threads, final_meta, codec)
         if placer.placed != len(starts):  # every worker returned: nothing may be left behind
             raise RuntimeError(f"{placer.placed} of {len(starts)} chunks placed")
         lengths, checksums, pos = placer.lengths, placer.checksums, placer.end
-        header = pack_header(final_meta(), codec.shared_bytes(), lengths, checksums)
+        header = pack_header(final_meta(), codec.shared_bytes(state), lengths, checksums)
         if len(header) != guess:
             writer.move(guess, len(header), pos - guess)
         writer.write(0, header)
@@ -303,11 +304,12 @@ def _write_blob(writer, guess, encode_chunk, starts, threads, final_meta, codec)
         raise
 
 
-def blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows):
-    """The metadata ``pack_header`` writes for a blob (spherecodec.stream writes the same)."""
+def blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows, state):
+    """The metadata ``pack_header`` writes for a blob coded with ``state`` (spherecodec.stream
+    writes the same)."""
     return {
         "codec": codec.name,
-        "params": codec.get_config(),
+        "params": codec.stored_config(state),
         "dtype": np.dtype(out_dtype).name,
         "shape": [int(x) for x in shape],
         "rows": int(n_rows),
@@ -393,8 +395,8 @@ class Header:
         if n_chunks:
             np.cumsum(self.lengths.astype(np.int64), out=self.offsets[1:])
         self.offsets += self.data_start
-        self.codec = self._make_codec()
-        budget = ALLOCATION_SLACK + self.codec.max_expansion * size
+        self.codec, self.state = self._make_codec()
+        budget = ALLOCATION_SLACK + self.codec.expansion_bound(self.state) * size
         if self.nbytes > budget:
             raise CorruptBlobError(
                 f"header announces {self.nbytes} decoded bytes, more than this {size}-byte blob can hold")
@@ -434,12 +436,12 @@ class Header:
         codec = get_codec(self.meta["codec"]).from_config(self.meta["params"])
         codec.check_dtype(self.dtype)
         try:
-            codec.load_shared(self.shared, self.dtype, self.dim)
+            state = codec.load_shared(self.shared, self.dtype, self.dim)
         except SpherecodecError:
             raise
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise CorruptBlobError(f"shared section of codec {codec.name!r} is invalid: {exc}") from None
-        return codec
+        return codec, state
 
     def chunk(self, i):
         """Payload bytes of chunk ``i`` as a uint8 array, checksum verified."""
@@ -452,7 +454,7 @@ class Header:
         """Decode chunk ``i`` into ``out_rows`` (its rows of the output)."""
         payload = self.chunk(i)
         try:
-            self.codec.decode_chunk(payload, out_rows)
+            self.codec.decode_chunk(payload, out_rows, self.state)
         except SpherecodecError:
             raise
         except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from .codecs import Codec
 from .container import Header, as_rows, decode, encode, make_codec
 from .search import search, search_float
 
@@ -14,7 +15,7 @@ DEFAULT_QUERIES = 100
 
 
 def _codec_specs(codecs):
-    if isinstance(codecs, (str, dict, tuple)) or hasattr(codecs, "encode_chunk"):
+    if isinstance(codecs, (str, dict, tuple, Codec)):
         codecs = [codecs]
     specs = []
     for item in codecs:
@@ -25,7 +26,7 @@ def _codec_specs(codecs):
         elif isinstance(item, dict) and isinstance(item.get("codec"), str):
             params = dict(item)
             specs.append((params.pop("codec"), params))
-        elif hasattr(item, "encode_chunk"):
+        elif isinstance(item, Codec):
             specs.append((item, {}))
         else:
             raise TypeError(f"a codec is a name, (name, params), {{'codec': name, ...}} or a Codec, not {item!r}")

@@ -17,7 +17,9 @@ of the code search are rescored by exact inner products.
 import numba
 import numpy as np
 
-from .container import Header, resolve_threads
+from .codecs import SearchableCodec
+from .container import Header, decode, resolve_threads
+from .errors import CorruptBlobError
 from .kernels import search as _ks
 
 __all__ = ["search"]
@@ -34,25 +36,23 @@ def _positive_int(name, value):
 
 def _gather_codes(header):
     """Codes of every chunk, concatenated (one row per vector)."""
-    codec = header.codec
+    codec, state = header.codec, header.state
     parts = []
     cr = header.chunk_rows
     for i in range(header.n_chunks):
         n_rows = min(cr, header.rows - i * cr)
         try:
-            parts.append(codec.decode_codes_chunk(header.chunk(i), n_rows))
+            parts.append(codec.decode_codes_chunk(header.chunk(i), n_rows, state))
         except (IndexError, TypeError, OverflowError) as exc:
-            from .errors import CorruptBlobError
-
             raise CorruptBlobError(f"chunk {i} does not decode: {exc}") from None
     if not parts:
         return None
     return np.ascontiguousarray(np.concatenate(parts))
 
 
-def _search_affine(codec, codes, queries, kk):
-    w = queries.astype(np.float64) * codec.scale.astype(np.float64)
-    const = queries.astype(np.float64) @ codec.offset.astype(np.float64)
+def _search_affine(codec, state, codes, queries, kk):
+    w = queries.astype(np.float64) * state.scale.astype(np.float64)
+    const = queries.astype(np.float64) @ state.offset.astype(np.float64)
     peak = np.abs(w).max(axis=1)
     step = np.where(peak > 0, peak / 32767.0, 1.0)
     wq = np.rint(w / step[:, None]).astype(np.int16)
@@ -64,25 +64,25 @@ def _search_affine(codec, codes, queries, kk):
     return scores, ids
 
 
-def _search_hamming(codec, codes, queries, kk):
-    qbits = codec.bits(queries)
-    nw = (codec.row_bytes + 7) // 8
+def _search_hamming(codec, state, codes, queries, kk):
+    qbits = codec.codes(queries, state)
+    nw = (qbits.shape[1] + 7) // 8
     words = np.zeros((codes.shape[0], nw * 8), dtype=np.uint8)
     words[:, :codes.shape[1]] = codes
     qwords = np.zeros((queries.shape[0], nw * 8), dtype=np.uint8)
     qwords[:, :qbits.shape[1]] = qbits
     iscores = np.empty((queries.shape[0], kk), dtype=np.int64)
     ids = np.empty((queries.shape[0], kk), dtype=np.int64)
-    _ks.search_hamming(words.view("<u8"), qwords.view("<u8"), codec.dim, iscores, ids)
+    _ks.search_hamming(words.view("<u8"), qwords.view("<u8"), state.dim, iscores, ids)
     scores = iscores.astype(np.float32)
     scores[ids < 0] = -np.inf
     return scores, ids
 
 
-def _search_pq(codec, codes, queries, kk):
-    m, ksub, dsub = codec.codebooks.shape
+def _search_pq(codec, state, codes, queries, kk):
+    m, ksub, dsub = state.codebooks.shape
     qsub = queries.reshape(queries.shape[0], m, dsub)
-    tables = np.ascontiguousarray(np.einsum("qsd,skd->qsk", qsub, codec.codebooks), dtype=np.float32)
+    tables = np.ascontiguousarray(np.einsum("qsd,skd->qsk", qsub, state.codebooks), dtype=np.float32)
     scores = np.empty((queries.shape[0], kk), dtype=np.float32)
     ids = np.empty((queries.shape[0], kk), dtype=np.int64)
     _ks.search_pq(codes, tables, scores, ids)
@@ -104,9 +104,11 @@ def search_float(vectors, queries, k):
     return scores, ids
 
 
-def _decode_float(header):
-    from .container import decode
+#: how each ``SearchableCodec.search_kind`` scores its codes
+_SCORERS = {"affine": _search_affine, "hamming": _search_hamming, "pq": _search_pq}
 
+
+def _decode_float(header):
     return decode(header.blob, threads=1).reshape(header.rows, header.dim).astype(np.float32, copy=False)
 
 
@@ -164,14 +166,13 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        kind = getattr(header.codec, "search_kind", None)
+        codec = header.codec
+        kind = codec.search_kind if isinstance(codec, SearchableCodec) else None
         if header.rows == 0 or header.dim == 0:
             scores = np.full((q.shape[0], kk), -np.inf, dtype=np.float32)
             ids = np.full((q.shape[0], kk), -1, dtype=np.int64)
-        elif kind in ("affine", "hamming", "pq"):
-            codes = _gather_codes(header)
-            fn = {"affine": _search_affine, "hamming": _search_hamming, "pq": _search_pq}[kind]
-            scores, ids = fn(header.codec, codes, q, kk)
+        elif kind in _SCORERS:
+            scores, ids = _SCORERS[kind](codec, header.state, _gather_codes(header), q, kk)
         else:
             scores, ids = search_float(_decode_float(header), q, kk)
         if vectors is not None:

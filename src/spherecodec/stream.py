@@ -192,12 +192,15 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
     codec.check_dtype(array.dtype)
     native = _native(array.dtype)
     rows = _row_view(array)
-    if type(codec).prepare is not Codec.prepare:
+    if type(codec).prepare is not Codec.prepare or type(codec).transform_rows is not Codec.transform_rows:
         # the codec may fit something on all rows: give it them at once, as encode does. For
         # C-ordered native input (any .npy we write) this is a view of the memory map, so a
         # prepare that fits nothing (exact level 1) reads nothing; the pages it did read go back
-        rows = codec.prepare(np.ascontiguousarray(rows, dtype=native))
+        rows = codec.transform_rows(np.ascontiguousarray(rows, dtype=native))
+        state = codec.prepare(rows)
         release(0, None)
+    else:
+        state = codec.prepare(rows)
     out_dtype = codec.decoded_dtype(native)
     n_rows, dim = rows.shape
     shape = decoded_shape(array.shape, dim)
@@ -208,8 +211,8 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
     sums = np.zeros(n_chunks, dtype=np.uint64)
     # reserve the header as it stands now; a codec may know its final config and shared
     # section only after the last chunk, which is handled below
-    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
-    reserved = len(container.pack_header(meta, codec.shared_bytes(), lengths, sums))
+    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows, state)
+    reserved = len(container.pack_header(meta, codec.shared_bytes(state), lengths, sums))
     f.seek(reserved)
     tasks, window = _tasks(n_chunks, chunk_rows, dim, itemsize, threads)
     row_dtype = _native(rows.dtype)
@@ -218,7 +221,7 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
         out = []
         for i in range(*task):
             block = np.ascontiguousarray(rows[i * chunk_rows:(i + 1) * chunk_rows], dtype=row_dtype)
-            payload = memoryview(codec.encode_chunk(block)).cast("B")
+            payload = memoryview(codec.encode_chunk(block, state)).cast("B")
             out.append((payload, container.checksum(payload)))
         return task, out
 
@@ -234,8 +237,8 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
             release(lo, hi)
             if bar is not None:
                 bar.update((hi - lo) * dim * itemsize)
-    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows)
-    header = container.pack_header(meta, codec.shared_bytes(), lengths, sums)
+    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows, state)
+    header = container.pack_header(meta, codec.shared_bytes(state), lengths, sums)
     if len(header) != reserved:
         _shift(f, reserved, reserved + data_size, len(header) - reserved)
     f.seek(0)

@@ -2,13 +2,42 @@
 
 The container (``spherecodec.container``) cuts a 2-D array of rows into row chunks and asks
 the codec to code each chunk on its own; a codec never sees the container's bytes.
+
+A codec object holds its configuration and nothing else: what it fits on an array (scales,
+codebooks, a predictor) is a separate *state* object that ``prepare`` returns and that every
+later call takes explicitly. Encoding never changes the codec (``get_config()``, equality,
+hash), so one object may code any number of arrays, from any number of threads.
+
+One encode::
+
+    rows = codec.transform_rows(rows)       # whole array, once (dive: the reduction)
+    state = codec.prepare(rows)             # whole array, once: fit; NO_STATE if nothing to fit
+    payload = codec.encode_chunk(chunk, state)          # per chunk, any thread
+    params = codec.stored_config(state)     # the blob's "params"
+    shared = codec.shared_bytes(state)      # the blob's shared section
+
+One decode::
+
+    codec = get_codec(name).from_config(params)
+    state = codec.load_shared(shared, dtype, dim)
+    codec.decode_chunk(payload, out, state)             # per chunk, any thread
 """
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import CorruptBlobError, UnsupportedError
+
+
+@dataclass(frozen=True)
+class NoState:
+    """The state of a codec that fits nothing (``NO_STATE``, its only instance)."""
+
+
+#: what ``prepare`` and ``load_shared`` return for a codec with nothing to fit
+NO_STATE = NoState()
 
 
 class Codec:
@@ -17,14 +46,19 @@ class Codec:
     Subclasses set ``name`` (the registry key, stored in every blob) and implement
     ``encode_chunk`` and ``decode_chunk``. Parameters are keyword arguments checked in
     ``__init__``; ``get_config()`` returns them as JSON-able values and
-    ``from_config(get_config())`` rebuilds an equal codec.
+    ``from_config(get_config())`` rebuilds an equal codec. The object holds only that
+    configuration: state fitted on data lives in the object ``prepare`` returns.
     """
 
     name = None
     #: dtypes the codec accepts (numpy dtype names)
     dtypes = ("float32",)
-    #: upper bound of decoded bytes per payload byte; the container rejects blobs beyond it
+    #: upper bound of decoded bytes per payload byte (``expansion_bound`` may refine it
+    #: with the state); the container rejects blobs beyond it
     max_expansion = 64.0
+    #: True when a state fitted on one array codes any other array its ``check_rows``
+    #: accepts (``spherecodec.fit`` fits such codecs once for many arrays)
+    reusable_state = False
 
     def __init__(self, **params):
         if params:
@@ -42,6 +76,11 @@ class Codec:
             return cls(**config)
         except (TypeError, ValueError) as exc:
             raise UnsupportedError(f"bad parameters for codec {cls.name!r}: {exc}") from None
+
+    def stored_config(self, state):
+        """The parameters a blob coded with ``state`` records: ``get_config()`` with what
+        fitting settled (pq: the number of subspaces it chose)."""
+        return self.get_config()
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()
@@ -65,33 +104,126 @@ class Codec:
         """dtype that decode returns for an input of ``dtype``."""
         return np.dtype(dtype)
 
-    def prepare(self, rows):
-        """Called once on the whole 2-D array before chunking (fit models, transform).
-
-        Returns the 2-D array whose chunks are passed to ``encode_chunk``; its second
-        dimension is the decoded row length.
-        """
+    def transform_rows(self, rows):
+        """The 2-D array whose chunks are coded, made once from the whole array (C-contiguous
+        native rows); its second dimension is the decoded row length. Default: ``rows``."""
         return rows
 
-    def shared_bytes(self):
-        """Bytes stored once per blob (fitted scales, codebooks); ``b""`` if none."""
+    def prepare(self, rows):
+        """Fit the per-blob state on ``transform_rows``'s whole output, once, and return it.
+
+        The state is immutable once returned (caches a kernel fills are allowed); a codec
+        with nothing to fit returns ``NO_STATE`` (the default).
+        """
+        return NO_STATE
+
+    def check_rows(self, rows, state):
+        """Raise ValueError unless ``rows`` may be coded with ``state`` fitted on other rows
+        (``spherecodec.fit``'s reuse). Default: any rows."""
+
+    def shared_bytes(self, state):
+        """Bytes stored once per blob for ``state`` (fitted scales, codebooks); ``b""`` if none.
+
+        May drop what the state kept only for encoding (the exact model's context cache).
+        """
         return b""
 
     def load_shared(self, data, dtype, dim):
-        """Restore the state that ``shared_bytes`` wrote; ``data`` is a uint8 array."""
-        if data.size:
-            from ..errors import CorruptBlobError
+        """The state that ``shared_bytes`` wrote; ``data`` is a uint8 array.
 
+        Raises CorruptBlobError (or a subclass) on any inconsistency.
+        """
+        if data.size:
             raise CorruptBlobError(f"codec {self.name!r} stores no shared section")
+        return NO_STATE
+
+    def expansion_bound(self, state):
+        """Upper bound of decoded bytes per payload byte in a blob with ``state``."""
+        return self.max_expansion
 
     # -- per chunk -------------------------------------------------------------------
-    def encode_chunk(self, rows):
-        """Encode a C-contiguous 2-D block of rows; return bytes."""
+    def encode_chunk(self, rows, state):
+        """Encode a C-contiguous 2-D block of rows with ``state``; return its payload.
+
+        The payload is ``bytes`` or a 1-D C-contiguous uint8 array, and the caller owns it:
+        the codec keeps no reference and never writes it again. It may be (a view of) a
+        buffer from ``scratch.take_buffer``, which the caller may give back with
+        ``scratch.recycle`` once it has copied the bytes (the container does, once the
+        payload is in the blob); it is never per-thread ``scratch.scratch`` memory.
+        """
         raise NotImplementedError
 
-    def decode_chunk(self, payload, out):
-        """Decode ``payload`` (uint8 array) into ``out``, a C-contiguous 2-D block.
+    def decode_chunk(self, payload, out, state):
+        """Decode ``payload`` (uint8 array) into ``out``, a C-contiguous 2-D block, with the
+        ``state`` that ``load_shared`` returned.
 
         Raises CorruptBlobError (or a subclass) on any inconsistency.
         """
         raise NotImplementedError
+
+
+class SearchableCodec(Codec):
+    """A codec whose codes ``spherecodec.search`` scores without decoding them to floats.
+
+    ``search_kind`` names how the codes are scored, and so what the state provides:
+
+    * ``"affine"``: codes ``c`` stand for ``state.offset + state.scale * c`` (float32 arrays
+      of ``dim``); ``decode_codes_chunk`` gives uint8 codes ``(n_rows, dim)``.
+    * ``"hamming"``: codes are bits packed LSB first, ``(n_rows, ceil(state.dim / 8))``;
+      ``codes(queries, state)`` gives the queries' bits, scored by Hamming distance.
+    * ``"pq"``: codes index ``state.codebooks`` (float32 ``(m, ksub, dsub)``), uint8
+      ``(n_rows, m)``.
+    """
+
+    search_kind = None
+
+    def codes(self, rows, state):
+        """Codes of float32 ``rows`` under ``state``, as ``decode_codes_chunk`` returns them."""
+        raise NotImplementedError
+
+    def decode_codes_chunk(self, payload, n_rows, state):
+        """Codes of a chunk of ``n_rows`` rows, validated, without decoding values.
+
+        Raises CorruptBlobError (or a subclass) on any inconsistency.
+        """
+        raise NotImplementedError
+
+
+class DelegatingCodec(Codec):
+    """A codec that codes with another codec, ``self.inner``: every hook forwards to it
+    (dive adds its reduction, ``spherecodec.fit``'s codec a state fitted once)."""
+
+    inner = None
+
+    def check_dtype(self, dtype):
+        self.inner.check_dtype(dtype)
+
+    def decoded_dtype(self, dtype):
+        return self.inner.decoded_dtype(dtype)
+
+    def transform_rows(self, rows):
+        return self.inner.transform_rows(rows)
+
+    def prepare(self, rows):
+        return self.inner.prepare(rows)
+
+    def check_rows(self, rows, state):
+        self.inner.check_rows(rows, state)
+
+    def stored_config(self, state):
+        return self.inner.stored_config(state)
+
+    def shared_bytes(self, state):
+        return self.inner.shared_bytes(state)
+
+    def load_shared(self, data, dtype, dim):
+        return self.inner.load_shared(data, dtype, dim)
+
+    def expansion_bound(self, state):
+        return self.inner.expansion_bound(state)
+
+    def encode_chunk(self, rows, state):
+        return self.inner.encode_chunk(rows, state)
+
+    def decode_chunk(self, payload, out, state):
+        self.inner.decode_chunk(payload, out, state)

@@ -10,14 +10,14 @@ codec's. Decoding needs no adapter (nor torch): it returns the reduced rows, and
 import re
 
 from ..errors import CorruptBlobError
-from . import get_codec, register_codec
-from .base import Codec
+from .registry import get_codec, register_codec
+from .base import Codec, DelegatingCodec
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @register_codec
-class DiveCodec(Codec):
+class DiveCodec(DelegatingCodec):
     """DIVE reduction composed with any other registered codec.
 
     Parameters
@@ -82,30 +82,21 @@ class DiveCodec(Codec):
                 "then": self.then, "then_config": self.inner.get_config()}
 
     def check_dtype(self, dtype):
-        super().check_dtype(dtype)
+        Codec.check_dtype(self, dtype)
         self.inner.check_dtype(dtype)
 
-    def decoded_dtype(self, dtype):
-        return self.inner.decoded_dtype(dtype)
-
-    def prepare(self, rows):
+    def transform_rows(self, rows):
         if self.adapter is None:
             raise ValueError("codec 'dive' needs adapter=DiveAdapter(...) to encode")
         if rows.shape[1] != self.dim_in:
             raise ValueError(f"rows have {rows.shape[1]} dimensions; the adapter takes {self.dim_in}")
         reduced = self.adapter.transform(rows) if rows.shape[0] else rows[:, :self.dim_out].copy()
-        return self.inner.prepare(reduced)
+        return self.inner.transform_rows(reduced)
 
-    def shared_bytes(self):
-        return self.inner.shared_bytes()
+    def stored_config(self, state):
+        return {**self.get_config(), "then_config": self.inner.stored_config(state)}
 
     def load_shared(self, data, dtype, dim):
         if dim != self.dim_out:
             raise CorruptBlobError(f"blob rows have {dim} dimensions, the adapter made {self.dim_out}")
-        self.inner.load_shared(data, dtype, dim)
-
-    def encode_chunk(self, rows):
-        return self.inner.encode_chunk(rows)
-
-    def decode_chunk(self, payload, out):
-        self.inner.decode_chunk(payload, out)
+        return self.inner.load_shared(data, dtype, dim)

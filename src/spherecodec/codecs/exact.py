@@ -1,5 +1,7 @@
 """The bit-exact codec: sign + exponent + top mantissa bits entropy-coded, low bits raw."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import entropy
@@ -8,8 +10,10 @@ from ..kernels import rans_simd
 from ..kernels.bits import merge_low_bits, pack_and_count, raw_size
 from ..kernels.exact import encode_float32_chunk
 from ..scratch import recycle, take_buffer
-from . import register_codec
-from .base import Codec
+from .registry import register_codec
+from .base import NO_STATE, Codec
+from .exact_models import MAX_LEVEL, Model
+from .sphere import decode_residual_chunk, encode_residual_chunk
 
 # per dtype: unsigned view type, bits in sign + exponent, default top mantissa bits in symbol
 _LAYOUT = {
@@ -24,6 +28,16 @@ MODE_STORED = 1
 MODE_MODELLED = 2  # levels >= 2: context-modelled chunk (codecs/exact_models.py)
 MODE_SPHERICAL = 3  # transform="spherical"/"auto": angles + exact residual (codecs/sphere.py)
 TRANSFORMS = ("none", "spherical", "auto")
+
+
+@dataclass(frozen=True)
+class ExactState:
+    """The exact codec's state at levels >= 2: the fitted model (``exact_models.Model``).
+
+    Without a model (level 1, or no model paid on the array) the state is ``NO_STATE``.
+    """
+
+    model: Model
 
 
 @register_codec
@@ -60,14 +74,11 @@ class ExactCodec(Codec):
         if transform is not None and transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS} or None, not {transform!r}")
         self.transform = "none" if transform is None else transform
-        from .exact_models import MAX_LEVEL
-
         if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not 1 <= level <= MAX_LEVEL:
             raise ValueError(f"level must be an integer from 1 to {MAX_LEVEL}, not {level!r}")
         if level > 1 and mantissa_bits not in (None, 3):
             raise ValueError("mantissa_bits applies to level 1 only (levels >= 2 use 3)")
         self.level = int(level)
-        self._model = None
         if entropy not in entropy_backends():
             raise ValueError(f"entropy must be 'numba' or 'constriction', not {entropy!r}")
         if mantissa_bits is not None:
@@ -107,36 +118,48 @@ class ExactCodec(Codec):
 
     def prepare(self, rows):
         if self.level > 1:
-            from .exact_models import Model
+            model = Model.fit(rows, self.level)
+            if model is not None:
+                return ExactState(model)
+        return NO_STATE
 
-            self._model = Model.fit(rows, self.level)
-        return rows
-
-    def shared_bytes(self):
-        if self.level == 1 or self._model is None:
+    def shared_bytes(self, state):
+        if self.level == 1 or state is NO_STATE:
             return b""
-        # the container asks once the chunks are coded: the encoder's cache of the array's
-        # contexts is no longer needed, and must not keep the array alive with the codec
-        self._model.release_cache()
-        return self._model.to_bytes()
+        # asked for the header, once the chunks are coded (or before, by the streaming
+        # writer): the encoder's cache of the array's contexts is not needed for it, and
+        # must not keep the array alive with the state
+        state.model.release_cache()
+        return state.model.to_bytes()
 
     def load_shared(self, data, dtype, dim):
-        if self.level == 1:
+        if self.level == 1 or not data.size:
             return super().load_shared(data, dtype, dim)
-        from .exact_models import Model
+        return ExactState(Model.from_bytes(data, self.level, dim))
 
-        self._model = Model.from_bytes(data, self.level, dim) if data.size else None
+    def encode_chunk(self, rows, state):
+        if self.transform != "none" and rows.dtype == np.float32 and rows.shape[1] >= 2:
+            return self._encode_chunk_spherical(rows, state)
+        return self._encode_chunk_plain(rows, state)
 
-    def encode_chunk(self, rows):
-        if self.transform != "none" and rows.dtype == np.float32:
-            from .sphere import encode_exact_spherical
+    def _encode_chunk_spherical(self, rows, state):
+        """The sphere codes plus the exact residual (``sphere.encode_residual_chunk``);
+        with ``transform="auto"`` the smaller of that and the plain chunk."""
+        payload = encode_residual_chunk(rows, MODE_SPHERICAL)
+        # the exact codec promises at most max_expansion decoded bytes per blob byte, and
+        # never more than 1 + nbytes per chunk: beyond either, the plain chunk is taken
+        fits = self.max_expansion * payload.size >= rows.nbytes and payload.size <= 1 + rows.nbytes
+        if self.transform == "auto" or not fits:
+            plain = self._encode_chunk_plain(rows, state)
+            if len(plain) <= payload.size or not fits:
+                recycle([payload])
+                return plain
+            recycle([plain])
+        return payload
 
-            return encode_exact_spherical(self, rows, MODE_SPHERICAL)
-        return self._encode_chunk_plain(rows)
-
-    def _encode_chunk_plain(self, rows):
-        if self._model is not None and rows.dtype == np.float32:
-            payload = self._model.encode_chunk(rows, MODE_MODELLED)
+    def _encode_chunk_plain(self, rows, state):
+        if state is not NO_STATE and rows.dtype == np.float32:
+            payload = state.model.encode_chunk(rows, MODE_MODELLED)
             if payload is not None and payload.size <= 1 + rows.nbytes:
                 return payload
         utype, symbol_bits, raw_bits = self._layout(rows.dtype)
@@ -166,7 +189,7 @@ class ExactCodec(Codec):
             end = 1 + values.nbytes
         return out[:end]
 
-    def decode_chunk(self, payload, out):
+    def decode_chunk(self, payload, out, state):
         utype, symbol_bits, raw_bits = self._layout(out.dtype)
         values = out.reshape(-1).view(utype)
         if payload.size < 1:
@@ -178,13 +201,11 @@ class ExactCodec(Codec):
             values[:] = payload[1:].view(np.dtype(utype).newbyteorder("<"))
             return
         if mode == MODE_SPHERICAL and self.transform != "none":
-            from .sphere import decode_exact_spherical
-
-            return decode_exact_spherical(payload, out)
+            return decode_residual_chunk(payload, out)
         if mode == MODE_MODELLED and self.level > 1:
-            if self._model is None:
+            if state is NO_STATE:
                 raise CorruptBlobError("context-modelled chunk in a blob without a model")
-            return self._model.decode_chunk(payload, out)
+            return state.model.decode_chunk(payload, out)
         if mode != MODE_CODED:
             raise CorruptBlobError(f"unknown chunk mode {mode}")
         nraw = raw_size(values.size, raw_bits)

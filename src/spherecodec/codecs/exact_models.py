@@ -426,6 +426,9 @@ def _cost(counts):
 
 
 def _slot_tables(freq, precision):
+    """The decoder's slot tables of ``freq`` (contexts x alphabet), laid out as
+    ``kernels.rans.read_table`` builds them: context ``c`` owns slots ``c * 2**precision``
+    onwards, each symbol's in increasing symbol order."""
     size = 1 << precision
     slot_table = np.zeros(freq.shape[0] * size, dtype=np.uint32)
     slot_symbol = np.zeros(freq.shape[0] * size, dtype=np.uint16)
@@ -433,7 +436,7 @@ def _slot_tables(freq, precision):
         at = c * size
         for s in np.flatnonzero(freq[c]):
             f = int(freq[c, s])
-            slot_table[c, at:at + f] = f | (np.arange(f, dtype=np.uint32) << 16)
-            slot_symbol[c, at:at + f] = s
+            slot_table[at:at + f] = f | (np.arange(f, dtype=np.uint32) << 16)
+            slot_symbol[at:at + f] = s
             at += f
     return slot_table, slot_symbol

@@ -10,13 +10,17 @@ Chunk payload: ``u8 mode`` then the codes packed ``nbits`` bits each, LSB first 
 or one rANS stream of the codes (mode 1, with ``entropy=True`` when smaller).
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import CorruptBlobError
 from ..kernels import kmeans as _km
 from ..kernels import quant as _kq
-from . import register_codec
-from .quant import MIN_BITS_PER_SYMBOL, MODE_RAW, QuantCodec, _check_bool, decode_symbols, encode_symbols
+from ..kernels.bits import pack_low_bits
+from .registry import register_codec
+from .quant import MIN_BITS_PER_SYMBOL, MODE_RAW, CodesCodec, decode_symbols, encode_symbols
+
 
 def _check_int(name, value, lo, hi, allow_none=False):
     if value is None and allow_none:
@@ -28,15 +32,37 @@ def _check_int(name, value, lo, hi, allow_none=False):
     return int(value)
 
 
+@dataclass(frozen=True, eq=False)
+class PQState:
+    """pq state: the float32 ``codebooks`` (m subspaces x ksub codewords x dsub values)."""
+
+    codebooks: np.ndarray
+
+    @property
+    def m(self):
+        """Subspaces."""
+        return self.codebooks.shape[0]
+
+    @property
+    def dsub(self):
+        """Values per subspace."""
+        return self.codebooks.shape[2]
+
+    @property
+    def dim(self):
+        """Values per row."""
+        return self.m * self.dsub
+
+
 @register_codec
-class PQCodec(QuantCodec):
+class PQCodec(CodesCodec):
     """Product quantization (``dim * 32 / (m * nbits)`` x), searched with distance tables.
 
     Parameters
     ----------
     m : int or None
         Number of subspaces; must divide the dimension. None: ``dim // 8`` (8 values per
-        subspace).
+        subspace), recorded in the blob's parameters once chosen.
     nbits : int
         Bits per code, 1 to 8 (``2**nbits`` codewords per subspace).
     niter : int
@@ -60,11 +86,13 @@ class PQCodec(QuantCodec):
         self.niter = _check_int("niter", niter, 0, 10_000)
         self.seed = _check_int("seed", seed, 0, (1 << 63) - 1)
         self.max_train = _check_int("max_train", max_train, 1, 1 << 40, allow_none=True)
-        self.codebooks = None
 
     def get_config(self):
         return {"m": self.m, "nbits": self.nbits, "niter": self.niter, "seed": self.seed,
                 "max_train": self.max_train, "entropy": self.entropy}
+
+    def stored_config(self, state):
+        return {**self.get_config(), "m": state.m}
 
     @property
     def ksub(self):
@@ -93,21 +121,16 @@ class PQCodec(QuantCodec):
         init_ids = np.stack([rng.choice(n, k, replace=False) for _ in range(m)]).astype(np.int64)
         codebooks = np.empty((m, k, dim // m), dtype=np.float32)
         _km.train_subspaces(np.ascontiguousarray(rows), init_ids, self.niter, codebooks)
-        self.m = m
-        self._set_state(codebooks)
+        return PQState(codebooks)
 
-    def _set_state(self, codebooks):
-        self.codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
-        m, k, dsub = self.codebooks.shape
-        self.dim = m * dsub
+    def expansion_bound(self, state):
         if self.entropy:
             # one coded symbol per code of dsub values, >= MIN_BITS_PER_SYMBOL each
-            self.max_expansion = 32.0 * dsub / MIN_BITS_PER_SYMBOL
-        else:
-            self.max_expansion = 32.0 * dsub / self.nbits
+            return 32.0 * state.dsub / MIN_BITS_PER_SYMBOL
+        return 32.0 * state.dsub / self.nbits
 
-    def shared_bytes(self):
-        return self.codebooks.astype("<f4").tobytes()
+    def shared_bytes(self, state):
+        return state.codebooks.astype("<f4").tobytes()
 
     def load_shared(self, data, dtype, dim):
         self._check_dim(dim)
@@ -121,34 +144,31 @@ class PQCodec(QuantCodec):
         codebooks = data.view("<f4").astype(np.float32).reshape(self.m, self.ksub, dim // self.m)
         if not np.isfinite(codebooks).all():
             raise CorruptBlobError("codebooks hold non-finite values")
-        self._set_state(codebooks)
+        return PQState(np.ascontiguousarray(codebooks))
 
-    def codes(self, rows):
-        """PQ codes, uint8 ``(n, m)``, of ``rows`` under the fitted codebooks."""
-        rows = self._check_rows(rows)
-        codes = np.empty((rows.shape[0], self.m), dtype=np.uint8)
+    def _code_width(self, state):
+        return state.m
+
+    def _code_rows(self, rows, state, out):
         # serial: the container already runs chunks in threads, and Numba's parallel
         # kernels must not be entered from several threads at once
-        if _km.pq_encode(rows, self.codebooks, codes):
-            raise ValueError("codec 'pq' cannot code NaN or infinite values")
-        return codes
+        return _km.pq_encode(rows, state.codebooks, out)
 
     def _raw_size(self, n_codes):
         return (n_codes * self.nbits + 7) // 8
 
-    def encode_chunk(self, rows):
-        codes = self.codes(rows)
+    def encode_chunk(self, rows, state):
+        codes = self.codes(rows, state)
         flat = codes.reshape(-1)
         if self.nbits == 8:
             raw = flat
         else:
             raw = np.empty(self._raw_size(flat.size), dtype=np.uint8)
-            _kq.pack_codes(flat, self.nbits, raw)
+            pack_low_bits(flat, self.nbits, raw)  # one bit plane of nbits < 8: LSB first
         return encode_symbols(flat, max(2, self.ksub), raw, self.entropy)
 
-    def decode_codes_chunk(self, payload, n_rows):
-        """PQ codes of a chunk, uint8 ``(n_rows, m)``, validated, without decoding values."""
-        n = n_rows * self.m
+    def decode_codes_chunk(self, payload, n_rows, state):
+        n = n_rows * state.m
         mode, data = decode_symbols(payload, n, max(2, self.ksub), self._raw_size(n), self.entropy)
         if mode == MODE_RAW and self.nbits < 8:
             codes = np.empty(n, dtype=np.uint8)
@@ -158,9 +178,9 @@ class PQCodec(QuantCodec):
             codes = data
         if self.nbits == 1 and n and codes.max() > 1:
             raise CorruptBlobError("code outside the codebook")
-        return codes.reshape(n_rows, self.m)
+        return codes.reshape(n_rows, state.m)
 
-    def decode_chunk(self, payload, out):
-        codes = self.decode_codes_chunk(payload, out.shape[0])
-        if _km.pq_decode(codes, self.codebooks, out):
+    def decode_chunk(self, payload, out, state):
+        codes = self.decode_codes_chunk(payload, out.shape[0], state)
+        if _km.pq_decode(codes, state.codebooks, out):
             raise CorruptBlobError("code outside the codebook")

@@ -1,8 +1,8 @@
 """Lossy scalar quantization codecs: fp16, bf16, int8, int4 and binary (sign bits).
 
-Every codec decodes to float32. int8, int4 and binary keep per-dimension state fitted on
-the data (``prepare`` fits unless the object is already fitted; ``fit(sample)`` fits once and
-``encode(batch)`` reuses the state); the state travels in the blob's shared section.
+Every codec decodes to float32. int8, int4 and binary fit per-dimension state on the data
+(``prepare`` returns it: ``AffineState``, ``BinaryState``; ``spherecodec.fit`` fits it once
+for many batches); the state travels in the blob's shared section.
 
 Chunk payload: ``u8 mode`` then the codes, raw (mode 0) or entropy-coded (mode 1) with the
 rANS streams of ``spherecodec.entropy``. With ``entropy=True`` each chunk takes whichever of
@@ -17,14 +17,16 @@ Error bounds (``x`` an input value, ``y`` its decoded value; see docs/quantizati
 * binary: ``y`` is the mean of the fitted sample's values on the same side of the threshold.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import entropy as _entropy
 from ..errors import CorruptBlobError, UnsupportedError
 from ..kernels import quant as _k
 from ..kernels.bits import merge_low_bits, pack_low_bits, raw_size
-from . import register_codec
-from .base import Codec
+from .registry import register_codec
+from .base import NO_STATE, Codec, SearchableCodec
 
 MODE_RAW = 0
 MODE_CODED = 1
@@ -80,18 +82,15 @@ def decode_symbols(payload, n_symbols, alphabet, raw_size_bytes, use_entropy):
 
 
 class QuantCodec(Codec):
-    """Shared behaviour of the lossy codecs: float32 output, fitting, ``encode(batch)``.
-
-    ``search_kind`` tells ``spherecodec.search`` how to score the codes that
-    ``decode_codes_chunk`` returns ("affine", "hamming", "pq"; None: decode to float).
-    """
+    """Shared behaviour of the lossy codecs: float32 output, a state fitted by ``prepare``
+    that ``spherecodec.fit`` may reuse for other arrays of the same width."""
 
     dtypes = ("float32",)
-    search_kind = None
+    #: ``spherecodec.fit`` accepts these codecs: their state codes any array of its width
+    reusable_state = True
 
     def __init__(self, *, entropy=False):
         self.entropy = _check_bool("entropy", entropy)
-        self.dim = None
 
     def get_config(self):
         return {"entropy": self.entropy}
@@ -100,29 +99,22 @@ class QuantCodec(Codec):
         return np.dtype(np.float32)
 
     # -- fitting ---------------------------------------------------------------------
-    @property
-    def fitted(self):
-        """True once the per-blob state (scales, codebooks) is set."""
-        return self.dim is not None
+    def prepare(self, rows):
+        if rows.shape[0] == 0:
+            raise ValueError(f"codec {self.name!r} cannot fit on an empty array; fit it first")
+        return self._fit(rows)
 
     def _fit(self, rows):
-        self.dim = rows.shape[1]
+        """The state fitted on ``rows`` (2-D float32, at least one row)."""
+        raise NotImplementedError
 
-    def fit(self, sample):
-        """Fit the codec's state on ``sample`` (2-D float32 rows); returns ``self``."""
-        rows = self._check_rows(sample)
-        if rows.shape[0] == 0:
-            raise ValueError("cannot fit on an empty sample")
-        self._fit(rows)
-        return self
+    def check_rows(self, rows, state):
+        dim = state.dim
+        if rows.shape[1] != dim:
+            raise ValueError(f"codec was fitted on {dim}-dimensional rows, got {rows.shape[1]}")
 
-    def encode(self, batch, *, threads=None, chunk_rows=None):
-        """Code ``batch`` with this codec's state (fitting it first if not fitted)."""
-        from ..container import encode as _encode
-
-        return _encode(batch, self, threads=threads, chunk_rows=chunk_rows)
-
-    def _check_rows(self, rows):
+    def _check_rows(self, rows, state):
+        """``rows`` as C-contiguous 2-D float32 rows of the state's width."""
         rows = np.asarray(rows)
         if rows.dtype != np.float32:
             raise TypeError(f"codec {self.name!r} takes float32 arrays, not {rows.dtype}")
@@ -131,16 +123,7 @@ class QuantCodec(Codec):
         if rows.ndim != 2:
             rows = rows.reshape(-1, rows.shape[-1])
         rows = np.ascontiguousarray(rows)
-        if self.dim is not None and rows.shape[1] != self.dim:
-            raise ValueError(f"codec was fitted on {self.dim}-dimensional rows, got {rows.shape[1]}")
-        return rows
-
-    def prepare(self, rows):
-        rows = self._check_rows(rows)
-        if not self.fitted:
-            if rows.shape[0] == 0:
-                raise ValueError(f"codec {self.name!r} cannot fit on an empty array; fit it first")
-            self._fit(rows)
+        self.check_rows(rows, state)
         return rows
 
     def _check_dim(self, dim):
@@ -148,10 +131,38 @@ class QuantCodec(Codec):
             raise CorruptBlobError(f"bad dimension {dim!r}")
 
 
+class CodesCodec(QuantCodec, SearchableCodec):
+    """A lossy codec that codes each row as uint8 codes (int8, int4, binary, pq), searched
+    on them: ``codes`` runs the subclass's ``_code_rows`` kernel on checked rows."""
+
+    def _code_width(self, state):
+        """Codes per row (uint8 columns of ``codes``)."""
+        raise NotImplementedError
+
+    def _code_rows(self, rows, state, out):
+        """Fill ``out`` with the codes of ``rows``; true when a value is NaN or infinite."""
+        raise NotImplementedError
+
+    def codes(self, rows, state):
+        rows = self._check_rows(rows, state)
+        out = np.empty((rows.shape[0], self._code_width(state)), dtype=np.uint8)
+        if self._code_rows(rows, state, out):
+            raise ValueError(f"codec {self.name!r} cannot code NaN or infinite values")
+        return out
+
+
 # ----------------------------------------------------------------------------------
 # 16-bit floats
 # ----------------------------------------------------------------------------------
 class _Float16Base(QuantCodec):
+    """A 16-bit float per value; nothing fitted (the state is ``NO_STATE``, any width).
+
+    Parameters
+    ----------
+    entropy : bool
+        Entropy-code the sign, exponent and top 3 mantissa bits of each value (rANS).
+    """
+
     #: bits of each 16-bit value that form the entropy-coded symbol (sign, exponent and
     #: the top 3 mantissa bits, as the exact codec); the rest are stored raw
     symbol_bits = None
@@ -162,13 +173,11 @@ class _Float16Base(QuantCodec):
         # raw: 2 payload bytes per 4 decoded; coded: >= raw_bits payload bits per 32 decoded
         self.max_expansion = 32.0 / raw_bits if self.entropy else 2.0
 
-    @property
-    def fitted(self):
-        # nothing to fit: always ready, for rows of any width
-        return True
+    def prepare(self, rows):
+        return NO_STATE
 
-    def _fit(self, rows):
-        pass
+    def check_rows(self, rows, state):
+        pass  # nothing fitted: rows of any width
 
     def _to_u16(self, rows):
         raise NotImplementedError
@@ -176,7 +185,7 @@ class _Float16Base(QuantCodec):
     def _from_u16(self, half, out):
         raise NotImplementedError
 
-    def encode_chunk(self, rows):
+    def encode_chunk(self, rows, state):
         half = self._to_u16(rows).reshape(-1)
         raw_bits = 16 - self.symbol_bits
         raw = half.astype("<u2", copy=False)
@@ -194,7 +203,7 @@ class _Float16Base(QuantCodec):
         out[1:] = raw.view(np.uint8)
         return out
 
-    def decode_chunk(self, payload, out):
+    def decode_chunk(self, payload, out, state):
         n = out.size
         if payload.size < 1:
             raise CorruptBlobError("empty chunk")
@@ -223,12 +232,7 @@ class Float16Codec(_Float16Base):
     """IEEE half precision (2x): round to nearest even, relative error <= 2**-11.
 
     Finite inputs beyond half's range (|x| >= 65520) raise ValueError rather than turn
-    into infinities; infinities and NaNs pass through.
-
-    Parameters
-    ----------
-    entropy : bool
-        Entropy-code the sign, exponent and top 3 mantissa bits of each value (rANS).
+    into infinities; infinities and NaNs pass through. Parameters: see ``_Float16Base``.
     """
 
     name = "fp16"
@@ -249,12 +253,8 @@ class Float16Codec(_Float16Base):
 class BFloat16Codec(_Float16Base):
     """bfloat16 (2x): the top 16 bits of float32, rounded to nearest even.
 
-    Keeps float32's exponent range; relative error <= 2**-8. NaNs stay NaNs.
-
-    Parameters
-    ----------
-    entropy : bool
-        Entropy-code the sign, exponent and top 3 mantissa bits of each value (rANS).
+    Keeps float32's exponent range; relative error <= 2**-8. NaNs stay NaNs. Parameters:
+    see ``_Float16Base``.
     """
 
     name = "bf16"
@@ -272,7 +272,30 @@ class BFloat16Codec(_Float16Base):
 # ----------------------------------------------------------------------------------
 # int8 / int4
 # ----------------------------------------------------------------------------------
-class _AffineCodec(QuantCodec):
+@dataclass(frozen=True, eq=False)
+class AffineState:
+    """int8/int4 state: per-dimension float32 ``offset`` and ``scale`` (code ``c`` decodes to
+    ``offset + scale * c``) and the encoder's float64 ``inv_scale`` (0 where scale is 0)."""
+
+    offset: np.ndarray
+    scale: np.ndarray
+    inv_scale: np.ndarray
+
+    @classmethod
+    def of(cls, offset, scale):
+        """The state of ``offset`` and ``scale`` (float32 per dimension)."""
+        offset = np.ascontiguousarray(offset, dtype=np.float32)
+        scale = np.ascontiguousarray(scale, dtype=np.float32)
+        s = scale.astype(np.float64)
+        return cls(offset, scale, np.divide(1.0, s, out=np.zeros_like(s), where=s > 0))
+
+    @property
+    def dim(self):
+        """Values per row."""
+        return self.offset.size
+
+
+class _AffineCodec(CodesCodec):
     """Per-dimension affine codes: ``y = offset[d] + scale[d] * c``, ``c`` in [cmin, cmax]."""
 
     bits = None
@@ -291,7 +314,6 @@ class _AffineCodec(QuantCodec):
         self.cmax = (1 << self.bits) - 1
         # symmetric codes leave the lowest code unused so that 0 maps to 0 exactly
         self.cmin = 1 if self.symmetric else 0
-        self.offset = self.scale = None
         self.max_expansion = 32.0 / MIN_BITS_PER_SYMBOL if self.entropy else 32.0 / self.bits
 
     def get_config(self):
@@ -316,17 +338,10 @@ class _AffineCodec(QuantCodec):
                 hi = np.percentile(x, self.clip, axis=0)
             offset = lo.astype(np.float32)
             scale = ((hi - offset.astype(np.float64)) / self.cmax).astype(np.float32)
-        self._set_state(offset, scale)
+        return AffineState.of(offset, scale)
 
-    def _set_state(self, offset, scale):
-        self.offset = np.ascontiguousarray(offset, dtype=np.float32)
-        self.scale = np.ascontiguousarray(scale, dtype=np.float32)
-        s = self.scale.astype(np.float64)
-        self.inv_scale = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
-        self.dim = self.offset.size
-
-    def shared_bytes(self):
-        return self.offset.astype("<f4").tobytes() + self.scale.astype("<f4").tobytes()
+    def shared_bytes(self, state):
+        return state.offset.astype("<f4").tobytes() + state.scale.astype("<f4").tobytes()
 
     def load_shared(self, data, dtype, dim):
         self._check_dim(dim)
@@ -338,15 +353,13 @@ class _AffineCodec(QuantCodec):
         if (not np.isfinite(values).all() or (scale < 0).any()
                 or (np.abs(top) >= np.finfo(np.float32).max).any()):
             raise CorruptBlobError("shared section holds non-finite or negative scales")
-        self._set_state(offset, scale)
+        return AffineState.of(offset, scale)
 
-    def codes(self, rows):
-        """Integer codes (uint8, one per value) of ``rows`` under the fitted state."""
-        rows = self._check_rows(rows)
-        out = np.empty(rows.shape, dtype=np.uint8)
-        if _k.quantize_affine(rows, self.offset, self.inv_scale, self.cmin, self.cmax, out):
-            raise ValueError(f"codec {self.name!r} cannot code NaN or infinite values")
-        return out
+    def _code_width(self, state):
+        return state.dim
+
+    def _code_rows(self, rows, state, out):
+        return _k.quantize_affine(rows, state.offset, state.inv_scale, self.cmin, self.cmax, out)
 
     def _raw(self, codes):
         raise NotImplementedError
@@ -354,23 +367,22 @@ class _AffineCodec(QuantCodec):
     def _raw_size(self, n_values):
         raise NotImplementedError
 
-    def encode_chunk(self, rows):
-        codes = self.codes(rows)
+    def encode_chunk(self, rows, state):
+        codes = self.codes(rows, state)
         return encode_symbols(codes.reshape(-1), 1 << self.bits, self._raw(codes), self.entropy)
 
-    def decode_codes_chunk(self, payload, n_rows):
-        """Codes of a chunk, uint8 ``(n_rows, dim)``, validated, without dequantizing."""
-        n = n_rows * self.dim
+    def decode_codes_chunk(self, payload, n_rows, state):
+        n = n_rows * state.dim
         mode, data = decode_symbols(payload, n, 1 << self.bits, self._raw_size(n), self.entropy)
         codes = self._unraw(data, n) if mode == MODE_RAW else data
-        codes = codes.reshape(n_rows, self.dim)
+        codes = codes.reshape(n_rows, state.dim)
         if self.symmetric and n and codes.min() < self.cmin:
             raise CorruptBlobError("symmetric code 0 found in the chunk")
         return codes
 
-    def decode_chunk(self, payload, out):
-        codes = self.decode_codes_chunk(payload, out.shape[0])
-        _k.dequantize_affine(codes, self.offset, self.scale, out)
+    def decode_chunk(self, payload, out, state):
+        codes = self.decode_codes_chunk(payload, out.shape[0], state)
+        _k.dequantize_affine(codes, state.offset, state.scale, out)
 
 
 @register_codec
@@ -428,8 +440,33 @@ class Int4Codec(_AffineCodec):
 # ----------------------------------------------------------------------------------
 # binary
 # ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class BinaryState:
+    """binary state: per-dimension float32 ``threshold`` and the values a bit decodes to
+    (``lo`` at or below the threshold, ``hi`` above)."""
+
+    threshold: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, threshold, lo, hi):
+        """The state of the three per-dimension arrays (as float32)."""
+        return cls(*(np.ascontiguousarray(a, dtype=np.float32) for a in (threshold, lo, hi)))
+
+    @property
+    def dim(self):
+        """Values per row."""
+        return self.threshold.size
+
+    @property
+    def row_bytes(self):
+        """Bytes of one row's packed bits."""
+        return (self.dim + 7) // 8
+
+
 @register_codec
-class BinaryCodec(QuantCodec):
+class BinaryCodec(CodesCodec):
     """One bit per value (32x): whether it exceeds its dimension's threshold.
 
     The threshold is each dimension's mean on the fitted data (``center=True``) or 0 (plain
@@ -450,7 +487,6 @@ class BinaryCodec(QuantCodec):
     def __init__(self, *, center=True, entropy=False):
         super().__init__(entropy=entropy)
         self.center = _check_bool("center", center)
-        self.threshold = self.lo = self.hi = None
         # raw: 1 bit per 32 decoded; coded: one symbol per 8 values (256 decoded bits)
         self.max_expansion = 256.0 / MIN_BITS_PER_SYMBOL if self.entropy else 32.0
 
@@ -469,16 +505,10 @@ class BinaryCodec(QuantCodec):
         sum_below = x.sum(axis=0) - sum_above
         hi = np.where(n_above > 0, sum_above / np.maximum(n_above, 1), t)
         lo = np.where(n_below > 0, sum_below / np.maximum(n_below, 1), t)
-        self._set_state(t, lo, hi)
+        return BinaryState.of(t, lo, hi)
 
-    def _set_state(self, threshold, lo, hi):
-        self.threshold = np.ascontiguousarray(threshold, dtype=np.float32)
-        self.lo = np.ascontiguousarray(lo, dtype=np.float32)
-        self.hi = np.ascontiguousarray(hi, dtype=np.float32)
-        self.dim = self.threshold.size
-
-    def shared_bytes(self):
-        return b"".join(a.astype("<f4").tobytes() for a in (self.threshold, self.lo, self.hi))
+    def shared_bytes(self, state):
+        return b"".join(a.astype("<f4").tobytes() for a in (state.threshold, state.lo, state.hi))
 
     def load_shared(self, data, dtype, dim):
         self._check_dim(dim)
@@ -487,34 +517,26 @@ class BinaryCodec(QuantCodec):
         values = data.view("<f4").astype(np.float32)
         if not np.isfinite(values).all():
             raise CorruptBlobError("shared section holds non-finite values")
-        self._set_state(values[:dim], values[dim:2 * dim], values[2 * dim:])
+        return BinaryState.of(values[:dim], values[dim:2 * dim], values[2 * dim:])
 
-    @property
-    def row_bytes(self):
-        """Bytes of one row's packed bits."""
-        return (self.dim + 7) // 8
+    def _code_width(self, state):
+        return state.row_bytes
 
-    def bits(self, rows):
-        """Packed bits, uint8 ``(n, row_bytes)``, of ``rows`` under the fitted thresholds."""
-        rows = self._check_rows(rows)
-        out = np.empty((rows.shape[0], self.row_bytes), dtype=np.uint8)
-        if _k.sign_bits(rows, self.threshold, out):
-            raise ValueError("codec 'binary' cannot code NaN or infinite values")
-        return out
+    def _code_rows(self, rows, state, out):
+        return _k.sign_bits(rows, state.threshold, out)
 
-    def encode_chunk(self, rows):
-        packed = self.bits(rows)
+    def encode_chunk(self, rows, state):
+        packed = self.codes(rows, state)
         return encode_symbols(packed.reshape(-1), 256, packed, self.entropy)
 
-    def decode_codes_chunk(self, payload, n_rows):
-        """Packed bits of a chunk, uint8 ``(n_rows, row_bytes)``, without decoding values."""
-        n = n_rows * self.row_bytes
+    def decode_codes_chunk(self, payload, n_rows, state):
+        n = n_rows * state.row_bytes
         _, data = decode_symbols(payload, n, 256, n, self.entropy)
-        packed = data.reshape(n_rows, self.row_bytes)
-        if self.dim & 7 and n_rows and (packed[:, -1] >> (self.dim & 7)).any():
+        packed = data.reshape(n_rows, state.row_bytes)
+        if state.dim & 7 and n_rows and (packed[:, -1] >> (state.dim & 7)).any():
             raise CorruptBlobError("padding bits are set")
         return packed
 
-    def decode_chunk(self, payload, out):
-        packed = self.decode_codes_chunk(payload, out.shape[0])
-        _k.bits_to_values(packed, self.lo, self.hi, out)
+    def decode_chunk(self, payload, out, state):
+        packed = self.decode_codes_chunk(payload, out.shape[0], state)
+        _k.bits_to_values(packed, state.lo, state.hi, out)

@@ -19,7 +19,7 @@ Every component that float32 rounding or the last pair would still put beyond
 
 Chunk layout: head (format, step, mantissa bits: 0 for format 1, 2 for format 0), the codes
 of the columns ``q_0 .. q_{d-3}, q_{d-2}, c`` and the norm (its float32 bits minus those of
-1.0) with ``grid.write_columns`` (format 1: bit lengths in pairs), then the exception list.
+1.0) with ``columns.write_columns`` (format 1: bit lengths in pairs), then the exception list.
 Rows of one value (d = 1) are coded like the grid codec.
 """
 
@@ -29,10 +29,10 @@ from ..errors import CorruptBlobError
 from ..scratch import scratch
 from ..kernels import grid as kg
 from ..kernels import spherical as ks
-from . import register_codec
-from .grid import (MANTISSA_BITS, BoundedCodec, ChunkWriter, decode_columns, decode_exceptions,
-                   encode_columns, encode_exceptions, groups_from_keys, head, key_stride, read_head,
-                   step_for, write_columns, write_exceptions)
+from .registry import register_codec
+from .columns import (MANTISSA_BITS, ChunkWriter, decode_columns, decode_exceptions, encode_columns,
+                      encode_exceptions, groups_from_keys, key_stride, write_columns, write_exceptions)
+from .grid import BoundedCodec, head, read_head, step_for
 
 # a row whose norm is this many steps or more is coded as zeros plus exceptions (its codes
 # would not fit CODE_BITS): only rows near the float32 range or with absurd bounds
@@ -91,7 +91,7 @@ class CosineQuantized:
 
     ``codes()`` gives what ``quantize_rows`` does for format 0 (int64 (d + 1, n) in the
     column order ``q_0 .. q_{d-3}, q_{d-2}, c, norm``); ``write_codes`` codes them like
-    ``grid.encode_columns`` without materialising the (d - 2) x n angle codes.
+    ``columns.encode_columns`` without materialising the (d - 2) x n angle codes.
     ``index``/``delta`` are the sorted exceptions.
     """
 
@@ -127,7 +127,7 @@ class CosineQuantized:
         return codes
 
     def write_codes(self, out):
-        """Append the codes to ``out`` (a ``grid.ChunkWriter``), as ``encode_columns``."""
+        """Append the codes to ``out`` (a ``columns.ChunkWriter``), as ``encode_columns``."""
         d, n = self.xt.shape
         keys = ks.sphere_cos_keys(self.xt, self.scale, self.extra, key_stride(n, paired=True))
         ids, groups = groups_from_keys(keys, n)
@@ -177,7 +177,7 @@ class SphereCodec(BoundedCodec):
 
     name = "sphere"
 
-    def encode_chunk(self, rows):
+    def encode_chunk(self, rows, state):
         n, d = rows.shape
         step = step_for(self.max_abs_error)
         parts = ChunkWriter(3 * rows.nbytes // 4)
@@ -194,7 +194,7 @@ class SphereCodec(BoundedCodec):
             write_exceptions(quantized.index, quantized.delta, parts)
         return parts.array()
 
-    def decode_chunk(self, payload, out):
+    def decode_chunk(self, payload, out, state):
         n, d = out.shape
         fmt, step, pos = read_head(payload, {FORMAT_LATITUDE: MANTISSA_BITS, FORMAT_COSINE: 0})
         if d < 2:
@@ -213,23 +213,18 @@ class SphereCodec(BoundedCodec):
             raise CorruptBlobError(f"{payload.size - pos} unexpected bytes at the end of the chunk")
 
 
-# --- the exact codec's transform="spherical" / "auto" (called from codecs/exact.py) --------
+# --- the exact codec's transform="spherical" / "auto" (codecs/exact.py chooses) ------------
 
 #: grid of the angles in the exact variant (measured on MiniLM, 2 MiB chunks: 2**-13 to
 #: 2**-23 all give 1.154-1.155x, finer grids lose, 2**-29 1.140x; plain exact: 1.205x)
 EXACT_STEP = 2.0 ** -21
 
 
-def encode_exact_spherical(codec, rows, mode):
-    """A bit-exact chunk: ``u8 mode``, the sphere codes at ``EXACT_STEP``, then the residual
-    ``bits(x) - bits(decoded)`` of every value as int64 codes (``grid.encode_columns``).
-
-    With ``codec.transform == "auto"`` the smaller of this and the plain chunk is returned.
-    Rows of fewer than 2 values take the plain chunk.
+def encode_residual_chunk(rows, mode):
+    """A bit-exact chunk of float32 ``rows`` (n, d >= 2): ``u8 mode``, the sphere codes at
+    ``EXACT_STEP``, then the residual ``bits(x) - bits(decoded)`` of every value as int64
+    codes (``columns.encode_columns``). A ``ChunkWriter``'s array (the caller owns it).
     """
-    n, d = rows.shape
-    if d < 2:
-        return codec._encode_chunk_plain(rows)
     step = EXACT_STEP
     codes, _, _ = quantize_rows(rows, step, np.inf)
     decoded = np.empty_like(rows)
@@ -240,19 +235,11 @@ def encode_exact_spherical(codec, rows, mode):
     parts.append(head(step))
     encode_columns(codes, parts)
     encode_columns(np.ascontiguousarray(residual), parts)
-    payload = parts.array()
-    # the exact codec promises at most max_expansion decoded bytes per blob byte, and
-    # never more than 1 + nbytes per chunk: beyond either, the plain chunk is taken
-    fits = codec.max_expansion * payload.size >= rows.nbytes and payload.size <= 1 + rows.nbytes
-    if codec.transform == "auto" or not fits:
-        plain = codec._encode_chunk_plain(rows)
-        if len(plain) <= payload.size or not fits:
-            return plain
-    return payload
+    return parts.array()
 
 
-def decode_exact_spherical(payload, out):
-    """Inverse of ``encode_exact_spherical`` (the mode byte included) into float32 ``out``."""
+def decode_residual_chunk(payload, out):
+    """Inverse of ``encode_residual_chunk`` (the mode byte included) into float32 ``out``."""
     n, d = out.shape
     if out.dtype != np.float32 or d < 2:
         raise CorruptBlobError("spherical chunk in a blob that cannot hold one")

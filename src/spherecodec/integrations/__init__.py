@@ -11,6 +11,8 @@ Both register through entry points declared in pyproject.toml, so after
 numcodecs and zarr are imported only by those two modules (the ``zarr`` extra).
 """
 
+import json
+
 from ..codecs import get_codec
 from ..container import resolve_chunk_rows
 
@@ -24,8 +26,6 @@ def check_codec_config(codec, params):
     ``chunk_rows`` (the container's rows per chunk) beside the codec's own parameters.
     Raises UnsupportedError for an unknown codec, TypeError/ValueError for bad parameters.
     """
-    import json
-
     if not isinstance(codec, str):
         raise TypeError(f"codec must be a codec name, not {type(codec).__name__}")
     params = {} if params is None else params

@@ -7,6 +7,8 @@
 True
 """
 
+import json
+
 import numpy as np
 from numcodecs.abc import Codec as _NumcodecsCodec
 from numcodecs.compat import ensure_contiguous_ndarray_like, ensure_ndarray_like, ndarray_copy
@@ -74,8 +76,6 @@ class Spherecodec(_NumcodecsCodec):
         return isinstance(other, Spherecodec) and self.get_config() == other.get_config()
 
     def __hash__(self):
-        import json
-
         return hash(json.dumps(self.get_config(), sort_keys=True))
 
     def __repr__(self):

@@ -24,6 +24,7 @@ from zarr.core.common import parse_named_configuration
 
 from .. import container as _container
 from ..codecs import get_codec
+from ..errors import CorruptBlobError
 from . import check_codec_config
 
 __all__ = ["SpherecodecZarrCodec"]
@@ -93,8 +94,6 @@ class SpherecodecZarrCodec(ArrayBytesCodec):
     def _decode_sync(self, chunk_bytes, chunk_spec):
         array = _container.decode(chunk_bytes.as_numpy_array(), threads=1)
         if array.shape != tuple(chunk_spec.shape):
-            from ..errors import CorruptBlobError
-
             raise CorruptBlobError(f"chunk decodes to shape {array.shape}, not {tuple(chunk_spec.shape)}")
         native = chunk_spec.dtype.to_native_dtype()
         if array.dtype != native:

@@ -11,6 +11,18 @@ from numba import njit, prange
 
 
 @njit(nogil=True, cache=True)
+def _argmin(acc):
+    """(smallest value, its first index) of the non-empty ``acc``."""
+    best = acc[0]
+    best_j = 0
+    for j in range(1, acc.size):
+        if acc[j] < best:
+            best = acc[j]
+            best_j = j
+    return best, best_j
+
+
+@njit(nogil=True, cache=True)
 def _assign_block(x, centroids, c_norms, labels, dists):
     """Nearest centroid of every row of ``x``; ``dists`` gets ``||x - c||^2``."""
     n, dsub = x.shape
@@ -28,12 +40,7 @@ def _assign_block(x, centroids, c_norms, labels, dists):
             w = np.float32(-2.0) * xt
             for j in range(k):
                 acc[j] += w * ct[t, j]
-        best = acc[0]
-        best_j = 0
-        for j in range(1, k):
-            if acc[j] < best:
-                best = acc[j]
-                best_j = j
+        best, best_j = _argmin(acc)
         labels[i] = best_j
         dists[i] = max(best + x_norm, np.float32(0.0))
 
@@ -155,12 +162,7 @@ def pq_encode(x, codebooks, codes):
                 w = np.float32(-2.0) * x[i, base + t]
                 for j in range(k):
                     acc[j] += w * ct[s, t, j]
-            best = acc[0]
-            best_j = 0
-            for j in range(1, k):
-                if acc[j] < best:
-                    best = acc[j]
-                    best_j = j
+            best, best_j = _argmin(acc)
             if not np.isfinite(best):
                 finite = False
             codes[i, s] = best_j

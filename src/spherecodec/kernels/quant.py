@@ -71,26 +71,10 @@ def unpack_nibbles(packed, out):
 
 
 @njit(nogil=True, cache=True)
-def pack_codes(codes, nbits, out):
-    """Pack the flat ``nbits``-bit codes (``1 <= nbits <= 8``) LSB first into ``out``."""
-    acc = np.uint32(0)
-    filled = 0
-    pos = 0
-    for i in range(codes.size):
-        acc |= np.uint32(codes[i]) << np.uint32(filled)
-        filled += nbits
-        while filled >= 8:
-            out[pos] = acc & np.uint32(0xFF)
-            acc >>= np.uint32(8)
-            filled -= 8
-            pos += 1
-    if filled > 0:
-        out[pos] = acc & np.uint32(0xFF)
-
-
-@njit(nogil=True, cache=True)
 def unpack_codes(packed, nbits, out):
-    """Inverse of ``pack_codes``; returns 1 if any padding bit is set, else 0."""
+    """Unpack flat ``nbits``-bit codes (``1 <= nbits <= 8``) packed LSB first (as
+    ``kernels.bits.pack_low_bits`` packs them) into ``out``; returns 1 if any padding bit is
+    set, else 0."""
     mask = np.uint32((1 << nbits) - 1)
     acc = np.uint32(0)
     filled = 0

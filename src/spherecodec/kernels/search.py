@@ -12,19 +12,30 @@ from numba import njit, prange
 
 
 @njit(nogil=True, cache=True)
+def _worse(hs, hi, a, b):
+    """Heap entry ``a`` ranks below entry ``b``: a lower score, or an equal score and a larger
+    id (the min-heap keeps the worst kept result on top)."""
+    return hs[a] < hs[b] or (hs[a] == hs[b] and hi[a] > hi[b])
+
+
+@njit(nogil=True, cache=True)
+def _swap(hs, hi, a, b):
+    hs[a], hs[b] = hs[b], hs[a]
+    hi[a], hi[b] = hi[b], hi[a]
+
+
+@njit(nogil=True, cache=True)
 def _sift_down(hs, hi, size, pos):
-    # min-heap on score; among equal scores the larger id is "smaller" (worse)
     while True:
         left = 2 * pos + 1
         if left >= size:
             return
         child = left
         right = left + 1
-        if right < size and (hs[right] < hs[left] or (hs[right] == hs[left] and hi[right] > hi[left])):
+        if right < size and _worse(hs, hi, right, left):
             child = right
-        if hs[child] < hs[pos] or (hs[child] == hs[pos] and hi[child] > hi[pos]):
-            hs[pos], hs[child] = hs[child], hs[pos]
-            hi[pos], hi[child] = hi[child], hi[pos]
+        if _worse(hs, hi, child, pos):
+            _swap(hs, hi, pos, child)
             pos = child
         else:
             return
@@ -34,9 +45,8 @@ def _sift_down(hs, hi, size, pos):
 def _sift_up(hs, hi, pos):
     while pos > 0:
         parent = (pos - 1) // 2
-        if hs[pos] < hs[parent] or (hs[pos] == hs[parent] and hi[pos] > hi[parent]):
-            hs[pos], hs[parent] = hs[parent], hs[pos]
-            hi[pos], hi[parent] = hi[parent], hi[pos]
+        if _worse(hs, hi, pos, parent):
+            _swap(hs, hi, pos, parent)
             pos = parent
         else:
             return
