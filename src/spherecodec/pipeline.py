@@ -214,6 +214,12 @@ class CodecCalls:
         with blob_errors(f"chunk {i} does not decode"):
             self.codec.decode_chunk(payload, out)
 
+    def decode_codes_chunk(self, i, payload, n_rows):
+        """The codes of chunk ``i``'s ``n_rows`` rows (codecs that search on their codes:
+        ``spherecodec.search``); CorruptBlobError if they do not decode."""
+        with blob_errors(f"chunk {i} does not decode"):
+            return self.codec.decode_codes_chunk(payload, n_rows)
+
 
 # -- the scheduler ----------------------------------------------------------------------------
 
@@ -441,12 +447,15 @@ def encode_array(array, codec, params, sink, *, threads=None, chunk_rows=None, o
     calls = CodecCalls.for_encoding(codec, params)
     threads = resolve_threads(threads)
     array = np.asarray(array)
-    calls.check_dtype(array.dtype)
+    # byte order is the input's storage, not its type: codecs see native dtypes only (the
+    # chunks are converted as they are cut, or all rows at once for a codec's prepare)
+    in_dtype = native_dtype(array.dtype)
+    calls.check_dtype(in_dtype)
     view = row_view(array)
     rows = calls.prepare(view)
     if rows is not view and on_rows_done is not None:
         on_rows_done(0, None)  # prepare read every row: give their pages back
-    out_dtype = calls.decoded_dtype(native_dtype(array.dtype))
+    out_dtype = calls.decoded_dtype(in_dtype)
     row_dtype = native_dtype(rows.dtype)
     n_rows, dim = rows.shape
     plan = ChunkPlan(n_rows, dim, resolve_chunk_rows(chunk_rows, dim, row_dtype.itemsize))

@@ -34,17 +34,10 @@ def _positive_int(name, value):
 
 def _gather_codes(header):
     """Codes of every chunk, concatenated (one row per vector)."""
-    codec = header.codec
     parts = []
-    cr = header.chunk_rows
     for i in range(header.n_chunks):
-        n_rows = min(cr, header.rows - i * cr)
-        try:
-            parts.append(codec.decode_codes_chunk(header.chunk(i), n_rows))
-        except (IndexError, TypeError, OverflowError) as exc:
-            from .errors import CorruptBlobError
-
-            raise CorruptBlobError(f"chunk {i} does not decode: {exc}") from None
+        lo, hi = header.plan.bounds(i)
+        parts.append(header.calls.decode_codes_chunk(i, header.chunk(i), hi - lo))
     if not parts:
         return None
     return np.ascontiguousarray(np.concatenate(parts))
