@@ -10,7 +10,7 @@ chunk pipeline of :mod:`spherecodec.pipeline` (the one ``spherecodec.encode`` ru
 file as its sink (``FileSink``).
 
 Memory-mapped pages that were consumed are handed back to the kernel
-(``madvise(MADV_DONTNEED)``), so the resident set stays at one batch even though the
+(``pages.give_back``), so the resident set stays at one batch even though the
 whole file is mapped.
 
 A codec with a whole-array ``prepare`` hook (one that fits a model on all rows) still gets
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import container
+from . import container, pages
 from .errors import SpherecodecError, UnsupportedError
 from .pipeline import Sink, Workers, decode_chunks, encode_array, row_view
 from .scratch import scratch
@@ -48,7 +48,6 @@ BATCH_BYTES = 8 << 20
 #: seconds before a progress bar appears: short runs never draw one
 PROGRESS_DELAY = 1.0
 _COPY_BYTES = 8 << 20
-_PAGE = mmap.PAGESIZE
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -83,14 +82,8 @@ class _MappedFile(_Closing):
 
     def release(self, start, stop):
         """Drop the resident pages of bytes ``[start, stop)``; later reads fault them back in."""
-        if self._map is None or not hasattr(self._map, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        start = max(0, int(start))
-        stop = min(self.size, int(stop))
-        if stop <= start:
-            return
-        aligned = start - start % _PAGE
-        self._map.madvise(mmap.MADV_DONTNEED, aligned, stop - aligned)
+        if self._map is not None:
+            pages.give_back(self._map, max(0, int(start)), min(self.size, int(stop)))
 
     def close(self):
         """Close the map and the file (the map stays open while arrays still view it)."""
