@@ -28,21 +28,21 @@ from pathlib import Path
 import numpy as np
 
 import spherecodec
-from spherecodec import container
+from spherecodec import container, layout
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 
-# the container's own layout and checksum, so that sealing follows the format
-_FIXED = container._FIXED
-_ENTRY = container._INDEX_ENTRY
-_CHECKSUM = container._CHECKSUM
+# the format's own layout and checksum (spherecodec.layout), so that sealing follows the format
+_FIXED = layout.FIXED
+_ENTRY = layout.INDEX_ENTRY
+_CHECKSUM = layout.CHECKSUM
 _CHECK_MASK = (1 << (8 * _CHECKSUM.size)) - 1
 
 
 def checksum(data):
-    """The container's checksum of ``data``."""
-    return container.checksum(bytes(data))
+    """The format's checksum of ``data``."""
+    return layout.checksum(bytes(data))
 
 
 # --------------------------------------------------------------------------------------
@@ -658,7 +658,7 @@ def allocation_bound(blob_size, expansion):
     (``TEMP_FACTOR * budget``), copies of the blob's sections (``2 * size``) and the fixed
     decoder tables (``FIXED_TABLES``).
     """
-    budget = (expansion or 0.0) * blob_size + container.ALLOCATION_SLACK
+    budget = (expansion or 0.0) * blob_size + layout.ALLOCATION_SLACK
     return int((2 + TEMP_FACTOR) * budget + 2 * blob_size + FIXED_TABLES)
 
 
@@ -817,10 +817,10 @@ def max_chunk_forgery(entry, fill=0.95):
     if len(d["shape"]) < 2:
         return build(1)
     size = len(build(10**12)) + 16  # more digits than the final row count
-    budget = container.ALLOCATION_SLACK + codec.max_expansion * size
+    budget = layout.ALLOCATION_SLACK + codec.max_expansion * size
     # the codec's max_expansion may depend on its shared state: take it from the header
     try:
-        budget = container.ALLOCATION_SLACK + container.Header(build(1)).codec.max_expansion * size
+        budget = layout.ALLOCATION_SLACK + container.Header(build(1)).codec.max_expansion * size
     except spherecodec.SpherecodecError:
         pass
     return build(max(1, int(budget * fill) // row_bytes))

@@ -7,28 +7,25 @@ bit-exact round trips, config round trips, and that damaged blobs fail with a
 """
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 import spherecodec
-from spherecodec import container
+from spherecodec import layout
 from spherecodec.errors import SpherecodecError, TruncatedBlobError
 
 DATA = Path(__file__).resolve().parent / "data"
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-# the container's checksum (function and stored width) comes from the container itself, so
-# these helpers forge blobs exactly as the format in use says
-_CHECKSUM = getattr(container, "_CHECKSUM", struct.Struct("<I"))
+# the format's checksum (function and stored width) and structs come from spherecodec.layout,
+# so these helpers forge blobs exactly as the format in use says
+_CHECKSUM = layout.CHECKSUM
 
 
 def checksum(data):
-    """The container's checksum of ``data`` (bytes-like), as an int."""
-    fn = getattr(container, "checksum", None)
-    return fn(bytes(data)) if fn is not None else zlib.crc32(data)
+    """The format's checksum of ``data`` (bytes-like), as an int."""
+    return layout.checksum(bytes(data))
 
 
 def load_sample():
@@ -98,16 +95,16 @@ def check_config_round_trip(codec_obj):
     return rebuilt
 
 
-# --- helpers that rewrite container fields (layout: spherecodec/container.py, docs/format.md)
+# --- helpers that rewrite container fields (layout: spherecodec/layout.py, docs/format.md)
 
 def parse_layout(blob):
     """Container fields of a well-formed ``blob``, as a dict (no validation)."""
     blob = bytes(blob)
-    magic, version, flags, meta_len, reserved, n_chunks, shared_len = container._FIXED.unpack_from(blob, 0)
-    meta_start = container.FIXED_HEADER_SIZE
+    magic, version, flags, meta_len, reserved, n_chunks, shared_len = layout.FIXED.unpack_from(blob, 0)
+    meta_start = layout.FIXED_HEADER_SIZE
     index_start = meta_start + meta_len + shared_len
-    index_end = index_start + n_chunks * container.INDEX_ENTRY_SIZE
-    entries = [container._INDEX_ENTRY.unpack_from(blob, index_start + i * container.INDEX_ENTRY_SIZE)
+    index_end = index_start + n_chunks * layout.INDEX_ENTRY_SIZE
+    entries = [layout.INDEX_ENTRY.unpack_from(blob, index_start + i * layout.INDEX_ENTRY_SIZE)
                for i in range(n_chunks)]
     data_start = index_end + _CHECKSUM.size
     offsets = np.concatenate([[0], np.cumsum([e[0] for e in entries], dtype=np.int64)]) + data_start
@@ -122,7 +119,7 @@ def parse_layout(blob):
     }
 
 
-def build_blob(*, meta, chunks, shared=b"", magic=container.MAGIC, version=container.FORMAT_VERSION,
+def build_blob(*, meta, chunks, shared=b"", magic=layout.MAGIC, version=layout.FORMAT_VERSION,
                flags=0, reserved=0, n_chunks=None, shared_len=None, meta_len=None, meta_bytes=None,
                lengths=None, checksums=None, tail=b""):
     """Assemble a blob from parts with a correct header checksum; any field may be forged.
@@ -131,15 +128,15 @@ def build_blob(*, meta, chunks, shared=b"", magic=container.MAGIC, version=conta
     ``lengths``/``checksums`` override the index entries (default: the real ones).
     """
     if meta_bytes is None:
-        meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+        meta_bytes = layout.meta_bytes(meta)
     lengths = [len(c) for c in chunks] if lengths is None else lengths
     checksums = [checksum(c) for c in chunks] if checksums is None else checksums
-    header = bytearray(container._FIXED.pack(
+    header = bytearray(layout.FIXED.pack(
         magic, version, flags, len(meta_bytes) if meta_len is None else meta_len, reserved,
         len(lengths) if n_chunks is None else n_chunks, len(shared) if shared_len is None else shared_len))
     header += meta_bytes + shared
     for length, value in zip(lengths, checksums):
-        header += container._INDEX_ENTRY.pack(length, value)
+        header += layout.INDEX_ENTRY.pack(length, value)
     header += _CHECKSUM.pack(checksum(header))
     return bytes(header) + b"".join(chunks) + tail
 
@@ -151,22 +148,22 @@ def refresh_checksums(blob):
     """
     blob = bytearray(blob)
     size = len(blob)
-    if size < container.FIXED_HEADER_SIZE:
+    if size < layout.FIXED_HEADER_SIZE:
         return bytes(blob)
-    _, _, _, meta_len, _, n_chunks, shared_len = container._FIXED.unpack_from(blob, 0)
-    index_start = container.FIXED_HEADER_SIZE + meta_len + shared_len
-    if index_start > size or n_chunks > (size - index_start) // container.INDEX_ENTRY_SIZE:
+    _, _, _, meta_len, _, n_chunks, shared_len = layout.FIXED.unpack_from(blob, 0)
+    index_start = layout.FIXED_HEADER_SIZE + meta_len + shared_len
+    if index_start > size or n_chunks > (size - index_start) // layout.INDEX_ENTRY_SIZE:
         return bytes(blob)
-    index_end = index_start + n_chunks * container.INDEX_ENTRY_SIZE
+    index_end = index_start + n_chunks * layout.INDEX_ENTRY_SIZE
     if index_end + _CHECKSUM.size > size:
         return bytes(blob)
     pos = index_end + _CHECKSUM.size
     for i in range(n_chunks):
-        at = index_start + i * container.INDEX_ENTRY_SIZE
-        length, _ = container._INDEX_ENTRY.unpack_from(blob, at)
+        at = index_start + i * layout.INDEX_ENTRY_SIZE
+        length, _ = layout.INDEX_ENTRY.unpack_from(blob, at)
         if pos + length > size:
             break
-        container._INDEX_ENTRY.pack_into(blob, at, length, checksum(blob[pos:pos + length]))
+        layout.INDEX_ENTRY.pack_into(blob, at, length, checksum(blob[pos:pos + length]))
         pos += length
     _CHECKSUM.pack_into(blob, index_end, checksum(blob[:index_end]))
     return bytes(blob)

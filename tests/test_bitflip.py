@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import spherecodec
+from spherecodec import layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 import mutate  # noqa: E402
@@ -90,7 +91,7 @@ def test_flip_in_every_region_is_detected():
     """The flips land in each container region: fixed header, metadata, shared, index, payload."""
     entry = next(e for e in mutate.build_corpus(["int8"]) if e.label == "default")
     parts = mutate.split(entry.blob)
-    fixed = mutate._FIXED.size
+    fixed = layout.FIXED_HEADER_SIZE
     regions = {
         "fixed": fixed // 2,
         "meta": fixed + len(parts.meta) // 2,

@@ -8,7 +8,8 @@ import pytest
 
 import spherecodec
 from common import assert_same_bits, build_blob, load_sample, parse_layout
-from spherecodec import container
+from spherecodec import pipeline
+from spherecodec.layout import ALLOCATION_SLACK, FIXED_HEADER_SIZE, FORMAT_VERSION
 from spherecodec.errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
 
 
@@ -92,7 +93,7 @@ def test_info_fields(sample, blob):
     assert meta["compressed_nbytes"] == len(blob)
     assert meta["ratio"] == pytest.approx(sample.nbytes / len(blob))
     assert meta["chunks"] == 7 and meta["chunk_rows"] == 16
-    assert meta["format_version"] == container.FORMAT_VERSION
+    assert meta["format_version"] == FORMAT_VERSION
     layout = parse_layout(blob)
     assert meta["header_nbytes"] == layout["data_start"]
     assert layout["data_start"] + sum(map(len, layout["chunks"])) == len(blob)
@@ -106,8 +107,8 @@ def test_info_fields(sample, blob):
 def test_default_chunking_aims_at_default_chunk_bytes():
     x = np.zeros((3000, 384), np.float32)
     meta = spherecodec.info(spherecodec.encode(x))
-    assert meta["chunk_rows"] == container.DEFAULT_CHUNK_BYTES // (384 * 4)
-    assert (1 << 18) <= container.DEFAULT_CHUNK_BYTES <= (1 << 24)
+    assert meta["chunk_rows"] == pipeline.DEFAULT_CHUNK_BYTES // (384 * 4)
+    assert (1 << 18) <= pipeline.DEFAULT_CHUNK_BYTES <= (1 << 24)
     assert meta["chunks"] == -(-3000 // meta["chunk_rows"])
 
 
@@ -173,7 +174,7 @@ def test_bad_magic_version_flags(parts):
     _refused(b"NO", CorruptBlobError)
     _refused(b"SP", TruncatedBlobError)
     _refused(b"", TruncatedBlobError)
-    err = _refused(_forge(parts, version=container.FORMAT_VERSION + 1), UnsupportedError)
+    err = _refused(_forge(parts, version=FORMAT_VERSION + 1), UnsupportedError)
     assert "version" in str(err)
     _refused(_forge(parts, version=0), UnsupportedError)
     _refused(_forge(parts, flags=1), UnsupportedError)
@@ -182,7 +183,7 @@ def test_bad_magic_version_flags(parts):
 
 def test_header_checksum(parts):
     blob = bytearray(_forge(parts))
-    blob[container.FIXED_HEADER_SIZE + 3] ^= 1  # inside the metadata JSON
+    blob[FIXED_HEADER_SIZE + 3] ^= 1  # inside the metadata JSON
     _refused(bytes(blob), CorruptBlobError)
 
 
@@ -243,15 +244,15 @@ def test_allocation_bound(parts):
                   chunks=[layout["chunks"][0]])
     err = _refused(blob, CorruptBlobError)
     assert "decoded bytes" in str(err)
-    budget = container.ALLOCATION_SLACK + codec.max_expansion * len(blob)
+    budget = ALLOCATION_SLACK + codec.max_expansion * len(blob)
     assert rows * 32 * 4 > budget
     # the largest legal announcement passes the header and fails in the chunk instead
     ok_rows = rows
     for _ in range(3):  # the blob's size depends a little on the digits of ok_rows
-        ok_rows = int((container.ALLOCATION_SLACK + codec.max_expansion * len(blob)) // (32 * 4))
+        ok_rows = int((ALLOCATION_SLACK + codec.max_expansion * len(blob)) // (32 * 4))
         blob = _forge(parts, meta={"rows": ok_rows, "shape": [ok_rows, 32], "chunk_rows": ok_rows},
                       chunks=[layout["chunks"][0]])
-    budget = container.ALLOCATION_SLACK + codec.max_expansion * len(blob)
+    budget = ALLOCATION_SLACK + codec.max_expansion * len(blob)
     meta = spherecodec.info(blob)
     assert meta["nbytes"] <= budget
     with pytest.raises(CorruptBlobError):

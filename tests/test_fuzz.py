@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from spherecodec import container
+from spherecodec import container, layout
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fuzz"))
@@ -181,7 +181,7 @@ def test_declared_expansion_bounds_what_a_header_may_announce():
     for rows, ok in ((4, True), (10**9, False)):
         forged = mutate.forge(blob, meta={"rows": rows, "shape": [rows, 8], "chunk_rows": rows},
                               payloads=parts.payloads)
-        budget = container.ALLOCATION_SLACK + exp * len(forged)
+        budget = layout.ALLOCATION_SLACK + exp * len(forged)
         assert (rows * 32 <= budget) == ok
         if not ok:
             with pytest.raises(spherecodec.CorruptBlobError, match="decoded bytes"):

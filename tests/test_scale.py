@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from spherecodec import container
+from spherecodec import container, layout
 from spherecodec.kernels import bits as kbits
 from spherecodec.kernels import rans as krans
 from spherecodec.kernels.checksum import xxh64
@@ -76,14 +76,14 @@ def repeat_chunks(blob, n_chunks):
     meta = json.loads(parts.meta)
     rows = n_chunks * meta["chunk_rows"]
     meta.update(rows=rows, shape=[rows, meta["dim"]])
-    meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+    meta_bytes = layout.meta_bytes(meta)
     payload = parts.payloads[0]
-    head = mutate._FIXED.pack(parts.magic, parts.version, 0, len(meta_bytes), 0, n_chunks, len(parts.shared))
+    head = layout.FIXED.pack(parts.magic, parts.version, 0, len(meta_bytes), 0, n_chunks, len(parts.shared))
     index = np.empty(n_chunks, dtype=[("len", "<u8"), ("sum", "<u8")])
     index["len"] = len(payload)
     index["sum"] = mutate.checksum(payload)
     header = head + meta_bytes + bytes(parts.shared) + index.tobytes()
-    header += mutate._CHECKSUM.pack(mutate.checksum(header))
+    header += layout.CHECKSUM.pack(layout.checksum(header))
     return header + payload * n_chunks
 
 

@@ -1,4 +1,5 @@
-"""Scratch arrays, recycled payload buffers and the blob join (spherecodec.scratch)."""
+"""Scratch arrays and recycled payload buffers (spherecodec.scratch), the bytes object filled in
+place (spherecodec.pybytes, pages) and the in-memory blob sink (spherecodec.blobsink)."""
 
 import platform
 import re
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from spherecodec import scratch
+from spherecodec import blobsink, pages, pybytes, scratch
 
 
 def test_scratch_arrays_are_reused_per_name_and_thread():
@@ -56,17 +57,17 @@ def test_payload_buffers_are_recycled_only_when_issued_by_the_pool(monkeypatch):
 def test_join_equals_bytes_join():
     rng = np.random.default_rng(0)
     parts = [b"header"] + [rng.integers(0, 256, size, dtype=np.uint8) for size in (3, 5_000_000, 1, 4_000_001)]
-    blob = scratch.join(parts)  # > 8 MiB: filled in place
+    blob = pybytes.join(parts)  # > 8 MiB: filled in place
     assert type(blob) is bytes and blob == b"".join(parts)
     assert hash(blob) == hash(b"".join(parts))
-    assert scratch.join([b"ab", np.frombuffer(b"cd", np.uint8)]) == b"abcd"  # small: plain join
+    assert pybytes.join([b"ab", np.frombuffer(b"cd", np.uint8)]) == b"abcd"  # small: plain join
 
 
-@pytest.mark.skipif(not scratch.BlobWriter.available, reason="needs CPython's bytes API")
+@pytest.mark.skipif(not pybytes.BlobWriter.available, reason="needs CPython's bytes API")
 def test_blob_writer_fills_grows_moves_and_shrinks():
     rng = np.random.default_rng(2)
     data = rng.integers(0, 256, 3_000_000, dtype=np.uint8)
-    writer = scratch.BlobWriter(1_000_000)
+    writer = pybytes.BlobWriter(1_000_000)
     writer.write(10, data[:500_000])
     writer.write(500_010, data[500_000:])  # past the capacity: the bytes object grows
     writer.move(10, 7, data.size)  # overlapping, backwards
@@ -75,16 +76,16 @@ def test_blob_writer_fills_grows_moves_and_shrinks():
     expected = b"head---" + data.tobytes()
     assert type(blob) is bytes and blob == expected and hash(blob) == hash(expected)
     assert sys.getrefcount(blob) == 2  # the caller's reference only (and getrefcount's)
-    again = scratch.BlobWriter(100)
+    again = pybytes.BlobWriter(100)
     again.write(0, b"x" * 10)
     again.discard()  # after an error: freed, never returned
 
 
-@pytest.mark.skipif(not scratch.BlobWriter.available, reason="needs CPython's bytes API")
+@pytest.mark.skipif(not pybytes.BlobWriter.available, reason="needs CPython's bytes API")
 def test_populating_a_blob_keeps_what_is_written_in_it():
     # the calling thread faults in pages that another thread may be copying a payload into
     data = np.random.default_rng(6).integers(0, 256, 5_000_000, dtype=np.uint8)
-    writer = scratch.BlobWriter(12_000_000)
+    writer = pybytes.BlobWriter(12_000_000)
     writer.write(3, data)
     writer.populate(0, 9_000_000)  # over the payload and past it
     writer.populate(8_000_000, 1 << 40)  # past the end: clipped to the capacity
@@ -94,7 +95,7 @@ def test_populating_a_blob_keeps_what_is_written_in_it():
     assert blob[3:5_000_003] == data.tobytes() and blob[5_000_003:] == data[:10].tobytes()
     release = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
     if platform.system() == "Linux" and release >= (5, 14):
-        assert scratch._populate_works[0]  # MADV_POPULATE_WRITE was taken, not refused
+        assert pages.populate_works()  # MADV_POPULATE_WRITE was taken, not refused
 
 
 def test_large_blobs_are_identical_for_any_thread_count():
@@ -106,22 +107,18 @@ def test_large_blobs_are_identical_for_any_thread_count():
     assert blobs[0] == blobs[1] == blobs[2] and blobs[3] == blobs[4] == blobs[5]
     # the large-blob writer (payloads copied in as they are coded) writes the same bytes
     # as the join of all payloads that small arrays take
-    from spherecodec import container
-
-    container.LARGE_BLOB_BYTES, limit = 1 << 62, container.LARGE_BLOB_BYTES
+    blobsink.LARGE_BLOB_BYTES, limit = 1 << 62, blobsink.LARGE_BLOB_BYTES
     try:
         joined = [spherecodec.encode(x, codec, threads=t, **params)
                   for codec, params in (("exact", {}), ("sphere", {"max_abs_error": 1e-6})) for t in (1, 2)]
     finally:
-        container.LARGE_BLOB_BYTES = limit
+        blobsink.LARGE_BLOB_BYTES = limit
     assert joined == [blobs[0], blobs[1], blobs[3], blobs[4]]
     assert (spherecodec.decode(blobs[0], threads=2).view(np.uint32) == x.view(np.uint32)).all()
     assert np.abs(spherecodec.decode(blobs[3]).astype(np.float64) - x).max() <= 1e-6
 
 
 def test_large_blob_without_memory_to_reserve_falls_back_to_the_join(monkeypatch):
-    from spherecodec import container
-
     x = np.random.default_rng(3).standard_normal((6000, 512)).astype(np.float32)
     expected = spherecodec.encode(x, threads=2)
 
@@ -131,23 +128,21 @@ def test_large_blob_without_memory_to_reserve_falls_back_to_the_join(monkeypatch
         def __init__(self, capacity):
             raise MemoryError("no room")
 
-    monkeypatch.setattr(container, "BlobWriter", Refusing)
+    monkeypatch.setattr(blobsink, "BlobWriter", Refusing)
     assert spherecodec.encode(x, threads=2) == spherecodec.encode(x, threads=1) == expected
 
 
-@pytest.mark.skipif(not scratch.BlobWriter.available, reason="needs CPython's bytes API")
+@pytest.mark.skipif(not pybytes.BlobWriter.available, reason="needs CPython's bytes API")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_blob_that_outgrows_its_reservation_while_threads_place_chunks(monkeypatch, threads):
     # the workers copy payloads into the blob as soon as the chunks before them are coded;
     # when the blob must grow, it moves: no copy may be writing into it then
-    from spherecodec import container
-
     x = np.random.default_rng(4).standard_normal((3000, 300)).astype(np.float32)
     expected = spherecodec.encode(x, threads=1, chunk_rows=100)
-    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    monkeypatch.setattr(blobsink, "LARGE_BLOB_BYTES", 1000)
     grown = []
 
-    class Small(container.BlobWriter):
+    class Small(pybytes.BlobWriter):
         def __init__(self, capacity):
             super().__init__(capacity // 50)
 
@@ -155,7 +150,7 @@ def test_blob_that_outgrows_its_reservation_while_threads_place_chunks(monkeypat
             grown.append(size > self.capacity)
             super().reserve(size)
 
-    monkeypatch.setattr(container, "BlobWriter", Small)
+    monkeypatch.setattr(blobsink, "BlobWriter", Small)
     for _ in range(3):
         assert spherecodec.encode(x, threads=threads, chunk_rows=100) == expected
     assert sum(grown) >= 3  # it did grow, in each call
@@ -163,7 +158,6 @@ def test_blob_that_outgrows_its_reservation_while_threads_place_chunks(monkeypat
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_a_failing_chunk_stops_the_workers_and_frees_the_blob(monkeypatch, threads):
-    from spherecodec import container
     from spherecodec.codecs.exact import ExactCodec
 
     x = np.random.default_rng(5).standard_normal((3000, 300)).astype(np.float32)
@@ -180,13 +174,13 @@ def test_a_failing_chunk_stops_the_workers_and_frees_the_blob(monkeypatch, threa
             coded.append(rows.shape[0])
         return plain(self, rows, state)
 
-    class Writer(container.BlobWriter):
+    class Writer(pybytes.BlobWriter):
         def discard(self):
             discarded.append(True)
             super().discard()
 
-    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
-    monkeypatch.setattr(container, "BlobWriter", Writer)
+    monkeypatch.setattr(blobsink, "LARGE_BLOB_BYTES", 1000)
+    monkeypatch.setattr(blobsink, "BlobWriter", Writer)
     monkeypatch.setattr(ExactCodec, "encode_chunk", failing)
     with pytest.raises(RuntimeError, match="chunk failed"):
         spherecodec.encode(x, threads=threads, chunk_rows=100)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from spherecodec import CorruptBlobError, TruncatedBlobError, UnsupportedError, container, stream
+from spherecodec import CorruptBlobError, TruncatedBlobError, UnsupportedError, blobsink, stream
 from spherecodec.codecs import Codec
 from spherecodec.codecs import _REGISTRY as codecs_registry
 
@@ -64,9 +64,8 @@ def test_encode_to_file_writes_encodes_bytes(tmp_path, name, threads):
 
 @pytest.mark.parametrize("name", list(ARRAYS))
 def test_npy_round_trip_is_bit_exact_and_matches_encode(tmp_path, name, monkeypatch):
-    # tiny batches and tasks: many windows of work in flight even on small data
+    # tiny batches: the window of chunks in flight is reached even on small data
     monkeypatch.setattr(stream, "BATCH_BYTES", 1 << 14)
-    monkeypatch.setattr(stream, "TASK_BYTES", 1 << 12)
     array, params = ARRAYS[name]
     src, blob, out = tmp_path / "in.npy", tmp_path / "x.sphc", tmp_path / "out.npy"
     np.save(src, array)
@@ -163,10 +162,10 @@ def test_large_blob_whose_header_changes_size_while_encoding(codec, monkeypatch)
     # encode writes payloads into the blob behind a header of the size it expects; a codec
     # that settles its config while coding makes them move once
     monkeypatch.setitem(codecs_registry, codec.name, codec)
-    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    monkeypatch.setattr(blobsink, "LARGE_BLOB_BYTES", 1000)
     x = SENTENCES[:200]
     blobs = [spherecodec.encode(x, codec.name, chunk_rows=16, threads=t) for t in (1, 2)]
-    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1 << 62)
+    monkeypatch.setattr(blobsink, "LARGE_BLOB_BYTES", 1 << 62)
     assert blobs[0] == blobs[1] == spherecodec.encode(x, codec.name, chunk_rows=16, threads=1)
     assert same_bits(spherecodec.decode(blobs[0]), x)
 
@@ -182,7 +181,7 @@ class _FailingCodec(_LateConfigCodec):
 
 def test_an_error_while_writing_a_large_blob_propagates(monkeypatch):
     monkeypatch.setitem(codecs_registry, _FailingCodec.name, _FailingCodec)
-    monkeypatch.setattr(container, "LARGE_BLOB_BYTES", 1000)
+    monkeypatch.setattr(blobsink, "LARGE_BLOB_BYTES", 1000)
     for threads in (1, 2):
         with pytest.raises(ValueError, match="refuses"):
             spherecodec.encode(SENTENCES[:200], _FailingCodec.name, chunk_rows=10, threads=threads)
@@ -203,7 +202,7 @@ def test_header_that_changes_size_while_encoding_moves_the_payloads(tmp_path, co
 
 
 def test_blob_file_reads_blocks_rows_and_info(tmp_path, monkeypatch):
-    monkeypatch.setattr(stream, "TASK_BYTES", 1 << 13)
+    monkeypatch.setattr(stream, "BATCH_BYTES", 1 << 13)  # many blocks
     x = TOKENS_RAW
     path = tmp_path / "x.sphc"
     stream.encode_to_file(x, path, chunk_rows=10)

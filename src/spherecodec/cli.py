@@ -23,12 +23,12 @@ from pathlib import Path
 
 from . import __version__, available_codecs, get_codec
 from .errors import SpherecodecError
+from .layout import MAGIC as _SPHC_MAGIC
 
 __all__ = ["main", "parse_param"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _NPY_MAGIC = b"\x93NUMPY"
-_SPHC_MAGIC = b"SPHC"
 
 
 class CommandError(Exception):

@@ -19,7 +19,6 @@ import numpy as np
 
 from .codecs import SearchableCodec
 from .container import Header, decode, resolve_threads
-from .errors import CorruptBlobError
 from .kernels import search as _ks
 
 __all__ = ["search"]
@@ -36,15 +35,10 @@ def _positive_int(name, value):
 
 def _gather_codes(header):
     """Codes of every chunk, concatenated (one row per vector)."""
-    codec, state = header.codec, header.state
     parts = []
-    cr = header.chunk_rows
     for i in range(header.n_chunks):
-        n_rows = min(cr, header.rows - i * cr)
-        try:
-            parts.append(codec.decode_codes_chunk(header.chunk(i), n_rows, state))
-        except (IndexError, TypeError, OverflowError) as exc:
-            raise CorruptBlobError(f"chunk {i} does not decode: {exc}") from None
+        lo, hi = header.plan.bounds(i)
+        parts.append(header.calls.decode_codes_chunk(i, header.chunk(i), hi - lo))
     if not parts:
         return None
     return np.ascontiguousarray(np.concatenate(parts))

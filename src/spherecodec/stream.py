@@ -5,10 +5,12 @@ bytes (the container format of :mod:`spherecodec.container`, spec in docs/format
 file while reading the input a batch of row chunks at a time, so an array larger than RAM
 (a memory-mapped ``.npy``) compresses and decompresses with a few tens of MB of working
 memory. The chunk index precedes the payloads, so the writer reserves the header, streams
-the payloads behind it, then seeks back to write the header, index and CRC.
+the payloads behind it, then writes the header, index and checksum in front. It is the
+chunk pipeline of :mod:`spherecodec.pipeline` (the one ``spherecodec.encode`` runs) with a
+file as its sink (``FileSink``).
 
 Memory-mapped pages that were consumed are handed back to the kernel
-(``madvise(MADV_DONTNEED)``), so the resident set stays at one batch even though the
+(``pages.give_back``), so the resident set stays at one batch even though the
 whole file is mapped.
 
 A codec with a whole-array ``prepare`` hook (one that fits a model on all rows) still gets
@@ -19,18 +21,16 @@ the container itself holds.
 import mmap
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from collections import deque
+import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from . import container
-from .scratch import release as release_scratch
-from .codecs import Codec
-from .container import decoded_shape, resolve_chunk_rows
-from .errors import SpherecodecError
+from . import container, pages
+from .errors import SpherecodecError, UnsupportedError
+from .pipeline import Sink, Workers, decode_chunks, encode_array, row_view
+from .scratch import scratch
 
 __all__ = [
     "BlobFile",
@@ -45,12 +45,9 @@ __all__ = [
 
 #: raw (decoded) bytes in flight at once; bounds the working memory
 BATCH_BYTES = 8 << 20
-#: raw bytes one worker task handles (whole chunks), so tiny chunks do not cost a task each
-TASK_BYTES = 1 << 20
 #: seconds before a progress bar appears: short runs never draw one
 PROGRESS_DELAY = 1.0
 _COPY_BYTES = 8 << 20
-_PAGE = mmap.PAGESIZE
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -59,7 +56,17 @@ class NpyFormatError(SpherecodecError):
     """A file given as ``.npy`` input is not a readable, complete ``.npy`` array."""
 
 
-class _MappedFile:
+class _Closing:
+    """A context manager that calls ``close()`` at the end of the block."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _MappedFile(_Closing):
     """A read-only memory map of a whole file whose used pages can be given back."""
 
     def __init__(self, path):
@@ -75,14 +82,8 @@ class _MappedFile:
 
     def release(self, start, stop):
         """Drop the resident pages of bytes ``[start, stop)``; later reads fault them back in."""
-        if self._map is None or not hasattr(self._map, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        start = max(0, int(start))
-        stop = min(self.size, int(stop))
-        if stop <= start:
-            return
-        aligned = start - start % _PAGE
-        self._map.madvise(mmap.MADV_DONTNEED, aligned, stop - aligned)
+        if self._map is not None:
+            pages.give_back(self._map, max(0, int(start)), min(self.size, int(stop)))
 
     def close(self):
         """Close the map and the file (the map stays open while arrays still view it)."""
@@ -93,27 +94,24 @@ class _MappedFile:
                 pass  # numpy views still use it; it closes when they are collected
         self._file.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
+_seek_lock = threading.Lock()
 
 
-def _native(dtype):
-    dtype = np.dtype(dtype)
-    return dtype if dtype.isnative else dtype.newbyteorder("=")
-
-
-def _row_view(array):
-    """The rows-over-last-axis 2-D view of ``array``, without copying when it can."""
-    if array.ndim == 0:
-        return array.reshape(1, 1)
-    if array.ndim == 1:
-        return array.reshape(1, -1)
-    if array.ndim == 2:
-        return array
-    return array.reshape(-1, array.shape[-1])  # a view for C-ordered input
+def _write_at(fd, pos, data):
+    """Write all of ``data`` (bytes or a C-contiguous array) at offset ``pos`` of the file
+    ``fd``; threads may write disjoint ranges at once (``os.pwrite`` moves no shared file
+    position; where it is missing, a lock serialises seek and write)."""
+    view = memoryview(data).cast("B")
+    while view.nbytes:
+        if hasattr(os, "pwrite"):
+            n = os.pwrite(fd, view, pos)
+        else:
+            with _seek_lock:
+                os.lseek(fd, pos, os.SEEK_SET)
+                n = os.write(fd, view)
+        view = view[n:]
+        pos += n
 
 
 def _shift(f, start, stop, delta):
@@ -137,6 +135,7 @@ def _shift(f, start, stop, delta):
             f.write(data)
             pos += n
         f.truncate(stop + delta)
+    f.flush()
 
 
 def _progress(total, desc, enabled):
@@ -148,102 +147,51 @@ def _progress(total, desc, enabled):
                 leave=False, dynamic_ncols=True)
 
 
-@contextmanager
-def _pool(threads):
-    try:
-        with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext(None) as pool:
-            yield pool
-    finally:
-        release_scratch()  # the calling thread's (threads=1 codes chunks in it)
+class FileSink(Sink):
+    """The chunk pipeline's sink for a container file: the open binary file ``f``, written
+    from offset 0. Payloads go behind room left for the header as it stands at the start,
+    written in place by the threads that complete them (``os.pwrite``); ``finish`` writes
+    the header, moving the payloads first if the codec changed its size while coding."""
 
+    def __init__(self, f):
+        self.f = f
+        self.fd = f.fileno()
 
-def _tasks(n_chunks, chunk_rows, dim, itemsize, threads):
-    """Groups of whole chunks ``(first, stop)`` and how many groups may be in flight."""
-    per_chunk = max(1, chunk_rows * max(1, dim) * itemsize)
-    group = max(1, TASK_BYTES // per_chunk)
-    window = max(2 * threads, BATCH_BYTES // (group * per_chunk))
-    return [(a, min(n_chunks, a + group)) for a in range(0, n_chunks, group)], window
+    def begin(self, index):
+        self.window_bytes = BATCH_BYTES  # bounded memory: a batch of chunks in flight
+        self.start = len(index.header())
 
+    def put(self, first, pos, payloads):
+        pos += self.start
+        for data in payloads:
+            _write_at(self.fd, pos, data)
+            pos += data.size
 
-def _ordered(pool, fn, items, window):
-    """``fn`` over ``items`` in a pool, results in order, at most ``window`` in flight."""
-    if pool is None:
-        for item in items:
-            yield fn(item)
-        return
-    pending = deque()
-    it = iter(items)
-    for item in it:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            break
-    while pending:
-        result = pending.popleft().result()
-        for item in it:
-            pending.append(pool.submit(fn, item))
-            break
-        yield result
+    def finish(self, index):
+        header = index.header()
+        if len(header) != self.start:
+            _shift(self.f, self.start, self.start + index.data_size, len(header) - self.start)
+        _write_at(self.fd, 0, header)
+        return len(header) + index.data_size
 
 
 def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release):
-    """Write the blob of ``array`` to the open file ``f`` (at position 0); return its size."""
-    codec = container.make_codec(codec, params)
-    threads = container.resolve_threads(threads)
-    codec.check_dtype(array.dtype)
-    native = _native(array.dtype)
-    rows = _row_view(array)
-    if type(codec).prepare is not Codec.prepare or type(codec).transform_rows is not Codec.transform_rows:
-        # the codec may fit something on all rows: give it them at once, as encode does. For
-        # C-ordered native input (any .npy we write) this is a view of the memory map, so a
-        # prepare that fits nothing (exact level 1) reads nothing; the pages it did read go back
-        rows = codec.transform_rows(np.ascontiguousarray(rows, dtype=native))
-        state = codec.prepare(rows)
-        release(0, None)
-    else:
-        state = codec.prepare(rows)
-    out_dtype = codec.decoded_dtype(native)
-    n_rows, dim = rows.shape
-    shape = decoded_shape(array.shape, dim)
-    itemsize = rows.dtype.itemsize
-    chunk_rows = resolve_chunk_rows(chunk_rows, dim, itemsize)
-    n_chunks = -(-n_rows // chunk_rows) if dim else 0
-    lengths = np.zeros(n_chunks, dtype=np.uint64)
-    sums = np.zeros(n_chunks, dtype=np.uint64)
-    # reserve the header as it stands now; a codec may know its final config and shared
-    # section only after the last chunk, which is handled below
-    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows, state)
-    reserved = len(container.pack_header(meta, codec.shared_bytes(state), lengths, sums))
-    f.seek(reserved)
-    tasks, window = _tasks(n_chunks, chunk_rows, dim, itemsize, threads)
-    row_dtype = _native(rows.dtype)
+    """Write the blob of ``array`` to the open file ``f``; return its size. ``release(lo,
+    hi)`` gives back the input pages of rows ``[lo, hi)`` (``hi=None``: to the end)."""
+    array = np.asarray(array)
+    rows = row_view(array)
+    row_bytes = rows.shape[1] * rows.dtype.itemsize
+    lock = threading.Lock()
+    with _progress(rows.shape[0] * row_bytes, "compress", progress) as bar:
 
-    def encode_group(task):
-        out = []
-        for i in range(*task):
-            block = np.ascontiguousarray(rows[i * chunk_rows:(i + 1) * chunk_rows], dtype=row_dtype)
-            payload = memoryview(codec.encode_chunk(block, state)).cast("B")
-            out.append((payload, container.checksum(payload)))
-        return task, out
-
-    data_size = 0
-    with _pool(threads) as pool, _progress(n_rows * dim * itemsize, "compress", progress) as bar:
-        for (first, stop), results in _ordered(pool, encode_group, tasks, window):
-            for i, (payload, digest) in zip(range(first, stop), results):
-                f.write(payload)
-                lengths[i] = len(payload)
-                sums[i] = digest
-                data_size += len(payload)
-            lo, hi = first * chunk_rows, min(n_rows, stop * chunk_rows)
+        def rows_done(lo, hi):
             release(lo, hi)
-            if bar is not None:
-                bar.update((hi - lo) * dim * itemsize)
-    meta = container.blob_meta(codec, out_dtype, shape, n_rows, dim, chunk_rows, state)
-    header = container.pack_header(meta, codec.shared_bytes(state), lengths, sums)
-    if len(header) != reserved:
-        _shift(f, reserved, reserved + data_size, len(header) - reserved)
-    f.seek(0)
-    f.write(header)
-    return len(header) + data_size
+            if bar is not None and hi is not None:
+                with lock:
+                    bar.update((hi - lo) * row_bytes)
+
+        return encode_array(array, codec, params, FileSink(f), threads=threads, chunk_rows=chunk_rows,
+                            on_rows_done=rows_done)
 
 
 @contextmanager
@@ -317,8 +265,6 @@ def read_npy(path):
         with open(path, "rb") as f:
             shape, fortran, dtype, offset = _npy_header(f)
         if dtype.hasobject:
-            from .errors import UnsupportedError
-
             raise UnsupportedError(f"{path}: object arrays are not supported (dtype {dtype})")
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if mapped.size < offset + nbytes:
@@ -353,7 +299,7 @@ def compress_npy(src, dst, codec="exact", *, threads=None, chunk_rows=None, prog
         return _encode_into(f, array, codec, threads, chunk_rows, params, progress, release)
 
 
-class BlobFile:
+class BlobFile(_Closing):
     """A container file, memory-mapped: header validated, chunks decoded on demand.
 
     Use as a context manager. ``info()``, ``iter_blocks()``, ``read_rows()`` and
@@ -376,42 +322,37 @@ class BlobFile:
         self.header = None
         self._mapped.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def info(self):
         """Header facts, as ``spherecodec.info`` gives them."""
         return container.info(self._mapped.buffer)
 
+    def _batches(self):
+        """Runs of whole chunks of about ``BATCH_BYTES`` decoded bytes, with their rows."""
+        h = self.header
+        for chunks in h.plan.batches(BATCH_BYTES, h.dim * h.dtype.itemsize):
+            yield chunks, h.plan.run_bounds(chunks.start, chunks.stop)
+
+    def _decode(self, rows, chunks, workers, first_row):
+        h = self.header
+        decode_chunks(h, rows, chunks, workers, first_row)
+        self._mapped.release(h.offsets[chunks.start], h.offsets[chunks.stop])
+
     def iter_blocks(self, *, threads=None):
         """Yield ``(first_row, rows)`` blocks of the 2-D row view, in order, each a new array."""
         h = self.header
-        threads = container.resolve_threads(threads)
-        cr = h.chunk_rows
-        tasks, window = _tasks(h.n_chunks, cr, h.dim, h.dtype.itemsize, threads)
-
-        def decode_group(task):
-            first, stop = task
-            lo, hi = first * cr, min(h.rows, stop * cr)
-            block = np.empty((hi - lo, h.dim), dtype=h.dtype)
-            for i in range(first, stop):
-                h.decode_chunk_into(i, block[(i - first) * cr:(i - first + 1) * cr])
-            return task, lo, block
-
-        with _pool(threads) as pool:
-            for (first, stop), lo, block in _ordered(pool, decode_group, tasks, window):
-                self._mapped.release(h.offsets[first], h.offsets[stop])
+        with Workers(threads) as workers:
+            for chunks, (lo, hi) in self._batches():
+                block = np.empty((hi - lo, h.dim), dtype=h.dtype)
+                self._decode(block, chunks, workers, lo)
                 yield lo, block
 
     def read(self, *, threads=None):
         """The whole array (it must fit in memory)."""
         out = np.empty(self.shape, dtype=self.dtype)
         rows = out.reshape(self.header.rows, self.header.dim)
-        for lo, block in self.iter_blocks(threads=threads):
-            rows[lo:lo + len(block)] = block
+        with Workers(threads) as workers:
+            for chunks, _ in self._batches():
+                self._decode(rows, chunks, workers, 0)
         return out
 
     def read_rows(self, start, stop):
@@ -428,12 +369,27 @@ class BlobFile:
                 np.lib.format.write_array_header_1_0(f, header)
             except ValueError:  # a header over 64 KiB needs format 2.0
                 np.lib.format.write_array_header_2_0(f, header)
-            with _progress(h.nbytes, "decompress", progress) as bar:
-                for _, block in self.iter_blocks(threads=threads):
-                    f.write(memoryview(block).cast("B"))
+            f.flush()
+            start = f.tell()
+            fd = f.fileno()
+            row_bytes = h.dim * h.dtype.itemsize
+            lock = threading.Lock()
+            with _progress(h.nbytes, "decompress", progress) as bar, Workers(threads) as workers:
+
+                def decode(i):
+                    # each chunk straight to its place in the file, from the thread that
+                    # decoded it, through this thread's scratch: memory stays a chunk a thread
+                    lo, hi = h.plan.bounds(i)
+                    block = scratch("stream.to_npy", (hi - lo, h.dim), h.dtype)
+                    h.decode_chunk_into(i, block)
+                    _write_at(fd, start + lo * row_bytes, block)
+                    self._mapped.release(h.offsets[i], h.offsets[i + 1])
                     if bar is not None:
-                        bar.update(block.nbytes)
-            return f.tell()
+                        with lock:
+                            bar.update(block.nbytes)
+
+                workers.run(range(h.n_chunks), decode)
+            return start + h.nbytes
 
 
 def decompress_npy(src, dst, *, threads=None, progress=False):

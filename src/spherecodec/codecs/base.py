@@ -124,7 +124,8 @@ class Codec:
     def shared_bytes(self, state):
         """Bytes stored once per blob for ``state`` (fitted scales, codebooks); ``b""`` if none.
 
-        May drop what the state kept only for encoding (the exact model's context cache).
+        No side effect: the pipeline asks for it before the chunks are coded (to reserve the
+        header) and again after.
         """
         return b""
 

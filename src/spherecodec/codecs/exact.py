@@ -126,10 +126,7 @@ class ExactCodec(Codec):
     def shared_bytes(self, state):
         if self.level == 1 or state is NO_STATE:
             return b""
-        # asked for the header, once the chunks are coded (or before, by the streaming
-        # writer): the encoder's cache of the array's contexts is not needed for it, and
-        # must not keep the array alive with the state
-        state.model.release_cache()
+        # no side effect: the pipeline asks before and after the chunks are coded
         return state.model.to_bytes()
 
     def load_shared(self, data, dtype, dim):

@@ -34,6 +34,7 @@ Shared section (little endian)::
 
 import contextlib
 import struct
+import weakref
 
 import numpy as np
 
@@ -172,7 +173,9 @@ class Model:
         precision = 12 if used <= 2048 else 13
         freq = np.stack([entropy.quantize_frequencies(c, precision) for c in counts])
         model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
-        model._cache = (rows, ctx)
+        # the contexts of the fitted rows, for their chunks; a weak reference to the rows, so
+        # that a state kept after the encode (spherecodec.fit) does not keep the array alive
+        model._cache = (weakref.ref(rows), ctx)
         model._cumulative()  # before the chunks are coded in threads
         return model
 
@@ -265,15 +268,14 @@ class Model:
             self._cum = cum
         return self._cum
 
-    def release_cache(self):
-        """Forget the contexts ``fit`` computed for its rows (chunks then recompute them)."""
-        self._cache = None
-
     # -- chunks ------------------------------------------------------------------------
     def _contexts(self, rows):
         cache = self._cache
-        if cache is not None:
-            base, ctx = cache
+        base = cache[0]() if cache is not None else None
+        if base is None:
+            self._cache = None  # the fitted rows are gone: so is the use of their contexts
+        else:
+            ctx = cache[1]
             step = base.strides[0]
             offset = rows.ctypes.data - base.ctypes.data
             if (rows.shape[1] == base.shape[1] and step and offset % step == 0
