@@ -244,8 +244,11 @@ def _validity(array):
     return array.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _vectors(array, column):
-    """``(matrix of the non-null vectors, validity mask)`` of a list/fixed_size_list array."""
+def _vectors(array, column, first_row):
+    """``(matrix of the non-null vectors, validity mask)`` of a list/fixed_size_list array.
+
+    ``first_row`` is the array's first row in the whole column (for error messages).
+    """
     n = len(array)
     valid = _validity(array)
     arrow_type = array.type
@@ -263,8 +266,8 @@ def _vectors(array, column):
         ragged = np.flatnonzero(valid & (lengths != dim))
         if ragged.size:
             row = int(ragged[0])
-            raise ValueError(f"column {column!r} is ragged: row {row} holds {int(lengths[row])} values, "
-                             f"the first vector {dim}; every vector must have the same length")
+            raise ValueError(f"column {column!r} is ragged: row {first_row + row} holds {int(lengths[row])} "
+                             f"values, the first vector {dim}; every vector must have the same length")
         child = array.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
         offsets = offsets - offsets[0]
     if dim == 0:
@@ -288,18 +291,19 @@ def _bitmap(valid):
     return pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
 
 
-def _encode_segment(array, ext_type, column, threads):
+def _encode_segment(array, ext_type, column, threads, first_row=0):
     """One VectorArray segment (one blob) for a list / fixed_size_list Arrow array."""
     n = len(array)
-    matrix, valid = _vectors(array, column)
+    matrix, valid = _vectors(array, column, first_row)
     codec, params = ext_type.codec, ext_type.params
     offsets = np.zeros(n + 1, dtype=np.int64)
     data = b""
     if matrix is not None and matrix.shape[0]:
         want = ext_type._meta["arrow_type"]["dim"]
         if want is not None and matrix.shape[1] != want:
-            raise ValueError(f"column {column!r} has {matrix.shape[1]}-value vectors in a batch, "
-                             f"{want} in the first")
+            row = first_row + int(np.argmax(valid))
+            raise ValueError(f"column {column!r} is ragged: row {row} holds {matrix.shape[1]} values, "
+                             f"the first vector {want}; every vector must have the same length")
         data = spherecodec.encode(matrix, codec, threads=threads, **params)
         shape = spherecodec.info(data)["shape"]
         if tuple(shape) != matrix.shape:
@@ -353,7 +357,8 @@ def encode_array(array, codec="exact", *, params=None, threads=None, name="vecto
         raise ValueError(f"column {name!r} is already spherecodec-encoded")
     _describe_type(arrow_type, name)
     ext_type = _ext_type_for(arrow_type, codec, params, name, _first_dim(chunks, name))
-    encoded = [_encode_segment(chunk, ext_type, name, threads) for chunk in chunks]
+    starts = np.cumsum([0] + [len(chunk) for chunk in chunks])
+    encoded = [_encode_segment(chunk, ext_type, name, threads, int(start)) for chunk, start in zip(chunks, starts)]
     return pa.chunked_array(encoded, type=ext_type) if chunked else encoded[0]
 
 
@@ -393,7 +398,8 @@ def _blob_rows(blob, start, stop, dim, where, threads):
     """Rows [start, stop) of a segment blob, checked against what the column needs."""
     info = spherecodec.info(blob)
     shape = info["shape"]
-    if len(shape) != 2 or shape[1] != dim:
+    # dim is None only for a list column whose first row group had no vector at all
+    if len(shape) != 2 or (dim is not None and shape[1] != dim):
         raise CorruptBlobError(f"{where}: blob holds an array of shape {tuple(shape)}, "
                                f"not {dim}-value vectors")
     if stop > shape[0]:
@@ -452,7 +458,7 @@ def _build(desc, matrix, valid):
         return pa.Array.from_buffers(arrow_type, n, [_bitmap(valid)], children=[values])
     width = np.int32 if desc["kind"] == "list" else np.int64
     offsets = np.zeros(n + 1, dtype=width)
-    np.cumsum(valid * (dim or 0), out=offsets[1:])
+    np.cumsum(valid * matrix.shape[1], out=offsets[1:])
     values = pa.array(matrix.reshape(-1), type=arrow_type.value_type)
     return pa.Array.from_buffers(arrow_type, n, [_bitmap(valid), pa.py_buffer(offsets.tobytes())],
                                  children=[values])
@@ -621,7 +627,10 @@ def write_parquet(table, path, vectors, *, row_group_rows=None, threads=None, co
     ext_types = {}
     for column, (codec, params) in specs.items():
         arrow_type = schema.field(column).type
-        chunks = first.column(column).chunks if first is not None else []
+        if isinstance(table, pa.Table):
+            chunks = table.column(column).chunks
+        else:  # a stream: its first row group has to tell
+            chunks = first.column(column).chunks if first is not None else []
         ext_types[column] = _ext_type_for(arrow_type, codec, params, column, _first_dim(chunks, column))
         i = schema.get_field_index(column)
         fields[i] = pa.field(column, ext_types[column], fields[i].nullable, fields[i].metadata)
@@ -655,7 +664,7 @@ def write_parquet(table, path, vectors, *, row_group_rows=None, threads=None, co
                     i = schema.get_field_index(column)
                     # one segment (one blob) per row group, whatever the input's chunking
                     vectors = piece.column(i).combine_chunks()
-                    columns[i] = _encode_segment(vectors, ext_types[column], column, threads)
+                    columns[i] = _encode_segment(vectors, ext_types[column], column, threads, rows)
                 writer.write_table(pa.Table.from_arrays(columns, schema=out_schema),
                                    row_group_size=max(1, piece.num_rows))
                 rows += piece.num_rows
@@ -757,6 +766,7 @@ def iter_parquet(path, columns=None, rows=None, *, threads=None):
 
 
 def _iter_files(files, columns, rows, threads):
+    columns = [columns] if isinstance(columns, str) else columns
     opened = [_open(f) for f in files]
     total = sum(pf.metadata.num_rows for pf in opened)
     start, stop = _row_range(rows, total)
@@ -823,6 +833,7 @@ def read_parquet(path, columns=None, rows=None, *, threads=None):
     pf = _open(files[0])
     schema = _restored_schema(pf.schema_arrow, _our_columns(pf, files[0]))
     if columns is not None:
+        columns = [columns] if isinstance(columns, str) else columns
         schema = pa.schema([schema.field(c) for c in columns], schema.metadata)
     return schema.empty_table()
 
