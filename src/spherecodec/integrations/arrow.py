@@ -35,6 +35,7 @@ binary column to any reader; the file's key-value metadata (key ``"spherecodec"`
 the codec, the original type and how to read it.
 """
 
+import itertools
 import json
 import os
 import tempfile
@@ -90,6 +91,8 @@ def _describe_type(arrow_type, column):
     """The JSON description of a vector column's Arrow type; refuses what is not vectors."""
     if pa.types.is_fixed_size_list(arrow_type):
         kind, dim = "fixed_size_list", arrow_type.list_size
+        if dim == 0:
+            raise ValueError(f"column {column!r} holds empty vectors ({arrow_type})")
     elif pa.types.is_list(arrow_type):
         kind, dim = "list", None
     elif pa.types.is_large_list(arrow_type):
@@ -139,11 +142,14 @@ class VectorType(pa.ExtensionType):
     Storage is ``large_binary``: per segment (record batch / row group), the non-null
     vectors as one blob in the first non-null slot, empty slots after it, nulls as nulls.
     ``codec``, ``params`` and ``arrow_type`` (the type the column decodes to) are the
-    type's parameters, serialised as JSON.
+    type's parameters, serialised as JSON; ``dim`` is the vector length of a list column
+    (a fixed_size_list's own; None when no vector was seen yet).
     """
 
-    def __init__(self, codec, params, arrow_type):
+    def __init__(self, codec, params, arrow_type, dim=None):
         desc = _describe_type(arrow_type, "?")
+        if desc["dim"] is None:
+            desc["dim"] = dim
         self._meta = _check_metadata({"layout": LAYOUT, "codec": codec, "params": dict(params),
                                       "arrow_type": desc})
         super().__init__(pa.large_binary(), EXTENSION_NAME)
@@ -176,13 +182,14 @@ class VectorType(pa.ExtensionType):
             if isinstance(e, SpherecodecError):
                 raise
             raise CorruptBlobError(f"invalid {EXTENSION_NAME} metadata: {e}") from None
-        return cls(meta["codec"], meta["params"], _original_type(meta["arrow_type"]))
+        desc = meta["arrow_type"]
+        return cls(meta["codec"], meta["params"], _original_type(desc), desc["dim"])
 
     def __arrow_ext_class__(self):
         return VectorArray
 
     def __reduce__(self):
-        return VectorType, (self.codec, self.params, self.arrow_type)
+        return VectorType, (self.codec, self.params, self.arrow_type, self._meta["arrow_type"]["dim"])
 
 
 class VectorArray(pa.ExtensionArray):
@@ -325,16 +332,11 @@ def _first_dim(arrays, column):
         if valid.any():
             offsets = array.offsets.to_numpy()
             row = int(np.argmax(valid))
-            return int(offsets[row + 1] - offsets[row])
+            dim = int(offsets[row + 1] - offsets[row])
+            if dim == 0:
+                raise ValueError(f"column {column!r} holds empty vectors")
+            return dim
     return None
-
-
-def _ext_type_for(arrow_type, codec, params, column, dim):
-    desc = _describe_type(arrow_type, column)
-    ext_type = VectorType(codec, params, arrow_type)
-    if dim is not None and desc["dim"] is None:
-        ext_type._meta["arrow_type"]["dim"] = dim  # variable-size lists: the length seen, checked per batch
-    return ext_type
 
 
 def encode_array(array, codec="exact", *, params=None, threads=None, name="vectors"):
@@ -356,7 +358,7 @@ def encode_array(array, codec="exact", *, params=None, threads=None, name="vecto
     if isinstance(arrow_type, VectorType):
         raise ValueError(f"column {name!r} is already spherecodec-encoded")
     _describe_type(arrow_type, name)
-    ext_type = _ext_type_for(arrow_type, codec, params, name, _first_dim(chunks, name))
+    ext_type = VectorType(codec, params, arrow_type, _first_dim(chunks, name))
     starts = np.cumsum([0] + [len(chunk) for chunk in chunks])
     encoded = [_encode_segment(chunk, ext_type, name, threads, int(start)) for chunk, start in zip(chunks, starts)]
     return pa.chunked_array(encoded, type=ext_type) if chunked else encoded[0]
@@ -546,11 +548,41 @@ def decode_table(table, *, threads=None):
 # Parquet
 
 
-def _file_metadata(specs, schema):
+def _encoded_schema(schema, ext_types):
+    """The schema of the file: vector fields of their VectorType, METADATA_KEY added."""
+    fields = list(schema)
+    for column, ext_type in ext_types.items():
+        i = schema.get_field_index(column)
+        fields[i] = pa.field(column, ext_type, fields[i].nullable, fields[i].metadata)
+    metadata = dict(schema.metadata or {})
+    metadata[METADATA_KEY.encode()] = _file_metadata(ext_types).encode()
+    return pa.schema(fields, metadata)
+
+
+def _writer_options(schema, specs, compression, parquet_options):
+    """``pq.ParquetWriter`` arguments: the caller's for other columns, none for the blobs.
+
+    A blob does not compress further, and dictionaries or statistics of blobs only cost
+    time and bytes, so vector columns get none of them whatever the caller asks.
+    """
+    others = [name for name in schema.names if name not in specs]
+    if isinstance(compression, str) or compression is None:
+        compression = {name: compression or "none" for name in others}
+    options = {"compression": {**compression, **{name: "none" for name in specs}},
+               "use_dictionary": others, "write_statistics": others, "write_page_checksum": True}
+    parquet_options = dict(parquet_options)
+    for key in ("use_dictionary", "write_statistics"):
+        given = parquet_options.pop(key, True)
+        if given is not True:
+            options[key] = [n for n in (given or []) if n not in specs]
+    options.update(parquet_options)
+    return options
+
+
+def _file_metadata(ext_types):
     """The JSON stored under METADATA_KEY in the Parquet file's key-value metadata."""
     columns = {}
-    for column in specs:
-        ext_type = schema.field(column).type
+    for column, ext_type in ext_types.items():
         meta = ext_type._meta
         columns[column] = {"codec": meta["codec"], "params": meta["params"],
                            "arrow_type": str(ext_type.arrow_type), "type": meta["arrow_type"]}
@@ -619,46 +651,27 @@ def write_parquet(table, path, vectors, *, row_group_rows=None, threads=None, co
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give a file name (e.g. {path / 'part-0.parquet'})")
 
-    # the vector columns' types need the vector length of list columns: take it from the
-    # first row group, then check every later batch against it
-    fields = list(schema)
+    # the schema is written first, and a list column's type records its vector length:
+    # take it from the table, or from a stream's first row group; later rows are checked
     groups = _row_group_batches(table, int(row_group_rows))
     first = next(groups, None)
     ext_types = {}
     for column, (codec, params) in specs.items():
-        arrow_type = schema.field(column).type
         if isinstance(table, pa.Table):
             chunks = table.column(column).chunks
-        else:  # a stream: its first row group has to tell
+        else:
             chunks = first.column(column).chunks if first is not None else []
-        ext_types[column] = _ext_type_for(arrow_type, codec, params, column, _first_dim(chunks, column))
-        i = schema.get_field_index(column)
-        fields[i] = pa.field(column, ext_types[column], fields[i].nullable, fields[i].metadata)
-    metadata = dict(schema.metadata or {})
-    metadata[METADATA_KEY.encode()] = b""
-    out_schema = pa.schema(fields, metadata)
-    metadata[METADATA_KEY.encode()] = _file_metadata(specs, out_schema).encode()
-    out_schema = out_schema.with_metadata(metadata)
-
-    others = [name for name in schema.names if name not in specs]
-    if isinstance(compression, str) or compression is None:
-        compression = {name: compression or "none" for name in others}
-    compression = {**compression, **{name: "none" for name in specs}}
-    options = {"use_dictionary": [n for n in others], "write_statistics": [n for n in others],
-               "write_page_checksum": True}
-    for key in ("use_dictionary", "write_statistics"):
-        given = parquet_options.pop(key, True)
-        if given is not True:
-            options[key] = [n for n in (given or []) if n not in specs]
-    options.update(parquet_options)
+        ext_types[column] = VectorType(codec, params, schema.field(column).type, _first_dim(chunks, column))
+    out_schema = _encoded_schema(schema, ext_types)
+    options = _writer_options(schema, specs, compression, parquet_options)
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     rows = 0
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it open()'s mode
-        with pq.ParquetWriter(tmp, out_schema, compression=compression, **options) as writer:
-            for piece in _chain([] if first is None else [first], groups):
+        with pq.ParquetWriter(tmp, out_schema, **options) as writer:
+            for piece in itertools.chain([] if first is None else [first], groups):
                 columns = list(piece.columns)
                 for column in specs:
                     i = schema.get_field_index(column)
@@ -678,11 +691,6 @@ def write_parquet(table, path, vectors, *, row_group_rows=None, threads=None, co
             pass
         raise
     return rows
-
-
-def _chain(head, rest):
-    yield from head
-    yield from rest
 
 
 def _files(path):
