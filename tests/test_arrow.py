@@ -421,6 +421,12 @@ def test_parquet_file_looks_like_plain_parquet_to_other_readers(tmp_path):
     assert np.array_equal(spherecodec.decode(blob).view(np.uint32), X[:200].view(np.uint32))
     # and read_parquet still decodes such a table's file
     assert sca.read_parquet(path).equals(t)
+    # pyarrow's own readers give the extension type; batches that split row groups decode together
+    assert isinstance(pq.read_table(path).schema.field("embedding").type, sca.VectorType)
+    batches = list(pq.ParquetFile(path).iter_batches(batch_size=70))
+    assert sca.decode_table(pa.Table.from_batches(batches)).equals(t)
+    with pytest.raises(CorruptBlobError, match="decode the batches together"):
+        sca.decode_array(batches[1].column(1))
 
 
 def test_read_parquet_of_a_plain_file_returns_it_unchanged(tmp_path):

@@ -423,8 +423,10 @@ def _decode_segment(storage, desc, carry, where, threads):
         if carry is None:
             carry = _prefix_carry(storage)
         if carry is None:
-            raise CorruptBlobError(f"{where}: non-null rows before the first blob (an encoded column "
-                                   "that was filtered or reordered; decode before filtering)")
+            raise CorruptBlobError(f"{where}: non-null rows before the first blob: the array starts "
+                                   "inside a segment whose blob is in an earlier batch (decode the batches "
+                                   "together, as one ChunkedArray, or read with spherecodec.arrow.iter_parquet), "
+                                   "or the encoded column was filtered or reordered (decode before filtering)")
         blob, done = carry
         pieces.append(_blob_rows(blob, done, done + first, dim, where, threads))
         carry = (blob, done + first)
