@@ -388,6 +388,31 @@ def test_parquet_record_batch_reader_input_is_regrouped(tmp_path):
     assert sca.read_parquet(path).equals(t)
 
 
+def test_parquet_stream_input_holds_one_row_group_at_a_time(tmp_path, monkeypatch):
+    t = table()
+    pulled = []
+
+    def batches():
+        for batch in t.to_batches(max_chunksize=64):
+            pulled.append(batch.num_rows)
+            yield batch
+
+    seen = []
+    original = pq.ParquetWriter.write_table
+
+    def recording(self, piece, *args, **kwargs):
+        seen.append((piece.num_rows, sum(pulled)))
+        return original(self, piece, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", recording)
+    path = tmp_path / "t.parquet"
+    sca.write_parquet(pa.RecordBatchReader.from_batches(t.schema, batches()), path, vectors=["embedding"],
+                      row_group_rows=128)
+    # each row group is written once its own batches are in, before the next are pulled
+    assert seen == [(128, 128), (128, 256), (128, 384), (128, 512)]
+    assert sca.read_parquet(path).equals(t)
+
+
 def test_parquet_dataset_directory_reads_files_in_order(tmp_path):
     t = table()
     sca.write_parquet(t.slice(0, 300), tmp_path / "part-0.parquet", vectors=["embedding"], row_group_rows=128)
