@@ -21,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, available_codecs, get_codec
+import numpy as np
+
+from . import __version__, available_codecs, get_codec, stream
 from .errors import SpherecodecError
 from .layout import MAGIC as _SPHC_MAGIC
 
@@ -157,8 +159,6 @@ def _progress_flag(args):
 
 
 def _compress(args):
-    from . import stream
-
     src, dst = _check_paths(args)
     params = dict(args.param)
     chunk_rows = params.pop("chunk_rows", None)
@@ -185,8 +185,6 @@ def _compress(args):
 
 
 def _decompress(args):
-    from . import stream
-
     src, dst = _check_paths(args)
     if _magic(src).startswith(_NPY_MAGIC):
         raise CommandError(f"{src}: is a .npy file, not a .sphc file (did you mean 'spherecodec compress'?)")
@@ -202,8 +200,6 @@ def _decompress(args):
 
 
 def _info(args):
-    from . import stream
-
     src = Path(args.input)
     if src.is_dir():
         raise CommandError(f"{src}: is a directory")
@@ -236,8 +232,6 @@ def _info(args):
 
 
 def _itemsize(dtype):
-    import numpy as np
-
     return np.dtype(dtype).itemsize
 
 
@@ -250,6 +244,7 @@ def _codecs(args):
 
 def _bench(argv):
     try:
+        # the bench package (peers, plots) is loaded by this command only, not by every CLI call
         from .bench import main as bench_main
     except ImportError as exc:
         raise CommandError(f"the bench command is not available: {exc}") from None

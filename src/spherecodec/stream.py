@@ -20,7 +20,6 @@ the container itself holds.
 
 import mmap
 import os
-import tempfile
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import container, pages
+from .atomic import atomic_output
 from .errors import SpherecodecError, UnsupportedError
 from .pipeline import Sink, Workers, decode_chunks, encode_array, row_view
 from .scratch import scratch
@@ -48,8 +48,6 @@ BATCH_BYTES = 8 << 20
 #: seconds before a progress bar appears: short runs never draw one
 PROGRESS_DELAY = 1.0
 _COPY_BYTES = 8 << 20
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class NpyFormatError(SpherecodecError):
@@ -194,25 +192,6 @@ def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release
                             on_rows_done=rows_done)
 
 
-@contextmanager
-def _atomic_output(path):
-    """An open binary file that replaces ``path`` only once the block ends without error."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-    try:
-        # mkstemp makes the file private; give it the mode a plain open() would
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w+b") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def encode_to_file(array, path, codec="exact", *, threads=None, chunk_rows=None, progress=False, **params):
     """Compress ``array`` into the container file ``path``, a batch of chunks at a time.
 
@@ -236,7 +215,7 @@ def encode_to_file(array, path, codec="exact", *, threads=None, chunk_rows=None,
         Bytes written.
     """
     array = np.asanyarray(array)
-    with _atomic_output(path) as f:
+    with atomic_output(path) as f:
         return _encode_into(f, array, codec, threads, chunk_rows, params, progress, lambda a, b: None)
 
 
@@ -295,7 +274,7 @@ def compress_npy(src, dst, codec="exact", *, threads=None, chunk_rows=None, prog
     Memory use stays near one batch of chunks (:data:`BATCH_BYTES`) whatever the file
     size, except for codecs that fit a model on all rows at once. Returns bytes written.
     """
-    with read_npy(src) as (array, release), _atomic_output(dst) as f:
+    with read_npy(src) as (array, release), atomic_output(dst) as f:
         return _encode_into(f, array, codec, threads, chunk_rows, params, progress, release)
 
 
@@ -362,7 +341,7 @@ class BlobFile(_Closing):
     def to_npy(self, path, *, threads=None, progress=False):
         """Write the decoded array to the ``.npy`` file ``path``, streaming; return its size."""
         h = self.header
-        with _atomic_output(path) as f:
+        with atomic_output(path) as f:
             header = {"descr": np.lib.format.dtype_to_descr(h.dtype), "fortran_order": False,
                       "shape": tuple(h.shape)}
             try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import entropy as _entropy
-from ..errors import CorruptBlobError, UnsupportedError
+from ..errors import CorruptBlobError
 from ..kernels import quant as _k
 from ..kernels.bits import merge_low_bits, pack_low_bits, raw_size
 from .registry import register_codec

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from ._numpy import as_float32_rows, l2_normalize, residual_mlp
+from ._numpy import as_float32_rows, exact_knn, l2_normalize, residual_mlp
 
 FORMAT = "spherecodec.dive/1"
 _PARAM_NAMES = ("w1", "b1", "ln_gamma", "ln_beta", "w2", "b2", "head_w", "head_b")
@@ -154,6 +154,7 @@ class DiveAdapter:
 
     def torch_transform(self, x):
         """The same map computed by the torch training module (needs torch), as numpy."""
+        # torch is optional (the dive extra): imported only by the calls that train or compare
         import torch
 
         from ._train import DiveNet
@@ -214,7 +215,7 @@ class DiveAdapter:
         if not 0 <= val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
         self.params = self._initial_params(x)
-        from ._train import train_dive
+        from ._train import train_dive  # needs torch, an optional dependency: imported on use
 
         self.params, self.history = train_dive(
             self, x, triplets=triplets, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
@@ -230,7 +231,6 @@ class DiveAdapter:
     def _pairs_to_triplets(self, x, pairs, depth=20):
         q, p = _index_arrays(pairs, 2, x.shape[0], "pairs")
         rng = np.random.default_rng(self.seed + 1)
-        from ._numpy import exact_knn
 
         unit = l2_normalize(x)
         depth = min(depth, x.shape[0] - 1)

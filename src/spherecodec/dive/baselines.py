@@ -97,7 +97,7 @@ class MatryoshkaAdaptor(_Reducer):
         x = as_float32_rows(x, self.dim_in, name="embeddings")
         if x.shape[0] < 3:
             raise ValueError("fit needs at least 3 embeddings")
-        from ._train import train_matryoshka
+        from ._train import train_matryoshka  # needs torch, an optional dependency: imported on use
 
         self.params, self.history = train_matryoshka(
             self, x, epochs=_positive_int("epochs", epochs), batch_size=_positive_int("batch_size", batch_size),

@@ -37,8 +37,6 @@ the codec, the original type and how to read it.
 
 import itertools
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +45,7 @@ import pyarrow.parquet as pq
 
 import spherecodec
 from spherecodec import CorruptBlobError, SpherecodecError, UnsupportedError
+from spherecodec.atomic import atomic_path
 
 __all__ = [
     "VectorType",
@@ -75,8 +74,6 @@ ROW_GROUP_BYTES = 64 << 20
 
 _LIST_KINDS = {"list": pa.list_, "large_list": pa.large_list}
 _VALUE_TYPES = {"halffloat": pa.float16(), "float": pa.float32(), "double": pa.float64()}
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class ParquetReadError(SpherecodecError):
@@ -667,11 +664,8 @@ def write_parquet(table, path, vectors, *, row_group_rows=None, threads=None, co
     out_schema = _encoded_schema(schema, ext_types)
     options = _writer_options(schema, specs, compression, parquet_options)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
     rows = 0
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it open()'s mode
+    with atomic_path(path, fsync=True) as tmp:
         with pq.ParquetWriter(tmp, out_schema, **options) as writer:
             for piece in itertools.chain([] if first is None else [first], groups):
                 columns = list(piece.columns)
@@ -683,15 +677,6 @@ def write_parquet(table, path, vectors, *, row_group_rows=None, threads=None, co
                 writer.write_table(pa.Table.from_arrays(columns, schema=out_schema),
                                    row_group_size=max(1, piece.num_rows))
                 rows += piece.num_rows
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return rows
 
 
