@@ -473,43 +473,47 @@ _vector_steps_plain = _vector_steps_intrinsic(False)
 
 
 @njit
-def _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, shift):
+def _vector_prologue(stream, slot_symbol, precision, symbol_table, shift):
+    # (body well formed, bounds, states); symbol_table <- the symbols shifted left by `shift`
+    bounds = np.empty(4, dtype=np.int64)
+    states = np.empty(LANES, dtype=np.uint32)
     if not _parse(stream, bounds):
-        return False
+        return False, bounds, states
     _load_states(stream, bounds, states)
     for k in range(1 << precision):
         symbol_table[k] = np.uint32(slot_symbol[k]) << np.uint32(shift)
-    return True
+    return True, bounds, states
+
+
+@njit
+def _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, fused):
+    # the scalar steps finish what the vector steps left (`done` steps decoded)
+    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done * LANES,
+                         fused):
+        return STATUS_CORRUPT
+    return _finish(bounds, states)
 
 
 @njit(nogil=True, cache=True)
 def decode_vector(stream, slot_table, slot_symbol, precision, out, symbol_table):
     """``decode_scalar`` of plain symbols by vector steps (``symbol_table``: uint32
     scratch of the slot table's size)."""
-    bounds = np.empty(4, dtype=np.int64)
-    states = np.empty(LANES, dtype=np.uint32)
-    if not _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, 0):
+    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, 0)
+    if not ok:
         return STATUS_CORRUPT
     raw = np.empty(0, dtype=np.uint8)
     done = _vector_steps_plain(stream, bounds, slot_table, symbol_table, np.int64(precision),
                                out, np.int64(out.size // LANES), states, raw)
-    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
-                         done * LANES, False):
-        return STATUS_CORRUPT
-    return _finish(bounds, states)
+    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, False)
 
 
 @njit(nogil=True, cache=True)
 def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, symbol_table):
     """``decode_scalar`` of float32 values (uint32 ``out``, ``raw`` their 20 low bits) by
     vector steps (``symbol_table``: uint32 scratch of the slot table's size)."""
-    bounds = np.empty(4, dtype=np.int64)
-    states = np.empty(LANES, dtype=np.uint32)
-    if not _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, FLOAT32_RAW_BITS):
+    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, FLOAT32_RAW_BITS)
+    if not ok:
         return STATUS_CORRUPT
     done = _vector_steps_fused(stream, bounds, slot_table, symbol_table, np.int64(precision),
                                out, np.int64(out.size // LANES), states, raw)
-    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
-                         done * LANES, True):
-        return STATUS_CORRUPT
-    return _finish(bounds, states)
+    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True)
