@@ -12,7 +12,7 @@ import spherecodec
 from common import load_sample
 from spherecodec import entropy
 from spherecodec.errors import CorruptBlobError
-from spherecodec.kernels import rans, rans_simd
+from spherecodec.kernels import rans_simd
 from spherecodec.kernels.bits import merge_low_bits, pack_and_count, pack_low_bits, raw_size
 from spherecodec.kernels.checksum import xxh64
 

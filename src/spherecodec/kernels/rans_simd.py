@@ -401,7 +401,7 @@ def _decoder_ir(name, out_bits, fused):
     # is followed by substream 1 (at least 64 bytes), the last one must hold 32 more
     add("  %more = icmp ult i64 %k, %steps")
     add("  %in0 = icmp ule i64 %p0, %end0")
-    add(f"  %in1 = icmp ule i64 %p1, %last1")
+    add("  %in1 = icmp ule i64 %p1, %last1")
     add("  %in = and i1 %in0, %in1")
     add("  %go = and i1 %more, %in")
     add("  br i1 %go, label %step, label %exit")
