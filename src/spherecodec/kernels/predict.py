@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from .rans_core import (FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
-                        decode_step, encode_step, encoder_entry, flush_state, merge_float32, read_state)
+                        decode_step, encode_step_divide, flush_state, merge_float32, read_state)
 
 BLOCK_ROWS = 16
 #: the head symbol of a float32 is its top bits, above the raw ones (rans_core's split)
@@ -152,8 +152,7 @@ def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
         if f <= 0:
             return -1
         lane = lanes[i]
-        # the entry's reciprocal costs a division, as x // f did, but off the states' chain
-        xs[lane], pos = encode_step(xs[lane], encoder_entry(f, cum[c, s]), precision, out, pos)
+        xs[lane], pos = encode_step_divide(xs[lane], _U(f), _U(cum[c, s]), precision, out, pos)
     for j in range(STATES - 1, -1, -1):
         pos = flush_state(xs[j], out, pos)
     return pos
