@@ -1,14 +1,18 @@
 """Kernels against references: XXH64 against the xxhash package, rANS and bit planes."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import spherecodec
+from common import load_sample
 from spherecodec import entropy
 from spherecodec.errors import CorruptBlobError
-from spherecodec.kernels import rans
+from spherecodec.kernels import rans_simd
 from spherecodec.kernels.bits import merge_low_bits, pack_and_count, pack_low_bits, raw_size
 from spherecodec.kernels.checksum import xxh64
 
@@ -104,3 +108,52 @@ def test_quantized_frequencies_sum_and_cover():
         assert freq.sum() == 1 << 14
         assert ((freq > 0) == (counts > 0)).all() or (counts > 0).sum() == 1
         assert freq.max() <= (1 << 14) - (1 << 6)
+
+
+#: sha256 (first 16 hex digits) of what each rANS coder wrote for the real sample before
+#: kernels/rans_core.py gathered their steps (the code of commit 0675421)
+PINNED = {
+    "8 lanes": "83f98cb01b7f669d",
+    "1 lane": "3ebb44fe1def3f80",
+    "8 lanes, 16-bit symbols": "0228c24ed3df1021",
+    "32 lanes": "f4e1b5ccb3995bb7",
+    "raw bits and 32 lanes": "2fc3e95542f28081",
+    "exact blob": "448b42800738943d",
+    "exact blob, small chunks": "af679541246241d5",
+    "exact blob, float64": "2412acd0a93c564a",
+    "exact blob, float16": "1603758107a22c66",
+    "exact level 2 blob": "fdda8996f8edfd9e",
+    "exact level 3 blob": "c517e93a373699e8",
+}
+
+
+def _digest(data):
+    return hashlib.sha256(bytes(data)).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("vector", [True, False])
+def test_every_rans_coder_writes_its_pinned_bytes_on_the_sample(vector):
+    x = load_sample()
+    values = x.reshape(-1).view(np.uint32)
+    n = values.size
+    got = {
+        "8 lanes": entropy.encode_stream(values, 4096, shift=20),
+        "1 lane": entropy.encode_stream(values[:200], 4096, shift=20),
+        "8 lanes, 16-bit symbols": entropy.encode_stream((values >> 16).astype(np.uint16), 1 << 16),
+        "exact blob, small chunks": spherecodec.encode(x, threads=1, chunk_rows=20),
+        "exact blob, float64": spherecodec.encode(x.astype(np.float64), threads=1),
+        "exact blob, float16": spherecodec.encode(x.astype(np.float16), threads=1),
+        "exact level 2 blob": spherecodec.encode(x, threads=1, level=2),
+        "exact level 3 blob": spherecodec.encode(x, threads=1, level=3),
+    }
+    rans_simd.VECTOR_ENCODE, saved = vector, rans_simd.VECTOR_ENCODE
+    try:  # the 32-lane encoder's vector steps, or its scalar ones
+        got["32 lanes"] = entropy.encode_stream(values, 4096, shift=20, wide=True)
+        assert entropy.encode_stream((values >> 20).astype(np.uint16), 4096, wide=True) == got["32 lanes"]
+        out = np.zeros(raw_size(n, 20) + entropy.stream_capacity(n, 4096), np.uint8)
+        end = entropy.encode_stream_into(values, 4096, out, 0, shift=20, wide=True, raw_bits=True)
+        got["raw bits and 32 lanes"] = out[:end]
+        got["exact blob"] = spherecodec.encode(x, threads=1)
+    finally:
+        rans_simd.VECTOR_ENCODE = saved
+    assert {name: _digest(data) for name, data in got.items()} == PINNED

@@ -192,28 +192,23 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
 
 @pytest.mark.parametrize("n", [MIN, MIN + 1, 3 * MIN + 17, 2 * MIN + 32])
 @pytest.mark.parametrize("vector", [True, False])
-def test_one_call_chunk_kernel_writes_the_step_by_step_bytes(n, vector):
-    # kernels.exact codes a float32 chunk in one nogil call: the same bytes as the steps
-    # codecs.exact takes for every other case (pack and count, table, stream)
-    from spherecodec.kernels.bits import pack_and_count
-    from spherecodec.kernels.exact import encode_float32_chunk
-
+def test_raw_bits_and_stream_in_one_call_write_the_separate_steps_bytes(n, vector):
+    # the exact codec writes a chunk's raw bits and its stream in one nogil call: the same
+    # bytes as packing the raw bits, then coding a stream of the heads
     rng = np.random.default_rng(n)
     values = (rng.standard_normal(n) * 0.05).astype(np.float32).view(np.uint32)
     values[::97] = 0x7FC00001  # a NaN payload: a rare symbol
     nraw = raw_size(n, 20)
     capacity = 1 + nraw + entropy.stream_capacity(n, 4096)
     expected = np.zeros(capacity, dtype=np.uint8)
-    counts = np.zeros(4096, dtype=np.int64)
-    pack_and_count(values, 20, expected[1:1 + nraw], counts)
+    pack_low_bits(values, 20, expected[1:1 + nraw])
     rans_simd.VECTOR_ENCODE, saved = vector, rans_simd.VECTOR_ENCODE
     try:
-        end = entropy.encode_stream_into(values, 4096, expected, 1 + nraw, shift=20, counts=counts, wide=True)
+        end = entropy.encode_stream_into(values, 4096, expected, 1 + nraw, shift=20, wide=True)
+        out = np.zeros(capacity, dtype=np.uint8)
+        got = entropy.encode_stream_into(values, 4096, out, 1, shift=20, wide=True, raw_bits=True)
     finally:
         rans_simd.VECTOR_ENCODE = saved
-    out = np.zeros(capacity, dtype=np.uint8)
-    scratch = np.zeros(rans_simd.encode_scratch_size(n), dtype=np.uint8)
-    got = encode_float32_chunk(values, out, 1, scratch, vector)
     assert got == end and out[1:end].tobytes() == expected[1:end].tobytes()
     assert out[1 + nraw] == entropy.BACKEND_NUMBA32
 

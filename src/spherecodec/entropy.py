@@ -10,18 +10,21 @@ A *stream* is self-describing given the number of symbols ``n`` and the alphabet
     varint  number of coded bytes b
     b bytes the coded words (little endian)
 
-Backends 0 and 2 are the same coder with two layouts of the coded words: 8 lanes
-(``kernels.rans``) or 32 lanes in two substreams, which an AVX-512 CPU decodes 16 lanes at a
-time (``kernels.rans_simd``). The exact codec writes backend 2 for float32 chunks of
-``rans_simd.MIN_SYMBOLS`` values or more (``wide=True``); every other stream is backend 0
-or 1. Every codec codes its symbols through ``encode_stream``/``decode_stream``; the exact
-codec writes into its own buffer with ``encode_stream_into``.
+Backends 0 and 2 are the same coder (``kernels.rans_core``) with two layouts of the coded
+words: 8 lanes (``kernels.rans``) or 32 lanes in two substreams, which an AVX-512 CPU
+decodes 16 lanes at a time (``kernels.rans_simd``). ``encode_stream_into(wide=True)``
+takes backend 2 for streams of ``rans_simd.MIN_SYMBOLS`` symbols or more (the exact
+codec's float32 chunks, the grid codec's columns); other Numba streams are backend 0.
+Both are written by one kernel, ``kernels.rans.encode_stream`` (with the chunk's raw low
+bits first when asked: ``raw_bits=True``). Every codec codes its symbols through
+``encode_stream``/``encode_stream_into`` and ``decode_stream``.
 """
 
 import numpy as np
 
 from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
+from .kernels import rans_core as _core
 from .kernels import rans_simd as _rans32
 from .kernels.bits import merge_low_bits, raw_size
 from .scratch import recycle as _recycle
@@ -32,7 +35,7 @@ BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
 BACKEND_NUMBA32 = _rans32.BACKEND_ID
 BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
-MAX_PRECISION = _rans.MAX_PRECISION
+MAX_PRECISION = _core.MAX_PRECISION
 MAX_ALPHABET = 1 << 16
 # No symbol may take more than 255/256 of the probability mass: every coded symbol then costs
 # at least 0.0056 bit, which bounds how much a blob can expand (see Codec.max_expansion).
@@ -75,41 +78,46 @@ def _check_alphabet(alphabet_size):
 
 
 def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="numba", counts=None,
-                       wide=False):
+                       wide=False, raw_bits=False):
     """Code the symbols ``values >> shift`` into ``out[pos:]``; return the end position.
 
-    ``out`` (uint8) needs ``stream_capacity(values.size, alphabet_size)`` bytes from ``pos``.
-    ``wide``: with the Numba backend, use the 32-lane layout (backend 2) when there are
-    ``rans_simd.MIN_SYMBOLS`` symbols or more.
+    ``out`` (uint8) needs ``stream_capacity(values.size, alphabet_size)`` bytes from ``pos``
+    (plus ``raw_size(values.size, shift)`` with ``raw_bits``). ``counts``: the symbols'
+    counts if the caller has them. ``wide``: with the Numba backend, use the 32-lane
+    layout (backend 2) when there are ``rans_simd.MIN_SYMBOLS`` symbols or more.
+    ``raw_bits``: first write the values' low ``shift`` bits (``kernels.bits`` layout), in
+    the same pass as the counting.
     """
     _check_alphabet(alphabet_size)
     backend_id = BACKENDS[backend]
     values = np.ascontiguousarray(values).reshape(-1)
-    if wide and backend_id == BACKEND_NUMBA and values.size >= _rans32.MIN_SYMBOLS:
-        backend_id = BACKEND_NUMBA32
-    if counts is None:
-        counts = np.zeros(alphabet_size, dtype=np.int64)
-        _rans.histogram(values, shift, counts)
-    freq, precision, pos = _rans.write_stream_head(np.ascontiguousarray(counts, dtype=np.int64), backend_id,
-                                                   out, pos)
-    if values.size == 0:
-        return _rans.write_varint(out, pos, 0)
-    if backend_id == BACKEND_NUMBA:
-        table = _rans.encoder_table(freq)
-        scratch = _scratch("rans.encode", _rans.encode_scratch_size(values.size), np.uint8)
-        return _rans.rans_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
-    if backend_id == BACKEND_NUMBA32:
-        table = _rans.encoder_table(freq)
+    n = values.size
+    count = counts is None
+    counts = np.zeros(alphabet_size, dtype=np.int64) if count else np.ascontiguousarray(counts, dtype=np.int64)
+    nraw = raw_size(n, shift) if raw_bits else 0
+    if backend_id == BACKEND_CONSTRICTION:
+        return _encode_constriction(values, shift, nraw, counts, count, out, pos)
+    if wide and n >= _rans32.MIN_SYMBOLS:
         # from the shared buffer pool, not per-thread scratch: a thread pool's workers are new
         # threads on every call, and fresh memory costs faults (huge pages: compaction stalls)
-        scratch = _take_buffer(_rans32.encode_scratch_size(values.size))
+        scratch = _take_buffer(_rans32.encode_scratch_size(n))
         try:
-            return _rans32.rans32_encode(values, np.uint64(shift), table, precision, scratch, out, pos)
+            return _rans.encode_stream(values, shift, nraw, counts, count, BACKEND_NUMBA32, scratch, out, pos,
+                                       _rans32.VECTOR_ENCODE)
         finally:
             _recycle([scratch])
+    scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)
+    return _rans.encode_stream(values, shift, nraw, counts, count, BACKEND_NUMBA, scratch, out, pos, False)
+
+
+def _encode_constriction(values, shift, nraw, counts, count, out, pos):
+    pos = _rans.count_symbols(values, shift, nraw, counts, count, out, pos)
+    freq, precision, pos = _rans.write_stream_head(counts, BACKEND_CONSTRICTION, out, pos)
+    if values.size == 0:
+        return _core.write_varint(out, pos, 0)
     body = _constriction_encode(values >> shift if shift else values, freq, precision)
     size = body.size
-    pos = _rans.write_varint(out, pos, size)
+    pos = _core.write_varint(out, pos, size)
     out[pos:pos + size] = body
     return pos + size
 
@@ -141,9 +149,6 @@ def _constriction_encode(symbols, freq, precision):
     return coder.get_compressed().astype("<u4").view(np.uint8)
 
 
-FUSED_RAW_BITS = 20
-
-
 def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
     """Decode ``out.size`` symbols from the stream at ``buf[pos:]`` into ``out``.
 
@@ -173,7 +178,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
                                    slot_table, slot_symbol)
     if pos < 0:
         raise CorruptBlobError("invalid frequency table")
-    nbytes, pos = _rans.read_varint(buf, pos, buf.size)
+    nbytes, pos = _core.read_varint(buf, pos, buf.size)
     if pos < 0 or pos + nbytes > buf.size:
         raise TruncatedBlobError("coded bytes run past the end of their chunk")
     body = buf[pos:pos + nbytes]
@@ -184,11 +189,11 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
         return pos
     if n_used == 0:
         raise CorruptBlobError("symbols announced but the frequency table is empty")
-    if raw20 is not None and (out.dtype != np.uint32 or raw20.size != raw_size(n, FUSED_RAW_BITS)):
+    if raw20 is not None and (out.dtype != np.uint32 or raw20.size != raw_size(n, _core.FLOAT32_RAW_BITS)):
         raise ValueError("raw20 needs a uint32 output and exactly the raw section of 20-bit values")
     if backend_id == BACKEND_NUMBA:
         fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
-        if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _rans.STATUS_OK:
+        if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     elif backend_id == BACKEND_NUMBA32:
         if _rans32.VECTOR:
@@ -202,12 +207,12 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
         else:
             fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
             status = _rans32.decode_scalar(body, slot_table, slot_symbol, precision, out, fused)
-        if status != _rans.STATUS_OK:
+        if status != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     else:
         _constriction_decode(body, symbols[:n_used], freqs[:n_used], precision, out)
         if raw20 is not None:
-            merge_low_bits(out, raw20, FUSED_RAW_BITS)
+            merge_low_bits(out, raw20, _core.FLOAT32_RAW_BITS)
     return pos
 
 

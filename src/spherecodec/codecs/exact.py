@@ -6,13 +6,12 @@ import numpy as np
 
 from .. import entropy
 from ..errors import CorruptBlobError, UnsupportedError
-from ..kernels import rans_simd
-from ..kernels.bits import merge_low_bits, pack_and_count, raw_size
-from ..kernels.exact import encode_float32_chunk
+from ..kernels.bits import merge_low_bits, raw_size
+from ..kernels.rans_core import FLOAT32_RAW_BITS
 from ..scratch import recycle, take_buffer
-from .registry import register_codec
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
+from .registry import register_codec
 from .sphere import decode_residual_chunk, encode_residual_chunk
 
 # per dtype: unsigned view type, bits in sign + exponent, default top mantissa bits in symbol
@@ -165,21 +164,11 @@ class ExactCodec(Codec):
         nraw = raw_size(values.size, raw_bits)
         out = take_buffer(1 + nraw + entropy.stream_capacity(values.size, alphabet))
         out[0] = MODE_CODED
-        wide = raw_bits == entropy.FUSED_RAW_BITS and values.dtype == np.uint32
-        if wide and self.entropy == "numba" and values.size >= rans_simd.MIN_SYMBOLS:
-            # float32 values with 20 raw bits: the 32-lane layout, which decodes 2x faster,
-            # coded in one nogil call, so that threads coding chunks side by side do not wait
-            # for each other's turn with the GIL between the steps
-            scratch = take_buffer(rans_simd.encode_scratch_size(values.size))
-            try:
-                end = encode_float32_chunk(values, out, 1, scratch, rans_simd.VECTOR_ENCODE)
-            finally:
-                recycle([scratch])
-        else:
-            counts = np.zeros(alphabet, dtype=np.int64)
-            pack_and_count(values, raw_bits, out[1:1 + nraw], counts)
-            end = entropy.encode_stream_into(values, alphabet, out, 1 + nraw, shift=raw_bits,
-                                             backend=self.entropy, counts=counts)
+        # float32 values at the default split: the 32-lane layout (for long chunks), which
+        # decodes 2x faster; raw bits and stream in one nogil call with the Numba backend
+        wide = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
+        end = entropy.encode_stream_into(values, alphabet, out, 1, shift=raw_bits, backend=self.entropy,
+                                         wide=wide, raw_bits=True)
         if end > 1 + values.nbytes:
             out[0] = MODE_STORED
             out[1:1 + values.nbytes] = values.astype(values.dtype.newbyteorder("<"), copy=False).view(np.uint8)
@@ -209,7 +198,7 @@ class ExactCodec(Codec):
         if payload.size < 1 + nraw:
             raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
         raw = payload[1:1 + nraw]
-        fuse = raw_bits == entropy.FUSED_RAW_BITS and values.dtype == np.uint32
+        fuse = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
         end = entropy.decode_stream(payload, 1 + nraw, 1 << symbol_bits, values,
                                     raw20=raw if fuse else None)
         if end != payload.size:

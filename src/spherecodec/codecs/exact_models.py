@@ -42,6 +42,7 @@ from .. import entropy
 from ..errors import CorruptBlobError
 from ..kernels import predict as _pk
 from ..kernels import rans as _rans
+from ..kernels import rans_core as _core
 from ..kernels.bits import pack_low_bits, raw_size
 
 MODEL_FORMAT = 1
@@ -60,7 +61,7 @@ CONTEXT_CHOICES = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 4), (16
 SPAN = 6.0
 #: (buckets, classes) used to compare predictor sizes
 _K_LAYOUT = (16, 2)
-RAW_BITS = 32 - 12
+RAW_BITS = _core.FLOAT32_RAW_BITS
 _FIT_ROWS = 4096
 _PROBE_ROWS = 1024
 _HEAD = struct.Struct("<BBHHBBBB")
@@ -313,7 +314,7 @@ class Model:
         out = np.empty(1 + nraw + 10 + size, dtype=np.uint8)
         out[0] = mode
         pack_low_bits(bits.reshape(-1), RAW_BITS, out[1:1 + nraw])
-        pos = _rans.write_varint(out, 1 + nraw, size)
+        pos = _core.write_varint(out, 1 + nraw, size)
         out[pos:pos + size] = body[start:]
         return out[:pos + size]
 
@@ -326,7 +327,7 @@ class Model:
         nraw = raw_size(total, RAW_BITS)
         if payload.size < 1 + nraw:
             raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
-        size, pos = _rans.read_varint(payload, 1 + nraw, payload.size)
+        size, pos = _core.read_varint(payload, 1 + nraw, payload.size)
         if pos < 0 or pos + size != payload.size:
             raise CorruptBlobError("chunk's rANS body length does not match its size")
         if self._slots is None:
@@ -337,7 +338,7 @@ class Model:
         status = _pk.decode_contexts(payload[pos:], payload[1:1 + nraw], slot_table, slot_symbol,
                                      self.precision, self.coef, self.bias, self.gain, self.offset,
                                      self.base, self.buckets, bits, pred)
-        if status != _pk.STATUS_OK:
+        if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
 
 
@@ -435,10 +436,5 @@ def _slot_tables(freq, precision):
     slot_table = np.zeros(freq.shape[0] * size, dtype=np.uint32)
     slot_symbol = np.zeros(freq.shape[0] * size, dtype=np.uint16)
     for c in range(freq.shape[0]):
-        at = c * size
-        for s in np.flatnonzero(freq[c]):
-            f = int(freq[c, s])
-            slot_table[at:at + f] = f | (np.arange(f, dtype=np.uint32) << 16)
-            slot_symbol[at:at + f] = s
-            at += f
+        _rans.slot_tables(freq[c], slot_table[c * size:(c + 1) * size], slot_symbol[c * size:(c + 1) * size])
     return slot_table, slot_symbol

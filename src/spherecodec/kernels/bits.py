@@ -8,6 +8,8 @@ the common widths (16 of float32's 20 raw bits) plain loads and stores.
 import numpy as np
 from numba import njit
 
+from .rans_core import FLOAT32_RAW_BITS
+
 
 @njit(cache=True)
 def raw_size(n, k):
@@ -64,7 +66,7 @@ def pack_and_count(values, k, out, counts):
     """``pack_low_bits`` and, in the same pass, ``counts[values >> k] += 1`` (one read of the
     values instead of two); returns the raw bytes used."""
     n = values.size
-    if k == 20:  # float32 at the default split: a 16-bit plane and a 4-bit plane
+    if k == FLOAT32_RAW_BITS:  # float32 at the exact codec's split: a 16-bit plane and a 4-bit plane
         half = n // 2
         nib = 2 * n
         for j in range(half):
@@ -75,14 +77,14 @@ def pack_and_count(values, k, out, counts):
             out[4 * j + 2] = b & 0xFF
             out[4 * j + 3] = (b >> 8) & 0xFF
             out[nib + j] = ((a >> 16) & 0xF) | (((b >> 16) & 0xF) << 4)
-            counts[a >> 20] += 1
-            counts[b >> 20] += 1
+            counts[a >> FLOAT32_RAW_BITS] += 1
+            counts[b >> FLOAT32_RAW_BITS] += 1
         if n & 1:
             a = values[n - 1]
             out[2 * n - 2] = a & 0xFF
             out[2 * n - 1] = (a >> 8) & 0xFF
             out[nib + half] = (a >> 16) & 0xF
-            counts[a >> 20] += 1
+            counts[a >> FLOAT32_RAW_BITS] += 1
         return raw_size(n, k)
     for i in range(n):
         counts[values[i] >> k] += 1

@@ -20,19 +20,22 @@ Determinism rules the code below follows:
 
 Stream order within a chunk: rows in blocks of ``BLOCK_ROWS``; within a block, column by
 column, row by row. Symbol ``i`` of that order uses rANS state ``i % 4``; the body is the
-four final states (u32 little endian each) then the 16-bit words in decoding order.
+four final states (u32 little endian each) then the 16-bit words in decoding order. The
+coder's steps, constants and status codes are ``kernels.rans_core``'s.
 """
 
 import numpy as np
 from numba import njit
 
-RANS_L = 1 << 16
+from .rans_core import (FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
+                        decode_step, encode_step_divide, flush_state, merge_float32, read_state)
+
 BLOCK_ROWS = 16
-HEAD_SHIFT = 20
-ALPHABET = 1 << 12
-STATUS_OK = 0
-STATUS_CORRUPT = 1
-STATUS_UNMODELLED = 2
+#: the head symbol of a float32 is its top bits, above the raw ones (rans_core's split)
+HEAD_SHIFT = FLOAT32_RAW_BITS
+ALPHABET = FLOAT32_ALPHABET
+#: rANS states, dealt to the symbols of a block's column row by row
+STATES = 4
 _TINY = np.float32(1e-30)
 _HUGE = np.float32(1e30)
 _U = np.uint64
@@ -131,18 +134,6 @@ def context_histogram(values, ctx, counts):
             counts[ctx[r, j], values[r, j] >> HEAD_SHIFT] += 1
 
 
-@njit(inline="always")
-def _encode_step(x, f, c, precision, out, pos):
-    overflow = x >= (f << (32 - precision))
-    out[pos - 2] = x & 0xFF
-    out[pos - 1] = (x >> 8) & 0xFF
-    if overflow:
-        x >>= 16
-        pos -= 2
-    q = x // f
-    return (q << precision) + (x - q * f) + c, pos
-
-
 @njit(nogil=True, cache=True)
 def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
     """rANS-encode ``symbols``, symbol ``i`` with table ``contexts[i]`` and state ``lanes[i]``.
@@ -153,7 +144,7 @@ def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
     """
     n = symbols.size
     pos = out.size
-    xs = np.full(4, RANS_L, dtype=np.int64)
+    xs = np.full(STATES, RANS_L, dtype=np.uint64)
     for i in range(n - 1, -1, -1):
         c = contexts[i]
         s = symbols[i]
@@ -161,14 +152,9 @@ def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
         if f <= 0:
             return -1
         lane = lanes[i]
-        xs[lane], pos = _encode_step(xs[lane], f, cum[c, s], precision, out, pos)
-    for j in range(3, -1, -1):
-        x = xs[j]
-        pos -= 4
-        out[pos] = x & 0xFF
-        out[pos + 1] = (x >> 8) & 0xFF
-        out[pos + 2] = (x >> 16) & 0xFF
-        out[pos + 3] = (x >> 24) & 0xFF
+        xs[lane], pos = encode_step_divide(xs[lane], _U(f), _U(cum[c, s]), precision, out, pos)
+    for j in range(STATES - 1, -1, -1):
+        pos = flush_state(xs[j], out, pos)
     return pos
 
 
@@ -176,23 +162,8 @@ def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
 def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, last, raw, v, nibbles):
     slot = (_U(c) << _U(precision)) | _U(x & mask)
     symbol = slot_symbol[slot]
-    e = slot_table[slot]
-    x = np.int64(e & 0xFFFF) * (x >> precision) + np.int64(e >> 16)
-    # branch-free renormalisation as in kernels.rans: a clamped load, kept on underflow
-    p = _U(min(pos, last))
-    w = np.int64(stream[p]) | (np.int64(stream[p + _U(1)]) << 8)
-    if x < RANS_L:
-        x = (x << 16) | w
-        pos += 2
-    low = np.uint32(raw[_U(2) * v]) | (np.uint32(raw[_U(2) * v + _U(1)]) << np.uint32(8))
-    nib = (np.uint32(raw[_U(nibbles) + (v >> _U(1))]) >> np.uint32(_U(4) * (v & _U(1)))) & np.uint32(0xF)
-    return x, pos, (np.uint32(symbol) << np.uint32(HEAD_SHIFT)) | (nib << np.uint32(16)) | low
-
-
-@njit(inline="always")
-def _read_u32(stream, p):
-    return (np.int64(stream[p]) | (np.int64(stream[p + 1]) << 8) | (np.int64(stream[p + 2]) << 16)
-            | (np.int64(stream[p + 3]) << 24))
+    x, pos = decode_step(x, slot_table[slot], precision, stream, pos, last)
+    return x, pos, merge_float32(symbol, raw, nibbles, v)
 
 
 @njit(inline="always")
@@ -249,15 +220,13 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
     end = stream.size
     if total == 0:
         return STATUS_OK if end == 0 else STATUS_CORRUPT
-    if end < 16 or (end & 1):
+    if end < STATES * STATE_BYTES or (end & 1):
         return STATUS_CORRUPT
     fout = out.view(np.float32)
     K = min(coef.shape[0], d)
-    x0 = _read_u32(stream, 0)
-    x1 = _read_u32(stream, 4)
-    x2 = _read_u32(stream, 8)
-    x3 = _read_u32(stream, 12)
-    pos = 16
+    x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
+                      read_state(stream, 3 * STATE_BYTES))
+    pos = STATES * STATE_BYTES
     last = end - 2
     mask = np.int64((1 << precision) - 1)
     nibbles = 2 * total

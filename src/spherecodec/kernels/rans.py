@@ -1,4 +1,8 @@
-"""Lane-interleaved rANS coder (Numba): 32-bit states emitting 16-bit little-endian words.
+"""Entropy streams' rANS kernels (Numba): tables, the stream head, the 8-lane layout,
+and ``encode_stream``, the one kernel that writes a whole stream in either layout.
+
+The coder's arithmetic (32-bit states, 16-bit little-endian words, table entries) is
+``kernels.rans_core``'s; this module deals symbols to lanes.
 
 Guarantees and requirements
 ---------------------------
@@ -21,12 +25,16 @@ Guarantees and requirements
 import numpy as np
 from numba import njit
 
-RANS_L = 1 << 16  # lower bound of a normalised state
+from .bits import pack_and_count, pack_low_bits
+from .rans_core import (MAX_PRECISION, MIN_PRECISION, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
+                        decode_step, encode_step, encoder_entry, flush_state, read_state, read_varint,
+                        slot_entry, store_symbol, varint_size, write_varint)
+from .rans_simd import BACKEND_ID as BACKEND_32_LANES
+from .rans_simd import encode_into as encode_32_lanes
+
 LANES = 8
 LANE_THRESHOLD = 256
 _U = np.uint64
-STATUS_OK = 0
-STATUS_CORRUPT = 1
 
 
 @njit
@@ -35,44 +43,8 @@ def lane_count(n):
     return LANES if n >= LANE_THRESHOLD else 1
 
 
-@njit
-def _encode_step(x, e, precision, out, pos):
-    # e packs the symbol's frequency (bits 0-15), cumulative frequency (16-31) and
-    # reciprocal (32-63): one load from a table small enough for L1
-    f = e & _U(0xFFFF)
-    c = (e >> _U(16)) & _U(0xFFFF)
-    rcp = e >> _U(32)
-    # always store the candidate word below pos; keep it only if the state overflows
-    overflow = x >= (f << _U(32 - precision))
-    out[_U(pos - 2)] = x & _U(0xFF)
-    out[_U(pos - 1)] = (x >> _U(8)) & _U(0xFF)
-    if overflow:
-        x >>= _U(16)
-        pos -= 2
-    # x // f by a reciprocal: rcp = min(floor(2**32 / f), 2**32 - 1) underestimates the
-    # quotient by at most one for x < 2**32, and one exact correction step fixes it; then
-    # (q << precision) + (x - q f) + c, written so that the correction is a plain add
-    # (an if here compiles to a mispredicted branch: measured 5% slower)
-    q = (x * rcp) >> _U(32)
-    q += _U(x - q * f >= f)
-    x = x + c + q * ((_U(1) << _U(precision)) - f)
-    return x, pos
-
-
-@njit
-def _flush_state(x, out, pos):
-    pos -= 4
-    out[pos] = x & _U(0xFF)
-    out[pos + 1] = (x >> _U(8)) & _U(0xFF)
-    out[pos + 2] = (x >> _U(16)) & _U(0xFF)
-    out[pos + 3] = (x >> _U(24)) & _U(0xFF)
-    return pos
-
-
 #: no symbol may take more than 1 - 2**-CAP_SHIFT of a table's mass (see quantize_counts)
 CAP_SHIFT = 8
-MIN_PRECISION = 14
-MAX_PRECISION = 15
 
 
 @njit(cache=True)
@@ -89,15 +61,10 @@ def choose_precision(n_used):
 def encoder_table(freq):
     """The encoder's packed per-symbol table for integer frequencies ``freq`` (int64)."""
     table = np.zeros(freq.size, dtype=np.uint64)
-    cum = _U(0)
+    cum = 0
     for s in range(freq.size):
-        f = _U(freq[s])
-        if f:
-            rcp = min(_U(1 << 32) // f, _U((1 << 32) - 1))
-            table[s] = f | (cum << _U(16)) | (rcp << _U(32))
-        else:
-            table[s] = cum << _U(16)
-        cum += f
+        table[s] = encoder_entry(freq[s], cum)
+        cum += freq[s]
     return table
 
 
@@ -211,6 +178,49 @@ def encode_scratch_size(n):
 
 
 @njit(nogil=True, cache=True)
+def count_symbols(values, shift, raw_bytes, counts, count, out, pos):
+    """Count the symbols ``values >> shift`` into ``counts`` (zeros) if ``count``, and with
+    ``raw_bytes`` write the raw section of the low ``shift`` bits at ``out[pos:]`` in the
+    same pass; return the position after it (see ``encode_stream``)."""
+    if raw_bytes:
+        raw = out[pos:pos + raw_bytes]
+        if count:
+            pack_and_count(values, shift, raw, counts)
+        else:
+            pack_low_bits(values, shift, raw)
+        return pos + raw_bytes
+    if count:
+        histogram(values, shift, counts)
+    return pos
+
+
+@njit(nogil=True, cache=True)
+def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, out, pos, vector):
+    """Write the entropy stream (layout: ``spherecodec.entropy``) of the symbols
+    ``values >> shift`` at ``out[pos:]`` in one call; return the end position.
+
+    The one encode path of spherecodec's own backends: ``backend_id`` 0 (8 lanes,
+    ``rans_encode``) or ``rans_simd.BACKEND_ID`` (32 lanes; ``vector``: its AVX-512 steps,
+    the same bytes). ``counts`` (int64 over the alphabet) holds the symbols' counts, or
+    zeros and ``count`` is True: counted here. With ``raw_bytes`` (``bits.raw_size(n,
+    shift)``, else 0) the raw section of the values' low ``shift`` bits comes first, packed
+    in the same pass as the counting. ``scratch`` holds ``rans_encode``'s or
+    ``rans_simd``'s ``encode_scratch_size(n)`` bytes, as the layout needs; ``out`` needs
+    ``raw_bytes + entropy.stream_capacity`` from ``pos``. One nogil call: threads coding
+    side by side do not wait for each other's turn with the GIL between the steps.
+    """
+    pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
+    freq, precision, pos = write_stream_head(counts, backend_id, out, pos)
+    if values.size == 0:
+        return write_varint(out, pos, 0)
+    table = encoder_table(freq)
+    if backend_id == BACKEND_32_LANES:
+        return encode_32_lanes(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos),
+                               vector)
+    return rans_encode(values, _U(shift), table, precision, scratch, out, pos)
+
+
+@njit(nogil=True, cache=True)
 def rans_encode(values, shift, table, precision, scratch, out, pos):
     """Encode the symbols ``values >> shift`` at ``out[pos:]``: the body's byte length
     (varint), then the body.
@@ -227,8 +237,8 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
         x = _U(RANS_L)
         for i in range(n - 1, -1, -1):
             s = values[i] >> shift
-            x, p = _encode_step(x, table[s], precision, scratch, p)
-        p = _flush_state(x, scratch, p)
+            x, p = encode_step(x, table[s], precision, scratch, p)
+        p = flush_state(x, scratch, p)
         size = scratch.size - p
         pos = write_varint(out, pos, size)
         out[pos:pos + size] = scratch[p:]
@@ -267,62 +277,56 @@ def _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, f
     tail = n - n8
     if first + 3 < tail:
         s = values[n8 + first + 3] >> shift
-        xd, pd = _encode_step(xd, table[s], precision, scratch, pd)
+        xd, pd = encode_step(xd, table[s], precision, scratch, pd)
     if first + 2 < tail:
         s = values[n8 + first + 2] >> shift
-        xc, pc = _encode_step(xc, table[s], precision, scratch, pc)
+        xc, pc = encode_step(xc, table[s], precision, scratch, pc)
     if first + 1 < tail:
         s = values[n8 + first + 1] >> shift
-        xb, pb = _encode_step(xb, table[s], precision, scratch, pb)
+        xb, pb = encode_step(xb, table[s], precision, scratch, pb)
     if first < tail:
         s = values[n8 + first] >> shift
-        xa, pa = _encode_step(xa, table[s], precision, scratch, pa)
+        xa, pa = encode_step(xa, table[s], precision, scratch, pa)
     for g in range(n8 // LANES - 1, -1, -1):
         i = _U(LANES * g + first)
         s = values[i + _U(3)] >> shift
-        xd, pd = _encode_step(xd, table[s], precision, scratch, pd)
+        xd, pd = encode_step(xd, table[s], precision, scratch, pd)
         s = values[i + _U(2)] >> shift
-        xc, pc = _encode_step(xc, table[s], precision, scratch, pc)
+        xc, pc = encode_step(xc, table[s], precision, scratch, pc)
         s = values[i + _U(1)] >> shift
-        xb, pb = _encode_step(xb, table[s], precision, scratch, pb)
+        xb, pb = encode_step(xb, table[s], precision, scratch, pb)
         s = values[i] >> shift
-        xa, pa = _encode_step(xa, table[s], precision, scratch, pa)
-    starts[first] = _flush_state(xa, scratch, pa)
-    starts[first + 1] = _flush_state(xb, scratch, pb)
-    starts[first + 2] = _flush_state(xc, scratch, pc)
-    starts[first + 3] = _flush_state(xd, scratch, pd)
+        xa, pa = encode_step(xa, table[s], precision, scratch, pa)
+    starts[first] = flush_state(xa, scratch, pa)
+    starts[first + 1] = flush_state(xb, scratch, pb)
+    starts[first + 2] = flush_state(xc, scratch, pc)
+    starts[first + 3] = flush_state(xd, scratch, pd)
 
 
-@njit
-def _decode_step(x, slot_table, precision, mask, stream, pos, last):
-    # unsigned indices spare Numba's negative-index wraparound code in the hot loop
-    e = slot_table[_U(x & mask)]
-    x = np.int64(e & 0xFFFF) * (x >> precision) + np.int64(e >> 16)
-    # branch-free renormalisation: the word is loaded at a clamped position and kept only
-    # when the state underflows; overrunning reads are caught by the final position check
-    p = _U(min(pos, last))
-    w = np.int64(stream[p]) | (np.int64(stream[p + _U(1)]) << 8)
-    if x < RANS_L:
-        x = (x << 16) | w
-        pos += 2
+@njit(inline="always")
+def _lane(active, out, i, x, pos, last, slot_table, slot_symbol, precision, mask, stream, raw, nibbles, fused):
+    # symbol i from state x, then the state's next value (when `active`, a constant in the
+    # main loop); unsigned indices spare Numba's negative-index wraparound code
+    if active:
+        slot = _U(x & mask)
+        store_symbol(out, i, slot_symbol[slot], raw, nibbles, fused)
+        x, pos = decode_step(x, slot_table[slot], precision, stream, pos, last)
     return x, pos
 
 
-@njit
-def _emit(out, i, symbol, raw, nibbles, fused):
-    if fused:
-        i = _U(i)
-        low = np.uint32(raw[_U(2) * i]) | (np.uint32(raw[_U(2) * i + _U(1)]) << np.uint32(8))
-        nibble = (np.uint32(raw[_U(nibbles) + (i >> _U(1))]) >> np.uint32(_U(4) * (i & _U(1)))) & np.uint32(0xF)
-        out[i] = (np.uint32(symbol) << np.uint32(20)) | (nibble << np.uint32(16)) | low
-    else:
-        out[i] = symbol
-
-
-@njit
-def _read_state(stream, p):
-    return (np.int64(stream[p]) | (np.int64(stream[p + 1]) << 8)
-            | (np.int64(stream[p + 2]) << 16) | (np.int64(stream[p + 3]) << 24))
+@njit(inline="always")
+def _four_lanes(count, out, i, x, p, last, slot_table, slot_symbol, precision, mask, stream, raw, nibbles, fused):
+    """Symbols ``i .. i + count - 1`` (``count <= 4``) from four lanes' states ``x`` (read
+    positions ``p``, last word positions ``last``); returns the new states and positions."""
+    x0, p0 = _lane(count > 0, out, i, x[0], p[0], last[0], slot_table, slot_symbol, precision, mask, stream,
+                   raw, nibbles, fused)
+    x1, p1 = _lane(count > 1, out, i + _U(1), x[1], p[1], last[1], slot_table, slot_symbol, precision, mask,
+                   stream, raw, nibbles, fused)
+    x2, p2 = _lane(count > 2, out, i + _U(2), x[2], p[2], last[2], slot_table, slot_symbol, precision, mask,
+                   stream, raw, nibbles, fused)
+    x3, p3 = _lane(count > 3, out, i + _U(3), x[3], p[3], last[3], slot_table, slot_symbol, precision, mask,
+                   stream, raw, nibbles, fused)
+    return (x0, x1, x2, x3), (p0, p1, p2, p3)
 
 
 @njit(nogil=True, cache=True)
@@ -340,8 +344,8 @@ def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
     ``slot_table`` and ``slot_symbol`` come from ``read_table``. ``raw`` is empty (``out``
     receives the symbols) or holds the 20 low bits of every value in the
     ``kernels.bits`` layout (16-bit plane, then 4-bit plane): ``out[i]`` then receives
-    ``symbol << 20 | low bits``, the float32 exact codec's values, merged here to spare a
-    second pass over the output.
+    the float32 bits of ``rans_core.merge_float32``, merged here to spare a second pass
+    over the output.
     """
     n = out.size
     nibbles = 2 * n
@@ -350,94 +354,80 @@ def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
         return STATUS_OK if size == 0 else STATUS_CORRUPT
     mask = np.int64((1 << precision) - 1)
     if lane_count(n) == 1:
-        if size < 4 or size & 1:
+        if size < STATE_BYTES or size & 1:
             return STATUS_CORRUPT
-        x = _read_state(stream, 0)
-        pos = 4
+        x = read_state(stream, 0)
+        pos = STATE_BYTES
         for i in range(n):
-            _emit(out, i, slot_symbol[_U(x & mask)], raw, nibbles, fused)
-            x, pos = _decode_step(x, slot_table, precision, mask, stream, pos, size - 2)
+            x, pos = _lane(True, out, i, x, pos, size - 2, slot_table, slot_symbol, precision, mask, stream,
+                           raw, nibbles, fused)
         return STATUS_OK if (pos == size and x == RANS_L) else STATUS_CORRUPT
-    lengths = np.empty(LANES, dtype=np.int64)
-    pos = 0
-    total = 0
-    for j in range(LANES - 1):
-        length, pos = read_varint(stream, pos, size)
-        if pos < 0:
-            return STATUS_CORRUPT
-        lengths[j] = length
-        total += length
-    if total > size - pos:
+    starts = np.empty(LANES + 1, dtype=np.int64)
+    if not _lane_starts(stream, starts):
         return STATUS_CORRUPT
-    lengths[LANES - 1] = size - pos - total
-    starts = np.empty(LANES, dtype=np.int64)
-    for j in range(LANES):
-        if lengths[j] < 4 or lengths[j] & 1:
-            return STATUS_CORRUPT
-        starts[j] = pos
-        pos += lengths[j]
-    # per lane: state, read position, last position a word may be loaded from, end
-    x0 = _read_state(stream, starts[0])
-    x1 = _read_state(stream, starts[1])
-    x2 = _read_state(stream, starts[2])
-    x3 = _read_state(stream, starts[3])
-    x4 = _read_state(stream, starts[4])
-    x5 = _read_state(stream, starts[5])
-    x6 = _read_state(stream, starts[6])
-    x7 = _read_state(stream, starts[7])
-    p0, p1, p2, p3 = starts[0] + 4, starts[1] + 4, starts[2] + 4, starts[3] + 4
-    p4, p5, p6, p7 = starts[4] + 4, starts[5] + 4, starts[6] + 4, starts[7] + 4
-    e0, e1, e2, e3 = p1 - 6, p2 - 6, p3 - 6, p4 - 6
-    e4, e5, e6, e7 = p5 - 6, p6 - 6, p7 - 6, size - 2
+    # lanes 0-3 and 4-7: states, read positions, last positions a word may be loaded from
+    xa, pa, la = _open_lanes(stream, starts, 0)
+    xb, pb, lb = _open_lanes(stream, starts, 4)
     n8 = n - n % LANES
     for g in range(n8 // LANES):
         i = _U(LANES * g)
-        _emit(out, i, slot_symbol[_U(x0 & mask)], raw, nibbles, fused)
-        x0, p0 = _decode_step(x0, slot_table, precision, mask, stream, p0, e0)
-        _emit(out, i + _U(1), slot_symbol[_U(x1 & mask)], raw, nibbles, fused)
-        x1, p1 = _decode_step(x1, slot_table, precision, mask, stream, p1, e1)
-        _emit(out, i + _U(2), slot_symbol[_U(x2 & mask)], raw, nibbles, fused)
-        x2, p2 = _decode_step(x2, slot_table, precision, mask, stream, p2, e2)
-        _emit(out, i + _U(3), slot_symbol[_U(x3 & mask)], raw, nibbles, fused)
-        x3, p3 = _decode_step(x3, slot_table, precision, mask, stream, p3, e3)
-        _emit(out, i + _U(4), slot_symbol[_U(x4 & mask)], raw, nibbles, fused)
-        x4, p4 = _decode_step(x4, slot_table, precision, mask, stream, p4, e4)
-        _emit(out, i + _U(5), slot_symbol[_U(x5 & mask)], raw, nibbles, fused)
-        x5, p5 = _decode_step(x5, slot_table, precision, mask, stream, p5, e5)
-        _emit(out, i + _U(6), slot_symbol[_U(x6 & mask)], raw, nibbles, fused)
-        x6, p6 = _decode_step(x6, slot_table, precision, mask, stream, p6, e6)
-        _emit(out, i + _U(7), slot_symbol[_U(x7 & mask)], raw, nibbles, fused)
-        x7, p7 = _decode_step(x7, slot_table, precision, mask, stream, p7, e7)
-    for i in range(n8, n):
-        j = i - n8
-        if j == 0:
-            _emit(out, i, slot_symbol[_U(x0 & mask)], raw, nibbles, fused)
-            x0, p0 = _decode_step(x0, slot_table, precision, mask, stream, p0, e0)
-        elif j == 1:
-            _emit(out, i, slot_symbol[_U(x1 & mask)], raw, nibbles, fused)
-            x1, p1 = _decode_step(x1, slot_table, precision, mask, stream, p1, e1)
-        elif j == 2:
-            _emit(out, i, slot_symbol[_U(x2 & mask)], raw, nibbles, fused)
-            x2, p2 = _decode_step(x2, slot_table, precision, mask, stream, p2, e2)
-        elif j == 3:
-            _emit(out, i, slot_symbol[_U(x3 & mask)], raw, nibbles, fused)
-            x3, p3 = _decode_step(x3, slot_table, precision, mask, stream, p3, e3)
-        elif j == 4:
-            _emit(out, i, slot_symbol[_U(x4 & mask)], raw, nibbles, fused)
-            x4, p4 = _decode_step(x4, slot_table, precision, mask, stream, p4, e4)
-        elif j == 5:
-            _emit(out, i, slot_symbol[_U(x5 & mask)], raw, nibbles, fused)
-            x5, p5 = _decode_step(x5, slot_table, precision, mask, stream, p5, e5)
-        else:
-            _emit(out, i, slot_symbol[_U(x6 & mask)], raw, nibbles, fused)
-            x6, p6 = _decode_step(x6, slot_table, precision, mask, stream, p6, e6)
-    if (p0 != e0 + 2 or p1 != e1 + 2 or p2 != e2 + 2 or p3 != e3 + 2
-            or p4 != e4 + 2 or p5 != e5 + 2 or p6 != e6 + 2 or p7 != e7 + 2):
-        return STATUS_CORRUPT
-    if (x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L
-            or x4 != RANS_L or x5 != RANS_L or x6 != RANS_L or x7 != RANS_L):
-        return STATUS_CORRUPT
-    return STATUS_OK
+        xa, pa = _four_lanes(4, out, i, xa, pa, la, slot_table, slot_symbol, precision, mask, stream, raw,
+                             nibbles, fused)
+        xb, pb = _four_lanes(4, out, i + _U(4), xb, pb, lb, slot_table, slot_symbol, precision, mask, stream,
+                             raw, nibbles, fused)
+    # the tail: symbol n8 + j is lane j's last
+    tail = n - n8
+    xa, pa = _four_lanes(tail, out, _U(n8), xa, pa, la, slot_table, slot_symbol, precision, mask, stream, raw,
+                         nibbles, fused)
+    xb, pb = _four_lanes(tail - 4, out, _U(n8 + 4), xb, pb, lb, slot_table, slot_symbol, precision, mask, stream,
+                         raw, nibbles, fused)
+    if _lanes_closed(xa, pa, la) and _lanes_closed(xb, pb, lb):
+        return STATUS_OK
+    return STATUS_CORRUPT
+
+
+@njit
+def _lane_starts(stream, starts):
+    """``starts`` <- where each lane's substream starts, and the end of the body; False
+    when the lengths are malformed."""
+    size = stream.size
+    pos = 0
+    total = 0
+    lengths = np.empty(LANES, dtype=np.int64)
+    for j in range(LANES - 1):
+        length, pos = read_varint(stream, pos, size)
+        if pos < 0:
+            return False
+        lengths[j] = length
+        total += length
+    if total > size - pos:
+        return False
+    lengths[LANES - 1] = size - pos - total
+    for j in range(LANES):
+        if lengths[j] < STATE_BYTES or lengths[j] & 1:
+            return False
+        starts[j] = pos
+        pos += lengths[j]
+    starts[LANES] = size
+    return True
+
+
+@njit(inline="always")
+def _open_lanes(stream, starts, first):
+    # lanes first .. first + 3: initial states, first word positions, last word positions
+    x = (read_state(stream, starts[first]), read_state(stream, starts[first + 1]),
+         read_state(stream, starts[first + 2]), read_state(stream, starts[first + 3]))
+    p = (starts[first] + STATE_BYTES, starts[first + 1] + STATE_BYTES,
+         starts[first + 2] + STATE_BYTES, starts[first + 3] + STATE_BYTES)
+    last = (starts[first + 1] - 2, starts[first + 2] - 2, starts[first + 3] - 2, starts[first + 4] - 2)
+    return x, p, last
+
+
+@njit(inline="always")
+def _lanes_closed(x, p, last):
+    # every lane read to its end and back at the initial state
+    return (p[0] == last[0] + 2 and p[1] == last[1] + 2 and p[2] == last[2] + 2 and p[3] == last[3] + 2
+            and x[0] == RANS_L and x[1] == RANS_L and x[2] == RANS_L and x[3] == RANS_L)
 
 
 @njit(nogil=True, cache=True)
@@ -468,43 +458,23 @@ def write_table(freq, out, pos):
     return pos
 
 
-@njit
-def write_varint(out, pos, value):
-    while value >= 0x80:
-        out[pos] = (value & 0x7F) | 0x80
-        value >>= 7
-        pos += 1
-    out[pos] = value
-    return pos + 1
+@njit(inline="always")
+def fill_slots(slot_table, slot_symbol, s, f, c):
+    """The decoder's slots ``c .. c + f - 1``: symbol ``s`` of frequency ``f``."""
+    for slot in range(c, c + f):
+        slot_table[slot] = slot_entry(f, slot - c)
+        slot_symbol[slot] = s
 
 
-@njit
-def varint_size(value):
-    """Bytes ``write_varint`` takes for ``value``."""
-    size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
-
-
-@njit
-def read_varint(buf, pos, limit):
-    """Return (value, new pos); pos -1 if the varint runs past the buffer or ``limit``."""
-    value = 0
-    shift = 0
-    while True:
-        if pos >= buf.size or shift > 56:
-            return 0, -1
-        b = np.int64(buf[pos])
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-    if value > limit:
-        return 0, -1
-    return value, pos
+@njit(nogil=True, cache=True)
+def slot_tables(freq, slot_table, slot_symbol):
+    """Fill the decoder's slot tables (``2**precision`` entries each) for the integer
+    frequencies ``freq`` (summing to ``2**precision``), as ``read_table`` does."""
+    c = 0
+    for s in range(freq.size):
+        if freq[s]:
+            fill_slots(slot_table, slot_symbol, s, freq[s], c)
+            c += freq[s]
 
 
 @njit(nogil=True, cache=True)
@@ -533,9 +503,7 @@ def read_table(buf, pos, alphabet_size, precision, symbols, freqs, slot_table, s
         symbols[j] = s
         freqs[j] = f
         if slot_table.size:
-            for slot in range(c, c + f):
-                slot_table[slot] = f | ((slot - c) << 16)
-                slot_symbol[slot] = s
+            fill_slots(slot_table, slot_symbol, s, f, c)
         c += f
     if n_used and c != total:
         return 0, -1

@@ -1,7 +1,8 @@
 """32-lane rANS streams (entropy backend 2), coded 16 lanes at a time with AVX-512.
 
-Same coder as ``kernels.rans`` (32-bit states in ``[2**16, 2**32)``, 16-bit words, the
-same tables), with a layout made for vector code (docs/format.md 2.2b):
+Same coder as ``kernels.rans`` (``kernels.rans_core``'s steps: 32-bit states in
+``[2**16, 2**32)``, 16-bit words, the same tables), with a layout made for vector code
+(docs/format.md 2.2b):
 
 * symbol ``i`` belongs to step ``i // 32`` and lane ``i % 32``; lanes 0-15 form group 0,
   lanes 16-31 group 1, and each group has its own substream;
@@ -12,8 +13,9 @@ same tables), with a layout made for vector code (docs/format.md 2.2b):
   decoder reads them. The decoder returns ``STATUS_OK`` only when every lane is back at
   ``RANS_L`` and each substream was read to its last byte.
 
-The vector steps are LLVM IR (``_decoder_ir``, ``_encoder_ir``) linked into Numba kernels
-by intrinsics, because Numba cannot express them: per 16 lanes the decoder does one gather
+The vector steps are LLVM IR (``_decoder_ir``, ``_encoder_ir``, around ``rans_core``'s
+``ir_decode_step``/``ir_encode_step``) linked into Numba kernels by intrinsics, because
+Numba cannot express them: per 16 lanes the decoder does one gather
 from each slot table, a multiply and an expanding load of the words; the encoder gathers
 the frequencies and reciprocals and writes the overflowing lanes' words compressed in a
 register with a masked store. On the AMD EPYC (Zen 4) of these machines: 0.95 ns per
@@ -33,7 +35,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .memory import copy_bytes
-from .rans import RANS_L, STATUS_CORRUPT, STATUS_OK, _encode_step, _flush_state, read_varint, varint_size, write_varint
+from .rans_core import (FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
+                        WORD_BITS, WORD_BYTES, decode_advance, decode_step, encode_step, flush_state,
+                        ir_decode_step, ir_encode_step, ir_merge_float32, read_state, read_varint, read_word,
+                        store_symbol, varint_size, write_varint)
 
 #: the entropy backend byte of streams in this layout (entropy.BACKEND_NUMBA32)
 BACKEND_ID = 2
@@ -64,7 +69,7 @@ VECTOR_ENCODE = VECTOR
 
 
 def encode_scratch_size(n):
-    """Bytes of scratch space ``rans32_encode`` needs for ``n`` symbols."""
+    """Bytes of scratch space ``encode_into`` needs for ``n`` symbols."""
     steps = (n + LANES - 1) // LANES
     return 2 * (2 * GROUP_LANES * steps + 4 * GROUP_LANES + 8)
 
@@ -80,6 +85,31 @@ def _shift_line(bits):
     if bits == 32:
         return "  %shw = or i32 %shift, 0"
     return f"  %shw = {'trunc' if bits < 32 else 'zext'} i32 %shift to i{bits}"
+
+
+def _open_groups(add, positions, stride):
+    """IR loading each group's byte position (``%p0_{g}``, i64 ``positions[stride * g]``
+    at ``%pp{g}``) and its 16 states (``%x0_{g}``, at ``%sp{g}``)."""
+    for g in range(2):
+        add(f"  %pp{g} = getelementptr i64, ptr %{positions}, i64 {stride * g}")
+        add(f"  %p0_{g} = load i64, ptr %pp{g}")
+        add(f"  %sp{g} = getelementptr i32, ptr %states, i64 {GROUP_LANES * g}")
+        add(f"  %x0_{g} = load <16 x i32>, ptr %sp{g}, align 4")
+
+
+def _state_phis(add, x, p):
+    """IR naming each group's states ``%{x}{g}`` and position ``%{p}{g}``: the loaded ones
+    coming from the entry block, the stepped ones (``%xn{g}``, ``%pn{g}``) from ``step``."""
+    for g in range(2):
+        add(f"  %{x}{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
+        add(f"  %{p}{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
+
+
+def _close_groups(add, x, p):
+    """IR storing each group's states ``%{x}{g}`` and position ``%{p}{g}`` back."""
+    for g in range(2):
+        add(f"  store <16 x i32> %{x}{g}, ptr %sp{g}, align 4")
+        add(f"  store i64 %{p}{g}, ptr %pp{g}")
 
 
 def _encoder_ir(name, bits):
@@ -99,28 +129,22 @@ def _encoder_ir(name, bits):
         "entry:",
         _shift_line(bits),
         *_splat("sv", vec, f"i{bits}", "%shw"),
-        "  %up = sub i32 32, %prec",
+        f"  %up = sub i32 {STATE_BITS}, %prec",
         *_splat("uv", "<16 x i32>", "i32", "%up"),
         "  %tot = shl i32 1, %prec",
         *_splat("tv", "<16 x i32>", "i32", "%tot"),
     ]
     add = lines.append
-    for g in range(2):
-        add(f"  %pp{g} = getelementptr i64, ptr %positions, i64 {g}")
-        add(f"  %p0_{g} = load i64, ptr %pp{g}")
-        add(f"  %sp{g} = getelementptr i32, ptr %states, i64 {16 * g}")
-        add(f"  %x0_{g} = load <16 x i32>, ptr %sp{g}, align 4")
+    _open_groups(add, "positions", 1)
     add("  %none = icmp eq i64 %steps, 0")
     add("  br i1 %none, label %exit, label %step")
     add("step:")
     add("  %k = phi i64 [%steps, %entry], [%k1, %step]")
-    for g in range(2):
-        add(f"  %x{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
-        add(f"  %p{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
+    _state_phis(add, "x", "p")
     add("  %k1 = sub i64 %k, 1")
-    add("  %ob = mul i64 %k1, 32")
+    add(f"  %ob = mul i64 %k1, {LANES}")
     for g in range(2):
-        add(f"  %o{g} = add i64 %ob, {16 * g}")
+        add(f"  %o{g} = add i64 %ob, {GROUP_LANES * g}")
         add(f"  %vp{g} = getelementptr i{bits}, ptr %values, i64 %o{g}")
         add(f"  %vl{g} = load {vec}, ptr %vp{g}, align 1")
         add(f"  %vs{g} = lshr {vec} %vl{g}, %sv")
@@ -136,53 +160,12 @@ def _encoder_ir(name, bits):
         add(f"  %pb{g} = getelementptr i32, ptr %table, <16 x i32> %ib{g}")
         add(f"  %rc{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %pb{g}, i32 4, "
             "<16 x i1> splat (i1 true), <16 x i32> poison)")
-        add(f"  %f{g} = and <16 x i32> %fc{g}, splat (i32 65535)")
-        add(f"  %c{g} = lshr <16 x i32> %fc{g}, splat (i32 16)")
-        # renormalise first: states at or above f << (32 - precision) emit their low word
-        add(f"  %lim{g} = shl <16 x i32> %f{g}, %uv")
-        add(f"  %ov{g} = icmp uge <16 x i32> %x{g}, %lim{g}")
-        add(f"  %ob{g} = bitcast <16 x i1> %ov{g} to i16")
-        add(f"  %cn{g} = call i16 @llvm.ctpop.i16(i16 %ob{g})")
-        add(f"  %cw{g} = zext i16 %cn{g} to i64")
-        add(f"  %c2_{g} = shl i64 %cw{g}, 1")
-        add(f"  %pn{g} = sub i64 %p{g}, %c2_{g}")
-        add(f"  %wd{g} = trunc <16 x i32> %x{g} to <16 x i16>")
-        add(f"  %wp{g} = getelementptr i8, ptr %scratch, i64 %pn{g}")
-        # compressed in a register, then a masked store of the first cnt words (a compressing
-        # store to memory is microcoded and slow on AMD Zen 4)
-        add(f"  %wc{g} = call <16 x i16> @llvm.experimental.vector.compress.v16i16(<16 x i16> %wd{g}, "
-            f"<16 x i1> %ov{g}, <16 x i16> poison)")
-        lines.extend(_splat(f"cv{g}", "<16 x i16>", "i16", f"%cn{g}"))
-        add(f"  %sm{g} = icmp ult <16 x i16> <i16 0, i16 1, i16 2, i16 3, i16 4, i16 5, i16 6, i16 7, "
-            f"i16 8, i16 9, i16 10, i16 11, i16 12, i16 13, i16 14, i16 15>, %cv{g}")
-        add(f"  call void @llvm.masked.store.v16i16.p0(<16 x i16> %wc{g}, ptr %wp{g}, i32 1, <16 x i1> %sm{g})")
-        add(f"  %xh{g} = lshr <16 x i32> %x{g}, splat (i32 16)")
-        add(f"  %xr{g} = select <16 x i1> %ov{g}, <16 x i32> %xh{g}, <16 x i32> %x{g}")
-        # x // f by the reciprocal (short by at most one, then corrected), then
-        # x + c + q (2**precision - f)
-        add(f"  %xq{g} = zext <16 x i32> %xr{g} to <16 x i64>")
-        add(f"  %rq{g} = zext <16 x i32> %rc{g} to <16 x i64>")
-        add(f"  %pr{g} = mul <16 x i64> %xq{g}, %rq{g}")
-        add(f"  %ph{g} = lshr <16 x i64> %pr{g}, splat (i64 32)")
-        add(f"  %q{g} = trunc <16 x i64> %ph{g} to <16 x i32>")
-        add(f"  %qf{g} = mul <16 x i32> %q{g}, %f{g}")
-        add(f"  %rm{g} = sub <16 x i32> %xr{g}, %qf{g}")
-        add(f"  %fix{g} = icmp uge <16 x i32> %rm{g}, %f{g}")
-        add(f"  %fx{g} = zext <16 x i1> %fix{g} to <16 x i32>")
-        add(f"  %qq{g} = add <16 x i32> %q{g}, %fx{g}")
-        add(f"  %cf{g} = sub <16 x i32> %tv, %f{g}")
-        add(f"  %qm{g} = mul <16 x i32> %qq{g}, %cf{g}")
-        add(f"  %xc{g} = add <16 x i32> %xr{g}, %c{g}")
-        add(f"  %xn{g} = add <16 x i32> %xc{g}, %qm{g}")
+        ir_encode_step(add, g, lambda g: lines.extend(_splat(f"cv{g}", "<16 x i16>", "i16", f"%cn{g}")))
     add("  %more = icmp ugt i64 %k1, 0")
     add("  br i1 %more, label %step, label %exit")
     add("exit:")
-    for g in range(2):
-        add(f"  %xe{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
-        add(f"  %pe{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
-    for g in range(2):
-        add(f"  store <16 x i32> %xe{g}, ptr %sp{g}, align 4")
-        add(f"  store i64 %pe{g}, ptr %pp{g}")
+    _state_phis(add, "xe", "pe")
+    _close_groups(add, "xe", "pe")
     add("  ret void")
     add("}")
     return "\n".join(lines)
@@ -212,20 +195,13 @@ def _vector_encode_steps(typingctx, values, steps, shift, table, precision, scra
     return sig, codegen
 
 
-def rans32_encode(values, shift, table, precision, scratch, out, pos):
-    """Encode the symbols ``values >> shift`` at ``out[pos:]`` in the 32-lane layout: the
-    body's byte length (varint), then the body. ``table`` comes from
-    ``rans.encoder_table``; ``scratch`` holds ``encode_scratch_size(n)`` bytes, ``out``
-    as many from ``pos``. Returns the position after the body.
-    """
-    return encode_into(values, np.uint64(shift), table, np.int64(precision), scratch, out,
-                       np.int64(pos), VECTOR_ENCODE)
-
-
 @njit(nogil=True, cache=True)
 def encode_into(values, shift, table, precision, scratch, out, pos, vector):
-    """``rans32_encode`` as a kernel (``vector``: the AVX-512 steps, same bytes), for
-    kernels that code a whole chunk in one call."""
+    """Encode the symbols ``values >> shift`` (``shift`` uint64) at ``out[pos:]`` in the
+    32-lane layout: the body's byte length (varint), then the body; return the position
+    after it. ``table`` comes from ``rans.encoder_table``; ``scratch`` holds
+    ``encode_scratch_size(n)`` bytes, ``out`` as many from ``pos``; ``vector``: the
+    AVX-512 steps (``VECTOR_ENCODE``), the same bytes. ``rans.encode_stream`` calls it."""
     p0, p1 = _encode_substreams(values, shift, table, precision, scratch, vector)
     cap = scratch.size // 2
     len0 = cap - p0
@@ -255,9 +231,9 @@ def _encode_substreams(values, shift, table, precision, scratch, vector):
             i = full * LANES + j
             if i < n:
                 if j >= GROUP_LANES:
-                    x[j], p1 = _encode_step(x[j], table[values[i] >> shift], precision, scratch, p1)
+                    x[j], p1 = encode_step(x[j], table[values[i] >> shift], precision, scratch, p1)
                 else:
-                    x[j], p0 = _encode_step(x[j], table[values[i] >> shift], precision, scratch, p0)
+                    x[j], p0 = encode_step(x[j], table[values[i] >> shift], precision, scratch, p0)
     if vector:
         positions = np.array([p0, p1], dtype=np.int64)
         states = x.astype(np.uint32)
@@ -269,13 +245,13 @@ def _encode_substreams(values, shift, table, precision, scratch, vector):
         for s in range(full - 1, -1, -1):
             base = s * LANES
             for j in range(LANES - 1, GROUP_LANES - 1, -1):
-                x[j], p1 = _encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p1)
+                x[j], p1 = encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p1)
             for j in range(GROUP_LANES - 1, -1, -1):
-                x[j], p0 = _encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p0)
+                x[j], p0 = encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p0)
     for j in range(LANES - 1, GROUP_LANES - 1, -1):
-        p1 = _flush_state(x[j], scratch, p1)
+        p1 = flush_state(x[j], scratch, p1)
     for j in range(GROUP_LANES - 1, -1, -1):
-        p0 = _flush_state(x[j], scratch, p0)
+        p0 = flush_state(x[j], scratch, p0)
     return p0, p1
 
 
@@ -297,74 +273,49 @@ def _parse(stream, bounds):
 @njit
 def _load_states(stream, bounds, states):
     for g in range(2):
-        start = bounds[2 * g] - 4 * GROUP_LANES
+        start = bounds[2 * g] - STATE_BYTES * GROUP_LANES
         for j in range(GROUP_LANES):
-            p = start + 4 * j
-            states[GROUP_LANES * g + j] = (np.uint32(stream[p]) | (np.uint32(stream[p + 1]) << np.uint32(8))
-                                           | (np.uint32(stream[p + 2]) << np.uint32(16))
-                                           | (np.uint32(stream[p + 3]) << np.uint32(24)))
+            states[GROUP_LANES * g + j] = read_state(stream, start + STATE_BYTES * j)
 
 
 @njit
 def _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, first, fused):
-    """Decode symbols ``first ..`` to the end of ``out`` one lane at a time (32-bit
-    arithmetic, as the vector decoder); False if a word lies past its substream."""
+    """Decode symbols ``first ..`` to the end of ``out`` one lane at a time (states in
+    ``[2**16, 2**32)``, as in the vector decoder); False if a word lies past its substream."""
     n = out.size
     nibbles = 2 * n
-    mask = np.uint32((1 << precision) - 1)
-    prec = np.uint32(precision)
+    mask = np.int64((1 << precision) - 1)
     for i in range(first, n):
         j = i % LANES
         g = j // GROUP_LANES
-        x = states[j]
-        k = x & mask
-        symbol = slot_symbol[k]
-        if fused:
-            low = np.uint32(raw[2 * i]) | (np.uint32(raw[2 * i + 1]) << np.uint32(8))
-            nibble = (np.uint32(raw[nibbles + (i >> 1)]) >> np.uint32(4 * (i & 1))) & np.uint32(0xF)
-            out[i] = (np.uint32(symbol) << np.uint32(20)) | (nibble << np.uint32(16)) | low
-        else:
-            out[i] = symbol
-        e = slot_table[k]
-        x = np.uint32((e & np.uint32(0xFFFF)) * (x >> prec) + (e >> np.uint32(16)))
-        if x < np.uint32(RANS_L):
+        x = np.int64(states[j])
+        k = _U(x & mask)
+        store_symbol(out, i, slot_symbol[k], raw, nibbles, fused)
+        x = decode_advance(x, slot_table[k], precision)
+        if x < RANS_L:
             p = bounds[2 * g]
-            if p + 2 > bounds[2 * g + 1]:
+            if p + WORD_BYTES > bounds[2 * g + 1]:
                 return False
-            x = (x << np.uint32(16)) | np.uint32(stream[p]) | (np.uint32(stream[p + 1]) << np.uint32(8))
-            bounds[2 * g] = p + 2
+            x = (x << WORD_BITS) | read_word(stream, _U(p))
+            bounds[2 * g] = p + WORD_BYTES
         states[j] = x
     return True
 
 
 @njit(inline="always")
-def _lane_step(stream, slot_table, slot_symbol, mask, prec, out, raw, nibbles, fused, x, i, p, last):
+def _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles, fused, x, i, p, last):
     # one lane of a whole step: emit symbol i, update the state, read a word if it fell
     # below 2**16 (loaded at a clamped position; overruns show in the final position check)
-    k = x & mask
-    symbol = slot_symbol[k]
-    if fused:
-        low = np.uint32(raw[_U(2) * _U(i)]) | (np.uint32(raw[_U(2) * _U(i) + _U(1)]) << np.uint32(8))
-        nibble = (np.uint32(raw[_U(nibbles) + (_U(i) >> _U(1))]) >> np.uint32(4 * (i & 1))) & np.uint32(0xF)
-        out[_U(i)] = (np.uint32(symbol) << np.uint32(20)) | (nibble << np.uint32(16)) | low
-    else:
-        out[_U(i)] = symbol
-    e = slot_table[k]
-    x = np.uint32((e & np.uint32(0xFFFF)) * (x >> prec) + (e >> np.uint32(16)))
-    q = _U(min(p, last))
-    w = np.uint32(stream[q]) | (np.uint32(stream[q + _U(1)]) << np.uint32(8))
-    if x < np.uint32(RANS_L):
-        x = (x << np.uint32(16)) | w
-        p += 2
-    return x, p
+    k = _U(x & mask)
+    store_symbol(out, i, slot_symbol[k], raw, nibbles, fused)
+    return decode_step(np.int64(x), slot_table[k], precision, stream, p, last)
 
 
 @njit
 def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, fused):
     """The whole steps of ``out`` one lane at a time; returns the steps done (all)."""
     nibbles = 2 * out.size
-    mask = np.uint32((1 << precision) - 1)
-    prec = np.uint32(precision)
+    mask = np.int64((1 << precision) - 1)
     p0, e0, p1, e1 = bounds[0], bounds[1], bounds[2], bounds[3]
     last0 = max(e0 - 2, 0)
     last1 = max(e1 - 2, 0)
@@ -372,10 +323,10 @@ def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, 
     for s in range(steps):
         base = s * LANES
         for j in range(GROUP_LANES):
-            states[j], p0 = _lane_step(stream, slot_table, slot_symbol, mask, prec, out, raw, nibbles,
+            states[j], p0 = _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles,
                                        fused, states[j], base + j, p0, last0)
         for j in range(GROUP_LANES, LANES):
-            states[j], p1 = _lane_step(stream, slot_table, slot_symbol, mask, prec, out, raw, nibbles,
+            states[j], p1 = _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles,
                                        fused, states[j], base + j, p1, last1)
     bounds[0] = p0
     bounds[2] = p1
@@ -398,7 +349,7 @@ def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw):
 
     Tables as ``rans.read_table`` builds them. ``raw`` is empty (``out`` receives the
     symbols) or, for a uint32 ``out``, the 20 low bits of every value in the
-    ``kernels.bits`` layout (``out`` receives ``symbol << 20 | low bits``).
+    ``kernels.bits`` layout (``out`` receives ``rans_core.merge_float32``'s values).
     """
     bounds = np.empty(4, dtype=np.int64)
     states = np.empty(LANES, dtype=np.uint32)
@@ -415,28 +366,6 @@ def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw):
     ok = _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
                        done * LANES, raw.size > 0)
     return _finish(bounds, states) if ok else STATUS_CORRUPT
-
-
-def _add_fused_value(add, g):
-    # the float32's bits: symbol << 20 (the symbol table holds it shifted), the 4-bit plane's
-    # nibble << 16, the 16-bit plane's low bits
-    add(f"  %lp{g} = getelementptr i16, ptr %raw, i64 %o{g}")
-    add(f"  %lo{g} = load <16 x i16>, ptr %lp{g}, align 1")
-    add(f"  %lw{g} = zext <16 x i16> %lo{g} to <16 x i32>")
-    add(f"  %no{g} = lshr i64 %o{g}, 1")
-    add(f"  %np{g} = getelementptr i8, ptr %nibp, i64 %no{g}")
-    add(f"  %nb{g} = load <8 x i8>, ptr %np{g}, align 1")
-    add(f"  %nd{g} = shufflevector <8 x i8> %nb{g}, <8 x i8> poison, <16 x i32> "
-        "<i32 0, i32 0, i32 1, i32 1, i32 2, i32 2, i32 3, i32 3, "
-        "i32 4, i32 4, i32 5, i32 5, i32 6, i32 6, i32 7, i32 7>")
-    add(f"  %nw{g} = zext <16 x i8> %nd{g} to <16 x i32>")
-    add(f"  %ns{g} = lshr <16 x i32> %nw{g}, <i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, "
-        "i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4>")
-    add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 15)")
-    add(f"  %nh{g} = shl <16 x i32> %nm{g}, splat (i32 16)")
-    add(f"  %v1_{g} = or <16 x i32> %s{g}, %lw{g}")
-    add(f"  %v2_{g} = or <16 x i32> %v1_{g}, %nh{g}")
-    add(f"  store <16 x i32> %v2_{g}, ptr %op{g}, align 4")
 
 
 def _decoder_ir(name, out_bits, fused):
@@ -459,30 +388,25 @@ def _decoder_ir(name, out_bits, fused):
         "  %nibp = getelementptr i8, ptr %raw, i64 %nib",
     ]
     add = lines.append
+    _open_groups(add, "bounds", 2)
     for g in range(2):
-        add(f"  %bp{g} = getelementptr i64, ptr %bounds, i64 {2 * g}")
-        add(f"  %p0_{g} = load i64, ptr %bp{g}")
         add(f"  %be{g} = getelementptr i64, ptr %bounds, i64 {2 * g + 1}")
         add(f"  %end{g} = load i64, ptr %be{g}")
-        add(f"  %sp{g} = getelementptr i32, ptr %states, i64 {16 * g}")
-        add(f"  %x0_{g} = load <16 x i32>, ptr %sp{g}, align 4")
     add(f"  %last1 = sub i64 %end1, {VECTOR_READ}")
     add("  br label %check")
     add("check:")
     add("  %k = phi i64 [0, %entry], [%k1, %step]")
-    for g in range(2):
-        add(f"  %x{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
-        add(f"  %p{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
+    _state_phis(add, "x", "p")
     # stop at the last step, or when a load could pass the end of the body: substream 0
     # is followed by substream 1 (at least 64 bytes), the last one must hold 32 more
     add("  %more = icmp ult i64 %k, %steps")
     add("  %in0 = icmp ule i64 %p0, %end0")
-    add(f"  %in1 = icmp ule i64 %p1, %last1")
+    add("  %in1 = icmp ule i64 %p1, %last1")
     add("  %in = and i1 %in0, %in1")
     add("  %go = and i1 %more, %in")
     add("  br i1 %go, label %step, label %exit")
     add("step:")
-    add("  %ob = mul i64 %k, 32")
+    add(f"  %ob = mul i64 %k, {LANES}")
     for g in range(2):
         add(f"  %i{g} = and <16 x i32> %x{g}, %mv")
         add(f"  %pe{g} = getelementptr i32, ptr %slot_e, <16 x i32> %i{g}")
@@ -491,41 +415,21 @@ def _decoder_ir(name, out_bits, fused):
         add(f"  %ps{g} = getelementptr i32, ptr %slot_sym, <16 x i32> %i{g}")
         add(f"  %s{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %ps{g}, i32 4, "
             "<16 x i1> splat (i1 true), <16 x i32> poison)")
-        add(f"  %o{g} = add i64 %ob, {16 * g}")
+        add(f"  %o{g} = add i64 %ob, {GROUP_LANES * g}")
         add(f"  %op{g} = getelementptr i{out_bits}, ptr %out, i64 %o{g}")
         if fused:
-            _add_fused_value(add, g)
+            ir_merge_float32(add, g)
         elif out_bits == 32:
             add(f"  store <16 x i32> %s{g}, ptr %op{g}, align 1")
         else:
             conv = "trunc" if out_bits < 32 else "zext"
             add(f"  %sw{g} = {conv} <16 x i32> %s{g} to <16 x i{out_bits}>")
             add(f"  store <16 x i{out_bits}> %sw{g}, ptr %op{g}, align 1")
-        # the state: f * (x >> precision) + (slot - cumulative frequency), then the words
-        add(f"  %f{g} = and <16 x i32> %e{g}, splat (i32 65535)")
-        add(f"  %b{g} = lshr <16 x i32> %e{g}, splat (i32 16)")
-        add(f"  %q{g} = lshr <16 x i32> %x{g}, %pv")
-        add(f"  %m{g} = mul <16 x i32> %f{g}, %q{g}")
-        add(f"  %xa{g} = add <16 x i32> %m{g}, %b{g}")
-        add(f"  %u{g} = icmp ult <16 x i32> %xa{g}, splat (i32 65536)")
-        add(f"  %wp{g} = getelementptr i8, ptr %stream, i64 %p{g}")
-        add(f"  %w{g} = call <16 x i16> @llvm.masked.expandload.v16i16(ptr %wp{g}, <16 x i1> %u{g}, "
-            "<16 x i16> zeroinitializer)")
-        add(f"  %ww{g} = zext <16 x i16> %w{g} to <16 x i32>")
-        add(f"  %xs{g} = shl <16 x i32> %xa{g}, splat (i32 16)")
-        add(f"  %xo{g} = or <16 x i32> %xs{g}, %ww{g}")
-        add(f"  %xn{g} = select <16 x i1> %u{g}, <16 x i32> %xo{g}, <16 x i32> %xa{g}")
-        add(f"  %ub{g} = bitcast <16 x i1> %u{g} to i16")
-        add(f"  %c{g} = call i16 @llvm.ctpop.i16(i16 %ub{g})")
-        add(f"  %cw{g} = zext i16 %c{g} to i64")
-        add(f"  %c2_{g} = shl i64 %cw{g}, 1")
-        add(f"  %pn{g} = add i64 %p{g}, %c2_{g}")
+        ir_decode_step(add, g)
     add("  %k1 = add i64 %k, 1")
     add("  br label %check")
     add("exit:")
-    for g in range(2):
-        add(f"  store <16 x i32> %x{g}, ptr %sp{g}, align 4")
-        add(f"  store i64 %p{g}, ptr %bp{g}")
+    _close_groups(add, "x", "p")
     add("  ret i64 %k")
     add("}")
     return "\n".join(lines)
@@ -569,43 +473,47 @@ _vector_steps_plain = _vector_steps_intrinsic(False)
 
 
 @njit
-def _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, shift):
+def _vector_prologue(stream, slot_symbol, precision, symbol_table, shift):
+    # (body well formed, bounds, states); symbol_table <- the symbols shifted left by `shift`
+    bounds = np.empty(4, dtype=np.int64)
+    states = np.empty(LANES, dtype=np.uint32)
     if not _parse(stream, bounds):
-        return False
+        return False, bounds, states
     _load_states(stream, bounds, states)
     for k in range(1 << precision):
         symbol_table[k] = np.uint32(slot_symbol[k]) << np.uint32(shift)
-    return True
+    return True, bounds, states
+
+
+@njit
+def _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, fused):
+    # the scalar steps finish what the vector steps left (`done` steps decoded)
+    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done * LANES,
+                         fused):
+        return STATUS_CORRUPT
+    return _finish(bounds, states)
 
 
 @njit(nogil=True, cache=True)
 def decode_vector(stream, slot_table, slot_symbol, precision, out, symbol_table):
     """``decode_scalar`` of plain symbols by vector steps (``symbol_table``: uint32
     scratch of the slot table's size)."""
-    bounds = np.empty(4, dtype=np.int64)
-    states = np.empty(LANES, dtype=np.uint32)
-    if not _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, 0):
+    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, 0)
+    if not ok:
         return STATUS_CORRUPT
     raw = np.empty(0, dtype=np.uint8)
     done = _vector_steps_plain(stream, bounds, slot_table, symbol_table, np.int64(precision),
                                out, np.int64(out.size // LANES), states, raw)
-    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
-                         done * LANES, False):
-        return STATUS_CORRUPT
-    return _finish(bounds, states)
+    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, False)
 
 
 @njit(nogil=True, cache=True)
 def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, symbol_table):
     """``decode_scalar`` of float32 values (uint32 ``out``, ``raw`` their 20 low bits) by
     vector steps (``symbol_table``: uint32 scratch of the slot table's size)."""
-    bounds = np.empty(4, dtype=np.int64)
-    states = np.empty(LANES, dtype=np.uint32)
-    if not _vector_prologue(stream, slot_symbol, precision, bounds, states, symbol_table, 20):
+    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, FLOAT32_RAW_BITS)
+    if not ok:
         return STATUS_CORRUPT
     done = _vector_steps_fused(stream, bounds, slot_table, symbol_table, np.int64(precision),
                                out, np.int64(out.size // LANES), states, raw)
-    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
-                         done * LANES, True):
-        return STATUS_CORRUPT
-    return _finish(bounds, states)
+    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True)
