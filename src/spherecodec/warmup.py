@@ -13,24 +13,24 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from . import container
+from .kernels.rans import encode_stream
+from .kernels.rans_simd import MIN_SYMBOLS
+
 
 def cache_is_warm():
     """True when the core rANS encoder already has an entry in Numba's cache."""
-    from .kernels.rans import rans_encode
-
-    cache = getattr(rans_encode, "_cache", None)
+    cache = getattr(encode_stream, "_cache", None)
     path = getattr(cache, "cache_path", None)
     if not path or not os.path.isdir(path):
         return True  # caching unavailable: nothing to gain from warming
-    return any(name.startswith("rans.rans_encode-") and name.endswith(".nbi") for name in os.listdir(path))
+    return any(name.startswith("rans.encode_stream-") and name.endswith(".nbi") for name in os.listdir(path))
 
 
 def _compile(specs, sample):
-    import spherecodec
-
     for name, params in specs:
         try:
-            spherecodec.decode(spherecodec.encode(sample, name, threads=1, **params), threads=1)
+            container.decode(container.encode(sample, name, threads=1, **params), threads=1)
         except Exception:  # the real run reports failures; warming is best effort
             pass
     return len(specs)
@@ -48,8 +48,6 @@ def warm_cache(specs, sample, processes=None):
         return 0
     # shared kernels first, so the workers do not both compile them: enough rows for a
     # stream in the 32-lane layout too
-    from .kernels.rans_simd import MIN_SYMBOLS
-
     dim = max(sample.shape[-1], 1)
     _compile([("exact", {})], sample[:max(8, -(-MIN_SYMBOLS // dim))])
     groups = [specs[i::processes] for i in range(processes)]
