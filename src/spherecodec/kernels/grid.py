@@ -18,11 +18,10 @@ from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from .rans import read_varint, write_varint
+from .rans_core import STATUS_CORRUPT, STATUS_OK
 
 #: codes are limited to |q| < 2**CODE_BITS (so q * step is exact enough and symbols fit)
 CODE_BITS = 50
-STATUS_OK = 0
-STATUS_CORRUPT = 1
 #: the column statistics are read on blocks of KEY_BLOCK consecutive rows, one block in
 #: every ``stride`` (whole cache lines of a column: a strided sample would touch them all)
 KEY_BLOCK = 16

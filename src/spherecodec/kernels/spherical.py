@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from .grid import KEY_BLOCK, _bitlen, scaled_code
+from .rans_core import STATUS_CORRUPT, STATUS_OK
 
 # Cody-Waite reduction (fdlibm e_rem_pio2.c): pio2_1, pio2_2, pio2_3 have 33 bits, so
 # n * pio2_k is exact for |n| < 2**20; the *t constants are the remaining tails.
@@ -62,9 +63,6 @@ PHI_LIMIT = 1.5707963267948966
 _PHI_ENC = 1.5707963
 #: bound on the decoded last angle (|theta| <= pi plus rounding)
 THETA_LIMIT = 3.2
-
-STATUS_OK = 0
-STATUS_CORRUPT = 1
 
 
 @njit(inline="always")
