@@ -146,6 +146,8 @@ def _check_paths(args):
         raise CommandError(f"{src}: is a directory")
     if dst.is_dir():
         raise CommandError(f"{dst}: is a directory")
+    if not dst.parent.is_dir():
+        raise CommandError(f"{dst}: no such directory {str(dst.parent)!r} (create it first)")
     if dst.exists():
         if src.resolve() == dst.resolve():
             raise CommandError(f"{dst}: output would overwrite the input")
@@ -159,16 +161,19 @@ def _progress_flag(args):
 
 
 def _compress(args):
-    src, dst = _check_paths(args)
     params = dict(args.param)
     chunk_rows = params.pop("chunk_rows", None)
     if args.chunk_rows is not None:
         chunk_rows = args.chunk_rows
-    codec_class = get_codec(args.codec)  # a bad name or parameter fails before any file is touched
+    # a bad codec name or parameter is the first thing said, before any file is looked at
+    codec_class = get_codec(args.codec)
     try:
         codec = codec_class(**params)
     except (TypeError, ValueError) as exc:
-        raise CommandError(f"codec {args.codec!r}: {exc}") from None
+        message = str(exc)
+        prefix = f"codec {args.codec!r}"
+        raise CommandError(message if message.startswith(prefix) else f"{prefix}: {message}") from None
+    src, dst = _check_paths(args)
     if _magic(src).startswith(_SPHC_MAGIC):
         raise CommandError(f"{src}: is already a .sphc file (did you mean 'spherecodec decompress'?)")
     started = time.perf_counter()
