@@ -193,3 +193,13 @@ def test_bench_says_when_matplotlib_is_missing(tmp_path, monkeypatch, capsys):
     assert "matplotlib is not installed" in (out_dir / "results.md").read_text()
     assert not [p for p in out_dir.iterdir() if p.suffix == ".png"]
     assert re.search(r"pip install matplotlib", err)
+
+
+def test_zarr_codec_refuses_an_adapter_object_saying_to_pass_its_path(adapter_file):
+    with pytest.raises(TypeError, match="pass the path of the file its .save"):
+        SpherecodecZarrCodec(codec="dive", params={"adapter": DiveAdapter.load(adapter_file)})
+
+
+def test_cli_reports_the_output_path_not_its_temporary_file():
+    assert cli._users_path("/data/.out.sphc.a1b2_c3.part") == "/data/out.sphc"
+    assert cli._users_path("/data/v.npy") == "/data/v.npy"

@@ -17,6 +17,7 @@ set ``SPHERECODEC_DEBUG=1`` to get the traceback instead.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -259,6 +260,14 @@ def _bench(argv):
 _COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _info, "codecs": _codecs}
 
 
+def _users_path(filename):
+    """The path the user named for ``filename``: the output itself, not the temporary
+    ``.NAME.XXXX.part`` file beside it that atomic writes go through."""
+    name = os.path.basename(str(filename))
+    match = re.fullmatch(r"\.(.+)\.[^.]+\.part", name)
+    return os.path.join(os.path.dirname(str(filename)), match.group(1)) if match else filename
+
+
 def _one_line(exc):
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -293,7 +302,7 @@ def main(argv=None):
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             return EXIT_ERROR
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{_users_path(exc.filename)}: " if exc.filename else ""
         message = f"{where}{exc.strerror or _one_line(exc)}"
     except (ValueError, TypeError) as exc:  # codec parameters refused at encode time
         message = _one_line(exc)

@@ -451,7 +451,7 @@ def payload_bytes(payload):
 
 
 def losslessly_accepted(array, calls):
-    """``array`` itself when the codec takes its dtype; else, for float (or integer) input
+    """``array`` itself when the codec takes its dtype; else, for float input
     whose every value float32 holds exactly (float16 always; float64 from a Python list of
     float32 values), that float32 copy when the codec takes float32 (decode then returns
     float32). Anything else raises the codec's UnsupportedError, saying what to do."""
@@ -465,10 +465,10 @@ def losslessly_accepted(array, calls):
             calls.check_dtype(float32)
         except UnsupportedError:
             raise refusal from None
-        if dtype.kind not in "fiu":
+        if dtype.kind != "f":
             raise UnsupportedError(f"{refusal}; convert the {dtype.name} input to float32 first") from None
         converted = array.astype(float32)
-        if not np.array_equal(converted.astype(dtype), array, equal_nan=dtype.kind == "f"):
+        if not np.array_equal(converted.astype(dtype), array, equal_nan=True):
             raise UnsupportedError(f"{refusal}; the {dtype.name} input has values float32 cannot hold "
                                    "exactly: convert it with .astype(np.float32) to accept the rounding") from None
         return converted

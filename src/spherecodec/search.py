@@ -108,14 +108,14 @@ def _decode_float(header):
 
 def _exactly_float32(what, values):
     """``values`` as float32: float32 itself, or any float/integer input float32 holds
-    exactly (float16, float64 made from float32 values, a list); TypeError otherwise."""
+    exactly (float16, float64 made from float32 values, a list of them); TypeError otherwise."""
     a = np.asarray(values)
     if a.dtype == np.float32:
         return a
-    if a.dtype.kind not in "fiu":
+    if a.dtype.kind != "f":
         raise TypeError(f"{what} must be a float32 array, not {a.dtype}")
     converted = a.astype(np.float32)
-    if not np.array_equal(converted.astype(a.dtype), a, equal_nan=a.dtype.kind == "f"):
+    if not np.array_equal(converted.astype(a.dtype), a, equal_nan=True):
         raise TypeError(f"{what} are {a.dtype} with values float32 cannot hold exactly: "
                         f"pass {what}.astype(np.float32) to accept the rounding")
     return converted
