@@ -1,6 +1,6 @@
 """Store 2-D embeddings in zarr v3 with spherecodec, in row chunks, and read them back bit-exactly.
 
-Usage: python examples/zarr_example.py [STORE_DIR]   (default: a temporary directory)
+Usage: python examples/zarr_example.py [STORE_DIR]   (default: a temporary directory, removed at the end)
 
 Needs the ``zarr`` extra: pip install "spherecodec[zarr]".
 """
@@ -17,7 +17,14 @@ from spherecodec.integrations.zarr import SpherecodecZarrCodec
 
 
 def main(argv):
-    store_dir = Path(argv[1]) if len(argv) > 1 else Path(tempfile.mkdtemp()) / "embeddings.zarr"
+    if len(argv) > 1:
+        return store_and_read_back(Path(argv[1]))
+    with tempfile.TemporaryDirectory() as tmp:  # removed on the way out, even on an error
+        return store_and_read_back(Path(tmp) / "embeddings.zarr")
+
+
+def store_and_read_back(store_dir):
+    """Write the bundled sample into a zarr v3 array at ``store_dir`` and check it reads back."""
     x = load_sample()  # 2000 x 384 real MiniLM sentence embeddings, float32
 
     # chunks of whole rows: each chunk is one spherecodec blob of 500 vectors

@@ -147,9 +147,10 @@ def test_level_arguments():
     with pytest.raises(ValueError, match="mantissa_bits"):
         ExactCodec(level=2, mantissa_bits=5)
     assert ExactCodec(level=2, mantissa_bits=3).level == 2
-    for dtype in (np.float64, np.float16):
-        with pytest.raises(UnsupportedError, match="float32"):
-            spherecodec.encode(np.zeros((4, 4), dtype), level=2)
+    # levels >= 2 code float32: float16, and float64 that float32 holds exactly, are converted
+    with pytest.raises(UnsupportedError, match="float32"):
+        spherecodec.encode(np.full((4, 4), 0.1, np.float64), level=2)
+    assert spherecodec.decode(spherecodec.encode(np.zeros((4, 4), np.float16), level=2)).dtype == np.float32
     for level in [1] + LEVELS:
         check_config_round_trip(ExactCodec(level=level))
 

@@ -84,8 +84,8 @@ def test_config_errors_and_dtypes():
             GridCodec(max_abs_error=bad)
     with pytest.raises(TypeError):
         GridCodec(max_abs_error="big")
-    with pytest.raises(UnsupportedError):
-        spherecodec.encode(np.zeros(4, np.float16), "grid")
+    with pytest.raises(UnsupportedError):  # float64 that float32 cannot hold exactly
+        spherecodec.encode(np.full(4, 0.1, np.float64), "grid")
 
 
 def test_max_expansion_covers_the_most_compressible_input():

@@ -132,8 +132,10 @@ def test_bad_arguments(data):
     blob = spherecodec.encode(base, "int8")
     with pytest.raises(ValueError):
         spherecodec.search(blob, queries[:, :100])
-    with pytest.raises(TypeError):
-        spherecodec.search(blob, queries.astype(np.float64))
+    with pytest.raises(TypeError, match="float32 cannot hold exactly"):
+        spherecodec.search(blob, queries.astype(np.float64) + 1e-12)
+    with pytest.raises(TypeError, match="queries must be a float32 array, not <U"):
+        spherecodec.search(blob, np.full(queries.shape, "a"))
     with pytest.raises(ValueError):
         spherecodec.search(blob, queries, k=0)
     with pytest.raises(ValueError):

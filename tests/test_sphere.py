@@ -182,7 +182,7 @@ def test_config_errors_and_dtypes():
     with pytest.raises(TypeError):
         SphereCodec(bound=1e-3)
     with pytest.raises(UnsupportedError):
-        spherecodec.encode(np.zeros((2, 4), np.float64), "sphere")
+        spherecodec.encode(np.full((2, 4), 0.1, np.float64), "sphere")
 
 
 def test_max_expansion_covers_the_most_compressible_input():

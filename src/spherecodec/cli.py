@@ -17,6 +17,7 @@ set ``SPHERECODEC_DEBUG=1`` to get the traceback instead.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,8 @@ def _check_paths(args):
         raise CommandError(f"{src}: is a directory")
     if dst.is_dir():
         raise CommandError(f"{dst}: is a directory")
+    if not dst.parent.is_dir():
+        raise CommandError(f"{dst}: no such directory {str(dst.parent)!r} (create it first)")
     if dst.exists():
         if src.resolve() == dst.resolve():
             raise CommandError(f"{dst}: output would overwrite the input")
@@ -159,16 +162,19 @@ def _progress_flag(args):
 
 
 def _compress(args):
-    src, dst = _check_paths(args)
     params = dict(args.param)
     chunk_rows = params.pop("chunk_rows", None)
     if args.chunk_rows is not None:
         chunk_rows = args.chunk_rows
-    codec_class = get_codec(args.codec)  # a bad name or parameter fails before any file is touched
+    # a bad codec name or parameter is the first thing said, before any file is looked at
+    codec_class = get_codec(args.codec)
     try:
         codec = codec_class(**params)
     except (TypeError, ValueError) as exc:
-        raise CommandError(f"codec {args.codec!r}: {exc}") from None
+        message = str(exc)
+        prefix = f"codec {args.codec!r}"
+        raise CommandError(message if message.startswith(prefix) else f"{prefix}: {message}") from None
+    src, dst = _check_paths(args)
     if _magic(src).startswith(_SPHC_MAGIC):
         raise CommandError(f"{src}: is already a .sphc file (did you mean 'spherecodec decompress'?)")
     started = time.perf_counter()
@@ -254,6 +260,14 @@ def _bench(argv):
 _COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _info, "codecs": _codecs}
 
 
+def _users_path(filename):
+    """The path the user named for ``filename``: the output itself, not the temporary
+    ``.NAME.XXXX.part`` file beside it that atomic writes go through."""
+    name = os.path.basename(str(filename))
+    match = re.fullmatch(r"\.(.+)\.[^.]+\.part", name)
+    return os.path.join(os.path.dirname(str(filename)), match.group(1)) if match else filename
+
+
 def _one_line(exc):
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -288,7 +302,7 @@ def main(argv=None):
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             return EXIT_ERROR
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{_users_path(exc.filename)}: " if exc.filename else ""
         message = f"{where}{exc.strerror or _one_line(exc)}"
     except (ValueError, TypeError) as exc:  # codec parameters refused at encode time
         message = _one_line(exc)

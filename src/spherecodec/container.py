@@ -47,9 +47,14 @@ class Header:
         magic, version, flags, meta_len, reserved, n_chunks, shared_len = layout.FIXED.unpack_from(view, 0)
         if magic != MAGIC:
             raise CorruptBlobError("not a spherecodec blob (bad magic)")
+        if version == 0:
+            # no spherecodec ever wrote version 0: zero-filled or cut-off bytes, not a newer format
+            raise CorruptBlobError("damaged blob: the header after the magic is zero (format version 0 "
+                                   "was never written); the blob was truncated or overwritten")
         if version != FORMAT_VERSION:
             raise UnsupportedError(
-                f"format version {version} is not supported (this build reads version {FORMAT_VERSION})")
+                f"format version {version} is not supported (this build reads version {FORMAT_VERSION}; "
+                "a newer spherecodec may read it)")
         if flags != 0 or reserved != 0:
             raise UnsupportedError(f"header flags {flags:#x}/{reserved:#x} are not supported")
         if meta_len > layout.MAX_META:

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import layout
 from .codecs import NO_STATE, Codec, get_codec
-from .errors import CorruptBlobError, SpherecodecError
+from .errors import CorruptBlobError, SpherecodecError, UnsupportedError
 from .scratch import recycle
 from .scratch import release as release_scratch
 
@@ -450,6 +450,30 @@ def payload_bytes(payload):
     return np.frombuffer(payload, dtype=np.uint8)
 
 
+def losslessly_accepted(array, calls):
+    """``array`` itself when the codec takes its dtype; else, for float input
+    whose every value float32 holds exactly (float16 always; float64 from a Python list of
+    float32 values), that float32 copy when the codec takes float32 (decode then returns
+    float32). Anything else raises the codec's UnsupportedError, saying what to do."""
+    dtype = native_dtype(array.dtype)
+    try:
+        calls.check_dtype(dtype)
+        return array
+    except UnsupportedError as refusal:
+        float32 = np.dtype(np.float32)
+        try:
+            calls.check_dtype(float32)
+        except UnsupportedError:
+            raise refusal from None
+        if dtype.kind != "f":
+            raise UnsupportedError(f"{refusal}; convert the {dtype.name} input to float32 first") from None
+        converted = array.astype(float32)
+        if not np.array_equal(converted.astype(dtype), array, equal_nan=True):
+            raise UnsupportedError(f"{refusal}; the {dtype.name} input has values float32 cannot hold "
+                                   "exactly: convert it with .astype(np.float32) to accept the rounding") from None
+        return converted
+
+
 def encode_array(array, codec, params, sink, *, threads=None, chunk_rows=None, on_rows_done=None):
     """Code ``array`` with ``codec`` (a name with ``params``, or a Codec) into ``sink``; return
     ``sink.finish``'s result. The one encode pipeline: every writer of container bytes calls it.
@@ -463,8 +487,8 @@ def encode_array(array, codec, params, sink, *, threads=None, chunk_rows=None, o
     array = np.asarray(array)
     # byte order is the input's storage, not its type: codecs see native dtypes only (the
     # chunks are converted as they are cut, or all rows at once for a codec's prepare)
+    array = losslessly_accepted(array, calls)
     in_dtype = native_dtype(array.dtype)
-    calls.check_dtype(in_dtype)
     view = row_view(array)
     rows = calls.prepare(view)
     if rows is not view and on_rows_done is not None:

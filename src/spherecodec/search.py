@@ -106,6 +106,21 @@ def _decode_float(header):
     return decode(header.blob, threads=1).reshape(header.rows, header.dim).astype(np.float32, copy=False)
 
 
+def _exactly_float32(what, values):
+    """``values`` as float32: float32 itself, or any float/integer input float32 holds
+    exactly (float16, float64 made from float32 values, a list of them); TypeError otherwise."""
+    a = np.asarray(values)
+    if a.dtype == np.float32:
+        return a
+    if a.dtype.kind != "f":
+        raise TypeError(f"{what} must be a float32 array, not {a.dtype}")
+    converted = a.astype(np.float32)
+    if not np.array_equal(converted.astype(a.dtype), a, equal_nan=True):
+        raise TypeError(f"{what} are {a.dtype} with values float32 cannot hold exactly: "
+                        f"pass {what}.astype(np.float32) to accept the rounding")
+    return converted
+
+
 def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None):
     """Top-``k`` rows of a blob by inner product with each query, scored on the codes.
 
@@ -115,7 +130,8 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
         A spherecodec blob (any codec; int8, int4, binary and pq are searched on their
         codes, others decoded to float32).
     queries : array_like
-        float32 (Q, dim), or (dim,) for one query.
+        float32 (Q, dim), or (dim,) for one query; other float input float32 holds
+        exactly (float16, float64 from float32 values) is converted.
     k : int
         Results per query.
     rescore_with : array_like or None
@@ -137,10 +153,10 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
     header = Header(blob)
     k = _positive_int("k", k)
     oversample = _positive_int("oversample", oversample)
-    q = np.asarray(queries)
+    q = _exactly_float32("queries", queries)
     single = q.ndim == 1
-    if q.dtype != np.float32 or q.ndim not in (1, 2):
-        raise TypeError(f"queries must be a float32 array of 1 or 2 dimensions, not {q.dtype} {q.ndim}-D")
+    if q.ndim not in (1, 2):
+        raise TypeError(f"queries must be an array of 1 or 2 dimensions, not {q.ndim}-D")
     q = np.ascontiguousarray(q.reshape(1, -1) if single else q)
     if q.shape[1] != header.dim:
         raise ValueError(f"queries have {q.shape[1]} dimensions, the blob {header.dim}")
@@ -148,10 +164,11 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
         raise ValueError("queries hold NaN or infinite values")
     vectors = None
     if rescore_with is not None:
-        vectors = np.asarray(rescore_with)
-        if vectors.dtype != np.float32 or vectors.shape != (header.rows, header.dim):
-            raise ValueError(f"rescore_with must be float32 of shape {(header.rows, header.dim)}, "
-                             f"not {vectors.dtype} {vectors.shape}")
+        vectors = _exactly_float32("rescore_with", rescore_with)
+        if vectors.shape != (header.rows, header.dim):
+            raise ValueError(f"rescore_with must be the {header.rows} x {header.dim} rows the blob was "
+                             f"made from, not an array of shape {vectors.shape} (pass the same rows "
+                             "you encoded)")
         vectors = np.ascontiguousarray(vectors)
     kk = k * oversample if vectors is not None else k
     n_threads = numba.get_num_threads()

@@ -11,6 +11,7 @@ from . import peers
 from .data import (SAMPLE_NAME, SYNTHETIC_SETS, BenchError, as_float32_rows, data_facts, load_file,
                    load_sample, synthetic)
 from .report import describe_data, format_table, load_average, write_outputs
+from .plots import plots_unavailable
 from .runner import run_benchmark
 
 __all__ = ["build_parser", "main"]
@@ -120,5 +121,8 @@ def main(argv=None):
         command = "spherecodec bench " + " ".join(argv if argv is not None else sys.argv[1:])
         paths = write_outputs(args.out, results, data_info, settings, command=command)
         print("wrote " + ", ".join(paths))
+        missing = plots_unavailable()
+        if missing:
+            print(missing, file=sys.stderr)
     print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0

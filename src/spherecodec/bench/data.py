@@ -75,6 +75,10 @@ def load_file(path):
         if head == _container.MAGIC:
             with open(path, "rb") as f:
                 return _container.decode(f.read())  # a SpherecodecError is a ValueError
+        if head != b"\x93NUM":
+            # np.load would guess a pickle and say so: say what the bench reads instead
+            raise BenchError(f"{path}: not a .npy file (written by numpy.save) nor a .sphc file; "
+                             "save the vectors with numpy.save(path, array)")
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise BenchError(f"cannot read {path}: {exc}") from None

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-__all__ = ["write_plots"]
+__all__ = ["write_plots", "plots_unavailable"]
 
 _COLOURS = {"spherecodec": "tab:blue", "peer": "tab:orange"}
 
@@ -127,7 +127,7 @@ def _recall_vs_bytes_per_vector(ax, ok):
     _plain_log_ticks(ax.xaxis)
     _label_points(ax, pts, group_exact=(0.02, 0.7))
     ax.set_xlabel("bytes per vector (log)")
-    ax.set_ylabel(f"recall@{ok[0].k} of exact inner-product search")
+    ax.set_ylabel(f"decoded recall@{ok[0].k} (exact search on decoded vectors)")
     return "Recall against size"
 
 
@@ -138,6 +138,16 @@ _PLOTS = {
     "ratio_vs_max_error.png": _ratio_vs_max_error,
     "recall_vs_bytes_per_vector.png": _recall_vs_bytes_per_vector,
 }
+
+
+def plots_unavailable():
+    """Why the bench can write no plots here (matplotlib is not installed), or None."""
+    try:
+        # matplotlib is optional: imported lazily, only to see whether plots can be drawn
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "no plots written: matplotlib is not installed (pip install matplotlib, or \"spherecodec[bench]\")"
+    return None
 
 
 def write_plots(results, out_dir, title=""):

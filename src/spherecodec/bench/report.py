@@ -6,7 +6,7 @@ import os
 import platform
 from importlib import metadata
 
-from .plots import write_plots
+from .plots import plots_unavailable, write_plots
 
 __all__ = ["table_columns", "format_table", "describe_data", "load_average", "machine_facts",
            "write_outputs"]
@@ -25,7 +25,7 @@ def table_columns(thread_counts, k=10):
     cols = ["codec", "from", "bit-exact", "ratio", "B/vector"]
     for t in thread_counts:
         cols += [f"enc MB/s {t}T", f"dec MB/s {t}T"]
-    return cols + ["max abs err", f"recall@{k}", "notes"]
+    return cols + ["max abs err", f"decoded recall@{k}", "notes"]
 
 
 def _measured_row(r, thread_counts, clock):
@@ -130,12 +130,16 @@ def write_outputs(out_dir, results, data_info, settings, command=None):
            f"count means other processes shared the CPUs: the all-cores columns suffer first).", "",
            f"Medians of {settings['repeats']} interleaved timed runs after a warm-up; MB/s of raw "
            f"float32 (10^6 bytes/s); ratio = raw bytes / compressed bytes (codebooks and headers "
-           f"included); recall@{settings['k']} of exact inner-product search of the held-out "
-           f"queries on the decoded vectors against the original ones.", "",
+           f"included); decoded recall@{settings['k']}: exact inner-product search of the held-out "
+           f"queries on the decoded vectors against the original ones (not spherecodec.search's "
+           f"code recall, which searches the codes).", "",
            format_table(results, settings["thread_counts"]), ""]
     md += ["Speeds at threads=1 from the process's CPU time instead of the wall clock (the same "
            "runs; other jobs on a shared machine inflate these less):", "",
            format_table(results, clock="cpu"), ""]
+    missing = plots_unavailable()
+    if missing:
+        md += [missing + ".", ""]
     for p in plots:
         md += [f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
     md += ["## Settings of each row", ""]

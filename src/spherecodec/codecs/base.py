@@ -23,12 +23,41 @@ One decode::
     codec.decode_chunk(payload, out, state)             # per chunk, any thread
 """
 
+import functools
+import inspect
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import CorruptBlobError, UnsupportedError
+
+
+def _unknown_parameters_message(codec_name, unknown, accepted):
+    names = ", ".join(repr(k) for k in unknown)
+    takes = f"it takes {', '.join(accepted)}" if accepted else "it takes no parameters"
+    return f"codec {codec_name!r} has no parameter {names}; {takes}"
+
+
+def _with_named_parameter_errors(init):
+    """``init`` checking its keyword arguments first: an unknown one is a TypeError that
+    names the codec and the parameters it accepts."""
+    signature = inspect.signature(init)
+    kinds = {p.kind for p in signature.parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return init  # takes any keyword: it checks them itself
+    accepted = tuple(name for name, p in list(signature.parameters.items())[1:]
+                     if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **params):
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise TypeError(_unknown_parameters_message(getattr(self, "name", None) or type(self).__name__,
+                                                        unknown, accepted))
+        return init(self, *args, **params)
+
+    return checked_init
 
 
 @dataclass(frozen=True)
@@ -62,7 +91,14 @@ class Codec:
 
     def __init__(self, **params):
         if params:
-            raise TypeError(f"codec {self.name!r} got unexpected parameters {sorted(params)}")
+            raise TypeError(_unknown_parameters_message(self.name, sorted(params), ()))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a user's misspelt parameter is reported with the codec's name and the parameters
+        # it takes, not as Python's "SomeCodec.__init__() got an unexpected keyword argument"
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _with_named_parameter_errors(cls.__dict__["__init__"])
 
     # -- configuration -------------------------------------------------------------
     def get_config(self):

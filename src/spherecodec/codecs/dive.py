@@ -7,13 +7,23 @@ codec's. Decoding needs no adapter (nor torch): it returns the reduced rows, and
 ``spherecodec.info(blob)["params"]["adapter_sha256"]`` says which adapter made them.
 """
 
+import os
 import re
 
+from ..dive.adapter import DiveAdapter
 from ..errors import CorruptBlobError
 from .registry import get_codec, register_codec
 from .base import Codec, DelegatingCodec
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _load_adapter(path):
+    """The DiveAdapter saved at ``path``; ValueError naming the path when it is not one."""
+    if not os.path.isfile(path):
+        raise ValueError(f"adapter file {os.fspath(path)!r} does not exist (write one with "
+                         "DiveAdapter.save)")
+    return DiveAdapter.load(path)
 
 
 @register_codec
@@ -22,8 +32,11 @@ class DiveCodec(DelegatingCodec):
 
     Parameters
     ----------
-    adapter : DiveAdapter or None
-        Runtime only (never stored): needed to encode, not to decode.
+    adapter : DiveAdapter, path or None
+        Runtime only (never stored): needed to encode, not to decode. A path (str or
+        os.PathLike) names a file written by ``DiveAdapter.save``; that is how the command
+        line (``-p adapter=FILE.npz``), the bench (``dive:adapter=FILE.npz``) and zarr
+        (``params={"adapter": "FILE.npz"}``) pass it.
     then : str
         Name of the inner codec that stores the reduced rows (not "dive").
     then_config : dict or None
@@ -51,10 +64,13 @@ class DiveCodec(DelegatingCodec):
         except TypeError as exc:
             raise TypeError(f"bad then_config for codec {then!r}: {exc}") from None
         self.then = then
+        if isinstance(adapter, (str, os.PathLike)):
+            adapter = _load_adapter(adapter)
         if adapter is not None:
             for attr in ("transform", "weights_hash", "dim_in", "dim_out"):
                 if not hasattr(adapter, attr):
-                    raise TypeError("adapter must be a spherecodec.dive.DiveAdapter")
+                    raise TypeError(f"adapter must be a DiveAdapter or the path of one saved with "
+                                     f".save(), not {type(adapter).__name__}")
             digest = adapter.weights_hash()
             for given, actual, what in ((adapter_sha256, digest, "adapter_sha256"),
                                         (dim_in, adapter.dim_in, "dim_in"),
@@ -63,7 +79,8 @@ class DiveCodec(DelegatingCodec):
                     raise ValueError(f"{what}={given!r} does not match the adapter's {actual!r}")
             adapter_sha256, dim_in, dim_out = digest, adapter.dim_in, adapter.dim_out
         elif adapter_sha256 is None:
-            raise ValueError("codec 'dive' needs adapter=DiveAdapter(...) to encode")
+            raise ValueError("codec 'dive' needs adapter=DiveAdapter(...) or adapter=FILE.npz "
+                             "(saved with DiveAdapter.save) to encode")
         if not isinstance(adapter_sha256, str) or not _SHA256.fullmatch(adapter_sha256):
             raise ValueError("adapter_sha256 must be 64 lowercase hex digits")
         for what, v in (("dim_in", dim_in), ("dim_out", dim_out)):

@@ -24,6 +24,7 @@ from zarr.core.common import parse_named_configuration
 
 from .. import container as _container
 from ..codecs import get_codec
+from ..dive import DiveAdapter
 from ..errors import CorruptBlobError
 from . import check_codec_config
 
@@ -54,6 +55,10 @@ class SpherecodecZarrCodec(ArrayBytesCodec):
     params: dict
 
     def __init__(self, *, codec="exact", params=None):
+        for key, value in (params.items() if isinstance(params, dict) else ()):
+            if isinstance(value, DiveAdapter):
+                raise TypeError(f"params[{key!r}] is a DiveAdapter object, which zarr metadata cannot hold: "
+                                "pass the path of the file its .save() wrote")
         codec, params = check_codec_config(codec, params)
         object.__setattr__(self, "codec", codec)
         object.__setattr__(self, "params", params)
