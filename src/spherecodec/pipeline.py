@@ -450,6 +450,15 @@ def payload_bytes(payload):
     return np.frombuffer(payload, dtype=np.uint8)
 
 
+def float32_if_exact(array):
+    """A float32 copy of the float ``array`` when float32 holds every one of its values
+    exactly (NaNs included), else None; the one test of that for encode and search."""
+    converted = array.astype(np.float32)
+    if not np.array_equal(converted.astype(array.dtype), array, equal_nan=True):
+        return None
+    return converted
+
+
 def losslessly_accepted(array, calls):
     """``array`` itself when the codec takes its dtype; else, for float input
     whose every value float32 holds exactly (float16 always; float64 from a Python list of
@@ -467,8 +476,8 @@ def losslessly_accepted(array, calls):
             raise refusal from None
         if dtype.kind != "f":
             raise UnsupportedError(f"{refusal}; convert the {dtype.name} input to float32 first") from None
-        converted = array.astype(float32)
-        if not np.array_equal(converted.astype(dtype), array, equal_nan=True):
+        converted = float32_if_exact(array)
+        if converted is None:
             raise UnsupportedError(f"{refusal}; the {dtype.name} input has values float32 cannot hold "
                                    "exactly: convert it with .astype(np.float32) to accept the rounding") from None
         return converted

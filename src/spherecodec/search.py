@@ -19,6 +19,7 @@ import numpy as np
 
 from .codecs import SearchableCodec
 from .container import Header, decode, resolve_threads
+from .pipeline import float32_if_exact
 from .kernels import search as _ks
 
 __all__ = ["search"]
@@ -114,8 +115,8 @@ def _exactly_float32(what, values):
         return a
     if a.dtype.kind != "f":
         raise TypeError(f"{what} must be a float32 array, not {a.dtype}")
-    converted = a.astype(np.float32)
-    if not np.array_equal(converted.astype(a.dtype), a, equal_nan=True):
+    converted = float32_if_exact(a)
+    if converted is None:
         raise TypeError(f"{what} are {a.dtype} with values float32 cannot hold exactly: "
                         f"pass {what}.astype(np.float32) to accept the rounding")
     return converted
