@@ -18,7 +18,7 @@ from spherecodec.datasets import load_sample
 from spherecodec.dive import DiveAdapter
 from spherecodec.errors import CorruptBlobError, UnsupportedError
 from spherecodec.integrations.numcodecs import Spherecodec
-from spherecodec.integrations.zarr import SpherecodecZarrCodec
+from spherecodec.integrations.zarr import SpherecodecZarrCodec, write_dive_array
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,18 +74,40 @@ def test_bench_runs_dive_by_adapter_path(tmp_path, capsys, x, adapter_file):
 
 
 def test_zarr_codec_takes_an_adapter_path(tmp_path, x, adapter_file):
-    codec = SpherecodecZarrCodec(codec="dive", params={"adapter": str(adapter_file)})
+    adapter = DiveAdapter.load(adapter_file)
+    expected = adapter.transform(x)
+    codec = SpherecodecZarrCodec(codec="dive", params={"adapter": str(adapter_file), "then": "exact"})
+    # the metadata names the adapter by sha256 and dimensions, never by its path
+    meta = codec.to_dict()["configuration"]["params"]
+    assert meta["adapter_sha256"] == adapter.weights_hash() and "adapter" not in meta
+    assert (meta["dim_in"], meta["dim_out"]) == (384, 96)
     assert SpherecodecZarrCodec.from_dict(codec.to_dict()) == codec
-    # a zarr chunk keeps its shape: the documented ValueError, naming the shapes
-    z = zarr.create_array(str(tmp_path / "z.zarr"), shape=x.shape, chunks=(100, 384), dtype="float32",
-                          serializer=codec, compressors=None)
-    with pytest.raises(ValueError, match="zarr chunks must keep their shape"):
-        z[:] = x
-    # the numcodecs codec (bytes in, array out) round-trips the reduced rows
+    # written from the 384-column rows by path, read back bit for bit as the adapter's output
+    path, own_copy = tmp_path / "d.zarr", tmp_path / "own.npz"
+    own_copy.write_bytes(adapter_file.read_bytes())
+    z = write_dive_array(str(path), x, str(own_copy), block_rows=128)
+    assert z.shape == (300, 96) and z.metadata.codecs[0].codec == "dive"
+    own_copy.unlink()  # reading needs neither the adapter file nor torch
+    back = zarr.open_array(str(path), mode="r")
+    assert back[:].tobytes() == expected.tobytes()
+    chunk = (path / "c" / "1" / "0").read_bytes()  # each chunk is a plain blob of the inner codec
+    assert spherecodec.decode(chunk).tobytes() == expected[128:256].tobytes()
+    # the same serializer, written by hand with the reduced rows, and through int8
+    z8 = zarr.create_array(str(tmp_path / "h.zarr"), shape=(300, 96), chunks=(100, 96), dtype="float32",
+                           serializer=SpherecodecZarrCodec(codec="dive", params={**meta, "then": "int8",
+                                                                                 "then_config": {}}),
+                           compressors=None)
+    z8[:] = expected
+    assert z8[:].tobytes() == spherecodec.decode(spherecodec.encode(expected[:100], "int8")).tobytes() + \
+        b"".join(spherecodec.decode(spherecodec.encode(expected[i:i + 100], "int8")).tobytes() for i in (100, 200))
+    # the original rows in an array of the original shape: the error says what to do
+    z_raw = zarr.create_array(str(tmp_path / "z.zarr"), shape=x.shape, chunks=(100, 384), dtype="float32",
+                              serializer=codec, compressors=None)
+    with pytest.raises(ValueError, match="write_dive_array"):
+        z_raw[:] = x
+    # the numcodecs codec (bytes in, array out) round-trips the reduced rows too
     numcodec = Spherecodec(codec="dive", params={"adapter": str(adapter_file), "then": "exact"})
-    blob = numcodec.encode(x)
-    expected = DiveAdapter.load(adapter_file).transform(x)
-    assert numcodec.decode(blob).tobytes() == expected.tobytes()
+    assert numcodec.decode(numcodec.encode(x)).tobytes() == expected.tobytes()
 
 
 # -- item 3: float input that converts without loss is accepted -----------------------------
