@@ -14,6 +14,7 @@ PACKAGE = Path(spherecodec.__file__).resolve().parent
 #: packages (torch via dive._train) and the bench package, which only its command loads
 ALLOWED_LAZY = {
     ("spherecodec.cli", "spherecodec.bench"),
+    ("spherecodec.cli", "spherecodec.integrations"),  # `from .integrations import arrow`: pyarrow is optional
     ("spherecodec.dive.adapter", "spherecodec.dive._train"),
     ("spherecodec.dive.baselines", "spherecodec.dive._train"),
 }

@@ -4,12 +4,15 @@
 
     spherecodec compress IN.npy OUT.sphc [--codec NAME] [--param k=v ...] [--threads N]
     spherecodec decompress IN.sphc OUT.npy [--threads N]
+    spherecodec compress IN.parquet OUT.parquet [--column NAME ...] [--codec NAME] [--param k=v ...]
+    spherecodec decompress IN.parquet OUT.parquet
     spherecodec info FILE.sphc [--json]
     spherecodec codecs
     spherecodec bench [FILE.npy | --sample] [--codecs ...] [--peers] [--threads N] [--out DIR]
 
 compress and decompress stream: the input is memory-mapped and coded a few MB of chunks at
-a time, so files larger than RAM work. Errors on bad input are one line on stderr and a
+a time, so files larger than RAM work. A Parquet input (the ``arrow`` extra) is streamed one
+row group at a time; its vector columns are compressed in place (spherecodec.arrow). Errors on bad input are one line on stderr and a
 non-zero exit status (1: the input or the files; 2: the command line; 130: interrupted);
 set ``SPHERECODEC_DEBUG=1`` to get the traceback instead.
 """
@@ -32,6 +35,7 @@ __all__ = ["main", "parse_param"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _NPY_MAGIC = b"\x93NUMPY"
+_PARQUET_MAGIC = b"PAR1"
 
 
 class CommandError(Exception):
@@ -85,10 +89,16 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"spherecodec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("compress", help="compress a .npy file into a .sphc file (streaming)",
-                       description="Compress IN.npy into OUT.sphc, a few MB of rows at a time.")
-    p.add_argument("input", metavar="IN.npy")
-    p.add_argument("output", metavar="OUT.sphc")
+    p = sub.add_parser("compress", help="compress a .npy file into a .sphc file, or the vector columns of "
+                                        "a Parquet file (streaming)",
+                       description="Compress IN.npy into OUT.sphc, a few MB of rows at a time; or copy "
+                                   "IN.parquet to OUT.parquet with its vector columns compressed, a row "
+                                   "group at a time.")
+    p.add_argument("input", metavar="IN.npy|IN.parquet")
+    p.add_argument("output", metavar="OUT.sphc|OUT.parquet")
+    p.add_argument("--column", action="append", metavar="NAME",
+                   help="Parquet only: a vector column to compress, repeatable (default: every column "
+                        "of float vectors)")
     p.add_argument("--codec", default="exact",
                    help="codec name (default: exact, bit-exact); 'spherecodec codecs' lists them")
     p.add_argument("--param", "-p", action="append", default=[], type=parse_param, metavar="KEY=VALUE",
@@ -96,10 +106,12 @@ def build_parser():
     p.add_argument("--chunk-rows", type=_positive_int, metavar="N", help="rows per independently decodable chunk")
     _common(p)
 
-    p = sub.add_parser("decompress", help="decompress a .sphc file into a .npy file (streaming)",
-                       description="Decompress IN.sphc into OUT.npy, a few MB of rows at a time.")
-    p.add_argument("input", metavar="IN.sphc")
-    p.add_argument("output", metavar="OUT.npy")
+    p = sub.add_parser("decompress", help="decompress a .sphc file into a .npy file, or a spherecodec "
+                                          "Parquet file into plain Parquet (streaming)",
+                       description="Decompress IN.sphc into OUT.npy, a few MB of rows at a time; or "
+                                   "IN.parquet (written by spherecodec) into a plain OUT.parquet.")
+    p.add_argument("input", metavar="IN.sphc|IN.parquet")
+    p.add_argument("output", metavar="OUT.npy|OUT.parquet")
     _common(p)
 
     p = sub.add_parser("info", help="show what a .sphc file holds (reads only its header)",
@@ -175,6 +187,10 @@ def _compress(args):
         prefix = f"codec {args.codec!r}"
         raise CommandError(message if message.startswith(prefix) else f"{prefix}: {message}") from None
     src, dst = _check_paths(args)
+    if _magic(src).startswith(_PARQUET_MAGIC):
+        return _compress_parquet(args, src, dst, params, chunk_rows)
+    if args.column:
+        raise CommandError(f"{src}: --column applies to Parquet files; this is not one")
     if _magic(src).startswith(_SPHC_MAGIC):
         raise CommandError(f"{src}: is already a .sphc file (did you mean 'spherecodec decompress'?)")
     started = time.perf_counter()
@@ -190,8 +206,51 @@ def _compress(args):
     return EXIT_OK
 
 
+def _arrow_module():
+    """spherecodec.arrow, or a CommandError saying how to install pyarrow."""
+    try:
+        # pyarrow is optional (the arrow extra): loaded by the Parquet commands only
+        from .integrations import arrow
+    except ImportError as exc:
+        raise CommandError(f"Parquet files need pyarrow ({exc}): pip install 'spherecodec[arrow]'") from None
+    return arrow
+
+
+def _compress_parquet(args, src, dst, params, chunk_rows):
+    arrow = _arrow_module()
+    if chunk_rows is not None:
+        params = dict(params, chunk_rows=chunk_rows)
+    started = time.perf_counter()
+    try:
+        rows = arrow.compress_parquet(src, dst, args.column, args.codec, params=params or None,
+                                      threads=args.threads, progress=_progress_flag(args))
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        raise CommandError(message if message.startswith(str(src)) else f"{src}: {message}") from None
+    if not args.quiet:
+        print(f"{src} -> {dst}: {_size(os.path.getsize(src))} -> {_size(os.path.getsize(dst))}, "
+              f"{rows:,} rows (codec {args.codec}) in {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
+def _decompress_parquet(args, src, dst):
+    arrow = _arrow_module()
+    started = time.perf_counter()
+    try:
+        rows = arrow.decompress_parquet(src, dst, threads=args.threads, progress=_progress_flag(args))
+    except (ValueError, SpherecodecError) as exc:
+        message = str(exc)
+        raise CommandError(message if message.startswith(str(src)) else f"{src}: {message}") from None
+    if not args.quiet:
+        print(f"{src} -> {dst}: {_size(os.path.getsize(src))} -> {_size(os.path.getsize(dst))}, "
+              f"{rows:,} rows in {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
 def _decompress(args):
     src, dst = _check_paths(args)
+    if _magic(src).startswith(_PARQUET_MAGIC):
+        return _decompress_parquet(args, src, dst)
     if _magic(src).startswith(_NPY_MAGIC):
         raise CommandError(f"{src}: is a .npy file, not a .sphc file (did you mean 'spherecodec compress'?)")
     started = time.perf_counter()

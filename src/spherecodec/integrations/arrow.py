@@ -35,6 +35,7 @@ binary column to any reader; the file's key-value metadata (key ``"spherecodec"`
 the codec, the original type and how to read it.
 """
 
+import contextlib
 import itertools
 import json
 from pathlib import Path
@@ -48,6 +49,9 @@ from spherecodec import CorruptBlobError, SpherecodecError, UnsupportedError
 from spherecodec.atomic import atomic_path
 
 __all__ = [
+    "compress_parquet",
+    "decompress_parquet",
+    "vector_columns",
     "VectorType",
     "VectorArray",
     "EXTENSION_NAME",
@@ -840,3 +844,104 @@ def parquet_info(path):
     _our_columns(pf, file)
     raw = (pf.schema_arrow.metadata or {}).get(METADATA_KEY.encode())
     return {} if raw is None else json.loads(raw)
+
+
+# ---------------------------------------------------------------------------------------
+# Parquet file to Parquet file (the command line's compress / decompress)
+
+
+def vector_columns(schema):
+    """Names of the columns of ``schema`` that hold float vectors (lists of float16/32/64)."""
+    names = []
+    for field in schema:
+        try:
+            _describe_type(field.type, field.name)
+        except ValueError:
+            continue
+        names.append(field.name)
+    return names
+
+
+def _counted(batches, bar):
+    """``batches``, advancing ``bar`` (or nothing when None) by each one's rows."""
+    for batch in batches:
+        yield batch
+        if bar is not None:
+            bar.update(batch.num_rows)
+
+
+def _rows_bar(total, desc, enabled):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    # tqdm is a core dependency, imported by the call that draws a bar (as stream.py does)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, delay=1.0, leave=False,
+                dynamic_ncols=True)
+
+
+def compress_parquet(src, dst, columns=None, codec="exact", *, params=None, row_group_rows=None,
+                     threads=None, progress=False):
+    """Copy the Parquet file ``src`` to ``dst`` with vector columns spherecodec-compressed.
+
+    ``columns`` names the vector columns to compress (default: every column of float
+    vectors); each uses ``codec`` with ``params``. The file is streamed: one row group of
+    ``row_group_rows`` rows in memory at a time (default: about 64 MiB of raw vectors).
+    Other columns are rewritten by pyarrow with zstd. ``dst`` appears only when complete.
+    Returns the number of rows written.
+    """
+    src, dst = Path(src), Path(dst)
+    pf = _open(src)
+    if _our_columns(pf, src):
+        raise ValueError(f"{src}: already holds spherecodec columns (did you mean decompress?)")
+    schema = pf.schema_arrow
+    found = vector_columns(schema)
+    if columns is None:
+        columns = found
+        if not columns:
+            raise ValueError(f"{src}: no column holds float vectors (columns: "
+                             + ", ".join(f"{f.name} {f.type}" for f in schema) + ")")
+    elif isinstance(columns, str):
+        columns = [columns]
+    spec = codec if params is None else (codec, dict(params))
+    vectors = {name: spec for name in columns}
+    specs = _vector_specs(schema, vectors)  # names and types checked before anything is written
+    if row_group_rows is None:
+        row_group_rows = _default_row_group_rows(schema, specs)
+    with _rows_bar(pf.metadata.num_rows, "compress", progress) as bar:
+        try:
+            batches = pf.iter_batches(batch_size=min(int(row_group_rows), 1 << 16))
+            reader = pa.RecordBatchReader.from_batches(schema, _counted(batches, bar))
+            return write_parquet(reader, dst, vectors, row_group_rows=row_group_rows, threads=threads)
+        except (pa.ArrowException, OSError) as e:
+            if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+                raise
+            raise ParquetReadError(f"{src}: not a readable Parquet file ({e})") from None
+
+
+def decompress_parquet(src, dst, *, threads=None, progress=False, compression="zstd"):
+    """Write ``src`` (a Parquet file or directory with spherecodec columns) back to a plain
+    Parquet file ``dst``: vector columns of their original types, bit-exact for lossless
+    codecs, one row group per stored row group, ``compression`` for every column.
+
+    Streams one row group at a time; ``dst`` appears only when complete. Returns the
+    number of rows written. ValueError when ``src`` holds no spherecodec column.
+    """
+    files = _files(src)
+    first = _open(files[0])
+    ours = _our_columns(first, files[0])
+    if not ours:
+        raise ValueError(f"{src}: holds no spherecodec column (nothing to decompress)")
+    schema = _restored_schema(first.schema_arrow, ours)
+    total = sum(_open(f).metadata.num_rows for f in files)
+    rows = 0
+    with atomic_path(Path(dst), fsync=True) as tmp, _rows_bar(total, "decompress", progress) as bar:
+        with pq.ParquetWriter(tmp, schema, compression=compression, write_page_checksum=True) as writer:
+            for table in _iter_files(files, None, None, threads):
+                if not table.schema.equals(schema):
+                    raise ValueError(f"{src}: the files' schemas differ ({table.schema} vs {schema})")
+                writer.write_table(table, row_group_size=max(1, table.num_rows))
+                rows += table.num_rows
+                if bar is not None:
+                    bar.update(table.num_rows)
+    return rows
