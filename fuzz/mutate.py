@@ -630,11 +630,13 @@ def _bits(a):
 
 
 def max_expansion(blob):
-    """max_expansion of the codec object the blob's header builds (it may depend on the
-    codec's parameters and shared state); None when the header does not parse."""
+    """Decoded bytes per blob byte that the blob's header may announce (the codec's
+    max_expansion, which may depend on its parameters and shared state, plus what its dense
+    chunks add: ``container.Header.budget``); None when the header does not parse."""
     try:
         header = container.Header(blob)
-        return float(header.codec.expansion_bound(header.state))
+        # the container's budget: max_expansion per byte, plus what dense chunks add
+        return float(header.budget - layout.ALLOCATION_SLACK) / len(blob)
     except spherecodec.SpherecodecError:
         return None
 

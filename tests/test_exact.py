@@ -260,7 +260,7 @@ def test_stored_chunk_round_trips():
     for backend in BACKENDS:
         blob = check_round_trip_exact(np.concatenate([noise, smooth]), entropy=backend, chunk_rows=40)
         modes = [c[0] for c in parse_layout(blob)["chunks"]]
-        assert modes == [1, 0]  # incompressible bits are stored verbatim, zeros coded
+        assert modes == [1, 6]  # incompressible bits are stored verbatim, zeros as one value
         stored = parse_layout(blob)["chunks"][0]
         assert len(stored) == 1 + noise.nbytes
         assert stored[1:] == noise.astype("<f4").tobytes()

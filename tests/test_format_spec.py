@@ -248,7 +248,7 @@ def decode_stream(buf, pos, alphabet, n):
 
 # --- exact codec ----------------------------------------------------------------------------
 
-EXACT = {"float16": (16, 6, 3), "float32": (32, 9, 3), "float64": (64, 12, 3)}
+EXACT = {"float16": (16, 6, 3), "bfloat16": (16, 9, 3), "float32": (32, 9, 3), "float64": (64, 12, 3)}
 
 
 def decode_exact_chunk(payload, n, dtype, params):
@@ -256,25 +256,48 @@ def decode_exact_chunk(payload, n, dtype, params):
     m = default_m if params.get("mantissa_bits") is None else params["mantissa_bits"]
     symbol_bits = head + m
     raw_bits = width - symbol_bits
+    if payload[0] == 6:  # constant
+        if len(payload) != 1 + width // 8:
+            raise Bad("constant size")
+        return [int.from_bytes(payload[1:], "little")] * n
+    if payload[0] == 5:  # sparse: mask stream, then the nonzero values as a payload of their own
+        count, pos = read_varint(payload, 1)
+        mask, pos = decode_stream(payload, pos, 256, (n + 7) // 8)
+        bits = [(int(mask[i // 8]) >> (i % 8)) & 1 for i in range(8 * len(mask))]
+        if sum(bits) != count or any(bits[n:]):
+            raise Bad("mask")
+        nonzero = iter(decode_exact_values(payload[pos:], count, width, symbol_bits, raw_bits))
+        return [next(nonzero) if bits[i] else 0 for i in range(n)]
+    return decode_exact_values(payload, n, width, symbol_bits, raw_bits)
+
+
+def decode_exact_values(payload, n, width, symbol_bits, raw_bits):
+    """Modes 0, 1 and 4."""
     if payload[0] == 1:
         if len(payload) != 1 + n * width // 8:
             raise Bad("stored size")
         return [int.from_bytes(payload[1 + i * width // 8:1 + (i + 1) * width // 8], "little")
                 for i in range(n)]
-    if payload[0] != 0:
+    t, start = 0, 1
+    if payload[0] == 4:  # low t bits zero in every value, not stored
+        t, start = payload[1], 2
+        if not 1 <= t <= raw_bits:
+            raise Bad("zero low bits")
+    elif payload[0] != 0:
         raise Bad("mode")
-    kb, kr = divmod(raw_bits, 8)
+    low_bits = raw_bits - t
+    kb, kr = divmod(low_bits, 8)
     nraw = n * kb + (n * kr + 7) // 8
-    raw = payload[1:1 + nraw]
+    raw = payload[start:start + nraw]
     bitplane = int.from_bytes(raw[n * kb:], "little")
-    symbols, end = decode_stream(payload, 1 + nraw, 1 << symbol_bits, n)
+    symbols, end = decode_stream(payload, start + nraw, 1 << symbol_bits, n)
     if end != len(payload):
         raise Bad("bytes after the stream")
     values = []
     for i in range(n):
         low = int.from_bytes(raw[i * kb:(i + 1) * kb], "little")
         low |= ((bitplane >> (i * kr)) & ((1 << kr) - 1)) << (8 * kb)
-        values.append((int(symbols[i]) << raw_bits) | low)
+        values.append(((int(symbols[i]) << low_bits) | low) << t)
     return values
 
 
@@ -321,6 +344,27 @@ def test_reference_decoder_reads_fresh_blobs(backend, dtype, mantissa_bits):
     x[0, :3] = [np.nan, -np.inf, -0.0]
     blob = spherecodec.encode(x, entropy=backend, mantissa_bits=mantissa_bits, chunk_rows=60)
     assert_same_bits(reference_decode(blob), x)
+
+
+@pytest.mark.parametrize("backend", ["numba", "constriction"])
+def test_reference_decoder_reads_the_shape_modes(backend):
+    """Modes 4 (trailing zero bits), 5 (sparse) and 6 (constant), each in a chunk of its own,
+    and bfloat16 values, as the spec describes them."""
+    import ml_dtypes
+
+    x = load_sample()[:40, :24]
+    half = x.astype(ml_dtypes.bfloat16).astype(np.float32)      # mode 4, t >= 16
+    sparse = np.where(np.arange(x.size).reshape(x.shape) % 5 == 0, x, 0).astype(np.float32)
+    sparse[0, :3] = [np.nan, -0.0, -np.inf]                        # mode 5, values of mode 0
+    halfsparse = np.where(sparse != 0, half, 0).astype(np.float32)  # mode 5, values of mode 4
+    constant = np.full_like(x, -0.0)                               # mode 6
+    y = np.concatenate([half, sparse, halfsparse, constant])
+    blob = spherecodec.encode(y, entropy=backend, chunk_rows=40)
+    modes = [c[0] for c in parse_container(blob)[2]]
+    assert modes == [4, 5, 5, 6]
+    assert_same_bits(reference_decode(blob), y)
+    b16 = x.astype(ml_dtypes.bfloat16)
+    assert_same_bits(reference_decode(spherecodec.encode(b16, entropy=backend)), b16)
 
 
 def test_reference_decoder_reads_single_symbol_streams():

@@ -98,10 +98,31 @@ class Header:
         self.offsets += self.data_start
         self.calls = CodecCalls.for_blob(meta["codec"], meta["params"], self.shared, self.dtype, self.dim)
         self.codec, self.state = self.calls.codec, self.calls.state
-        budget = ALLOCATION_SLACK + self.calls.max_expansion * size
-        if self.nbytes > budget:
+        self.budget = ALLOCATION_SLACK + self.calls.max_expansion * size
+        if self.nbytes > self.budget:
+            self.budget += self._dense_chunk_budget()
+        if self.nbytes > self.budget:
             raise CorruptBlobError(
                 f"header announces {self.nbytes} decoded bytes, more than this {size}-byte blob can hold")
+
+    def _dense_chunk_budget(self):
+        """What the codec's dense chunks (``Codec.dense_chunk_modes``: the exact codec's
+        constant, sparse and trailing-zero chunks) add to the decoded bytes a blob may
+        announce. Each counts only once its checksum holds, so that damage cannot buy an
+        allocation."""
+        modes = self.codec.dense_chunk_modes
+        if not modes or not self.n_chunks:
+            return 0.0
+        starts = self.offsets[:-1][self.lengths > 0]
+        dense = np.flatnonzero(np.isin(self.blob[starts], modes))
+        extra = 0.0
+        base = self.calls.max_expansion
+        for i in np.flatnonzero(self.lengths > 0)[dense]:
+            bound = self.codec.chunk_expansion(int(self.blob[self.offsets[i]]), self.state)
+            if bound > base:
+                self.chunk(i)  # raises CorruptBlobError on a checksum mismatch
+                extra += (bound - base) * (int(self.lengths[i]) + layout.INDEX_ENTRY_SIZE)
+        return extra
 
     def _check_meta(self, meta):
         if not isinstance(meta, dict):

@@ -23,6 +23,7 @@ Checksums are XXH64 with seed 0 (``kernels.checksum``).
 import json
 import struct
 
+import ml_dtypes  # noqa: F401  (registers numpy's "bfloat16" dtype, which blobs may hold)
 import numpy as np
 
 from .kernels.checksum import xxh64
@@ -42,7 +43,7 @@ INDEX_ENTRY_SIZE = INDEX_ENTRY.size
 #: the metadata's keys, every one required
 META_KEYS = ("codec", "params", "dtype", "shape", "rows", "dim", "chunk_rows")
 #: dtypes a blob may decode to
-DTYPES = ("float16", "float32", "float64")
+DTYPES = ("float16", "float32", "float64", "bfloat16")
 
 # -- limits a reader enforces before it allocates ------------------------------------------
 #: longest metadata JSON accepted

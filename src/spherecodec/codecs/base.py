@@ -85,6 +85,10 @@ class Codec:
     #: upper bound of decoded bytes per payload byte (``expansion_bound`` may refine it
     #: with the state); the container rejects blobs beyond it
     max_expansion = 64.0
+    #: first payload bytes (chunk modes) of chunks that may decode to more than
+    #: ``max_expansion`` bytes per byte (the exact codec's constant and sparse chunks);
+    #: ``chunk_expansion`` bounds them
+    dense_chunk_modes = ()
     #: True when a state fitted on one array codes any other array its ``check_rows``
     #: accepts (``spherecodec.fit`` fits such codecs once for many arrays)
     reusable_state = False
@@ -178,6 +182,12 @@ class Codec:
         """Upper bound of decoded bytes per payload byte in a blob with ``state``."""
         return self.max_expansion
 
+    def chunk_expansion(self, mode, state):
+        """Upper bound of decoded bytes per byte of a chunk whose payload starts with ``mode``
+        (one of ``dense_chunk_modes``), its index entry counted; the container lets a blob
+        announce that much more for each such chunk whose checksum holds."""
+        return self.expansion_bound(state)
+
     # -- per chunk -------------------------------------------------------------------
     def encode_chunk(self, rows, state):
         """Encode a C-contiguous 2-D block of rows with ``state``; return its payload.
@@ -258,6 +268,13 @@ class DelegatingCodec(Codec):
 
     def expansion_bound(self, state):
         return self.inner.expansion_bound(state)
+
+    @property
+    def dense_chunk_modes(self):
+        return self.inner.dense_chunk_modes
+
+    def chunk_expansion(self, mode, state):
+        return self.inner.chunk_expansion(mode, state)
 
     def encode_chunk(self, rows, state):
         return self.inner.encode_chunk(rows, state)

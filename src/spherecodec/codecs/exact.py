@@ -6,8 +6,9 @@ import numpy as np
 
 from .. import entropy
 from ..errors import CorruptBlobError, UnsupportedError
+from ..kernels import shape as _shape
 from ..kernels.bits import merge_low_bits, raw_size
-from ..kernels.rans_core import FLOAT32_RAW_BITS
+from ..kernels.rans_core import FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
 from ..scratch import recycle, take_buffer
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
@@ -19,6 +20,7 @@ _LAYOUT = {
     "float32": (np.uint32, 9, 3),
     "float64": (np.uint64, 12, 3),
     "float16": (np.uint16, 6, 3),
+    "bfloat16": (np.uint16, 9, 3),
 }
 # symbols index 2**15 entries at most so that the rANS tables can hold every one
 MAX_SYMBOL_BITS = 15
@@ -26,6 +28,22 @@ MODE_CODED = 0
 MODE_STORED = 1
 MODE_MODELLED = 2  # levels >= 2: context-modelled chunk (codecs/exact_models.py)
 MODE_SPHERICAL = 3  # transform="spherical"/"auto": angles + exact residual (codecs/sphere.py)
+MODE_TRAILING = 4  # u8 t, then as mode 0 without the t low bits every value has zero
+MODE_SPARSE = 5  # varint nonzero count, mask stream, then the nonzero values as a chunk (modes 0, 1, 4)
+MODE_CONSTANT = 6  # one value (little endian) that every value of the chunk repeats
+#: decoded bytes per byte of a chunk in modes 4-6 and its index entry, at most: a constant
+#: chunk's value stands for at most this many bytes, so that a forged header still cannot
+#: make decode allocate at will (docs/format.md; a sparse chunk's mask costs at least
+#: 0.0007 bit per value, a trailing chunk's symbols 0.0056 bit: both stay below it)
+DENSE_EXPANSION = float(1 << 17)
+#: the index entry (u64 length, u64 checksum) each chunk costs in the blob
+_INDEX_ENTRY_BYTES = 16
+#: a chunk with at least this share of zero values is coded sparse without measuring the
+#: plain coding: each zero saves its >= 20 raw bits (float32; 4 for bfloat16) and the mask
+#: costs at most ~1 bit per value, so from 1/16 on (1/4 for 16-bit values) sparse is smaller
+_SPARSE_SURE = {2: 4, 4: 16, 8: 16}
+#: from this share of zeros on (and below the sure share) both codings are made, the smaller kept
+_SPARSE_TRY = 128
 TRANSFORMS = ("none", "spherical", "auto")
 
 
@@ -67,7 +85,8 @@ class ExactCodec(Codec):
 
     name = "exact"
     dtypes = tuple(_LAYOUT)
-    max_expansion = 16.0  # >= 1 raw bit per value of <= 16 bits, or stored verbatim
+    max_expansion = 16.0  # modes 0-3: >= 1 raw bit per value of <= 16 bits, or stored verbatim
+    dense_chunk_modes = (MODE_TRAILING, MODE_SPARSE, MODE_CONSTANT)
 
     def __init__(self, *, mantissa_bits=None, entropy="numba", level=1, transform=None):
         if transform is not None and transform not in TRANSFORMS:
@@ -107,6 +126,9 @@ class ExactCodec(Codec):
                 f"at most {MAX_SYMBOL_BITS - head_bits} fit")
         raw_bits = np.dtype(utype).itemsize * 8 - symbol_bits
         return utype, symbol_bits, raw_bits
+
+    def chunk_expansion(self, mode, state):
+        return DENSE_EXPANSION if mode in self.dense_chunk_modes else self.max_expansion
 
     def check_dtype(self, dtype):
         super().check_dtype(dtype)
@@ -154,26 +176,86 @@ class ExactCodec(Codec):
         return payload
 
     def _encode_chunk_plain(self, rows, state):
+        utype, symbol_bits, raw_bits = self._layout(rows.dtype)
+        layout = (symbol_bits, raw_bits, rows.dtype.name)
+        values = rows.reshape(-1).view(utype)
+        or_bits, zeros, constant = _shape.scan(values)
+        if constant and values.size > 1 and values.nbytes <= DENSE_EXPANSION * (_INDEX_ENTRY_BYTES + 1 + values.itemsize):
+            out = take_buffer(1 + values.itemsize)[:1 + values.itemsize]
+            out[0] = MODE_CONSTANT
+            out[1:] = values[:1].astype(values.dtype.newbyteorder("<")).view(np.uint8)
+            return out
+        if zeros and zeros * _SPARSE_TRY >= values.size:
+            sparse = self._encode_sparse(values, zeros, layout)
+            if zeros * _SPARSE_SURE[values.itemsize] >= values.size:
+                return sparse
+            plain = self._encode_values(values, layout, or_bits)
+            if len(plain) < len(sparse):
+                recycle([sparse])
+                return plain
+            recycle([plain])
+            return sparse
+        if or_bits & 1 == 0 and values.size:
+            return self._encode_values(values, layout, or_bits)
         if state is not NO_STATE and rows.dtype == np.float32:
             payload = state.model.encode_chunk(rows, MODE_MODELLED)
             if payload is not None and payload.size <= 1 + rows.nbytes:
                 return payload
-        utype, symbol_bits, raw_bits = self._layout(rows.dtype)
-        values = rows.reshape(-1).view(utype)
+        return self._encode_values(values, layout, 1)
+
+    def _encode_values(self, values, layout, or_bits):
+        """Mode 0 (or 4 when the values' low ``t`` bits are all zero: ``or_bits``, the OR of
+        every value, has ``t`` trailing zeros), stored (mode 1) if that would not shrink.
+        ``layout``: (symbol bits, raw bits, dtype name)."""
+        symbol_bits, raw_bits, dtype_name = layout
+        t = _shape.trailing_zeros(np.uint64(or_bits), raw_bits) if values.size else 0
         alphabet = 1 << symbol_bits
-        nraw = raw_size(values.size, raw_bits)
-        out = take_buffer(1 + nraw + entropy.stream_capacity(values.size, alphabet))
-        out[0] = MODE_CODED
-        # float32 values at the default split: the 32-lane layout (for long chunks), which
-        # decodes 2x faster; raw bits and stream in one nogil call with the Numba backend
-        wide = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
-        end = entropy.encode_stream_into(values, alphabet, out, 1, shift=raw_bits, backend=self.entropy,
-                                         wide=wide, raw_bits=True)
+        nraw = raw_size(values.size, raw_bits - t)
+        head = 2 if t else 1
+        out = take_buffer(head + nraw + entropy.stream_capacity(values.size, alphabet))
+        coded = values
+        if t:
+            out[0], out[1] = MODE_TRAILING, t
+            coded = take_buffer(values.nbytes)[:values.nbytes].view(values.dtype)
+            _shape.shift_right(values, t, coded)
+        else:
+            out[0] = MODE_CODED
+        # long streams take the 32-lane layout, which decodes 2x faster (float32 values at
+        # the default split also fuse their raw bits into the decoder's pass); float16 and
+        # float32 at other splits keep the 8-lane layout they were first written with
+        wide = values.dtype != np.uint64 if t or dtype_name == "bfloat16" else raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
+        try:
+            end = entropy.encode_stream_into(coded, alphabet, out, head, shift=raw_bits - t,
+                                             backend=self.entropy, wide=wide, raw_bits=True)
+        finally:
+            if t:
+                recycle([coded.view(np.uint8)])
         if end > 1 + values.nbytes:
             out[0] = MODE_STORED
             out[1:1 + values.nbytes] = values.astype(values.dtype.newbyteorder("<"), copy=False).view(np.uint8)
             end = 1 + values.nbytes
         return out[:end]
+
+    def _encode_sparse(self, values, zeros, layout):
+        """Mode 5: the mask of nonzero values (one rANS stream of its bytes), then the
+        nonzero values coded as a chunk of their own."""
+        n = values.size
+        mask = take_buffer((n + 7) // 8)[:(n + 7) // 8]
+        nonzero = take_buffer((n - zeros) * values.itemsize)[:(n - zeros) * values.itemsize].view(values.dtype)
+        try:
+            count = _shape.split_nonzero(values, mask, nonzero)
+            inner_or, _, _ = _shape.scan(nonzero)
+            inner = self._encode_values(nonzero, layout, inner_or)
+            head = 1 + varint_size(count)
+            out = take_buffer(head + entropy.stream_capacity(mask.size, 256) + inner.size)
+            out[0] = MODE_SPARSE
+            write_varint(out, 1, count)
+            end = entropy.encode_stream_into(mask, 256, out, head, backend=self.entropy)
+            out[end:end + inner.size] = inner
+            recycle([inner])
+        finally:
+            recycle([mask, nonzero.view(np.uint8)])
+        return out[:end + inner.size]
 
     def decode_chunk(self, payload, out, state):
         utype, symbol_bits, raw_bits = self._layout(out.dtype)
@@ -181,30 +263,76 @@ class ExactCodec(Codec):
         if payload.size < 1:
             raise CorruptBlobError("empty chunk")
         mode = int(payload[0])
-        if mode == MODE_STORED:
-            if payload.size != 1 + values.nbytes:
-                raise CorruptBlobError(f"stored chunk holds {payload.size - 1} bytes, {values.nbytes} expected")
-            values[:] = payload[1:].view(np.dtype(utype).newbyteorder("<"))
-            return
         if mode == MODE_SPHERICAL and self.transform != "none":
             return decode_residual_chunk(payload, out)
         if mode == MODE_MODELLED and self.level > 1:
             if state is NO_STATE:
                 raise CorruptBlobError("context-modelled chunk in a blob without a model")
             return state.model.decode_chunk(payload, out)
-        if mode != MODE_CODED:
-            raise CorruptBlobError(f"unknown chunk mode {mode}")
-        nraw = raw_size(values.size, raw_bits)
-        if payload.size < 1 + nraw:
-            raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
-        raw = payload[1:1 + nraw]
-        fuse = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
-        end = entropy.decode_stream(payload, 1 + nraw, 1 << symbol_bits, values,
-                                    raw20=raw if fuse else None)
+        if mode == MODE_CONSTANT:
+            if payload.size != 1 + values.itemsize:
+                raise CorruptBlobError(f"constant chunk holds {payload.size - 1} bytes, {values.itemsize} expected")
+            if values.nbytes > DENSE_EXPANSION * (_INDEX_ENTRY_BYTES + payload.size):
+                raise CorruptBlobError(f"constant chunk stands for {values.nbytes} bytes, more than a chunk may")
+            values[:] = payload[1:].view(np.dtype(utype).newbyteorder("<"))[0]
+            return
+        if mode == MODE_SPARSE:
+            return self._decode_sparse(payload, values, symbol_bits, raw_bits)
+        end = self._decode_values(payload, 0, values, symbol_bits, raw_bits)
         if end != payload.size:
             raise CorruptBlobError(f"{payload.size - end} unexpected bytes after the chunk's stream")
-        if raw_bits and not fuse:
-            merge_low_bits(values, raw, raw_bits)
+
+    def _decode_values(self, payload, pos, values, symbol_bits, raw_bits):
+        """Decode what ``_encode_values`` wrote at ``payload[pos:]`` into ``values``; return
+        the end position."""
+        if pos >= payload.size:
+            raise CorruptBlobError("chunk ends before its mode byte")
+        mode = int(payload[pos])
+        if mode == MODE_STORED:
+            if payload.size - pos - 1 < values.nbytes:
+                raise CorruptBlobError(f"stored values hold {payload.size - pos - 1} bytes, {values.nbytes} expected")
+            values[:] = payload[pos + 1:pos + 1 + values.nbytes].view(values.dtype.newbyteorder("<"))
+            return pos + 1 + values.nbytes
+        t = 0
+        pos += 1
+        if mode == MODE_TRAILING:
+            if pos >= payload.size:
+                raise CorruptBlobError("chunk ends before its count of zero low bits")
+            t = int(payload[pos])
+            pos += 1
+            if not 1 <= t <= raw_bits:
+                raise CorruptBlobError(f"{t} zero low bits announced; values of this dtype have {raw_bits} raw bits")
+        elif mode != MODE_CODED:
+            raise CorruptBlobError(f"unknown chunk mode {mode}")
+        low = raw_bits - t
+        nraw = raw_size(values.size, low)
+        if payload.size < pos + nraw:
+            raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
+        raw = payload[pos:pos + nraw]
+        fuse = low == FLOAT32_RAW_BITS and values.dtype == np.uint32
+        end = entropy.decode_stream(payload, pos + nraw, 1 << symbol_bits, values, raw20=raw if fuse else None)
+        if low and not fuse:
+            merge_low_bits(values, raw, low)
+        if t:
+            _shape.shift_left(values, t)
+        return end
+
+    def _decode_sparse(self, payload, values, symbol_bits, raw_bits):
+        count, pos = read_varint(payload, 1, payload.size)
+        if pos < 0 or not 0 <= count <= values.size:
+            raise CorruptBlobError(f"sparse chunk announces a bad count of nonzero values for {values.size} values")
+        mask = take_buffer((values.size + 7) // 8)[:(values.size + 7) // 8]
+        nonzero = take_buffer(count * values.itemsize)[:count * values.itemsize].view(values.dtype)
+        try:
+            pos = entropy.decode_stream(payload, pos, 256, mask)
+            if _shape.mask_count(mask, values.size) != count:
+                raise CorruptBlobError("sparse chunk's mask does not hold its count of nonzero values")
+            end = self._decode_values(payload, pos, nonzero, symbol_bits, raw_bits)
+            if end != payload.size:
+                raise CorruptBlobError(f"{payload.size - end} unexpected bytes after the chunk's stream")
+            _shape.scatter_nonzero(mask, nonzero, values)
+        finally:
+            recycle([mask, nonzero.view(np.uint8)])
 
 
 def entropy_backends():
