@@ -25,6 +25,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 import spherecodec
@@ -109,6 +110,11 @@ def _exact():
         Sample("spherical", {"transform": "spherical"}, "unit", (120, 16), chunk_rows=40),
         Sample("auto-zeros", {"transform": "auto"}, "zeros", (24, 48), chunk_rows=8),
         Sample("auto-level3-special", {"transform": "auto", "level": 3}, "special", (20, 32), chunk_rows=6),
+        # chunk modes 4 (zero low bits), 5 (sparse) and 6 (constant), and bfloat16 values
+        Sample("shapes", {}, "shapes", (40, 48), chunk_rows=8),
+        Sample("shapes-constriction", {"entropy": "constriction"}, "shapes", (20, 24), chunk_rows=4),
+        Sample("bf16", {}, "gauss", (16, 24), "bfloat16", chunk_rows=5),
+        Sample("bf16-shapes", {}, "shapes", (20, 32), "bfloat16", chunk_rows=4),
     ]
 
 
@@ -240,6 +246,8 @@ def make_array(kind, shape, dtype="float32", seed=0):
     rows = n // dim if dim else 0
     if kind == "zeros":
         return np.zeros(shape, dtype=dtype)
+    if kind == "shapes":
+        return _shapes_array(shape, dtype, seed)
     if kind in ("unit", "raw") and dim <= 384:
         src = _load("minilm-sentences-512.npy" if kind == "unit" else "minilm-tokens-raw-256.npy")
         take = src[np.arange(rows) % src.shape[0], :dim].astype(np.float64)
@@ -262,6 +270,25 @@ def make_array(kind, shape, dtype="float32", seed=0):
         u = flat.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[flat.itemsize])
         u[0] = {2: 0x7E01, 4: 0x7FC00123, 8: 0x7FF8000000000123}[flat.itemsize]
     return x.reshape(shape)
+
+
+def _shapes_array(shape, dtype, seed):
+    """Five row blocks, one per chunk mode of the exact codec's shapes: values that were
+    bfloat16 (mode 4), sparse rows with specials (mode 5), float16 values among zeros (mode 5
+    over mode 4), one repeated value (mode 6) and every other row zero."""
+    x = make_array("unit", shape, "float32", seed).reshape(-1, shape[-1])
+    blocks = np.array_split(np.arange(x.shape[0]), 5)
+    x[blocks[0]] = x[blocks[0]].astype(ml_dtypes.bfloat16).astype(np.float32)
+    part = x[blocks[1]]
+    part[np.arange(part.size).reshape(part.shape) % 4 != 0] = 0.0
+    part.reshape(-1)[:4] = [np.nan, -0.0, np.inf, 1e-45]
+    x[blocks[1]] = part
+    part = x[blocks[2]].astype(np.float16).astype(np.float32)
+    part[np.arange(part.size).reshape(part.shape) % 3 == 0] = 0.0
+    x[blocks[2]] = part
+    x[blocks[3]] = -0.0
+    x[blocks[4][1::2]] = 0.0
+    return x.astype(dtype).reshape(shape)
 
 
 @dataclass

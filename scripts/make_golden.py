@@ -16,6 +16,7 @@ Usage: python scripts/make_golden.py [CASE ...]   (default: every case)
 import sys
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 import spherecodec
@@ -55,6 +56,22 @@ def _sample(rows, dim):
     return np.ascontiguousarray(np.load(SAMPLE)[:rows, :dim])
 
 
+def _shapes():
+    """Row blocks of 12 (one chunk each): bfloat16 upcast, float16 upcast, sparse with
+    specials, float16 values among zeros, all -0.0, every other row zero."""
+    x = _sample(72, 64)
+    x[:12] = x[:12].astype(ml_dtypes.bfloat16).astype(np.float32)
+    x[12:24] = x[12:24].astype(np.float16).astype(np.float32)
+    sparse = x[24:36].copy()
+    sparse[np.arange(sparse.size).reshape(sparse.shape) % 7 != 0] = 0.0
+    sparse.reshape(-1)[[1, 8, 15]] = _specials(np.float32)[[2, 6, 13]]
+    x[24:36] = sparse
+    x[36:48] = np.where(np.arange(12 * 64).reshape(12, 64) % 3 == 0, 0.0, x[36:48].astype(np.float16))
+    x[48:60] = -0.0
+    x[61:72:2] = 0.0
+    return x
+
+
 def _random_bits(shape, seed):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 2**32, size=shape, dtype=np.uint32).view(np.float32)
@@ -78,6 +95,9 @@ CASES = {
         "f16_mantissa6": lambda: (_sample(16, 64).astype(np.float16), {"mantissa_bits": 6}),
         # 16,426 values: one stream in the 32-lane layout (entropy backend 2), with a tail step
         "f32_wide": lambda: (_sample(43, 382), {}),
+        # chunk modes 4 (zero low bits: was bfloat16, was float16), 5 (sparse), 6 (constant)
+        "f32_shapes": lambda: (_shapes(), {"chunk_rows": 12}),
+        "bf16_sample": lambda: (_sample(40, 96).astype(ml_dtypes.bfloat16), {"chunk_rows": 16}),
     },
 }
 

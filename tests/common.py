@@ -9,6 +9,7 @@ bit-exact round trips, config round trips, and that damaged blobs fail with a
 import json
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 import spherecodec
@@ -249,3 +250,11 @@ def check_corruptions(blob, *, n=300, seed=0, fix_checksums=True):
                 meta = spherecodec.info(candidate)
                 assert result.dtype.name == meta["dtype"] and result.shape == tuple(meta["shape"])
     return raised
+
+
+def load_npy(path):
+    """``np.load`` of an array file, bfloat16 restored (numpy saves it as void ``V2``)."""
+    array = np.load(path)
+    if array.dtype == np.dtype("V2"):
+        array = array.view(ml_dtypes.bfloat16)
+    return array

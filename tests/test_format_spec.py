@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from common import assert_same_bits, load_sample
+from common import assert_same_bits, load_npy, load_sample
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "exact"
 
@@ -332,7 +332,7 @@ def test_reference_xxh64_matches_spherecodec():
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.sphc")), ids=lambda p: p.stem)
 def test_reference_decoder_reads_the_golden_blobs(path):
     blob = path.read_bytes()
-    assert_same_bits(reference_decode(blob), np.load(path.with_suffix(".npy")))
+    assert_same_bits(reference_decode(blob), load_npy(path.with_suffix(".npy")))
 
 
 @pytest.mark.parametrize("backend", ["numba", "constriction"])

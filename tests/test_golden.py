@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import spherecodec
-from common import assert_same_bits, parse_layout
+from common import assert_same_bits, load_npy, parse_layout
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 #: codecs whose decoded output is their input, so NAME.npy is what was encoded
@@ -37,9 +37,9 @@ def _input_of(path):
     """The array that was encoded into ``path``, or None if not known."""
     explicit = path.with_name(path.stem + ".input.npy")
     if explicit.exists():
-        return np.load(explicit)
+        return load_npy(explicit)
     if path.parent.name in LOSSLESS:
-        return np.load(path.with_suffix(".npy"))
+        return load_npy(path.with_suffix(".npy"))
     return None
 
 
@@ -58,7 +58,7 @@ def test_golden_set_is_complete():
 @pytest.mark.parametrize("path", BLOBS, ids=_id)
 def test_golden_blob_decodes_to_its_bits(path):
     blob = path.read_bytes()
-    expected = np.load(path.with_suffix(".npy"))
+    expected = load_npy(path.with_suffix(".npy"))
     meta = spherecodec.info(blob)
     assert meta["codec"] == path.parent.name
     assert meta["dtype"] == expected.dtype.name and tuple(meta["shape"]) == expected.shape
@@ -101,6 +101,8 @@ def test_golden_exact_structure():
     params = spherecodec.info((GOLDEN / "exact" / "f32_constriction.sphc").read_bytes())["params"]
     assert params["entropy"] == "constriction"
     dtypes = {spherecodec.info(p.read_bytes())["dtype"] for p in GOLDEN.glob("exact/*.sphc")}
-    assert dtypes == {"float16", "float32", "float64"}
+    assert dtypes == {"float16", "float32", "float64", "bfloat16"}
+    shapes = parse_layout((GOLDEN / "exact" / "f32_shapes.sphc").read_bytes())
+    assert [c[0] for c in shapes["chunks"]] == [4, 4, 5, 5, 6, 5]  # zero low bits, sparse, constant
     specials = np.load(GOLDEN / "exact" / "f32_specials.npy")
     assert np.isnan(specials).any() and np.isinf(specials).any() and (specials.view(np.uint32) == 1).any()

@@ -20,10 +20,12 @@ files) runs the same steps, here::
 
 import itertools
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import ml_dtypes
 import numpy as np
 
 from . import layout
@@ -67,6 +69,23 @@ def row_view(array):
         return array
     # explicit row count: reshape(-1, 0) is ambiguous for arrays whose last axis is empty
     return array.reshape(int(np.prod(array.shape[:-1])), array.shape[-1])
+
+
+def from_torch(array):
+    """A torch tensor as a numpy array of its values without a copy where possible (moved
+    to the CPU first, detached from autograd; bfloat16 as ``ml_dtypes.bfloat16``); anything
+    else unchanged. torch is never imported here: a tensor means torch is loaded."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(array, torch.Tensor):
+        return array
+    tensor = array.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        # numpy has no bfloat16 of its own: reinterpret the 16-bit patterns as ml_dtypes'
+        return tensor.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    try:
+        return tensor.numpy()
+    except TypeError as exc:  # dtypes numpy cannot hold (complex32, float8, quantized)
+        raise UnsupportedError(f"a torch tensor of dtype {tensor.dtype} cannot be compressed: {exc}") from None
 
 
 def as_rows(array):
@@ -493,7 +512,7 @@ def encode_array(array, codec, params, sink, *, threads=None, chunk_rows=None, o
     """
     calls = CodecCalls.for_encoding(codec, params)
     threads = resolve_threads(threads)
-    array = np.asarray(array)
+    array = np.asarray(from_torch(array))
     # byte order is the input's storage, not its type: codecs see native dtypes only (the
     # chunks are converted as they are cut, or all rows at once for a codec's prepare)
     array = losslessly_accepted(array, calls)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .codecs import SearchableCodec
 from .container import Header, decode, resolve_threads
-from .pipeline import float32_if_exact
+from .pipeline import float32_if_exact, from_torch
 from .kernels import search as _ks
 
 __all__ = ["search"]
@@ -110,7 +110,7 @@ def _decode_float(header):
 def _exactly_float32(what, values):
     """``values`` as float32: float32 itself, or any float/integer input float32 holds
     exactly (float16, float64 made from float32 values, a list of them); TypeError otherwise."""
-    a = np.asarray(values)
+    a = np.asarray(from_torch(values))
     if a.dtype == np.float32:
         return a
     if a.dtype.kind != "f":

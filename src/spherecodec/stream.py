@@ -29,7 +29,7 @@ import numpy as np
 from . import container, pages
 from .atomic import atomic_output
 from .errors import SpherecodecError, UnsupportedError
-from .pipeline import Sink, Workers, decode_chunks, encode_array, row_view
+from .pipeline import Sink, Workers, decode_chunks, encode_array, from_torch, row_view
 from .scratch import scratch
 
 __all__ = [
@@ -176,7 +176,7 @@ class FileSink(Sink):
 def _encode_into(f, array, codec, threads, chunk_rows, params, progress, release):
     """Write the blob of ``array`` to the open file ``f``; return its size. ``release(lo,
     hi)`` gives back the input pages of rows ``[lo, hi)`` (``hi=None``: to the end)."""
-    array = np.asarray(array)
+    array = np.asarray(from_torch(array))
     rows = row_view(array)
     row_bytes = rows.shape[1] * rows.dtype.itemsize
     lock = threading.Lock()

@@ -7,7 +7,7 @@ import numpy as np
 from .. import entropy
 from ..errors import CorruptBlobError, UnsupportedError
 from ..kernels import shape as _shape
-from ..kernels.bits import merge_low_bits, raw_size
+from ..kernels.bits import merge_low_bits_shifted, raw_size
 from ..kernels.rans_core import FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
 from ..scratch import recycle, take_buffer
 from .base import NO_STATE, Codec
@@ -311,16 +311,15 @@ class ExactCodec(Codec):
         raw = payload[pos:pos + nraw]
         fuse = low == FLOAT32_RAW_BITS and values.dtype == np.uint32
         end = entropy.decode_stream(payload, pos + nraw, 1 << symbol_bits, values, raw20=raw if fuse else None)
-        if low and not fuse:
-            merge_low_bits(values, raw, low)
-        if t:
-            _shape.shift_left(values, t)
+        if not fuse and (low or t):
+            merge_low_bits_shifted(values, raw, low, t)
         return end
 
     def _decode_sparse(self, payload, values, symbol_bits, raw_bits):
-        count, pos = read_varint(payload, 1, payload.size)
-        if pos < 0 or not 0 <= count <= values.size:
-            raise CorruptBlobError(f"sparse chunk announces a bad count of nonzero values for {values.size} values")
+        count, pos = read_varint(payload, 1, values.size)
+        if pos < 0:
+            raise CorruptBlobError(f"sparse chunk's count of nonzero values is cut short or exceeds its "
+                                   f"{values.size} values")
         mask = take_buffer((values.size + 7) // 8)[:(values.size + 7) // 8]
         nonzero = take_buffer(count * values.itemsize)[:count * values.itemsize].view(values.dtype)
         try:

@@ -128,3 +128,50 @@ def merge_low_bits(out, raw, k):
                 byte = start + (bitpos >> 3)
                 word = utype(raw[byte]) | (utype(raw[min(byte + 1, last)]) << utype(8))
                 out[i] |= ((word >> utype(bitpos & 7)) & rmask) << shift
+
+
+@njit(nogil=True, cache=True)
+def merge_low_bits_shifted(out, raw, k, t):
+    """``out[i] = (out[i] << k | raw bits of value i) << t``: ``merge_low_bits``, then every
+    value shifted left by ``t`` (the exact codec's values whose low ``t`` bits are zero), in
+    one pass where ``k < 8``: nibbles two values a byte, other widths eight values
+    (``k`` whole bytes) at a time (2.6x faster than ``merge_low_bits`` for 7 bits)."""
+    if k >= 8:
+        merge_low_bits(out, raw, k)
+        if t:
+            st = out.dtype.type(t)
+            for i in range(out.size):
+                out[i] = out[i] << st
+        return
+    n = out.size
+    utype = out.dtype.type
+    sk = utype(k)
+    st = utype(t)
+    if k == 4:
+        half = n // 2
+        for j in range(half):
+            byte = utype(raw[j])
+            out[2 * j] = ((out[2 * j] << sk) | (byte & utype(15))) << st
+            out[2 * j + 1] = ((out[2 * j + 1] << sk) | (byte >> utype(4))) << st
+        if n & 1:
+            out[n - 1] = ((out[n - 1] << sk) | (utype(raw[half]) & utype(15))) << st
+        return
+    rmask = np.uint64((1 << k) - 1)
+    groups = n // 8 if k else 0
+    for g in range(groups):
+        fields = np.uint64(0)
+        for b in range(k):
+            fields |= np.uint64(raw[g * k + b]) << np.uint64(8 * b)
+        for j in range(8):
+            low = utype((fields >> np.uint64(j * k)) & rmask)
+            out[8 * g + j] = ((out[8 * g + j] << sk) | low) << st
+    for i in range(8 * groups, n):  # the last values (every value when k == 0)
+        low = np.uint64(0)
+        if k:
+            bitpos = i * k
+            byte = bitpos >> 3
+            word = np.uint64(raw[byte])
+            if byte + 1 < raw.size:
+                word |= np.uint64(raw[byte + 1]) << np.uint64(8)
+            low = (word >> np.uint64(bitpos & 7)) & rmask
+        out[i] = ((out[i] << sk) | utype(low)) << st

@@ -115,11 +115,3 @@ def shift_right(values, t, out):
     s = values.dtype.type(t)
     for i in range(values.size):
         out[i] = values[i] >> s
-
-
-@njit(nogil=True, cache=True)
-def shift_left(values, t):
-    """``values[i] <<= t`` in place."""
-    s = values.dtype.type(t)
-    for i in range(values.size):
-        values[i] = values[i] << s
