@@ -122,6 +122,7 @@ def main(argv=None):
     parser.add_argument("--scheduler", help="address of a running dask scheduler (default: a LocalCluster)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp())
+    workdir.mkdir(parents=True, exist_ok=True)
     src, parquet_dir = make_inputs(workdir, args.rows)
 
     with contextlib.ExitStack() as stack:

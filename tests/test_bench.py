@@ -398,6 +398,14 @@ def test_synthetic_sets(name):
     norms = np.linalg.norm(x.astype(np.float64), axis=1)
     if kind == "nonunit":
         assert norms.min() >= 0.2 * 0.999 and norms.max() <= 20 * 1.001 and norms.max() / norms.min() > 5
+    elif kind == "shape":  # the bundled sample, reshaped: its first rows where kept
+        real = bench.load_sample()[:40]
+        kept = x != 0
+        assert kept.any() == (name != "zeros")
+        if name in ("padded-rows", "sparse-95"):
+            assert np.array_equal(x[kept], real[kept])
+        if name.endswith("upcast"):
+            assert np.abs(x - real).max() < 0.01 and not np.array_equal(x, real)
     else:
         assert np.allclose(norms, 1, atol=1e-5)
     assert np.array_equal(x, bench.synthetic(name, rows=40))  # seeded

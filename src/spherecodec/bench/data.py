@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import container as _container
 from .. import datasets
+from .shapes import SHAPES, make_shape
 
 __all__ = ["BenchError", "SYNTHETIC_SETS", "SAMPLE_NAME", "MAX_QUERIES", "load_sample", "synthetic",
            "load_file", "as_float32_rows", "split_queries", "data_facts"]
@@ -20,6 +21,8 @@ SYNTHETIC_SETS = {
     "nonunit-384": ("nonunit", 384),
     "multivector-128": ("multivector", 128),
 }
+# the shapes of real stores (bench.shapes), made from the bundled real sample
+SYNTHETIC_SETS.update({name: ("shape", 384) for name in SHAPES if name != "plain"})
 # synthetic sets hold about this many floats unless --rows says otherwise (6 MB)
 _SYNTHETIC_FLOATS = 1_500_000
 #: file name of the bundled sample, as the report names the data
@@ -43,13 +46,18 @@ def load_sample():
 def synthetic(name, rows=None, seed=0):
     """A built-in synthetic set (see ``SYNTHETIC_SETS``) as a 2-D float32 array.
 
-    ``unit-D``: Gaussian vectors normalised to unit length. ``nonunit-384``: Gaussian
+    ``bf16-upcast``, ``fp16-upcast``, ``zeros``, ``padded-rows``, ``sparse-95``: the bundled
+    real sample in the shapes of ``bench.shapes``. ``unit-D``: Gaussian vectors normalised to unit length. ``nonunit-384``: Gaussian
     directions with log-normal norms (0.2 to 20). ``multivector-128``: ColBERT-style token
     vectors, 32 per document, each a unit vector near its document's centre.
     """
     if name not in SYNTHETIC_SETS:
         raise BenchError(f"unknown synthetic set {name!r}; choose from {', '.join(SYNTHETIC_SETS)}")
     kind, dim = SYNTHETIC_SETS[name]
+    if kind == "shape":  # the bundled sample (2000 rows), repeated when more rows are asked for
+        base = load_sample()
+        rows = rows or base.shape[0]
+        return make_shape(name, np.resize(base, (rows, base.shape[1])), seed=seed)
     rows = rows or max(64, _SYNTHETIC_FLOATS // dim)
     rng = np.random.default_rng(seed)
     if kind == "multivector":
