@@ -19,6 +19,7 @@ import subprocess
 import sys
 from importlib import metadata
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -460,3 +461,23 @@ def test_list_names_codecs_and_peers(capsys):
     assert out.splitlines()[0] == "codecs: " + " ".join(spherecodec.available_codecs())
     for name in peers.peer_names():
         assert f"peer {name}: " in out
+
+
+def test_half_precision_rows_cast_then_code(real_rows):
+    """``exact:as=bfloat16`` codes the vectors as bfloat16, bit-exactly (its error is the
+    cast's, the same as the zipnn-bf16 peer's); a run with peers adds both half rows."""
+    x = real_rows[:40]
+    for half, peer_name in (("bfloat16", "zipnn-bf16"), ("float16", "zipnn-fp16")):
+        cand = candidates.codec_candidate(f"exact:as={half}")
+        assert cand.skip is None and cand.name == f"exact(as={half})"
+        expected = x.astype(ml_dtypes.bfloat16 if half == "bfloat16" else np.float16).astype(np.float32)
+        blob = cand.encode(x, 1)
+        assert spherecodec.info(blob)["dtype"] == half
+        assert cand.decode(blob, x.shape, x.dtype, 1).tobytes() == expected.tobytes()
+        (peer,) = candidates.select_peers([peer_name])
+        assert peer.decode(peer.encode(x), x.shape, x.dtype).tobytes() == expected.tobytes()
+    assert "as= must be one of" in candidates.codec_candidate("exact:as=int8").skip
+    for leaf_split in (True, False):  # the Parquet peers: whole files, bit-exact
+        peer = peers.ParquetFile(byte_stream_split=leaf_split)
+        blob = peer.encode(x)
+        assert blob[:4] == b"PAR1" and peer.decode(blob, x.shape, x.dtype).tobytes() == x.tobytes()

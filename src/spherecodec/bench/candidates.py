@@ -5,13 +5,15 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from .. import decode, encode, get_codec
 from ..codecs import available_codecs
 from ..codecs.exact_models import MAX_LEVEL as EXACT_MAX_LEVEL
 from . import peers
 from .data import BenchError
 
-__all__ = ["CODEC_PARAMS", "DEFAULT_VARIANTS", "Candidate", "parse_codec_spec", "resolve_codec_spec",
+__all__ = ["CODEC_PARAMS", "DEFAULT_VARIANTS", "HALF_DTYPES", "HALF_VARIANTS", "Candidate", "parse_codec_spec", "resolve_codec_spec",
            "default_codec_specs", "codec_label", "codec_candidate", "peer_candidate", "select_peers",
            "missing_dependency"]
 
@@ -24,6 +26,11 @@ DEFAULT_VARIANTS = {
     "sphere": ["sphere:max_abs_error=1e-4"],
     "grid": ["grid:max_abs_error=1e-4"],
 }
+#: dtypes a codec spec's ``as=`` casts the vectors to before coding (``exact:as=bfloat16``:
+#: what storing them as bfloat16 costs, against the ``zipnn-bf16`` peer)
+HALF_DTYPES = ("bfloat16", "float16")
+#: the half-precision rows a run with peers adds (beside zipnn-bf16 / zipnn-fp16)
+HALF_VARIANTS = [f"exact:as={half}" for half in HALF_DTYPES]
 
 
 @dataclass
@@ -109,6 +116,10 @@ def codec_candidate(spec):
     optional dependency of it is missing."""
     name, params = resolve_codec_spec(spec)
     label = codec_label(name, params)
+    # "as": code the vectors cast to a half dtype (the bf16/fp16 rows): the error is the cast's
+    half = params.pop("as", None)
+    if half not in (None,) + HALF_DTYPES:
+        return _skipped_codec(label, f"as= must be one of {', '.join(HALF_DTYPES)}, not {half!r}")
     try:
         cls = get_codec(name)
     except ValueError as exc:
@@ -122,10 +133,11 @@ def codec_candidate(spec):
                                      f"pass them as --codecs {name}:key=value")
 
     def enc(arr, threads):
-        return encode(arr, codec, threads=threads)
+        return encode(arr.astype(np.dtype(half)) if half else arr, codec, threads=threads)
 
     def dec(blob, shape, dtype, threads):
-        return decode(blob, threads=threads)
+        decoded = decode(blob, threads=threads)
+        return decoded.astype(np.float32) if half else decoded
 
     return Candidate(label, "spherecodec", enc, dec, threaded=True, threaded_decode=True,
                      description=repr(codec), codec_spec=(name, params))

@@ -137,6 +137,64 @@ class ZipNN(Peer):
         return _from_bytes(self._codec(threads).decompress(blob), shape, dtype)
 
 
+class ZipNNHalf(Peer):
+    """ZipNN on the vectors cast to bfloat16 or float16 (lossy against float32: the rounding),
+    the peer of ``exact(as=bfloat16)`` / ``exact(as=float16)``."""
+
+    package = module = "zipnn"
+    exact = False
+    threaded = True
+
+    def __init__(self, half):
+        super().__init__()
+        self.half = half
+        self.name = {"bfloat16": "zipnn-bf16", "float16": "zipnn-fp16"}[half]
+        self.description = f"the vectors as {half}, then ZipNN(bytearray_dtype='{half}')"
+
+    def _codec(self, threads):
+        return self._load().ZipNN(bytearray_dtype=self.half, input_format="byte", threads=threads)
+
+    def encode(self, arr, threads=1):
+        return bytes(self._codec(threads).compress(arr.astype(np.dtype(self.half)).tobytes()))
+
+    def decode(self, blob, shape, dtype, threads=1):
+        half = np.frombuffer(self._codec(threads).decompress(blob), dtype=np.dtype(self.half))
+        return half.reshape(shape).astype(np.float32)
+
+
+class ParquetFile(Peer):
+    """The vectors as one ``fixed_size_list<float32, d>`` column of a Parquet file written
+    by pyarrow (zstd, no dictionary; byte-stream-split when said): what a data lake holds."""
+
+    package = "pyarrow"
+    module = "pyarrow.parquet"
+    #: a list column's values are the leaf "<name>.list.element" (byte-stream-split is per leaf)
+    _LEAF = "embedding.list.element"
+
+    def __init__(self, byte_stream_split):
+        super().__init__()
+        self.byte_stream_split = byte_stream_split
+        self.name = "parquet-bss-zstd" if byte_stream_split else "parquet-zstd"
+        self.description = ("Parquet file (pyarrow), fixed_size_list<float32> column, zstd"
+                            + (", byte-stream-split" if byte_stream_split else "") + ", no dictionary")
+
+    def encode(self, arr, threads=1):
+        pq = self._load()
+        pa = importlib.import_module("pyarrow")
+        column = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1])
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"embedding": column}), sink, compression="zstd", use_dictionary=False,
+                       use_byte_stream_split=[self._LEAF] if self.byte_stream_split else False)
+        return sink.getvalue().to_pybytes()
+
+    def decode(self, blob, shape, dtype, threads=1):
+        pq = self._load()
+        pa = importlib.import_module("pyarrow")
+        table = pq.read_table(pa.BufferReader(blob), use_threads=threads > 1)
+        values = table.column("embedding").combine_chunks().flatten()
+        return values.to_numpy(zero_copy_only=False).reshape(shape)
+
+
 class Pcodec(Peer):
     name = "pcodec-8"
     package = "pcodec"
@@ -300,6 +358,10 @@ def all_peers():
         Blosc2("SHUFFLE"),
         Blosc2("BITSHUFFLE"),
         ZipNN(),
+        ZipNNHalf("bfloat16"),
+        ZipNNHalf("float16"),
+        ParquetFile(byte_stream_split=True),
+        ParquetFile(byte_stream_split=False),
         Pcodec(),
         Fpzip(),
         Zfp(),

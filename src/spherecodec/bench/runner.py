@@ -5,7 +5,8 @@ import time
 
 from .. import container as _container
 from ..warmup import warm_cache
-from .candidates import codec_candidate, default_codec_specs, missing_dependency, peer_candidate, select_peers
+from .candidates import (HALF_VARIANTS, codec_candidate, default_codec_specs, missing_dependency, peer_candidate,
+                         select_peers)
 from .data import as_float32_rows, split_queries
 from .quality import measure_quality, top_k
 from .result import BenchResult
@@ -26,7 +27,9 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
         Floating-point vectors (rows over the last axis), cast to float32.
     codecs : list of str or None
         spherecodec codecs as ``"name"`` or ``"name:key=value,..."``; None: every registered
-        codec with its default parameters (``CODEC_PARAMS``) plus ``DEFAULT_VARIANTS``.
+        codec with its default parameters (``CODEC_PARAMS``) plus ``DEFAULT_VARIANTS``, and
+        with peers ``HALF_VARIANTS`` (the exact codec on the vectors cast to bfloat16 and
+        float16). A spec's ``as=bfloat16``/``as=float16`` casts the vectors before coding.
     peers : bool or list of str
         True: every peer in ``spherecodec.bench.peers``; a list: the peers of those names.
     threads : int or None
@@ -56,7 +59,10 @@ def run_benchmark(data, codecs=None, peers=False, threads=None, repeats=5, k=10,
     base, queries = split_queries(as_float32_rows(data), query_fraction)
     truth = top_k(base, queries, k)
 
-    cands = [codec_candidate(spec) for spec in (default_codec_specs() if codecs is None else codecs)]
+    specs = default_codec_specs() if codecs is None else list(codecs)
+    if codecs is None and peers:  # the half-precision rows, beside their peers zipnn-bf16 / -fp16
+        specs += HALF_VARIANTS
+    cands = [codec_candidate(spec) for spec in specs]
     if peers:
         cands += [peer_candidate(p) for p in select_peers(peers)]
     results = [BenchResult(c.name, c.source, raw_bytes=int(base.nbytes), rows=base.shape[0],
