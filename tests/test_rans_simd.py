@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -89,6 +90,32 @@ def test_float32_values_with_their_raw_bits(n):
     for name, (status, out) in decode_all_ways(body, tables, n, np.uint32, raw).items():
         assert status == rans.STATUS_OK, name
         assert (out == values).all(), name
+
+
+@pytest.mark.parametrize("n", [MIN, MIN + 1, MIN + 31, MIN + 33, 3 * MIN + 17])
+@pytest.mark.parametrize("dtype,shift", [(np.uint16, 0), (np.uint32, 16), (np.uint32, 0), (np.uint32, 7)])
+def test_values_with_a_nibble_of_raw_bits_and_zero_low_bits(n, dtype, shift):
+    """``decode_vector_nibbles`` (bfloat16; float32 that was bfloat16) gives what the scalar
+    decoder and a separate merge give, odd tails included."""
+    rng = np.random.default_rng(n)
+    values = (skewed_symbols(n, 4096, n).astype(np.uint64) << np.uint64(4)
+              | rng.integers(0, 16, n).astype(np.uint64)).astype(dtype)
+    raw = np.empty(raw_size(n, 4), dtype=np.uint8)
+    pack_low_bits(values, 4, raw)
+    _, body, tables = coded(values, 4096, shift=4)
+    expected = values.astype(np.uint64) << np.uint64(shift)
+    status, out = decode_all_ways(body, tables, n, dtype)["scalar"]
+    assert status == rans.STATUS_OK and (out == values >> dtype(4)).all()
+    if rans_simd.VECTOR:
+        slot_table, slot_symbol, precision = tables
+        out = np.full(n, 7, dtype=dtype)
+        symbols = np.empty(slot_table.size, dtype=np.uint32)
+        status = rans_simd.decode_vector_nibbles(body, slot_table, slot_symbol, precision, out, raw, shift, symbols)
+        assert status == rans.STATUS_OK
+        assert (out.astype(np.uint64) == (expected & np.uint64(np.iinfo(dtype).max))).all()
+        truncated = body[:-3].copy()
+        assert rans_simd.decode_vector_nibbles(truncated, slot_table, slot_symbol, precision, out, raw, shift,
+                                               symbols) != rans.STATUS_OK
 
 
 def test_short_streams_keep_the_8_lane_layout():
@@ -183,6 +210,8 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
     blob = spherecodec.encode(x, threads=1)
     monkeypatch.setattr(rans_simd, "VECTOR", False)
     assert_same_bits(spherecodec.decode(blob, threads=1), x)
+    for shaped in (x.astype(ml_dtypes.bfloat16), x.astype(ml_dtypes.bfloat16).astype(np.float32)):
+        assert_same_bits(spherecodec.decode(spherecodec.encode(shaped, threads=1), threads=1), shaped)
     grid = spherecodec.encode(x, "grid", threads=1)
     monkeypatch.setattr(rans_simd, "VECTOR", True)
     expected = spherecodec.decode(grid, threads=1)

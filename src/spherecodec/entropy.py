@@ -26,7 +26,7 @@ from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
 from .kernels import rans_core as _core
 from .kernels import rans_simd as _rans32
-from .kernels.bits import merge_low_bits, raw_size
+from .kernels.bits import merge_low_bits, merge_low_bits_shifted, raw_size
 from .scratch import recycle as _recycle
 from .scratch import scratch as _scratch
 from .scratch import take_buffer as _take_buffer
@@ -149,13 +149,15 @@ def _constriction_encode(symbols, freq, precision):
     return coder.get_compressed().astype("<u4").view(np.uint8)
 
 
-def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
+def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=0):
     """Decode ``out.size`` symbols from the stream at ``buf[pos:]`` into ``out``.
 
     ``buf`` is a uint8 array, ``out`` an unsigned integer array. With ``raw20`` (a uint32
     ``out`` and the raw section of 20 low bits per value, ``kernels.bits`` layout) ``out``
-    receives ``symbol << 20 | low bits`` instead, in the same pass. Returns the position
-    after the stream; raises CorruptBlobError (or TruncatedBlobError) on any inconsistency.
+    receives ``symbol << 20 | low bits`` instead, in the same pass. With ``raw4`` (the raw
+    section of 4 low bits per value) ``out`` receives ``(symbol << 4 | low bits) << shift``,
+    in the same pass where the vector decoder runs. Returns the position after the stream;
+    raises CorruptBlobError (or TruncatedBlobError) on any inconsistency.
     """
     _check_alphabet(alphabet_size)
     n = out.size
@@ -196,7 +198,14 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
         if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     elif backend_id == BACKEND_NUMBA32:
-        if _rans32.VECTOR:
+        if raw4 is not None and raw4.size != raw_size(n, 4):
+            raise ValueError("raw4 must be exactly the raw section of 4-bit values")
+        if _rans32.VECTOR and raw4 is not None and out.dtype in (np.uint16, np.uint32):
+            symbol_table = _scratch("rans32.symbols", slots, np.uint32)
+            status = _rans32.decode_vector_nibbles(body, slot_table, slot_symbol, precision, out, raw4,
+                                                   shift, symbol_table)
+            raw4 = None  # merged
+        elif _rans32.VECTOR:
             symbol_table = _scratch("rans32.symbols", slots, np.uint32)
             if raw20 is not None:
                 status = _rans32.decode_vector_fused(body, slot_table, slot_symbol, precision, out,
@@ -213,6 +222,8 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None):
         _constriction_decode(body, symbols[:n_used], freqs[:n_used], precision, out)
         if raw20 is not None:
             merge_low_bits(out, raw20, _core.FLOAT32_RAW_BITS)
+    if raw4 is not None:
+        merge_low_bits_shifted(out, raw4, 4, shift)
     return pos
 
 

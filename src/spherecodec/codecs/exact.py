@@ -309,9 +309,13 @@ class ExactCodec(Codec):
         if payload.size < pos + nraw:
             raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
         raw = payload[pos:pos + nraw]
+        # the decoder merges the common raw widths in its own pass: float32's 20 bits, and 4
+        # bits (bfloat16; float32 that was bfloat16) with the zero bits' shift
         fuse = low == FLOAT32_RAW_BITS and values.dtype == np.uint32
-        end = entropy.decode_stream(payload, pos + nraw, 1 << symbol_bits, values, raw20=raw if fuse else None)
-        if not fuse and (low or t):
+        nibbles = low == 4 and values.dtype != np.uint64
+        end = entropy.decode_stream(payload, pos + nraw, 1 << symbol_bits, values, raw20=raw if fuse else None,
+                                    raw4=raw if nibbles else None, shift=t)
+        if not (fuse or nibbles) and (low or t):
             merge_low_bits_shifted(values, raw, low, t)
         return end
 

@@ -34,6 +34,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .bits import merge_low_bits_shifted
 from .memory import copy_bytes
 from .rans_core import (FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
                         WORD_BITS, WORD_BYTES, decode_advance, decode_step, encode_step, flush_state,
@@ -368,11 +369,13 @@ def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw):
     return _finish(bounds, states) if ok else STATUS_CORRUPT
 
 
-def _decoder_ir(name, out_bits, fused):
+def _decoder_ir(name, out_bits, fused, nibble=False):
     """LLVM IR of the vector steps: ``i64 f(stream, bounds, slot_table, symbol_table,
     precision, out, steps, states, raw, nibbles)``; returns the steps decoded, fewer than
     asked near the end of the body or when a read position passed its substream's end
-    (the scalar steps take over from there)."""
+    (the scalar steps take over from there). ``nibble``: each value's 4 raw bits are the
+    nibble plane at ``raw`` and go in shifted left by the last argument (the symbols come
+    shifted by 4 more from the symbol table): ``(symbol << 4 | nibble) << t`` in one pass."""
     lines = [
         "declare <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr>, i32 immarg, <16 x i1>, <16 x i32>)",
         "declare <16 x i16> @llvm.masked.expandload.v16i16(ptr, <16 x i1>, <16 x i16>)",
@@ -386,6 +389,8 @@ def _decoder_ir(name, out_bits, fused):
         "  %mk = sub i32 %one, 1",
         *_splat("mv", "<16 x i32>", "i32", "%mk"),
         "  %nibp = getelementptr i8, ptr %raw, i64 %nib",
+        "  %nibt = trunc i64 %nib to i32",
+        *_splat("tv", "<16 x i32>", "i32", "%nibt"),
     ]
     add = lines.append
     _open_groups(add, "bounds", 2)
@@ -419,6 +424,8 @@ def _decoder_ir(name, out_bits, fused):
         add(f"  %op{g} = getelementptr i{out_bits}, ptr %out, i64 %o{g}")
         if fused:
             ir_merge_float32(add, g)
+        elif nibble:
+            _ir_merge_nibble(add, g, out_bits)
         elif out_bits == 32:
             add(f"  store <16 x i32> %s{g}, ptr %op{g}, align 1")
         else:
@@ -433,6 +440,55 @@ def _decoder_ir(name, out_bits, fused):
     add("  ret i64 %k")
     add("}")
     return "\n".join(lines)
+
+
+def _ir_merge_nibble(add, g, out_bits):
+    # the 16 values from %o{g}: their nibbles (two a byte, low nibble first) shifted by %tv,
+    # ORed into the symbols %s{g} (already shifted by the symbol table)
+    add(f"  %no{g} = lshr i64 %o{g}, 1")
+    add(f"  %np{g} = getelementptr i8, ptr %raw, i64 %no{g}")
+    add(f"  %nb{g} = load <8 x i8>, ptr %np{g}, align 1")
+    add(f"  %nd{g} = shufflevector <8 x i8> %nb{g}, <8 x i8> poison, <16 x i32> "
+        "<i32 0, i32 0, i32 1, i32 1, i32 2, i32 2, i32 3, i32 3, "
+        "i32 4, i32 4, i32 5, i32 5, i32 6, i32 6, i32 7, i32 7>")
+    add(f"  %nw{g} = zext <16 x i8> %nd{g} to <16 x i32>")
+    add(f"  %ns{g} = lshr <16 x i32> %nw{g}, <i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, "
+        "i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4>")
+    add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 15)")
+    add(f"  %nh{g} = shl <16 x i32> %nm{g}, %tv")
+    add(f"  %v{g} = or <16 x i32> %s{g}, %nh{g}")
+    if out_bits == 32:
+        add(f"  store <16 x i32> %v{g}, ptr %op{g}, align 1")
+    else:
+        add(f"  %vw{g} = trunc <16 x i32> %v{g} to <16 x i{out_bits}>")
+        add(f"  store <16 x i{out_bits}> %vw{g}, ptr %op{g}, align 1")
+
+
+@intrinsic
+def _vector_steps_nibble(typingctx, stream, bounds, slot_table, symbol_table, precision, out, steps, states,
+                         raw, shift):
+    """The vector steps of ``decode_vector_nibbles`` (``_decoder_ir(nibble=True)``)."""
+    bits = out.dtype.bitwidth
+    if bits not in (16, 32):
+        return None
+    name = f"spherecodec_rans32_decode_nibble_u{bits}"
+    sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw, shift)
+
+    def codegen(context, builder, signature, args):
+        context.active_code_library.add_llvm_module(llvm.parse_assembly(_decoder_ir(name, bits, False, True)))
+        ptr = ir.PointerType()
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        data = {}
+        for index in (0, 1, 2, 3, 5, 7, 8):
+            array = context.make_array(signature.args[index])(context, builder, args[index])
+            data[index] = builder.bitcast(array.data, ptr)
+        prec = builder.trunc(args[4], ir.IntType(32))
+        return builder.call(fn, [data[0], data[1], data[2], data[3], prec, data[5], args[6],
+                                 data[7], data[8], args[9]])
+
+    return sig, codegen
 
 
 def _vector_steps_intrinsic(fused):
@@ -517,3 +573,21 @@ def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, sy
     done = _vector_steps_fused(stream, bounds, slot_table, symbol_table, np.int64(precision),
                                out, np.int64(out.size // LANES), states, raw)
     return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True)
+
+
+@njit(nogil=True, cache=True)
+def decode_vector_nibbles(stream, slot_table, slot_symbol, precision, out, raw, shift, symbol_table):
+    """``decode_vector`` of values with 4 raw bits each (``raw``: their nibble plane, the
+    ``kernels.bits`` layout) and ``shift`` zero low bits: ``out`` (uint16 or uint32) receives
+    ``(symbol << 4 | nibble) << shift``, in the decoder's pass where the vector steps run
+    (the scalar steps' tail is merged after them). Same status as ``decode_vector``."""
+    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, 4 + shift)
+    if not ok:
+        return STATUS_CORRUPT
+    done = _vector_steps_nibble(stream, bounds, slot_table, symbol_table, np.int64(precision),
+                                out, np.int64(out.size // LANES), states, raw, np.int64(shift))
+    empty = np.empty(0, dtype=np.uint8)
+    status = _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, empty, states, done, False)
+    start = done * LANES  # even: the tail's nibbles start at a byte
+    merge_low_bits_shifted(out[start:], raw[start // 2:], 4, shift)
+    return status
