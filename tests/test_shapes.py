@@ -222,3 +222,18 @@ def test_a_constant_chunk_cannot_buy_an_allocation():
     meta = dict(layout["meta"], rows=rows, shape=[rows, 256], chunk_rows=-(-rows // len(layout["chunks"])))
     with pytest.raises(CorruptBlobError, match="more than this"):
         spherecodec.decode(build_blob(meta=meta, chunks=layout["chunks"]))
+
+
+def test_long_chunks_are_sampled_yet_find_zero_rows_at_their_end(sample):
+    """A chunk of 32,768 values or more is probed on a sample before the full scan; zarr's
+    fill (zero rows after the data) and a 1% sprinkle of zeros still take the sparse mode."""
+    x = np.resize(sample, (1400, 384))
+    filled = x.copy()
+    filled[-70:] = 0.0
+    sprinkled = x.copy()
+    sprinkled.reshape(-1)[::100] = 0.0
+    plain_size = len(spherecodec.encode(x, threads=1, chunk_rows=1400))
+    for y in (filled, sprinkled):
+        blob = _round_trip(y, chunk_rows=1400)
+        assert _modes(blob) == [MODE_SPARSE] and len(blob) < plain_size
+    assert _modes(_round_trip(x, chunk_rows=1400)) == [MODE_CODED]

@@ -34,6 +34,26 @@ def scan(values):
     return np.uint64(acc), zeros, diff == 0
 
 
+@njit(nogil=True, cache=True)
+def probe(values, step):
+    """``scan``'s facts over every ``step``-th value: when they show a low bit set, no zero
+    and two different values, the whole chunk cannot take a cheaper mode than plain coding
+    (but for a few zeros the sample missed), so the full scan is skipped."""
+    n = values.size
+    if n == 0:
+        return np.uint64(0), 0, False
+    first = values[0]
+    acc = values[0] ^ values[0]
+    diff = values[0] ^ values[0]
+    zeros = 0
+    for i in range(0, n, step):
+        v = values[i]
+        acc |= v
+        diff |= v ^ first
+        zeros += v == 0
+    return np.uint64(acc), zeros, diff == 0
+
+
 @njit(cache=True)
 def trailing_zeros(bits, cap):
     """Trailing zero bits of ``bits`` (a uint64), at most ``cap`` (also for ``bits == 0``)."""
