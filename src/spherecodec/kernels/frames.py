@@ -71,6 +71,20 @@ def _encode_value(x, s, table, precision, out, p):
     return encode_step(x, e, precision, out, p)
 
 
+@njit
+def _encode_lanes_escaping(values, table, precision, out, p):
+    # the two lanes, last symbol first, any of them escaped; returns the states and position
+    x0 = _U(RANS_L)
+    x1 = _U(RANS_L)
+    for i in range(values.size - 1, -1, -1):
+        s = values[i] >> FLOAT32_RAW_BITS
+        if i & 1:
+            x1, p = _encode_value(x1, s, table, precision, out, p)
+        else:
+            x0, p = _encode_value(x0, s, table, precision, out, p)
+    return x0, x1, p
+
+
 @njit(nogil=True, cache=True)
 def encode_payload(values, table, precision, out, pos):
     """Write the coded payload of the float32 bits ``values`` at ``out[pos:]``: the raw low
@@ -85,15 +99,22 @@ def encode_payload(values, table, precision, out, pos):
     pack_low_bits(values, FLOAT32_RAW_BITS, out[pos:pos + nraw])
     body = pos + nraw
     end = pos + coded_capacity(n)
-    p = end
-    x0 = _U(RANS_L)
-    x1 = _U(RANS_L)
-    for i in range(n - 1, -1, -1):
-        s = values[i] >> FLOAT32_RAW_BITS
-        if i & 1:
-            x1, p = _encode_value(x1, s, table, precision, out, p)
-        else:
-            x0, p = _encode_value(x0, s, table, precision, out, p)
+    escapes = False
+    for i in range(n):
+        escapes |= (table[values[i] >> FLOAT32_RAW_BITS] & _U(ENTRY_MASK)) == _U(0)
+    if escapes:
+        x0, x1, p = _encode_lanes_escaping(values, table, precision, out, end)
+    else:
+        # no escape: the plain loop (the escape's branch in it measured 4x slower)
+        p = end
+        x0 = _U(RANS_L)
+        x1 = _U(RANS_L)
+        for i in range(n - 1, -1, -1):
+            s = values[i] >> FLOAT32_RAW_BITS
+            if i & 1:
+                x1, p = encode_step(x1, table[s], precision, out, p)
+            else:
+                x0, p = encode_step(x0, table[s], precision, out, p)
     words = end - p
     flush_state(x0, out, body + STATE_BYTES)
     flush_state(x1, out, body + STATES_BYTES)
