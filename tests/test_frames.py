@@ -133,6 +133,14 @@ def test_missing_or_wrong_dictionary_is_a_clear_error(sample, dictionary):
     assert_same_bits(spherecodec.decode(blob, dictionary=dictionary), sample[420])
 
 
+def test_frames_from_any_bytes_like(sample, dictionary):
+    x = sample[300:302, :200]  # an extent of two varint bytes
+    frame = spherecodec.encode(x, dictionary=dictionary)
+    for data in (bytearray(frame), memoryview(frame), np.frombuffer(frame, np.uint8)):
+        assert_same_bits(spherecodec.decode(data, dictionary=dictionary), x)
+        assert spherecodec.info(data)["shape"] == (2, 200)
+
+
 def test_info_names_the_dictionary(sample, dictionary):
     frame = spherecodec.encode(sample[430:432], dictionary=dictionary)
     meta = spherecodec.info(frame)

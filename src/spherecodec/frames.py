@@ -152,7 +152,7 @@ class FrameHeader:
         n = len(frame)
         if n == 0:
             raise TruncatedBlobError("empty frame")
-        kind = frame[0]
+        kind = int(frame[0])  # bytes, memoryview or a uint8 array: plain ints from here
         if kind not in _KINDS:
             if bytes(frame[:4]) == MAGIC:
                 raise UnsupportedError("this is a spherecodec blob, not a frame: decode it without dictionary=")
@@ -161,7 +161,7 @@ class FrameHeader:
             raise TruncatedBlobError(f"frame of {n} bytes is shorter than its header and check")
         self.kind = kind
         self.id32 = int.from_bytes(frame[1:5], "little")
-        ndim = frame[5]
+        ndim = int(frame[5])
         if ndim > _MAX_NDIM:
             raise CorruptBlobError(f"frame announces {ndim} dimensions (at most {_MAX_NDIM})")
         pos = _FIXED
@@ -171,7 +171,7 @@ class FrameHeader:
             while True:
                 if pos >= n - _CHECK or shift > 35:
                     raise TruncatedBlobError("frame ends inside its shape")
-                b = frame[pos]
+                b = int(frame[pos])
                 pos += 1
                 value |= (b & 0x7F) << shift
                 shift += 7
