@@ -223,6 +223,9 @@ def decode(frame, dictionary, out=None):
             raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {header.shape}")
         result = out
     data = np.frombuffer(frame, dtype=np.uint8)
+    if data.flags.writeable:  # bytearray, a writable array: the kernel compiled for bytes serves it
+        data = data.view()
+        data.flags.writeable = False
     if header.kind == KIND_CHUNK:
         _decode_chunk_frame(data, header, dictionary, result)
         return result
