@@ -253,6 +253,9 @@ def test_int8_frames_use_the_fitted_state(sample):
     rows = sample[256:260]
     frame = spherecodec.encode(rows[0], dictionary=d)
     assert frame[0] == frames.KIND_CHUNK and len(frame) < 384 + 16
+    assert spherecodec.encode(rows[0], "int8", dictionary=d) == frame
+    with pytest.raises(TypeError, match="train_dictionary"):
+        spherecodec.encode(rows[0], "int8", dictionary=d, symmetric=True)
     expected = spherecodec.decode(fitted.encode(rows))
     assert_same_bits(spherecodec.decode(frame, dictionary=d), expected[0])
     assert_same_bits(spherecodec.decode_many(spherecodec.encode_many(rows, dictionary=d), dictionary=d), expected)

@@ -74,9 +74,9 @@ def encode(array, codec="exact", *, threads=None, dictionary=None, **params):
     (4, 8)
     """
     if dictionary is not None:
-        if params or codec != "exact":
-            raise TypeError("a frame is coded with its dictionary's codec and parameters: pass them to "
-                            "train_dictionary, not to encode")
+        if params or codec not in ("exact", getattr(dictionary, "codec", None)):
+            raise TypeError(f"a frame is coded with its dictionary's codec and parameters: pass them to "
+                            f"train_dictionary, not to encode (codec={codec!r}, {sorted(params)})")
         return _frames.encode(array, dictionary)
     return _container.encode(array, codec, threads=threads, **params)
 
