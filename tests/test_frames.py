@@ -296,3 +296,28 @@ def test_golden_frames_decode_and_reencode():
     many = [stored[a:b] for a, b in zip(np.r_[0, np.cumsum(lengths)[:-1]], np.cumsum(lengths))]
     assert_same_bits(spherecodec.decode_many(many, dictionary=d), x)
     assert spherecodec.encode_many(x, dictionary=d) == many
+
+
+def test_forged_dictionaries_are_refused_or_code_exactly(sample, dictionary):
+    """Dictionary bytes damaged behind a recomputed id: from_bytes refuses them with a
+    SpherecodecError, or the table it accepts still round-trips any vector bit for bit."""
+    data = dictionary.to_bytes()
+    body_start = 16 + struct.unpack_from("<I", data, 8)[0]
+    x = sample[480, :50].copy()
+    x[::7] = _specials()[:8]
+    rng = np.random.default_rng(5)
+    accepted = 0
+    for _ in range(200):
+        forged = bytearray(data[:-8])
+        pos = int(rng.integers(body_start, len(forged)))
+        forged[pos] = int(rng.integers(256))
+        if rng.integers(3) == 0:
+            del forged[pos:pos + int(rng.integers(1, 4))]
+        forged += struct.pack("<Q", xxhash.xxh64_intdigest(bytes(forged)))
+        try:
+            d = spherecodec.Dictionary.from_bytes(bytes(forged))
+        except SpherecodecError:
+            continue
+        accepted += 1
+        assert_same_bits(spherecodec.decode(spherecodec.encode(x, dictionary=d), dictionary=d), x)
+    assert 0 < accepted < 200  # some forgeries are valid tables: they must code exactly
