@@ -262,6 +262,12 @@ def test_int8_frames_use_the_fitted_state(sample):
     assert spherecodec.Dictionary.from_bytes(d.to_bytes()) == d
     with pytest.raises(ValueError, match="rows of 384 values, not 10"):
         spherecodec.encode(rows[0, :10], dictionary=d)
+    with pytest.raises(ValueError, match="rows of 384 values, not 0"):
+        spherecodec.encode(np.zeros(0, np.float32), dictionary=d)
+    # regression (fuzz/run.py seed 7 case 3949): a frame announcing 0 values per row
+    empty = frames._header(frames.KIND_CHUNK, d, (0,)) + bytes(frame[7:-4])
+    with pytest.raises(CorruptBlobError, match="rows of 0 values"):
+        spherecodec.decode(bytes(frames._seal(empty, d)), dictionary=d)
     damaged = frame[:-1] + bytes([frame[-1] ^ 4])
     with pytest.raises(CorruptBlobError, match="check mismatch"):
         spherecodec.decode(damaged, dictionary=d)

@@ -105,10 +105,11 @@ def encode(array, dictionary):
 
 
 def _encode_chunk_frame(x, dictionary, shape):
-    rows = x.reshape(-1, shape[-1]) if x.ndim else x.reshape(1, 1)
-    if rows.shape[1] != dictionary.dim:
+    dim = shape[-1] if shape else 1
+    if dim != dictionary.dim:  # checked before the reshape: reshape(-1, 0) is ambiguous
         raise ValueError(f"the {dictionary.codec} dictionary codes rows of {dictionary.dim} values, "
-                         f"not {rows.shape[1]} (shape {shape})")
+                         f"not {dim} (shape {shape})")
+    rows = x.reshape(-1, dim)
     payload = payload_bytes(dictionary.codec_object.encode_chunk(rows, dictionary.state))
     frame = _header(KIND_CHUNK, dictionary, shape) + payload.tobytes()
     return bytes(_seal(frame, dictionary))
@@ -243,9 +244,10 @@ def _decode_chunk_frame(data, header, dictionary, result):
     if h != int.from_bytes(data[-_CHECK:].tobytes(), "little"):
         raise _check_failed(dictionary)
     shape = header.shape
-    rows = result.reshape(-1, shape[-1]) if shape else result.reshape(1, 1)
-    if rows.shape[1] != dictionary.dim:
-        raise CorruptBlobError(f"frame rows of {rows.shape[1]} values, the dictionary codes {dictionary.dim}")
+    dim = shape[-1] if shape else 1
+    if dim != dictionary.dim:  # checked before the reshape: reshape(-1, 0) is ambiguous
+        raise CorruptBlobError(f"frame rows of {dim} values, the dictionary codes {dictionary.dim}")
+    rows = result.reshape(-1, dim)
     with blob_errors("frame payload does not decode"):
         dictionary.codec_object.decode_chunk(data[header.size:-_CHECK], rows, dictionary.state)
 
