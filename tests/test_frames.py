@@ -144,7 +144,7 @@ def test_frames_from_any_bytes_like(sample, dictionary):
 def test_info_names_the_dictionary(sample, dictionary):
     frame = spherecodec.encode(sample[430:432], dictionary=dictionary)
     meta = spherecodec.info(frame)
-    assert meta["format"] == "frame"
+    assert meta["format"] == "frame" and meta["codec"] == "exact" and meta["kind"] == "exact"
     assert meta["dictionary_id32"] == dictionary.hex_id[-8:]
     assert meta["shape"] == (2, 384)
     assert meta["compressed_nbytes"] == len(frame)

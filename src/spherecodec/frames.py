@@ -300,6 +300,8 @@ def info(frame):
     size = len(frame)
     return {
         "format": "frame",
+        # a fitted codec's frame names its codec only through the dictionary
+        "codec": "exact" if header.kind != KIND_CHUNK else None,
         "kind": {KIND_EXACT: "exact", KIND_STORED: "exact (stored)", KIND_CHUNK: "fitted codec"}[header.kind],
         "dictionary_id32": f"{header.id32:08x}",
         "dtype": "float32",
