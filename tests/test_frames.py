@@ -327,3 +327,88 @@ def test_forged_dictionaries_are_refused_or_code_exactly(sample, dictionary):
         accepted += 1
         assert_same_bits(spherecodec.decode(spherecodec.encode(x, dictionary=d), dictionary=d), x)
     assert 0 < accepted < 200  # some forgeries are valid tables: they must code exactly
+
+
+# -- an independent decoder, from docs/format.md section 5 alone ------------------------------
+def _varint(buf, pos):
+    value = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, pos
+
+
+def _spec_dictionary(data):
+    magic, version, flags, meta_len, body_len = struct.unpack_from("<4sHHII", data, 0)
+    assert (magic, version, flags) == (b"SPHD", 1, 0)
+    body = data[16 + meta_len:16 + meta_len + body_len]
+    precision = body[0]
+    m, pos = _varint(body, 1)
+    table, symbol, cum = [], 0, 0
+    for _ in range(m):
+        delta, pos = _varint(body, pos)
+        freq, pos = _varint(body, pos)
+        symbol += delta
+        table.append((symbol, freq, cum))
+        cum += freq
+    assert cum == 1 << precision and pos == len(body)
+    return precision, table
+
+
+def _spec_decode_frame(frame, precision, table):
+    kind, _id32, ndim = struct.unpack_from("<BIB", frame, 0)
+    pos, shape = 6, []
+    for _ in range(ndim):
+        extent, pos = _varint(frame, pos)
+        shape.append(extent)
+    n = int(np.prod(shape)) if shape else 1
+    payload = frame[pos:-4]
+    if kind == 0xE1:
+        return np.frombuffer(payload, "<u4").astype(np.uint32).reshape(shape)
+    assert kind == 0xE0
+    nraw = 2 * n + (n + 1) // 2
+    raw, stream = payload[:nraw], payload[nraw:]
+    states = list(struct.unpack_from("<II", stream, 0))
+    p = 8
+    mask = (1 << precision) - 1
+
+    def step(lane, f, start):
+        nonlocal p
+        x = states[lane]
+        x = f * (x >> precision) + (x & mask) - start
+        if x < 1 << 16:
+            x = (x << 16) | struct.unpack_from("<H", stream, p)[0]
+            p += 2
+        states[lane] = x
+
+    out = []
+    for i in range(n):
+        lane = i % 2
+        slot = states[lane] & mask
+        symbol, freq, start = next(e for e in table if e[2] <= slot < e[2] + e[1])
+        step(lane, freq, start)
+        if symbol == 4096:  # the escape: two uniform 6-bit steps, high half first
+            symbol = 0
+            f = 1 << (precision - 6)
+            for _ in range(2):
+                slot = states[lane] & mask
+                symbol = (symbol << 6) | (slot >> (precision - 6))
+                step(lane, f, slot - slot % f)
+        low = raw[2 * i] | raw[2 * i + 1] << 8 | ((raw[2 * n + i // 2] >> (4 * (i % 2))) & 0xF) << 16
+        out.append(symbol << 20 | low)
+    assert p == len(stream) and states == [1 << 16, 1 << 16]
+    return np.array(out, dtype=np.uint32).reshape(shape)
+
+
+def test_an_independent_decoder_from_the_spec(sample, dictionary):
+    precision, table = _spec_dictionary(dictionary.to_bytes())
+    x = sample[490, :64].copy()
+    x[::9] = _specials()[:8]  # escapes
+    noise = np.random.default_rng(4).integers(0, 2**32, 16, dtype=np.uint32).view(np.float32)  # stored
+    for values in (x, sample[491:493, :30], noise, np.float32(-2.5)):
+        values = np.asarray(values)
+        frame = spherecodec.encode(values, dictionary=dictionary)
+        assert_same_bits(_spec_decode_frame(frame, precision, table).view(np.float32), values)
