@@ -300,14 +300,81 @@ class Entry:
     blob: bytes
     array: np.ndarray  # the array that was encoded
     reference: np.ndarray = None  # decode(blob): what every raw mutation must decode to
+    dictionary: bytes = None  # frames (codec FRAME): the dictionary's bytes they need
+
+
+#: the corpus's pseudo codec name of frames (spherecodec.frames): coded with a dictionary
+FRAME = "frame"
+
+
+def _frame_samples():
+    """(label, dictionary codec, sample data, training rows, frame shape) of the frame corpus."""
+    return [
+        ("exact-vector", "exact", "unit", 64, (48,)),
+        ("exact-special", "exact", "special", 64, (33,)),
+        ("exact-block", "exact", "raw", 32, (3, 20)),
+        ("exact-noise-stored", "exact", "noise", 16, (24,)),
+        ("int8-vector", "int8", "unit", 64, (48,)),
+        ("pq-vector", "pq", "unit", 64, (48,)),
+    ]
+
+
+def _frame_entries():
+    entries = []
+    for i, (label, codec, data, n_train, shape) in enumerate(_frame_samples()):
+        dim = shape[-1]
+        train = make_array("unit", (n_train, dim), seed=100 + i)
+        params = {"m": 4, "nbits": 4, "niter": 2} if codec == "pq" else {}
+        d = spherecodec.train_dictionary(train, codec, **params)
+        if data == "noise":
+            arr = np.random.default_rng(i).integers(0, 2**32, int(np.prod(shape)), dtype=np.uint32)
+            arr = arr.view(np.float32).reshape(shape)
+        else:
+            arr = make_array(data, shape, seed=200 + i)
+            if codec != "exact":
+                arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
+        entries.append(Entry(FRAME, label, spherecodec.encode(arr, dictionary=d), arr, dictionary=d.to_bytes()))
+    return entries
+
+
+_DICTIONARIES = {}
+
+
+def dictionary_of(entry):
+    """The ``spherecodec.Dictionary`` a frame entry needs (loaded once per process)."""
+    if entry.dictionary not in _DICTIONARIES:
+        _DICTIONARIES[entry.dictionary] = spherecodec.Dictionary.from_bytes(entry.dictionary)
+    return _DICTIONARIES[entry.dictionary]
+
+
+def reference(entry):
+    """What the unmutated blob or frame of ``entry`` decodes to."""
+    if entry.dictionary is not None:
+        return spherecodec.decode(entry.blob, dictionary=dictionary_of(entry))
+    return spherecodec.decode(entry.blob, threads=1)
+
+
+def seal_frame(frame, entry):
+    """``frame`` with its check recomputed for the entry's dictionary (frames of 4+ bytes)."""
+    if len(frame) < 4:
+        return frame
+    d = dictionary_of(entry)
+    h = (checksum(frame[:-4]) ^ d.check_key) & 0xFFFFFFFF
+    return bytes(frame[:-4]) + h.to_bytes(4, "little")
 
 
 def build_corpus(codecs=None, *, decode_reference=True):
     """Blobs of every codec's samples (``codecs``: names, default every registered one)."""
-    codecs = shipped_codecs() if codecs is None else list(codecs)
-    check_table(codecs)
+    codecs = shipped_codecs() + [FRAME] if codecs is None else list(codecs)
+    check_table([c for c in codecs if c != FRAME])
     corpus = []
     for name in codecs:
+        if name == FRAME:
+            for entry in _frame_entries():
+                if decode_reference:
+                    entry.reference = reference(entry)
+                corpus.append(entry)
+            continue
         for i, s in enumerate(CODEC_SAMPLES[name]()):
             arr = make_array(s.data, s.shape, s.dtype, seed=i)
             if s.factory is not None:
@@ -558,6 +625,12 @@ def mutate_entry(corpus, entry, rng):
     """One mutation of ``entry.blob``; returns (blob, kind, sealed)."""
     blob = entry.blob
     others = [e.blob for e in corpus]
+    if entry.dictionary is not None:
+        # frames: raw damage (the check must catch it), or damage behind a resealed check
+        out = _mutate_bytes(blob, rng, others)
+        if rng.random() < 0.5:
+            return seal_frame(out, entry), "frame-sealed", True
+        return out, "frame-raw", False
     parts = split(blob)
     if parts is None or rng.random() < 0.3:
         kind = "raw"
@@ -700,6 +773,8 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
     bits other than the original's. Returns the outcomes joined by "/" ("ok" or the error
     class name per call). ``measure``: a callable(fn) -> (result_or_exception, peak_bytes).
     """
+    if entry.dictionary is not None:
+        return check_frame_case(entry, blob, sealed, measure=measure)
     outcome = []
     SE = spherecodec.SpherecodecError
     # what a successful decode must give: unsealed damage must decode to the original bits
@@ -781,6 +856,61 @@ def check_case(entry, blob, sealed, rng, *, threads=1, measure=None):
             raise UnexpectedError("BlobFile.read disagrees with decode")
         if whole is not None and decoded is None:
             raise UnexpectedError("BlobFile.read decoded a blob that decode refused")
+    return "/".join(outcome)
+
+
+def check_frame_case(entry, frame, sealed, *, measure=None):
+    """``check_case`` for a frame: info, decode with its dictionary (and into a patterned
+    ``out``), decode_many of it twice, decode without a dictionary (DictionaryError)."""
+    outcome = []
+    SE = spherecodec.SpherecodecError
+    d = dictionary_of(entry)
+    must_equal = entry.reference if (not sealed or frame == entry.blob) else None
+
+    def call(what, fn):
+        if measure is None:
+            try:
+                res, peak = fn(), None
+            except Exception as exc:  # noqa: BLE001 - classified below
+                res, peak = exc, None
+        else:
+            res, peak = measure(fn)
+        if isinstance(res, BaseException):
+            if not isinstance(res, SE):
+                raise UnexpectedError(f"{what} raised {type(res).__name__}: {res}") from res
+            outcome.append(type(res).__name__)
+            return None
+        if peak is not None:
+            bound = allocation_bound(len(frame), d.max_expansion)
+            if peak > bound:
+                raise UnexpectedError(f"{what} held {peak} bytes, bound {bound} for a {len(frame)}-byte frame")
+        outcome.append("ok")
+        return res
+
+    meta = call("info", lambda: spherecodec.info(frame))
+    decoded = call("decode", lambda: spherecodec.decode(frame, dictionary=d))
+    if decoded is not None:
+        if meta is None or decoded.shape != tuple(meta["shape"]) or decoded.dtype != np.float32:
+            raise UnexpectedError(f"decode gave {decoded.shape} {decoded.dtype}, info says {meta}")
+        if must_equal is not None and _bits(decoded) != _bits(must_equal):
+            raise UnexpectedError("a frame whose check holds decoded to bits other than the original's")
+        out = np.empty_like(decoded)
+        out.reshape(-1).view(np.uint8)[:] = 0xA5
+        spherecodec.decode(frame, dictionary=d, out=out)
+        if _bits(out) != _bits(decoded):
+            raise UnexpectedError("decode(out=pattern) differs from decode: unwritten or uninitialised output")
+    if meta is not None and len(meta["shape"]) == 1:
+        many = call("decode_many", lambda: spherecodec.decode_many([frame, frame], dictionary=d))
+        if (many is None) != (decoded is None):
+            raise UnexpectedError("decode_many and decode disagree on accepting the frame")
+        if many is not None and (_bits(many[0]) != _bits(decoded) or _bits(many[1]) != _bits(decoded)):
+            raise UnexpectedError("decode_many disagrees with decode")
+    if meta is not None:
+        try:
+            spherecodec.decode(frame)
+            raise UnexpectedError("a frame decoded without its dictionary")
+        except SE:
+            pass
     return "/".join(outcome)
 
 

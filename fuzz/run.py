@@ -103,7 +103,7 @@ def worker(args):
     if args.boundscheck:
         _guard_index_errors(spherecodec)
     for e in corpus:  # references (and the JIT warm-up) outside the timed cases
-        e.reference = spherecodec.decode(e.blob, threads=1)
+        e.reference = mutate.reference(e)
     if args.alloc:
         tracemalloc.start()
     # SPHC_FUZZ_SELFTEST="crash:5,hang:9,raise:3" makes those cases segfault, hang or raise
@@ -198,7 +198,7 @@ def save_case(crash_dir, corpus, seed, index, what, detail):
 
 
 def run(args):
-    codecs = args.codecs.split(",") if args.codecs else mutate.shipped_codecs()
+    codecs = args.codecs.split(",") if args.codecs else mutate.shipped_codecs() + [mutate.FRAME]
     t0 = time.time()
     corpus = mutate.build_corpus(codecs, decode_reference=False)
     build_s = time.time() - t0

@@ -27,6 +27,11 @@ PUBLIC = [
     "search",
     "evaluate",
     "__version__",
+    "train_dictionary",
+    "Dictionary",
+    "DictionaryError",
+    "encode_many",
+    "decode_many",
 ]
 
 
@@ -48,7 +53,8 @@ def test_error_hierarchy():
     for name in errors.__all__:
         assert getattr(spherecodec, name) is getattr(errors, name)
     assert set(errors.__all__) == {"SpherecodecError", "CorruptBlobError", "TruncatedBlobError",
-                                   "UnsupportedError"}
+                                   "UnsupportedError", "DictionaryError"}
+    assert issubclass(spherecodec.DictionaryError, spherecodec.SpherecodecError)
 
 
 def test_errors_are_catchable_as_value_error():
@@ -69,11 +75,14 @@ def test_signatures():
     assert enc["threads"] == (P.KEYWORD_ONLY, None)
     assert params(spherecodec.decode) == {"blob": (P.POSITIONAL_OR_KEYWORD, P.empty),
                                           "threads": (P.KEYWORD_ONLY, None),
-                                          "out": (P.KEYWORD_ONLY, None)}
+                                          "out": (P.KEYWORD_ONLY, None),
+                                          "dictionary": (P.KEYWORD_ONLY, None)}
+    assert enc["dictionary"] == (P.KEYWORD_ONLY, None)
     assert list(params(spherecodec.decode_rows)) == ["blob", "start", "stop"]
     assert list(params(spherecodec.info)) == ["blob"]
     for name in ("encode", "decode", "decode_rows", "info", "get_codec", "available_codecs",
-                 "register_codec", "fit", "search", "evaluate"):
+                 "register_codec", "fit", "search", "evaluate", "train_dictionary", "encode_many",
+                 "decode_many"):
         assert inspect.getdoc(getattr(spherecodec, name)), name
 
 

@@ -8,8 +8,10 @@ True
 """
 
 from . import container as _container
+from . import frames as _frames
 from .codecs import Codec, available_codecs, get_codec, register_codec
-from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
+from .dictionary import Dictionary, train_dictionary
+from .errors import CorruptBlobError, DictionaryError, SpherecodecError, TruncatedBlobError, UnsupportedError
 from .evaluate import evaluate
 from .fit import fit
 from .search import search
@@ -33,10 +35,15 @@ __all__ = [
     "search",
     "evaluate",
     "__version__",
+    "train_dictionary",
+    "Dictionary",
+    "DictionaryError",
+    "encode_many",
+    "decode_many",
 ]
 
 
-def encode(array, codec="exact", *, threads=None, **params):
+def encode(array, codec="exact", *, threads=None, dictionary=None, **params):
     """Compress an array into a self-describing blob.
 
     Parameters
@@ -48,6 +55,10 @@ def encode(array, codec="exact", *, threads=None, **params):
         Registered codec name (``spherecodec.available_codecs()``) or a codec object.
     threads : int or None
         Worker threads over row chunks (None: every core). The bytes never depend on it.
+    dictionary : Dictionary or None
+        With a dictionary (``train_dictionary``), a compact *frame* of a vector or a 2-D
+        block of rows, coded with the dictionary's codec and model (``codec``, ``threads``
+        and parameters do not apply); decode it with the same dictionary.
     **params
         Codec parameters, and ``chunk_rows`` (rows per independently decodable chunk).
 
@@ -62,15 +73,24 @@ def encode(array, codec="exact", *, threads=None, **params):
     >>> spherecodec.decode(blob).shape
     (4, 8)
     """
+    if dictionary is not None:
+        if params or codec not in ("exact", getattr(dictionary, "codec", None)):
+            raise TypeError(f"a frame is coded with its dictionary's codec and parameters: pass them to "
+                            f"train_dictionary, not to encode (codec={codec!r}, {sorted(params)})")
+        return _frames.encode(array, dictionary)
     return _container.encode(array, codec, threads=threads, **params)
 
 
-def decode(blob, *, threads=None, out=None):
-    """Decompress a blob to an array of the encoded dtype and shape.
+def decode(blob, *, threads=None, out=None, dictionary=None):
+    """Decompress a blob (or a frame, with its ``dictionary``) to an array of the encoded
+    dtype and shape.
 
     ``out`` may be a C-contiguous array of that shape and dtype to fill. Raises a
-    :class:`SpherecodecError` subclass for truncated, corrupted or unsupported blobs.
+    :class:`SpherecodecError` subclass for truncated, corrupted or unsupported blobs, and
+    :class:`DictionaryError` for a frame without its dictionary or with another one.
     """
+    if _frames.is_frame(blob):
+        return _frames.decode(blob, dictionary, out=out)
     return _container.decode(blob, threads=threads, out=out)
 
 
@@ -83,5 +103,20 @@ def decode_rows(blob, start, stop):
 
 
 def info(blob):
-    """Header facts (codec, params, dtype, shape, sizes, ratio, chunks) without decoding."""
+    """Header facts (codec, params, dtype, shape, sizes, ratio, chunks) without decoding;
+    for a frame, the dictionary it needs (``dictionary_id32``), its shape and sizes."""
+    if _frames.is_frame(blob):
+        return _frames.info(blob)
     return _container.info(blob)
+
+
+def encode_many(rows, *, dictionary):
+    """One frame per row of the 2-D float32 ``rows`` (a list of bytes), coded with
+    ``dictionary`` in one call: for stores that keep one vector per record."""
+    return _frames.encode_many(rows, dictionary)
+
+
+def decode_many(frames, *, dictionary):
+    """The vectors of many frames of one length (``encode_many``'s), as a 2-D float32
+    array, decoded in one call."""
+    return _frames.decode_many(frames, dictionary)

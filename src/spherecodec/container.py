@@ -7,6 +7,7 @@ header), ``decode``, ``decode_rows`` and ``info``.
 """
 
 import json
+import math
 
 import numpy as np
 
@@ -144,14 +145,14 @@ class Header:
         self.dtype = np.dtype(meta["dtype"])
         self.shape = tuple(shape)
         self.rows, self.dim, self.chunk_rows = meta["rows"], meta["dim"], meta["chunk_rows"]
-        expect_rows = 1 if len(shape) < 2 else int(np.prod(shape[:-1], dtype=object))
+        expect_rows = 1 if len(shape) < 2 else math.prod(shape[:-1])
         expect_dim = 1 if not shape else shape[-1]
-        if self.rows * self.dim != int(np.prod(shape, dtype=object)) or (
+        if self.rows * self.dim != math.prod(shape) or (
                 (self.rows, self.dim) != (expect_rows, expect_dim)):
             raise CorruptBlobError(f"rows x dim = {self.rows} x {self.dim} do not match shape {shape}")
         # numpy refuses even an empty shape whose non-zero extents overflow its index type
         # (e.g. [0, 2**61]): no encoder wrote one, and np.empty would raise a bare ValueError
-        if int(np.prod([v for v in shape if v], dtype=object)) * self.dtype.itemsize >= 1 << 63:
+        if math.prod(v for v in shape if v) * self.dtype.itemsize >= 1 << 63:
             raise CorruptBlobError(f"shape {shape} is larger than any array")
         self.nbytes = self.rows * self.dim * self.dtype.itemsize
 
@@ -179,6 +180,12 @@ def decode(blob, *, threads=None, out=None):
         if not out.flags.c_contiguous or not out.flags.writeable:
             raise ValueError("out must be C-contiguous and writeable")
         result = out
+    if header.n_chunks == 1:  # small input: no scheduler, the chunk in this thread
+        try:
+            header.decode_chunk_into(0, result.reshape(header.rows, header.dim))
+        finally:
+            release_scratch()
+        return result
     with Workers(threads) as workers:
         decode_chunks(header, result.reshape(header.rows, header.dim), range(header.n_chunks), workers)
     return result

@@ -10,6 +10,7 @@ __all__ = [
     "CorruptBlobError",
     "TruncatedBlobError",
     "UnsupportedError",
+    "DictionaryError",
 ]
 
 
@@ -27,3 +28,7 @@ class TruncatedBlobError(CorruptBlobError):
 
 class UnsupportedError(SpherecodecError):
     """A format version, codec, dtype or parameter this build does not support."""
+
+
+class DictionaryError(SpherecodecError):
+    """A frame needs a dictionary that was not given, or another one than the one given."""

@@ -1,0 +1,313 @@
+"""Frames: one vector (or a few rows) coded against a trained ``Dictionary``.
+
+A blob carries everything it needs to decode (JSON metadata, the codec's shared section,
+a chunk index, checksums: ~190 bytes), which costs more than a single 384-d vector gains.
+A frame carries only what differs between vectors; the model lives in the dictionary,
+stored once. Layout (little endian; docs/format.md section 5)::
+
+    u8      kind     0xE0 exact, coded; 0xE1 exact, stored verbatim; 0xE4 a fitted
+                     codec's chunk payload (the dictionary names the codec)
+    u32     the dictionary id's low 32 bits
+    u8      ndim     0, 1 or 2
+    varint  rows     (ndim 2 only)
+    varint  dim      (ndim >= 1)
+    ...     payload
+    u32     check    low 32 bits of XXH64(every byte before it) XOR the id's high 32 bits
+
+Small inputs are the point, so the calls here do the least Python they can: the exact
+codec's frames are written and read by one nogil kernel call each (``kernels.frames``);
+``encode_many``/``decode_many`` code a whole batch of frames in one call.
+"""
+
+import numpy as np
+
+from .dictionary import Dictionary, float32_rows
+from .errors import CorruptBlobError, DictionaryError, TruncatedBlobError, UnsupportedError
+from .kernels import frames as _kf
+from .kernels.checksum import xxh64
+from .kernels.rans_core import STATUS_OK
+from .layout import ALLOCATION_SLACK, MAGIC
+from .pipeline import blob_errors, payload_bytes
+from .scratch import release as release_scratch
+from .scratch import scratch
+
+__all__ = ["encode", "decode", "info", "encode_many", "decode_many", "is_frame", "KIND_EXACT", "KIND_STORED",
+           "KIND_CHUNK"]
+
+KIND_EXACT = 0xE0 + _kf.MODE_CODED
+KIND_STORED = 0xE0 + _kf.MODE_STORED
+KIND_CHUNK = 0xE4
+_KIND_BASE = 0xE0
+_KINDS = (KIND_EXACT, KIND_STORED, KIND_CHUNK)
+#: fixed header bytes before the shape's varints, and the check's bytes
+_FIXED = 6
+_CHECK = 4
+_MAX_NDIM = 2
+#: extents a frame header may announce (varints beyond are damage)
+_MAX_EXTENT = 1 << 40
+
+
+def is_frame(data):
+    """True when ``data`` starts like a frame (its kind byte), not like a blob."""
+    try:
+        return len(data) > 0 and data[0] in _KINDS
+    except TypeError:  # not bytes-like: the blob reader says so
+        return False
+
+
+def _check_dictionary(dictionary):
+    if not isinstance(dictionary, Dictionary):
+        raise TypeError(f"dictionary must be a spherecodec.Dictionary (spherecodec.train_dictionary, "
+                        f"Dictionary.from_bytes), not {type(dictionary).__name__}")
+
+
+def _capacity(n):
+    # kernels.frames.frame_capacity, in Python: a Numba call costs more than the arithmetic
+    raw = 2 * n + (n + 1) // 2
+    return _FIXED + 20 + max(raw + _kf.STATES_BYTES + 6 * n + 4, 4 * n) + _CHECK
+
+
+def _header(kind, dictionary, shape):
+    out = bytearray([kind]) + dictionary.id32.to_bytes(4, "little") + bytes([len(shape)])
+    for extent in shape:
+        while extent >= 0x80:
+            out.append((extent & 0x7F) | 0x80)
+            extent >>= 7
+        out.append(extent)
+    return out
+
+
+def _shape_of(x):
+    if x.ndim > _MAX_NDIM:
+        raise ValueError(f"a frame holds a vector or a 2-D block of rows, not a {x.ndim}-D array "
+                         f"(shape {x.shape}); reshape it or encode it as a blob (no dictionary)")
+    return x.shape
+
+
+# -- encode ------------------------------------------------------------------------------------
+def encode(array, dictionary):
+    """A frame of ``array`` (float32: a vector, a scalar or a 2-D block of rows) coded with
+    ``dictionary``; bytes (``spherecodec.encode(x, dictionary=d)``)."""
+    _check_dictionary(dictionary)
+    x = array
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous and x.dtype.isnative):
+        x = float32_rows(array, "the array to code in a frame")
+    shape = _shape_of(x)
+    if dictionary.codec != "exact":
+        return _encode_chunk_frame(x, dictionary, shape)
+    ndim = x.ndim
+    rows = shape[0] if ndim == 2 else 1
+    dim = shape[-1] if ndim else 1
+    out = np.empty(_capacity(x.size), dtype=np.uint8)
+    end = _kf.encode_frame(x.reshape(-1).view(np.uint32), _KIND_BASE, dictionary.id32, dictionary.check_key, rows,
+                           dim, ndim, dictionary.encoder_table, dictionary.precision, out)
+    return out[:end].tobytes()
+
+
+def _encode_chunk_frame(x, dictionary, shape):
+    dim = shape[-1] if shape else 1
+    if dim != dictionary.dim:  # checked before the reshape: reshape(-1, 0) is ambiguous
+        raise ValueError(f"the {dictionary.codec} dictionary codes rows of {dictionary.dim} values, "
+                         f"not {dim} (shape {shape})")
+    rows = x.reshape(-1, dim)
+    payload = payload_bytes(dictionary.codec_object.encode_chunk(rows, dictionary.state))
+    frame = _header(KIND_CHUNK, dictionary, shape) + payload.tobytes()
+    return bytes(_seal(frame, dictionary))
+
+
+def _seal(frame, dictionary):
+    h = int(xxh64(np.frombuffer(frame, dtype=np.uint8))) ^ dictionary.check_key
+    frame += (h & 0xFFFFFFFF).to_bytes(4, "little")
+    return frame
+
+
+def encode_many(rows, dictionary):
+    """One 1-D frame per row of ``rows`` (2-D float32), as a list of bytes: what a store
+    that keeps one vector per record writes. The exact codec's frames are coded in one call."""
+    _check_dictionary(dictionary)
+    x = float32_rows(rows, "the rows to code in frames")
+    if x.ndim != 2:
+        raise ValueError(f"encode_many takes a 2-D array of rows, not shape {x.shape}")
+    if dictionary.codec != "exact":
+        return [_encode_chunk_frame(row, dictionary, row.shape) for row in x]
+    n, dim = x.shape
+    cap = _capacity(dim)
+    # a reused buffer: a fresh one of this size costs a page fault per 4 KiB on every call
+    out = scratch("frames.encode_many", n * cap, np.uint8)
+    ends = np.empty(n, dtype=np.int64)
+    end = _kf.encode_frames(x.view(np.uint32), _KIND_BASE, dictionary.id32, dictionary.check_key,
+                            dictionary.encoder_table, dictionary.precision, out, ends)
+    data = out[:end].tobytes()
+    release_scratch()  # keeps it unless this thread's scratch outgrew its limit
+    starts = [0] + ends[:-1].tolist()
+    return [data[a:b] for a, b in zip(starts, ends.tolist())]
+
+
+# -- reading -----------------------------------------------------------------------------------
+class FrameHeader:
+    """A parsed frame header: ``kind``, ``id32``, ``shape``, ``size`` (header bytes)."""
+
+    __slots__ = ("kind", "id32", "shape", "size", "count")
+
+    def __init__(self, frame):
+        n = len(frame)
+        if n == 0:
+            raise TruncatedBlobError("empty frame")
+        kind = int(frame[0])  # bytes, memoryview or a uint8 array: plain ints from here
+        if kind not in _KINDS:
+            if bytes(frame[:4]) == MAGIC:
+                raise UnsupportedError("this is a spherecodec blob, not a frame: decode it without dictionary=")
+            raise CorruptBlobError(f"not a spherecodec frame (kind byte {kind:#04x})")
+        if n < _FIXED + _CHECK:
+            raise TruncatedBlobError(f"frame of {n} bytes is shorter than its header and check")
+        self.kind = kind
+        self.id32 = int.from_bytes(frame[1:5], "little")
+        ndim = int(frame[5])
+        if ndim > _MAX_NDIM:
+            raise CorruptBlobError(f"frame announces {ndim} dimensions (at most {_MAX_NDIM})")
+        pos = _FIXED
+        shape = []
+        for _ in range(ndim):
+            value = shift = 0
+            while True:
+                if pos >= n - _CHECK or shift > 35:
+                    raise TruncatedBlobError("frame ends inside its shape")
+                b = int(frame[pos])
+                pos += 1
+                value |= (b & 0x7F) << shift
+                shift += 7
+                if b < 0x80:
+                    break
+            if value >= _MAX_EXTENT:
+                raise CorruptBlobError(f"frame announces an extent of {value}")
+            shape.append(value)
+        self.shape = tuple(shape)
+        self.size = pos
+        count = 1
+        for extent in shape:
+            count *= extent
+        self.count = count
+
+
+def _header_for(frame, dictionary):
+    """The header of ``frame`` for ``dictionary``; DictionaryError when it needs another."""
+    header = FrameHeader(frame)
+    if dictionary is None:
+        raise DictionaryError(f"this frame needs dictionary {header.id32:08x}... (the low 32 bits of its id); "
+                              "pass dictionary= to decode it")
+    _check_dictionary(dictionary)
+    if header.id32 != dictionary.id32:
+        raise DictionaryError(f"this frame was coded with dictionary {header.id32:08x}..., not with "
+                              f"{dictionary.hex_id}; pass the dictionary it names")
+    exact = dictionary.codec == "exact"
+    if (header.kind != KIND_CHUNK) != exact:
+        raise CorruptBlobError(f"frame kind {header.kind:#04x} does not belong to a {dictionary.codec} dictionary")
+    # a forged shape cannot make decode allocate at will
+    if 4 * header.count > ALLOCATION_SLACK + dictionary.max_expansion * len(frame):
+        raise CorruptBlobError(f"frame announces {header.count} values, more than its {len(frame)} bytes can hold")
+    return header
+
+
+def _check_failed(dictionary):
+    return CorruptBlobError(f"frame check mismatch: the frame is damaged, or was coded with another dictionary "
+                            f"whose id shares its low 32 bits with {dictionary.hex_id}")
+
+
+def decode(frame, dictionary, out=None):
+    """The array a frame holds (``spherecodec.decode(frame, dictionary=d)``)."""
+    header = _header_for(frame, dictionary)
+    if out is None:
+        result = np.empty(header.shape, dtype=np.float32)
+    else:
+        if (not isinstance(out, np.ndarray) or out.shape != header.shape or out.dtype != np.float32
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {header.shape}")
+        result = out
+    data = np.frombuffer(frame, dtype=np.uint8)
+    if data.flags.writeable:  # bytearray, a writable array: the kernel compiled for bytes serves it
+        data = data.view()
+        data.flags.writeable = False
+    if header.kind == KIND_CHUNK:
+        _decode_chunk_frame(data, header, dictionary, result)
+        return result
+    status = _kf.decode_frame(data, header.size, _KIND_BASE, dictionary.check_key, dictionary.slot_table,
+                              dictionary.slot_symbol, dictionary.precision, result.reshape(-1).view(np.uint32))
+    if status != STATUS_OK:
+        if status == _kf.STATUS_CHECK:
+            raise _check_failed(dictionary)
+        raise CorruptBlobError("frame payload does not decode")
+    return result
+
+
+def _decode_chunk_frame(data, header, dictionary, result):
+    h = (int(xxh64(data[:-_CHECK])) ^ dictionary.check_key) & 0xFFFFFFFF
+    if h != int.from_bytes(data[-_CHECK:].tobytes(), "little"):
+        raise _check_failed(dictionary)
+    shape = header.shape
+    dim = shape[-1] if shape else 1
+    if dim != dictionary.dim:  # checked before the reshape: reshape(-1, 0) is ambiguous
+        raise CorruptBlobError(f"frame rows of {dim} values, the dictionary codes {dictionary.dim}")
+    rows = result.reshape(-1, dim)
+    with blob_errors("frame payload does not decode"):
+        dictionary.codec_object.decode_chunk(data[header.size:-_CHECK], rows, dictionary.state)
+
+
+def decode_many(frames, dictionary):
+    """The rows of many 1-D frames of one length as a 2-D float32 array (one row per
+    frame), decoded in one call for the exact codec."""
+    _check_dictionary(dictionary)
+    frames = list(frames)
+    if not frames:
+        return np.empty((0, dictionary.dim), dtype=np.float32)
+    first = _header_for(frames[0], dictionary)
+    if len(first.shape) != 1:
+        raise ValueError(f"decode_many takes frames of 1-D vectors; frame 0 holds shape {first.shape}")
+    dim = first.shape[0]
+    if dictionary.codec != "exact":
+        out = np.empty((len(frames), dim), dtype=np.float32)
+        for i, frame in enumerate(frames):
+            header = _header_for(frame, dictionary)
+            if header.shape != first.shape:
+                raise ValueError(f"frame {i} holds shape {header.shape}, frame 0 {first.shape}")
+            _decode_chunk_frame(np.frombuffer(frame, dtype=np.uint8), header, dictionary, out[i])
+        return out
+    data = np.frombuffer(b"".join(frames), dtype=np.uint8)
+    starts = np.zeros(len(frames) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, frames), dtype=np.int64, count=len(frames)), out=starts[1:])
+    if 4 * dim * len(frames) > ALLOCATION_SLACK + dictionary.max_expansion * data.size:
+        raise CorruptBlobError(f"{len(frames)} frames of {dim} values cannot fit in {data.size} bytes")
+    out = np.empty((len(frames), dim), dtype=np.float32)
+    header = np.frombuffer(bytes(frames[0][:first.size]), dtype=np.uint8)
+    status = _kf.decode_frames(data, starts, header, _KIND_BASE, dictionary.check_key, dictionary.slot_table,
+                               dictionary.slot_symbol, dictionary.precision, out.view(np.uint32))
+    if status >= 0:
+        i, what = divmod(int(status), 4)
+        if what == 3:
+            header = _header_for(frames[i], dictionary)  # raises for its own damage, or:
+            if header.shape != first.shape:
+                raise ValueError(f"frame {i} holds shape {header.shape}, frame 0 {first.shape}")
+            raise CorruptBlobError(f"frame {i} is damaged (kind {frames[i][0]:#04x})")
+        if what == _kf.STATUS_CHECK:
+            raise CorruptBlobError(f"frame {i}: " + str(_check_failed(dictionary)))
+        raise CorruptBlobError(f"frame {i}: payload does not decode")
+    return out
+
+
+def info(frame):
+    """Header facts of a frame without decoding: kind, the dictionary it needs, shape."""
+    header = FrameHeader(frame)
+    nbytes = 4 * header.count
+    size = len(frame)
+    return {
+        "format": "frame",
+        # a fitted codec's frame names its codec only through the dictionary
+        "codec": "exact" if header.kind != KIND_CHUNK else None,
+        "kind": {KIND_EXACT: "exact", KIND_STORED: "exact (stored)", KIND_CHUNK: "fitted codec"}[header.kind],
+        "dictionary_id32": f"{header.id32:08x}",
+        "dtype": "float32",
+        "shape": header.shape,
+        "nbytes": nbytes,
+        "compressed_nbytes": size,
+        "ratio": nbytes / size,
+        "header_nbytes": header.size,
+    }
