@@ -15,8 +15,8 @@ words: 8 lanes (``kernels.rans``) or 32 lanes in two substreams, which an AVX-51
 decodes 16 lanes at a time (``kernels.rans_simd``). ``encode_stream_into(wide=True)``
 takes backend 2 for streams of ``rans_simd.MIN_SYMBOLS`` symbols or more (the exact
 codec's float32 chunks, the grid codec's columns); other Numba streams are backend 0.
-Both are written by one kernel, ``kernels.rans.encode_stream`` (with the chunk's raw low
-bits first when asked: ``raw_bits=True``). Every codec codes its symbols through
+Both are written by one kernel per layout, ``kernels.rans.encode_stream_8`` / ``_32``
+(with the chunk's raw low bits first when asked: ``raw_bits=True``). Every codec codes its symbols through
 ``encode_stream``/``encode_stream_into`` and ``decode_stream``.
 """
 
@@ -102,12 +102,12 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
         # threads on every call, and fresh memory costs faults (huge pages: compaction stalls)
         scratch = _take_buffer(_rans32.encode_scratch_size(n))
         try:
-            return _rans.encode_stream(values, shift, nraw, counts, count, BACKEND_NUMBA32, scratch, out, pos,
-                                       _rans32.VECTOR_ENCODE)
+            return _rans.encode_stream_32(values, shift, nraw, counts, count, scratch, out, pos,
+                                          _rans32.VECTOR_ENCODE)
         finally:
             _recycle([scratch])
     scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)
-    return _rans.encode_stream(values, shift, nraw, counts, count, BACKEND_NUMBA, scratch, out, pos, False)
+    return _rans.encode_stream_8(values, shift, nraw, counts, count, scratch, out, pos)
 
 
 def _encode_constriction(values, shift, nraw, counts, count, out, pos):

@@ -14,17 +14,17 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from . import container
-from .kernels.rans import encode_stream
+from .kernels.rans import encode_stream_32
 from .kernels.rans_simd import MIN_SYMBOLS
 
 
 def cache_is_warm():
     """True when the core rANS encoder already has an entry in Numba's cache."""
-    cache = getattr(encode_stream, "_cache", None)
+    cache = getattr(encode_stream_32, "_cache", None)
     path = getattr(cache, "cache_path", None)
     if not path or not os.path.isdir(path):
         return True  # caching unavailable: nothing to gain from warming
-    return any(name.startswith("rans.encode_stream-") and name.endswith(".nbi") for name in os.listdir(path))
+    return any(name.startswith("rans.encode_stream_32-") and name.endswith(".nbi") for name in os.listdir(path))
 
 
 def _compile(specs, sample):

@@ -1,5 +1,6 @@
 """Entropy streams' rANS kernels (Numba): tables, the stream head, the 8-lane layout,
-and ``encode_stream``, the one kernel that writes a whole stream in either layout.
+and ``encode_stream``, the one path that writes a whole stream in either layout (an entry
+point per layout, ``encode_stream_8`` and ``encode_stream_32``).
 
 The coder's arithmetic (32-bit states, 16-bit little-endian words, table entries) is
 ``kernels.rans_core``'s; this module deals symbols to lanes.
@@ -26,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from .bits import pack_and_count, pack_low_bits
+from .memory import copy_bytes
 from .rans_core import (MAX_PRECISION, MIN_PRECISION, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
                         decode_step, encode_step, encoder_entry, flush_state, read_state, read_varint,
                         slot_entry, store_symbol, varint_size, write_varint)
@@ -209,15 +211,31 @@ def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, 
     ``raw_bytes + entropy.stream_capacity`` from ``pos``. One nogil call: threads coding
     side by side do not wait for each other's turn with the GIL between the steps.
     """
+    if backend_id == BACKEND_32_LANES:
+        return encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector)
+    return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos)
+
+
+@njit(nogil=True, cache=True)
+def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos):
+    """``encode_stream`` in the 8-lane layout (backend 0). The two layouts have entry
+    points of their own so that a first call compiles only the coder it uses."""
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    freq, precision, pos = write_stream_head(counts, backend_id, out, pos)
+    freq, precision, pos = write_stream_head(counts, 0, out, pos)
     if values.size == 0:
         return write_varint(out, pos, 0)
-    table = encoder_table(freq)
-    if backend_id == BACKEND_32_LANES:
-        return encode_32_lanes(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos),
-                               vector)
-    return rans_encode(values, _U(shift), table, precision, scratch, out, pos)
+    return rans_encode(values, _U(shift), encoder_table(freq), precision, scratch, out, pos)
+
+
+@njit(nogil=True, cache=True)
+def encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector):
+    """``encode_stream`` in the 32-lane layout (``rans_simd.BACKEND_ID``)."""
+    pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
+    freq, precision, pos = write_stream_head(counts, BACKEND_32_LANES, out, pos)
+    if values.size == 0:
+        return write_varint(out, pos, 0)
+    return encode_32_lanes(values, _U(shift), encoder_table(freq), np.int64(precision), scratch, out,
+                           np.int64(pos), vector)
 
 
 @njit(nogil=True, cache=True)
@@ -241,7 +259,7 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
         p = flush_state(x, scratch, p)
         size = scratch.size - p
         pos = write_varint(out, pos, size)
-        out[pos:pos + size] = scratch[p:]
+        copy_bytes(out, pos, scratch, p, size)  # no slice assignment: its error path costs seconds of compile
         return pos + size
     # lane j writes backwards from the end of its region of scratch
     ends = np.empty(LANES, dtype=np.int64)
@@ -261,7 +279,7 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
         pos = write_varint(out, pos, ends[j] - starts[j])
     for j in range(LANES):
         size = ends[j] - starts[j]
-        out[pos:pos + size] = scratch[starts[j]:ends[j]]
+        copy_bytes(out, pos, scratch, starts[j], size)
         pos += size
     return pos
 

@@ -202,7 +202,7 @@ def encode_into(values, shift, table, precision, scratch, out, pos, vector):
     32-lane layout: the body's byte length (varint), then the body; return the position
     after it. ``table`` comes from ``rans.encoder_table``; ``scratch`` holds
     ``encode_scratch_size(n)`` bytes, ``out`` as many from ``pos``; ``vector``: the
-    AVX-512 steps (``VECTOR_ENCODE``), the same bytes. ``rans.encode_stream`` calls it."""
+    AVX-512 steps (``VECTOR_ENCODE``), the same bytes. ``rans.encode_stream_32`` calls it."""
     p0, p1 = _encode_substreams(values, shift, table, precision, scratch, vector)
     cap = scratch.size // 2
     len0 = cap - p0
@@ -241,7 +241,8 @@ def _encode_substreams(values, shift, table, precision, scratch, vector):
         _vector_encode_steps(values, np.int64(full), np.int64(shift), table.view(np.uint32),
                              np.int64(precision), scratch, positions, states)
         p0, p1 = positions[0], positions[1]
-        x[:] = states
+        for j in range(LANES):  # a loop, not a slice assignment (whose error path is slow to compile)
+            x[j] = states[j]
     else:
         for s in range(full - 1, -1, -1):
             base = s * LANES
