@@ -1,0 +1,527 @@
+"""RaBitQ kernels: the structured rotation, B-bit quantization of rotated unit vectors
+(extended RaBitQ), reconstruction, code packing and the search scorers.
+
+The rotation is ``ROUNDS`` rounds of: multiply by a row of random signs, then a normalized
+fast Walsh-Hadamard transform (FWHT) of size ``L`` (the largest power of two <= dim) on the
+first ``L`` coordinates and, when ``L < dim``, another on the last ``L``. Each step is
+orthogonal, so the whole is. It runs on blocks of rows held transposed (``buf[d, row]``), so
+every butterfly is a loop over rows that vectorizes; each output element sees the same
+additions in the same order whatever the block, CPU or thread count (no fastmath).
+
+Codes: ``c[d]`` in ``[0, 2**bits)`` stands for ``y[d] = c[d] - h`` with ``h = (2**bits - 1)/2``.
+A row ``x`` with centre ``c``, residual norm ``r`` and rotated unit residual ``u`` is coded
+by the grid vector ``y`` of best cosine ``a = <y, u> / |y|`` (1 bit: the signs of ``u``), and
+``f = r / (a |y|)``; then ``<x, q> ~ <c, q> + f <y, P q>`` without bias, and the
+reconstruction ``c + f P^T y`` has exactly that inner product with every ``q``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+#: rounds of signs + Hadamard transforms in the rotation (part of the format)
+ROUNDS = 4
+#: rows per transposed block
+_BLOCK = 32
+
+
+@njit(nogil=True, cache=True)
+def _fwht(buf, start, length, scale):
+    """Normalized in-place Walsh-Hadamard transform of ``buf[start:start+length, :]``
+    (each column one vector); ``scale`` is ``1/sqrt(length)``."""
+    nb = buf.shape[1]
+    h = 1
+    while h < length:
+        for i in range(start, start + length, 2 * h):
+            for j in range(i, i + h):
+                for c in range(nb):
+                    a = buf[j, c]
+                    b = buf[j + h, c]
+                    buf[j, c] = a + b
+                    buf[j + h, c] = a - b
+        h *= 2
+    for d in range(start, start + length):
+        for c in range(nb):
+            buf[d, c] *= scale
+
+
+@njit(nogil=True, cache=True)
+def rotate_block(buf, signs, length, scale):
+    """Apply the rotation to every column of ``buf`` (dim, nb) float64, in place."""
+    dim = buf.shape[0]
+    nb = buf.shape[1]
+    for r in range(signs.shape[0]):
+        for d in range(dim):
+            s = signs[r, d]
+            for c in range(nb):
+                buf[d, c] *= s
+        _fwht(buf, 0, length, scale)
+        if length < dim:
+            _fwht(buf, dim - length, length, scale)
+
+
+@njit(nogil=True, cache=True)
+def unrotate_block(buf, signs, length, scale):
+    """Apply the inverse rotation to every column of ``buf`` (dim, nb) float64, in place."""
+    dim = buf.shape[0]
+    nb = buf.shape[1]
+    for r in range(signs.shape[0] - 1, -1, -1):
+        if length < dim:
+            _fwht(buf, dim - length, length, scale)
+        _fwht(buf, 0, length, scale)
+        for d in range(dim):
+            s = signs[r, d]
+            for c in range(nb):
+                buf[d, c] *= s
+
+
+@njit(nogil=True, cache=True)
+def rotate_rows(rows, signs, length, scale, out):
+    """``out[i] = P rows[i]`` in float64 for (n, dim) float32 or float64 ``rows``."""
+    n, dim = rows.shape
+    buf = np.empty((dim, _BLOCK), dtype=np.float64)
+    for lo in range(0, n, _BLOCK):
+        nb = min(_BLOCK, n - lo)
+        for d in range(dim):
+            for j in range(nb):
+                buf[d, j] = np.float64(rows[lo + j, d])
+            for j in range(nb, _BLOCK):
+                buf[d, j] = 0.0
+        rotate_block(buf, signs, length, scale)
+        for j in range(nb):
+            for d in range(dim):
+                out[lo + j, d] = buf[d, j]
+
+
+# --------------------------------------------------------------------------------------
+# quantization of one rotated unit vector
+# --------------------------------------------------------------------------------------
+@njit(nogil=True, cache=True)
+def _heap_down(keys, vals, size, pos):
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        child = left
+        if left + 1 < size and keys[left + 1] < keys[left]:
+            child = left + 1
+        if keys[child] < keys[pos]:
+            keys[pos], keys[child] = keys[child], keys[pos]
+            vals[pos], vals[child] = vals[child], vals[pos]
+            pos = child
+        else:
+            return
+
+
+@njit(nogil=True, cache=True)
+def _best_scale(o_abs, kmax, window_lo, window_hi, keys, vals, k):
+    """The scale ``t`` whose codes ``min(floor(t o_abs), kmax)`` (grid values ``k + 1/2``)
+    have the best cosine with ``o_abs`` (non-negative, unit norm).
+
+    The cosine only changes where ``t o_abs[d]`` crosses an integer; those events are
+    visited in increasing ``t`` with a heap, within ``[window_lo, window_hi] (kmax + 1) /
+    max(o_abs)`` (0 and inf: every event), where the optimum lies (measured: 0.94 to 2.2).
+    """
+    dim = o_abs.size
+    omax = 0.0
+    for d in range(dim):
+        if o_abs[d] > omax:
+            omax = o_abs[d]
+    if omax <= 0.0:
+        return 0.0
+    t_lo = window_lo * (kmax + 1) / omax
+    t_hi = window_hi * (kmax + 1) / omax
+    num = 0.0  # sum (k + 1/2) o_abs
+    den = 0.0  # sum (k + 1/2)**2
+    size = 0
+    for d in range(dim):
+        kd = 0
+        if t_lo > 0.0:
+            kd = min(int(np.floor(t_lo * o_abs[d])), kmax)
+        k[d] = kd
+        num += (kd + 0.5) * o_abs[d]
+        den += (kd + 0.5) * (kd + 0.5)
+        if kd < kmax and o_abs[d] > 0.0:
+            tn = (kd + 1) / o_abs[d]
+            if tn < t_hi:
+                keys[size] = tn
+                vals[size] = d
+                size += 1
+    for pos in range(size // 2 - 1, -1, -1):
+        _heap_down(keys, vals, size, pos)
+    # compare squared cosines (num >= 0): no square root per event
+    best_num2 = num * num
+    best_den = den
+    best_t = t_lo
+    while size > 0:
+        t = keys[0]
+        d = vals[0]
+        kd = k[d] + 1
+        k[d] = kd
+        od = o_abs[d]
+        num += od
+        den += 2.0 * kd  # (k + 1/2)**2 - (k - 1/2)**2
+        if num * num * best_den > best_num2 * den:
+            best_num2 = num * num
+            best_den = den
+            best_t = t
+        nxt = (kd + 1) / od
+        if kd < kmax and nxt < t_hi:
+            keys[0] = nxt
+        else:
+            size -= 1
+            keys[0] = keys[size]
+            vals[0] = vals[size]
+        _heap_down(keys, vals, size, 0)
+    return best_t
+
+
+@njit(nogil=True, cache=True)
+def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset, cosine):
+    """Code float32 ``rows`` (n, dim) around ``center`` (float64): ``codes`` (n, dim) uint8,
+    ``factor`` (n,) float64 ``f = r / (a |y|)``, ``offset`` (n,) float64 ``<x - center, center>``
+    and ``cosine`` (n,) uint16 ``floor(a * 65535)``.
+
+    Returns the number of rows holding NaN or infinite values (their outputs are zeros).
+    """
+    n, dim = rows.shape
+    kmax = (1 << (bits - 1)) - 1
+    mid = 1 << (bits - 1)
+    # the window of scales searched (see _best_scale): every event for 2 bits (one per
+    # dimension), the measured range of optima with a margin beyond
+    window_lo = 0.0 if bits <= 2 else 0.85
+    window_hi = np.inf if bits <= 2 else (2.2 if bits <= 4 else 1.5)
+    buf = np.empty((dim, _BLOCK), dtype=np.float64)
+    vec = np.empty(dim, dtype=np.float64)
+    keys = np.empty(dim, dtype=np.float64)
+    o_abs = np.empty(dim, dtype=np.float64)
+    vals = np.empty(dim, dtype=np.int64)
+    k = np.empty(dim, dtype=np.int64)
+    ok = np.empty(_BLOCK, dtype=np.bool_)
+    oc = np.empty(_BLOCK, dtype=np.float64)
+    bad = 0
+    for lo in range(0, n, _BLOCK):
+        nb = min(_BLOCK, n - lo)
+        for j in range(_BLOCK):
+            ok[j] = j < nb
+            oc[j] = 0.0
+        for d in range(dim):
+            cd = center[d]
+            for j in range(nb):
+                v = np.float64(rows[lo + j, d])
+                if not np.isfinite(v):
+                    ok[j] = False
+                buf[d, j] = v - cd
+                oc[j] += buf[d, j] * cd
+            for j in range(nb, _BLOCK):
+                buf[d, j] = 0.0
+        for j in range(nb):
+            if not ok[j]:
+                for d in range(dim):
+                    buf[d, j] = 0.0
+        rotate_block(buf, signs, length, scale)
+        for j in range(nb):
+            i = lo + j
+            factor[i] = 0.0
+            offset[i] = 0.0
+            cosine[i] = 0
+            if not ok[j]:
+                bad += 1
+                for d in range(dim):
+                    codes[i, d] = 0
+                continue
+            offset[i] = oc[j]
+            r2 = 0.0
+            for d in range(dim):
+                vec[d] = buf[d, j]
+                r2 += vec[d] * vec[d]
+            r = np.sqrt(r2)
+            if r == 0.0:
+                for d in range(dim):
+                    codes[i, d] = mid
+                continue
+            if bits == 1:
+                num = 0.0
+                for d in range(dim):
+                    if vec[d] >= 0.0:
+                        codes[i, d] = 1
+                        num += vec[d]
+                    else:
+                        codes[i, d] = 0
+                        num -= vec[d]
+                ynorm = np.sqrt(np.float64(dim)) * 0.5
+                ip = 0.5 * num / r  # <y, u>
+            else:
+                for d in range(dim):
+                    o_abs[d] = np.abs(vec[d]) / r
+                t = _best_scale(o_abs, kmax, window_lo, window_hi, keys, vals, k)
+                ip = 0.0
+                y2 = 0.0
+                for d in range(dim):
+                    kd = min(int(np.floor(t * o_abs[d] + 1e-9)), kmax)
+                    y = kd + 0.5
+                    ip += y * o_abs[d]
+                    y2 += y * y
+                    if vec[d] >= 0.0:
+                        codes[i, d] = mid + kd
+                    else:
+                        codes[i, d] = mid - 1 - kd
+                ynorm = np.sqrt(y2)
+            a = ip / ynorm
+            factor[i] = r / ip
+            cosine[i] = np.uint16(min(np.floor(a * 65535.0), 65535.0))
+    return bad
+
+
+@njit(nogil=True, cache=True)
+def decode_rows(codes, factor, offset, center, signs, length, scale, bits, out):
+    """Reconstruct rows: ``v = factor[i] * P^T (codes[i] - h)``, then
+    ``out[i] = v + (1 + beta) center`` with ``beta = (offset[i] - <v, center>) / |center|**2``
+    (so that ``<out[i], center>`` is the stored ``<x, center>``), in float64 rounded once to
+    float32."""
+    n, dim = codes.shape
+    half = ((1 << bits) - 1) / 2.0
+    c2 = 0.0
+    for d in range(dim):
+        c2 += np.float64(center[d]) * np.float64(center[d])
+    buf = np.empty((dim, _BLOCK), dtype=np.float64)
+    vc = np.empty(_BLOCK, dtype=np.float64)
+    for lo in range(0, n, _BLOCK):
+        nb = min(_BLOCK, n - lo)
+        for d in range(dim):
+            for j in range(nb):
+                buf[d, j] = factor[lo + j] * (np.float64(codes[lo + j, d]) - half)
+            for j in range(nb, _BLOCK):
+                buf[d, j] = 0.0
+        unrotate_block(buf, signs, length, scale)
+        for j in range(_BLOCK):
+            vc[j] = 0.0
+        for d in range(dim):
+            cd = np.float64(center[d])
+            for j in range(nb):
+                vc[j] += buf[d, j] * cd
+        for j in range(nb):
+            beta = (offset[lo + j] - vc[j]) / c2 if c2 > 0.0 else 0.0
+            for d in range(dim):
+                out[lo + j, d] = np.float32(buf[d, j] + (1.0 + beta) * np.float64(center[d]))
+
+
+# --------------------------------------------------------------------------------------
+# packing
+# --------------------------------------------------------------------------------------
+@njit(nogil=True, cache=True)
+def pack_codes(codes, bits, out):
+    """Pack (n, dim) codes of ``bits`` bits, each row LSB first into ``out`` (n, row bytes)."""
+    n, dim = codes.shape
+    width = out.shape[1]
+    for i in range(n):
+        acc = np.uint64(0)
+        nacc = 0
+        pos = 0
+        for d in range(dim):
+            acc |= np.uint64(codes[i, d]) << np.uint64(nacc)
+            nacc += bits
+            while nacc >= 8:
+                out[i, pos] = np.uint8(acc & np.uint64(0xFF))
+                acc >>= np.uint64(8)
+                nacc -= 8
+                pos += 1
+        if nacc > 0:
+            out[i, pos] = np.uint8(acc & np.uint64(0xFF))
+            pos += 1
+        for p in range(pos, width):
+            out[i, p] = 0
+
+
+@njit(nogil=True, cache=True)
+def unpack_codes(packed, bits, out):
+    """Inverse of ``pack_codes`` into (n, dim) uint8 ``out``; returns True when a padding bit
+    is set (a corrupt row)."""
+    n, dim = out.shape
+    mask = np.uint64((1 << bits) - 1)
+    bad = False
+    for i in range(n):
+        acc = np.uint64(0)
+        nacc = 0
+        pos = 0
+        for d in range(dim):
+            if nacc < bits:
+                acc |= np.uint64(packed[i, pos]) << np.uint64(nacc)
+                nacc += 8
+                pos += 1
+            out[i, d] = np.uint8(acc & mask)
+            acc >>= np.uint64(bits)
+            nacc -= bits
+        if acc != 0:
+            bad = True
+    return bad
+
+
+# --------------------------------------------------------------------------------------
+# search
+# --------------------------------------------------------------------------------------
+@njit(nogil=True, cache=True)
+def _popcount64(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(nogil=True, cache=True)
+def _worse(hs, hi, a, b):
+    return hs[a] < hs[b] or (hs[a] == hs[b] and hi[a] > hi[b])
+
+
+@njit(nogil=True, cache=True)
+def _sift_down(hs, hi, size, pos):
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        child = left
+        if left + 1 < size and _worse(hs, hi, left + 1, left):
+            child = left + 1
+        if _worse(hs, hi, child, pos):
+            hs[pos], hs[child] = hs[child], hs[pos]
+            hi[pos], hi[child] = hi[child], hi[pos]
+            pos = child
+        else:
+            return
+
+
+@njit(nogil=True, cache=True)
+def _push(hs, hi, size, score, idx):
+    """Offer (score, idx) to a min-heap holding ``size`` of ``hs.size`` entries; new size."""
+    k = hs.size
+    if size < k:
+        hs[size] = score
+        hi[size] = idx
+        pos = size
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if _worse(hs, hi, pos, parent):
+                hs[pos], hs[parent] = hs[parent], hs[pos]
+                hi[pos], hi[parent] = hi[parent], hi[pos]
+                pos = parent
+            else:
+                break
+        return size + 1
+    if score > hs[0] or (score == hs[0] and idx < hi[0]):
+        hs[0] = score
+        hi[0] = idx
+        _sift_down(hs, hi, k, 0)
+    return size
+
+
+@njit(nogil=True, cache=True)
+def _emit(hs, hi, size, out_scores, out_ids):
+    """Write the heap best first; pad with (-inf, -1)."""
+    for r in range(size - 1, -1, -1):
+        out_scores[r] = hs[0]
+        out_ids[r] = hi[0]
+        hs[0] = hs[r]
+        hi[0] = hi[r]
+        _sift_down(hs, hi, r, 0)
+    for r in range(size, out_ids.size):
+        out_scores[r] = -np.inf
+        out_ids[r] = -1
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def search_bitplanes(words, ones, factor, offset, planes, coef, out_scores, out_ids):
+    """Masked sums of a quantized query over bit codes, top-k per query.
+
+    ``words`` (n, w) uint64 code bits (padding zero), ``ones`` (n,) their popcounts,
+    ``factor`` and ``offset`` (n,) float64; ``planes`` (Q, p, w) uint64: bit ``j`` of plane ``b`` is bit ``b``
+    of the query's unsigned code ``u[j]``; ``coef`` (Q, 4) float64 ``(base, lo, step, const)``.
+    Score: ``base + offset[i] + factor[i] * (lo * ones[i] + step * sum_{bit j set} u[j] + const)``.
+    """
+    n, nw = words.shape
+    nq, k = out_ids.shape
+    nplanes = planes.shape[1]
+    for q in prange(nq):
+        hs = np.empty(k, dtype=np.float64)
+        hi = np.empty(k, dtype=np.int64)
+        base = coef[q, 0]
+        lo = coef[q, 1]
+        step = coef[q, 2]
+        const = coef[q, 3]
+        pl = planes[q]
+        size = 0
+        for i in range(n):
+            dot = np.uint64(0)
+            for b in range(nplanes):
+                c = np.uint64(0)
+                for j in range(nw):
+                    c += _popcount64(words[i, j] & pl[b, j])
+                dot += c << np.uint64(b)
+            s = base + offset[i] + factor[i] * (lo * np.float64(ones[i]) + step * np.float64(dot) + const)
+            size = _push(hs, hi, size, s, i)
+        _emit(hs, hi, size, out_scores[q], out_ids[q])
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def search_codes(codes, factor, offset, wq, coef, out_scores, out_ids):
+    """Integer inner products of uint8 codes with int16 queries, top-k per query.
+
+    ``codes`` (n, dim) uint8, ``factor`` and ``offset`` (n,) float64, ``wq`` (Q, dim) int16,
+    ``coef`` (Q, 3) float64 ``(base, step, const)``. Score:
+    ``base + offset[i] + factor[i] * step * (sum_d wq[q, d] codes[i, d] + const)``.
+    """
+    n, dim = codes.shape
+    nq, k = out_ids.shape
+    for q in prange(nq):
+        hs = np.empty(k, dtype=np.float64)
+        hi = np.empty(k, dtype=np.int64)
+        w = wq[q].astype(np.int32)
+        base = coef[q, 0]
+        step = coef[q, 1]
+        const = coef[q, 2]
+        size = 0
+        for i in range(n):
+            acc = np.int32(0)
+            for d in range(dim):
+                acc += w[d] * np.int32(codes[i, d])
+            s = base + offset[i] + factor[i] * step * (np.float64(acc) + const)
+            size = _push(hs, hi, size, s, i)
+        _emit(hs, hi, size, out_scores[q], out_ids[q])
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def rescore_bounded(vectors, queries, cand_ids, cand_scores, bound, qbound, factor, qslack, out_scores,
+                    out_ids, counts):
+    """Exact top-k among the candidates, rescoring only those that can still enter it.
+
+    ``cand_ids``/``cand_scores`` (Q, c): estimated scores, ids -1 for none; a candidate's
+    score is at most ``estimate + bound[i] * qbound[q] + factor[i] * qslack[q]`` (all
+    float64, ``bound`` and ``factor`` (n,), ``qbound`` and ``qslack`` (Q,)).
+    Candidates are visited by decreasing upper bound; once the k-th exact score is above
+    the next upper bound, no later candidate can enter and the rest are skipped.
+    ``counts[q]``: candidates rescored.
+    """
+    nq, c = cand_ids.shape
+    dim = vectors.shape[1]
+    k = out_ids.shape[1]
+    for q in prange(nq):
+        ub = np.empty(c, dtype=np.float64)
+        for r in range(c):
+            i = cand_ids[q, r]
+            ub[r] = cand_scores[q, r] + bound[i] * qbound[q] + factor[i] * qslack[q] if i >= 0 else -np.inf
+        order = np.argsort(-ub, kind="mergesort")
+        hs = np.empty(k, dtype=np.float64)
+        hi = np.empty(k, dtype=np.int64)
+        size = 0
+        done = 0
+        for r in range(c):
+            i = cand_ids[q, order[r]]
+            if i < 0:
+                break
+            if size == k and ub[order[r]] < hs[0]:
+                break
+            acc = 0.0
+            for d in range(dim):
+                acc += np.float64(queries[q, d]) * np.float64(vectors[i, d])
+            size = _push(hs, hi, size, acc, i)
+            done += 1
+        counts[q] = done
+        _emit(hs, hi, size, out_scores[q], out_ids[q])
