@@ -128,7 +128,7 @@ def _search_binary_asymmetric(codec, state, codes, queries, kk):
 
 
 def _search_rabitq(codec, state, codes, queries, kk):
-    """RaBitQ estimates, top-``kk``; also each row's and query's error-bound terms."""
+    """RaBitQ estimates, top-``kk``; also a function giving the error-bound terms."""
     dim = state.dim
     bits = codec.bits
     half = ((1 << bits) - 1) / 2.0
@@ -140,34 +140,30 @@ def _search_rabitq(codec, state, codes, queries, kk):
     nq = q.shape[0]
     scores = np.empty((nq, kk), dtype=np.float64)
     ids = np.empty((nq, kk), dtype=np.int64)
-    if bits == 1:
-        planes, lo, step, total = _bit_planes(rotated, QUERY_BITS)
-        packed = np.packbits(codes.codes, axis=1, bitorder="little")
-        ones = codes.codes.sum(axis=1, dtype=np.int64)
-        # <y, q''> = sum_{bit set} (lo + step u) - 1/2 sum_d (lo + step u_d)
-        const = -half * (dim * lo + step * total)
-        coef = np.ascontiguousarray(np.stack([base, lo, step, const], axis=1))
-        _kr.search_bitplanes(_code_words(packed, dim), ones, codes.factor, codes.offset, planes, coef,
-                             scores, ids)
-    else:
-        cmax = (1 << bits) - 1
-        wmax = min(32767, (2 ** 31 - 1) // max(1, dim * cmax))
-        peak = np.abs(rotated).max(axis=1)
-        step = np.where(peak > 0, peak / wmax, 1.0)
-        wq = np.rint(rotated / step[:, None]).astype(np.int16)
-        const = -half * wq.sum(axis=1, dtype=np.int64).astype(np.float64)
-        coef = np.ascontiguousarray(np.stack([base, step, const], axis=1))
-        _kr.search_codes(codes.codes, codes.factor, codes.offset, wq, coef, scores, ids)
-    # error bound: EPSILON0 |q - c| f |y| sqrt(1 - a^2) / sqrt(dim - 1), plus the query's
-    # quantization, at most step/2 per dimension times sum |y_d| <= dim * half
-    y = codes.codes.astype(np.float64) - half
-    ynorm = np.sqrt(np.einsum("ij,ij->i", y, y))
-    a = codes.cosine.astype(np.float64) / 65535.0
-    spread = np.sqrt(np.maximum(0.0, 1.0 - a * a))
-    row_bound = codes.factor * ynorm * spread / np.sqrt(max(dim - 1, 1))
-    query_bound = EPSILON0 * np.sqrt(np.einsum("ij,ij->i", centred, centred))
-    query_slack = step * 0.5 * dim * half
-    return scores.astype(np.float32), ids, (row_bound, query_bound, codes.factor, query_slack, scores)
+    # the rotated query as int16 (scores: integer inner products with the codes, which
+    # measured 2.5x faster than popcounts of 8 query bit planes over 1-bit codes); the
+    # products of the codes and the query must add up within int32
+    cmax = (1 << bits) - 1
+    wmax = min(32767, (2 ** 31 - 1) // max(1, dim * cmax))
+    peak = np.abs(rotated).max(axis=1)
+    step = np.where(peak > 0, peak / wmax, 1.0)
+    wq = np.rint(rotated / step[:, None]).astype(np.int16)
+    const = -half * wq.sum(axis=1, dtype=np.int64).astype(np.float64)
+    coef = np.ascontiguousarray(np.stack([base, step, const], axis=1))
+    _kr.search_codes(codes.codes.astype(np.int16), codes.factor, codes.offset, wq, coef, scores, ids)
+
+    def bounds():
+        # EPSILON0 |q - c| f |y| sqrt(1 - a^2) / sqrt(dim - 1), plus the query's rounding:
+        # at most step/2 per dimension times sum_d |y_d| <= dim * half
+        y = codes.codes.astype(np.float64) - half
+        ynorm = np.sqrt(np.einsum("ij,ij->i", y, y))
+        a = codes.cosine.astype(np.float64) / 65535.0
+        spread = np.sqrt(np.maximum(0.0, 1.0 - a * a))
+        row_bound = codes.factor * ynorm * spread / np.sqrt(max(dim - 1, 1))
+        query_bound = EPSILON0 * np.sqrt(np.einsum("ij,ij->i", centred, centred))
+        return row_bound, query_bound, codes.factor, step * 0.5 * dim * half, scores
+
+    return scores.astype(np.float32), ids, bounds
 
 
 def _search_pq(codec, state, codes, queries, kk):
@@ -303,7 +299,7 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
             scores64 = np.empty((q.shape[0], k), dtype=np.float64)
             final_ids = np.empty((q.shape[0], k), dtype=np.int64)
             if bounds is not None:
-                row_bound, query_bound, factor, query_slack, estimates = bounds
+                row_bound, query_bound, factor, query_slack, estimates = bounds()
                 _kr.rescore_bounded(vectors, q, ids, estimates, row_bound, query_bound, factor, query_slack,
                                     scores64, final_ids, rescored)
             else:
