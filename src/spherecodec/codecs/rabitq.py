@@ -49,13 +49,14 @@ ROW_FACTOR_BYTES = 6
 #: bytes per chunk besides the rows (two float32 scales)
 CHUNK_HEADER_BYTES = 8
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 def rotation_signs(seed, dim, rounds=_k.ROUNDS):
     """The rotation's random signs, (rounds, dim) float64 of +-1: bit 0 of splitmix64 of
     ``seed * golden + index`` (integer arithmetic, the same on every machine and numpy)."""
-    z = np.arange(rounds * dim, dtype=np.uint64) + np.uint64(seed) * _GOLDEN + _GOLDEN
+    start = (seed * _GOLDEN + _GOLDEN) % (1 << 64)  # Python integers: no numpy overflow warning
+    z = np.arange(rounds * dim, dtype=np.uint64) + np.uint64(start)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
