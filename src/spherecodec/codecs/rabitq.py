@@ -225,6 +225,8 @@ class RabitqCodec(QuantCodec, SearchableCodec):
         pos = CHUNK_HEADER_BYTES
         halves = payload[pos:pos + 4 * n_rows].view("<f2").astype(np.float64)
         pos += 4 * n_rows
+        if not np.isfinite(halves).all():
+            raise CorruptBlobError("chunk holds non-finite row factors")
         factor = halves[:n_rows] * scales[0]
         offset = halves[n_rows:] * scales[1]
         if not (np.isfinite(factor).all() and np.isfinite(offset).all()) or (factor < 0).any():
