@@ -156,9 +156,12 @@ class RabitqCodec(QuantCodec, SearchableCodec):
 
     # -- fitting ---------------------------------------------------------------------
     def _fit(self, rows):
-        if not np.isfinite(rows).all():
+        # a NaN or infinity anywhere makes its column's float64 mean non-finite (float32
+        # values cannot overflow a float64 sum), so the mean is the check
+        center = np.mean(rows, axis=0, dtype=np.float64)
+        if not np.isfinite(center).all():
             raise ValueError("codec 'rabitq' cannot fit on NaN or infinite values")
-        return RabitqState.of(rows.astype(np.float64).mean(axis=0).astype(np.float32), self.seed)
+        return RabitqState.of(center.astype(np.float32), self.seed)
 
     def shared_bytes(self, state):
         return state.center.astype("<f4").tobytes()

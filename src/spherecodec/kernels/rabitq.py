@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 #: 0.001 of each other at 1 bit); 3 mixes every coordinate with every other twice
 ROUNDS = 3
 #: rows per transposed block
-_BLOCK = 32
+_BLOCK = 64
 #: rows per block of search scores (a few KiB per query)
 _DOT_BLOCK = 1024
 
@@ -32,21 +32,31 @@ _DOT_BLOCK = 1024
 @njit(nogil=True, cache=True)
 def _fwht(buf, start, length, scale):
     """Normalized in-place Walsh-Hadamard transform of ``buf[start:start+length, :]``
-    (each column one vector); ``scale`` is ``1/sqrt(length)``."""
+    (each column one vector); ``scale`` is ``1/sqrt(length)``, applied in the last stage."""
     nb = buf.shape[1]
     h = 1
     while h < length:
+        last = 2 * h >= length
         for i in range(start, start + length, 2 * h):
             for j in range(i, i + h):
-                for c in range(nb):
-                    a = buf[j, c]
-                    b = buf[j + h, c]
-                    buf[j, c] = a + b
-                    buf[j + h, c] = a - b
+                top = buf[j]
+                bottom = buf[j + h]
+                if last:
+                    for c in range(nb):
+                        a = top[c]
+                        b = bottom[c]
+                        top[c] = (a + b) * scale
+                        bottom[c] = (a - b) * scale
+                else:
+                    for c in range(nb):
+                        a = top[c]
+                        b = bottom[c]
+                        top[c] = a + b
+                        bottom[c] = a - b
         h *= 2
-    for d in range(start, start + length):
+    if length == 1:
         for c in range(nb):
-            buf[d, c] *= scale
+            buf[start, c] *= scale
 
 
 @njit(nogil=True, cache=True)
@@ -203,6 +213,8 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
     k = np.empty(dim, dtype=np.int64)
     ok = np.empty(_BLOCK, dtype=np.bool_)
     oc = np.empty(_BLOCK, dtype=np.float64)
+    r2s = np.empty(_BLOCK, dtype=np.float64)
+    nums = np.empty(_BLOCK, dtype=np.float64)
     bad = 0
     for lo in range(0, n, _BLOCK):
         nb = min(_BLOCK, n - lo)
@@ -224,6 +236,37 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
                 for d in range(dim):
                     buf[d, j] = 0.0
         rotate_block(buf, signs, length, scale)
+        if bits == 1:
+            # sign codes: one pass over the block, every loop over rows contiguous
+            for j in range(_BLOCK):
+                r2s[j] = 0.0
+                nums[j] = 0.0
+            for d in range(dim):
+                for j in range(nb):
+                    v = buf[d, j]
+                    r2s[j] += v * v
+                    nums[j] += np.abs(v)
+                    codes[lo + j, d] = 1 if v >= 0.0 else 0
+            ynorm = np.sqrt(np.float64(dim)) * 0.5
+            for j in range(nb):
+                i = lo + j
+                factor[i] = 0.0
+                offset[i] = 0.0
+                cosine[i] = 0
+                if not ok[j]:
+                    bad += 1
+                    for d in range(dim):
+                        codes[i, d] = 0
+                    continue
+                offset[i] = oc[j]
+                r = np.sqrt(r2s[j])
+                if r == 0.0:
+                    continue
+                ip = 0.5 * nums[j] / r  # <y, u>
+                a = ip / ynorm
+                factor[i] = r / ip
+                cosine[i] = np.uint16(min(np.floor(a * 65535.0), 65535.0))
+            continue
         for j in range(nb):
             i = lo + j
             factor[i] = 0.0
@@ -244,33 +287,21 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
                 for d in range(dim):
                     codes[i, d] = mid
                 continue
-            if bits == 1:
-                num = 0.0
-                for d in range(dim):
-                    if vec[d] >= 0.0:
-                        codes[i, d] = 1
-                        num += vec[d]
-                    else:
-                        codes[i, d] = 0
-                        num -= vec[d]
-                ynorm = np.sqrt(np.float64(dim)) * 0.5
-                ip = 0.5 * num / r  # <y, u>
-            else:
-                for d in range(dim):
-                    o_abs[d] = np.abs(vec[d]) / r
-                t = _best_scale(o_abs, kmax, window_lo, window_hi, keys, vals, k)
-                ip = 0.0
-                y2 = 0.0
-                for d in range(dim):
-                    kd = min(int(np.floor(t * o_abs[d] + 1e-9)), kmax)
-                    y = kd + 0.5
-                    ip += y * o_abs[d]
-                    y2 += y * y
-                    if vec[d] >= 0.0:
-                        codes[i, d] = mid + kd
-                    else:
-                        codes[i, d] = mid - 1 - kd
-                ynorm = np.sqrt(y2)
+            for d in range(dim):
+                o_abs[d] = np.abs(vec[d]) / r
+            t = _best_scale(o_abs, kmax, window_lo, window_hi, keys, vals, k)
+            ip = 0.0
+            y2 = 0.0
+            for d in range(dim):
+                kd = min(int(np.floor(t * o_abs[d] + 1e-9)), kmax)
+                y = kd + 0.5
+                ip += y * o_abs[d]
+                y2 += y * y
+                if vec[d] >= 0.0:
+                    codes[i, d] = mid + kd
+                else:
+                    codes[i, d] = mid - 1 - kd
+            ynorm = np.sqrt(y2)
             a = ip / ynorm
             factor[i] = r / ip
             cosine[i] = np.uint16(min(np.floor(a * 65535.0), 65535.0))
