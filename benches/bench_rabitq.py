@@ -12,7 +12,9 @@ interleaved runs.
 """
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 
 import faiss
@@ -20,6 +22,11 @@ import numba
 import numpy as np
 
 import spherecodec
+
+try:  # the RaBitQ authors' library (PyPI rabitqlib), an optional peer
+    import rabitqlib
+except ImportError:
+    rabitqlib = None
 
 
 def recall(ids, truth):
@@ -45,6 +52,27 @@ def timed(fn, repeat):
         result = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), result
+
+
+def rabitqlib_row(base, queries, truth, bits, k, over):
+    """rabitqlib's IVF index with one cluster (centre: the mean), i.e. flat RaBitQ codes;
+    bytes/vector: its saved file / rows."""
+    t0 = time.perf_counter()
+    index = rabitqlib.IvfIndex(base.shape[1], len(base), 1, bits, metric="ip")
+    index.build(base, base.mean(axis=0, keepdims=True), np.zeros(len(base), np.uint32), num_threads=1)
+    encode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    found = index.search(queries, k, 1, num_threads=1)
+    qps = len(queries) / (time.perf_counter() - t0)
+    ids = np.asarray(found[0] if np.asarray(found[0]).dtype.kind in "iu" else found[1]).astype(np.int64)
+    more = index.search(queries, k * over, 1, num_threads=1)
+    cand = np.asarray(more[0] if np.asarray(more[0]).dtype.kind in "iu" else more[1]).astype(np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "index.bin")
+        index.save(path)
+        size = os.path.getsize(path)
+    return (f"| rabitqlib IvfIndex(1 cluster) {bits} bit | {size / len(base):.1f} | {recall(ids, truth):.4f} "
+            f"| {recall(rescore(base, queries, cand, k), truth):.4f} | {k * over} | {encode:.3f} | {qps:,.0f} | |")
 
 
 def main():
@@ -100,6 +128,8 @@ def main():
         print(f"| faiss IndexRaBitQ {bits} bit | {index.code_size} | {recall(fi, truth):.4f} "
               f"| {recall(rescore(base, queries, fi4, k), truth):.4f} | {k * over} "
               f"| {statistics.median(rows['faiss_enc']):.3f} | {faiss_q[1]:,.0f} | {faiss_q[2]:,.0f} |")
+        if rabitqlib is not None:
+            print(rabitqlib_row(base, queries, truth, bits, k, over))
     # binary: asymmetric (default) and Hamming, rescored the same way
     blob = spherecodec.encode(base, "binary")
     for hamming in (False, True):
@@ -108,7 +138,8 @@ def main():
         name = "Hamming" if hamming else "asymmetric"
         print(f"| spherecodec binary, {name} | {len(blob) / len(base):.1f} | {recall(ids, truth):.4f} "
               f"| {recall(rids, truth):.4f} | {k * over} | | | |")
-    print(f"numba threads available: {numba.config.NUMBA_NUM_THREADS}")
+    print(f"numba threads available: {numba.config.NUMBA_NUM_THREADS}; rabitqlib "
+          f"{'measured (one run, threads=1)' if rabitqlib is not None else 'not installed'}")
 
 
 if __name__ == "__main__":
