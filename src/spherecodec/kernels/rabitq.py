@@ -134,7 +134,7 @@ def _best_scale(o_abs, kmax, window_lo, window_hi, keys, vals, k):
 
     The cosine only changes where ``t o_abs[d]`` crosses an integer; those events are
     visited in increasing ``t`` with a heap, within ``[window_lo, window_hi] (kmax + 1) /
-    max(o_abs)`` (0 and inf: every event), where the optimum lies (measured: 0.94 to 2.2).
+    max(o_abs)`` (0 and inf: every event), where the optimum lies (measured: 0.93 to 2.2).
     """
     dim = o_abs.size
     omax = 0.0
@@ -204,7 +204,12 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
     # the window of scales searched (see _best_scale): every event for 2 bits (one per
     # dimension), the measured range of optima with a margin beyond
     window_lo = 0.0 if bits <= 2 else 0.85
-    window_hi = np.inf if bits <= 2 else (2.2 if bits <= 4 else 1.5)
+    # (optima / ((kmax + 1) / max) on 200 MiniLM sentence and token rows: 3 bits 1.07-1.80,
+    # 4 bits 1.00-1.52, 5 bits 0.97-1.18, 6 bits 0.94-1.07, 7 and 8 bits 0.93-1.03)
+    if bits <= 4:
+        window_hi = np.inf if bits <= 2 else 2.2
+    else:
+        window_hi = 1.35 if bits == 5 else (1.15 if bits == 6 else 1.1)
     buf = np.empty((dim, _BLOCK), dtype=np.float64)
     vec = np.empty(dim, dtype=np.float64)
     keys = np.empty(dim, dtype=np.float64)
