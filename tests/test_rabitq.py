@@ -104,6 +104,8 @@ def test_binary_search_is_asymmetric_by_default(data):
     ham = spherecodec.search(blob, queries, 10, hamming=True)
     assert _recall(ids, truth) > _recall(ham[1], truth)
     assert (np.asarray(ham[0]) == np.rint(ham[0])).all()  # dim - 2 * hamming
+    # codecs without a bound rescore every candidate
+    assert (spherecodec.search(blob, queries, 10, rescore_with=base, return_rescored=True)[2] == 40).all()
     with pytest.raises(ValueError, match="hamming must be True or False"):
         spherecodec.search(blob, queries, hamming="yes")
 

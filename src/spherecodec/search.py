@@ -150,13 +150,14 @@ def _search_rabitq(codec, state, codes, queries, kk):
     wq = np.rint(rotated / step[:, None]).astype(np.int16)
     const = -half * wq.sum(axis=1, dtype=np.int64).astype(np.float64)
     coef = np.ascontiguousarray(np.stack([base, step, const], axis=1))
-    _kr.search_codes(codes.codes.astype(np.int16), codes.factor, codes.offset, wq, coef, scores, ids)
+    codes16 = codes.codes.astype(np.int16)
+    _kr.search_codes(codes16, codes.factor, codes.offset, wq, coef, scores, ids)
 
     def bounds():
         # EPSILON0 |q - c| f |y| sqrt(1 - a^2) / sqrt(dim - 1), plus the query's rounding:
         # at most step/2 per dimension times sum_d |y_d| <= dim * half
-        y = codes.codes.astype(np.float64) - half
-        ynorm = np.sqrt(np.einsum("ij,ij->i", y, y))
+        ynorm = np.empty(codes16.shape[0], dtype=np.float64)
+        _kr.grid_norms(codes16, bits, ynorm)
         a = codes.cosine.astype(np.float64) / 65535.0
         spread = np.sqrt(np.maximum(0.0, 1.0 - a * a))
         row_bound = codes.factor * ynorm * spread / np.sqrt(max(dim - 1, 1))

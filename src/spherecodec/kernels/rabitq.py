@@ -564,6 +564,19 @@ def search_codes(codes, factor, offset, wq, coef, out_scores, out_ids):
         _emit(hs, hi, size, out_scores[q], out_ids[q])
 
 
+@njit(nogil=True, cache=True)
+def grid_norms(codes, bits, out):
+    """``out[i] = |codes[i] - h|`` (the grid vector's norm), without a float copy of the codes."""
+    n, dim = codes.shape
+    top = (1 << bits) - 1
+    for i in range(n):
+        acc = np.int64(0)
+        for d in range(dim):
+            t = 2 * np.int64(codes[i, d]) - top  # 2 (c - h), an integer
+            acc += t * t
+        out[i] = 0.5 * np.sqrt(np.float64(acc))
+
+
 @njit(nogil=True, cache=True, parallel=True)
 def rescore_bounded(vectors, queries, cand_ids, cand_scores, bound, qbound, factor, qslack, out_scores,
                     out_ids, counts):
