@@ -54,7 +54,9 @@ def test_search_is_the_estimator_and_decode_its_reconstruction(data, bits):
     blob = spherecodec.encode(base, "rabitq", bits=bits, chunk_rows=100, threads=1)
     assert spherecodec.encode(base, "rabitq", bits=bits, chunk_rows=100, threads=2) == blob
     est = _estimates(blob, queries)
-    scores, ids = spherecodec.search(blob, queries, 10)
+    scores, ids = spherecodec.search(blob, queries, 10, threads=1)
+    again = spherecodec.search(blob, queries, 10, threads=2)
+    assert (again[0] == scores).all() and (again[1] == ids).all()
     # scores are the estimator up to the query's 16-bit rounding
     assert np.abs(scores - np.take_along_axis(est, ids, 1)).max() < 2e-3
     kth = np.sort(est, axis=1)[:, -10]

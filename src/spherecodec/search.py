@@ -223,8 +223,8 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
     Parameters
     ----------
     blob : bytes-like
-        A spherecodec blob (any codec; int8, int4, binary and pq are searched on their
-        codes, others decoded to float32).
+        A spherecodec blob (any codec; int8, int4, binary, pq and rabitq are searched on
+        their codes, others decoded to float32).
     queries : array_like
         float32 (Q, dim), or (dim,) for one query; other float input float32 holds
         exactly (float16, float64 from float32 values) is converted.
