@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import CorruptBlobError
 from ..kernels import rabitq as _k
 from .base import SearchableCodec
-from .quant import MODE_RAW, QuantCodec, _check_bool, decode_symbols, encode_symbols
+from .quant import MODE_RAW, QuantCodec, decode_symbols, encode_symbols
 from .registry import register_codec
 
 #: confidence constant of the error bound. The papers use 1.9 (Haar rotations, float32
