@@ -154,6 +154,15 @@ def _pq():
     ]
 
 
+def _rabitq():
+    return [
+        Sample("bits1", {"bits": 1}, "unit", (24, 48), chunk_rows=7),
+        Sample("bits3-entropy", {"bits": 3, "entropy": True, "seed": 5}, "raw", (30, 100), chunk_rows=11),
+        Sample("bits8-odd-dim", {"bits": 8}, "gauss", (9, 13), chunk_rows=4),
+        Sample("bits2-1d", {"bits": 2}, "gauss", (33,), chunk_rows=1),
+    ]
+
+
 def _bounded():
     return [
         Sample("default", {}, "unit", (24, 48), chunk_rows=7),
@@ -197,6 +206,7 @@ CODEC_SAMPLES = {
     "int4": _affine,
     "binary": _binary,
     "pq": _pq,
+    "rabitq": _rabitq,
     "grid": _bounded,
     "sphere": _bounded,
     "dive": _dive,

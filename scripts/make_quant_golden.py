@@ -5,6 +5,7 @@ Run once when the format is settled; tests check that every later build decodes 
 bytes to the same bits. Rerunning overwrites them (only do so on a format change).
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,17 @@ CASES = [
     ("binary", "sentences-16-sign-entropy", {"center": False, "entropy": True}),
     ("pq", "sentences-16-m48-nbits4", {"m": 48, "nbits": 4, "niter": 10}),
     ("pq", "sentences-16-m24-nbits3-entropy", {"m": 24, "nbits": 3, "niter": 10, "entropy": True}),
+    ("rabitq", "sentences-16-bits1", {"bits": 1}),
+    ("rabitq", "sentences-16-bits4-seed7-entropy", {"bits": 4, "seed": 7, "entropy": True}),
 ]
 
 
-def main():
+def main(codecs=None):
+    """Write the golden files of ``codecs`` (names; None: every case)."""
     x = np.load(ROOT / "tests" / "data" / "minilm-sentences-512.npy")
     for codec, name, params in CASES:
+        if codecs is not None and codec not in codecs:
+            continue
         # fitted on the whole sample, 16 rows coded: small files with real fitted state
         fitted = spherecodec.fit(codec, x, **params)
         # entropy-coded cases get one chunk, large enough for the coded mode to win
@@ -46,4 +52,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or None)

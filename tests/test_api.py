@@ -155,6 +155,7 @@ CONTRACT_CASES = [
     ("fp16", {"entropy": True}), ("bf16", {}),
     ("int8", {"clip": 99.0}), ("int4", {"symmetric": True, "entropy": True}), ("binary", {"entropy": True}),
     ("pq", {"nbits": 4, "niter": 2}),  # m=None: fitting chooses m, the codec must not keep it
+    ("rabitq", {"bits": 3, "seed": 2}),
     ("dive", {"then": "pq", "then_config": {"nbits": 2, "niter": 1}}),
 ]
 

@@ -330,10 +330,10 @@ def test_golden_files_decode_to_their_arrays():
     # tests/data/golden/<codec>/NAME.sphc decode to NAME.npy bit for bit (made by
     # scripts/make_quant_golden.py); tests/test_golden.py checks every codec the same way
     found = 0
-    for codec in ("fp16", "bf16", "int8", "int4", "binary", "pq"):
+    for codec in ("fp16", "bf16", "int8", "int4", "binary", "pq", "rabitq"):
         for path in sorted((DATA / "golden" / codec).glob("*.sphc")):
             expected = np.load(path.with_suffix(".npy"))
             got = spherecodec.decode(path.read_bytes())
             assert (got.view(np.uint32) == expected.view(np.uint32)).all(), path
             found += 1
-    assert found >= 6
+    assert found >= 8

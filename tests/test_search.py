@@ -62,7 +62,7 @@ def test_float_codecs_search_the_decoded_rows(data, codec):
 
 
 @pytest.mark.parametrize("center", [True, False])
-def test_binary_search_is_hamming_brute_force(data, center):
+def test_binary_hamming_search_is_hamming_brute_force(data, center):
     base, queries = data
     blob = spherecodec.encode(base, "binary", center=center, chunk_rows=64)
     codec = spherecodec.fit("binary", base, center=center)
@@ -71,7 +71,7 @@ def test_binary_search_is_hamming_brute_force(data, center):
     ham = (bits[None, :, :] != qbits[:, None, :]).sum(-1)
     expected_scores = 384 - 2 * ham
     order = np.lexsort((np.broadcast_to(np.arange(len(base)), ham.shape), ham), axis=1)[:, :7]
-    scores, ids = spherecodec.search(blob, queries, 7)
+    scores, ids = spherecodec.search(blob, queries, 7, hamming=True)
     assert (ids == order).all()
     assert (scores == np.take_along_axis(expected_scores, order, 1)).all()
     # the decoded rows carry the same bits

@@ -4,7 +4,7 @@ The contract every codec honours is ``codecs.base``; importing this package regi
 built-in codecs.
 """
 
-from . import dive, exact, grid, pq, quant, sphere  # noqa: F401  (each registers its codecs)
+from . import dive, exact, grid, pq, quant, rabitq, sphere  # noqa: F401  (each registers its codecs)
 from .base import NO_STATE, Codec, SearchableCodec
 from .registry import _REGISTRY, available_codecs, get_codec, register_codec  # noqa: F401
 

@@ -217,7 +217,10 @@ class SearchableCodec(Codec):
     * ``"affine"``: codes ``c`` stand for ``state.offset + state.scale * c`` (float32 arrays
       of ``dim``); ``decode_codes_chunk`` gives uint8 codes ``(n_rows, dim)``.
     * ``"hamming"``: codes are bits packed LSB first, ``(n_rows, ceil(state.dim / 8))``;
-      ``codes(queries, state)`` gives the queries' bits, scored by Hamming distance.
+      scored against the float query with ``state.lo``/``state.hi`` (asymmetric), or with
+      ``hamming=True`` against the queries' bits (``codes(queries, state)``) by Hamming distance.
+    * ``"rabitq"``: ``decode_codes_chunk`` gives ``codecs.rabitq.RabitqCodes`` (per-row factors
+      and ``(n_rows, dim)`` uint8 codes); ``state`` has the centre and the rotation.
     * ``"pq"``: codes index ``state.codebooks`` (float32 ``(m, ksub, dsub)``), uint8
       ``(n_rows, m)``.
     """
