@@ -27,8 +27,8 @@ from .codecs import SearchableCodec
 from .codecs.rabitq import EPSILON0
 from .container import Header, decode, resolve_threads
 from .kernels import rabitq as _kr
-from .pipeline import float32_if_exact, from_torch
 from .kernels import search as _ks
+from .pipeline import float32_if_exact, from_torch
 
 __all__ = ["search"]
 
