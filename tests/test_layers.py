@@ -4,6 +4,9 @@ function body to dodge one, codecs and kernels below the container."""
 import ast
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 import spherecodec
 from spherecodec import warmup
 from spherecodec.datasets import load_sample
@@ -100,3 +103,15 @@ def test_warm_cache_sees_the_kernel_cache_once_an_array_is_coded():
     x = load_sample()[:64]
     spherecodec.decode(spherecodec.encode(x))
     assert warmup.cache_is_warm()
+
+
+def test_warmup_command_compiles_the_named_codecs(capsys):
+    """``python -m spherecodec.warmup`` (for container images): every named codec and the
+    exact codec's other dtypes and chunk modes run once; unknown names are refused."""
+    assert warmup.main(["--codecs", "exact", "int8", "--processes", "1", "--dim", "40"]) == 0
+    assert "compiled the kernels of 2 codecs for 40-d vectors" in capsys.readouterr().out
+    variants = warmup._exact_variants(np.ones((4, 8), np.float32))
+    assert {v.dtype.name for v in variants} == {"float16", "bfloat16", "float64", "float32"}
+    with pytest.raises(SystemExit) as exit_info:
+        warmup.main(["--codecs", "int16"])
+    assert exit_info.value.code == 2 and "unknown codecs ['int16']" in capsys.readouterr().err
