@@ -5,7 +5,8 @@ Usage: python benches/bench_shapes.py [EMBEDDINGS.npy ...] [--rows N] [--repeats
 For each file (default: the shared MiniLM sentences and mpnet sentences) and each shape of
 ``spherecodec.bench.shapes`` prints the compression ratio of spherecodec exact, ZipNN
 (float32 byte grouping) and zstd level 3, and single-thread encode/decode speeds as medians
-of interleaved runs, with spherecodec's speed as a ratio of ZipNN's. Every round trip is
+of interleaved runs of process CPU time (steadier than the wall clock on a shared machine;
+every contender runs on the calling thread), with spherecodec's speed as a ratio of ZipNN's. Every round trip is
 checked bit for bit. Also prints the bf16 and float16 rows (the vectors cast to bfloat16 /
 float16 and coded in that width; ZipNN with bytearray_dtype bfloat16 / float16).
 """
@@ -62,13 +63,13 @@ def measure(x, repeats):
     for _ in range(repeats):  # interleaved, so that machine noise hits every contender alike
         for name, (enc, dec) in fns.items():
             _fresh.append(x.tobytes())
-            t = time.perf_counter()
+            t = time.process_time()
             enc()
-            times[name][0].append(time.perf_counter() - t)
+            times[name][0].append(time.process_time() - t)
             _fresh.clear()
-            t = time.perf_counter()
+            t = time.process_time()
             dec(blobs[name])
-            times[name][1].append(time.perf_counter() - t)
+            times[name][1].append(time.process_time() - t)
     mb = x.nbytes / 1e6
     return {name: (x.nbytes / len(blobs[name]), mb / np.median(te), mb / np.median(td))
             for name, (te, td) in times.items()}
@@ -89,7 +90,8 @@ def main():
     args = parser.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                "unknown CPU") if os.path.exists("/proc/cpuinfo") else "unknown CPU"
-    print(f"CPU: {cpu}; threads=1; median of {args.repeats} interleaved runs; MB/s of the input")
+    print(f"CPU: {cpu}; threads=1; CPU-time medians of {args.repeats} interleaved runs; MB/s of the input; "
+          f"load average {os.getloadavg()[0]:.1f}")
     for path in args.files:
         base = np.ascontiguousarray(np.load(path)[:args.rows], dtype=np.float32)
         print(f"\n{Path(path).name}: {base.shape[0]} x {base.shape[1]}")

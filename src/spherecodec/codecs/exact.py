@@ -261,7 +261,7 @@ class ExactCodec(Codec):
             out = take_buffer(head + entropy.stream_capacity(mask.size, 256) + inner.size)
             out[0] = MODE_SPARSE
             write_varint(out, 1, count)
-            end = entropy.encode_stream_into(mask, 256, out, head, backend=self.entropy)
+            end = entropy.encode_stream_into(mask, 256, out, head, backend=self.entropy, wide=True)
             out[end:end + inner.size] = inner
             recycle([inner])
         finally:
