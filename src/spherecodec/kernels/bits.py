@@ -66,6 +66,9 @@ def pack_and_count(values, k, out, counts):
     """``pack_low_bits`` and, in the same pass, ``counts[values >> k] += 1`` (one read of the
     values instead of two); returns the raw bytes used."""
     n = values.size
+    # odd and even values count into two tables, summed at the end: a run of equal symbols
+    # (common: embeddings' exponents) then does not wait on its own previous increment
+    odd = np.zeros_like(counts)
     if k == FLOAT32_RAW_BITS:  # float32 at the exact codec's split: a 16-bit plane and a 4-bit plane
         half = n // 2
         nib = 2 * n
@@ -78,13 +81,30 @@ def pack_and_count(values, k, out, counts):
             out[4 * j + 3] = (b >> 8) & 0xFF
             out[nib + j] = ((a >> 16) & 0xF) | (((b >> 16) & 0xF) << 4)
             counts[a >> FLOAT32_RAW_BITS] += 1
-            counts[b >> FLOAT32_RAW_BITS] += 1
+            odd[b >> FLOAT32_RAW_BITS] += 1
         if n & 1:
             a = values[n - 1]
             out[2 * n - 2] = a & 0xFF
             out[2 * n - 1] = (a >> 8) & 0xFF
             out[nib + half] = (a >> 16) & 0xF
             counts[a >> FLOAT32_RAW_BITS] += 1
+        for s in range(counts.size):
+            counts[s] += odd[s]
+        return raw_size(n, k)
+    if k == 4:  # bfloat16 (and float32 that was bfloat16, shifted): one nibble plane
+        half = n // 2
+        for j in range(half):
+            a = values[2 * j]
+            b = values[2 * j + 1]
+            out[j] = (a & 0xF) | ((b & 0xF) << 4)
+            counts[a >> 4] += 1
+            odd[b >> 4] += 1
+        if n & 1:
+            a = values[n - 1]
+            out[half] = a & 0xF
+            counts[a >> 4] += 1
+        for s in range(counts.size):
+            counts[s] += odd[s]
         return raw_size(n, k)
     for i in range(n):
         counts[values[i] >> k] += 1
