@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from common import DATA as DATA_DIR
 from common import load_sample
 
 import spherecodec
@@ -148,3 +149,34 @@ def test_bad_arguments(data):
         spherecodec.search(blob, bad)
     with pytest.raises(spherecodec.SpherecodecError):
         spherecodec.search(blob[:-3], queries)
+
+
+@pytest.mark.parametrize("codec", ["exact", "int8", "int4", "binary", "pq", "rabitq"])
+def test_l2_metric_ranks_by_distance_to_the_decoded_rows(codec):
+    """``metric="l2"``: nearest first by squared distance to the decoded vectors, and the
+    exact distances (float64 sums) once rescored; rows of any norm."""
+    base = np.load(DATA_DIR / "minilm-tokens-raw-256.npy")
+    queries = base[:12] + np.float32(0.05)
+    blob = spherecodec.encode(base, codec)
+    decoded = spherecodec.decode(blob).astype(np.float64)
+    dist, ids = spherecodec.search(blob, queries, k=5, metric="l2")
+    brute = ((queries[:, None, :].astype(np.float64) - decoded[None]) ** 2).sum(-1)
+    assert np.array_equal(ids, np.argsort(brute, axis=1, kind="stable")[:, :5])
+    assert np.allclose(dist, np.take_along_axis(brute, ids, axis=1), rtol=1e-4)
+    assert (np.diff(dist, axis=1) >= 0).all()
+    exact_dist, exact_ids, rescored = spherecodec.search(blob, queries, k=5, metric="l2", rescore_with=base,
+                                                         return_rescored=True)
+    truth = ((queries[:, None, :].astype(np.float64) - base[None].astype(np.float64)) ** 2).sum(-1)
+    assert np.allclose(exact_dist, np.take_along_axis(truth, exact_ids, axis=1), rtol=1e-6)
+    assert (rescored == 20).all()
+    assert (exact_ids[:, 0] == np.argmin(truth, axis=1)).all()  # each query's own row, nudged
+
+
+def test_l2_metric_bad_combinations():
+    blob = spherecodec.encode(np.ones((4, 8), np.float32), "binary")
+    with pytest.raises(ValueError, match="metric must be 'ip' or 'l2'"):
+        spherecodec.search(blob, np.ones(8, np.float32), metric="cosine")
+    with pytest.raises(ValueError, match="does not combine with metric='l2'"):
+        spherecodec.search(blob, np.ones(8, np.float32), metric="l2", hamming=True)
+    dist, ids = spherecodec.search(blob, np.ones(8, np.float32), k=6, metric="l2")
+    assert ids.tolist()[4:] == [-1, -1] and np.isinf(dist[4:]).all()

@@ -177,8 +177,9 @@ def _search_pq(codec, state, codes, queries, kk):
     return scores, ids
 
 
-def search_float(vectors, queries, k):
-    """Exact top-k inner products of float32 ``queries`` against float32 ``vectors``.
+def search_float(vectors, queries, k, bias=None):
+    """Exact top-k inner products of float32 ``queries`` against float32 ``vectors`` (plus
+    ``bias``, one float per row, when given).
 
     Returns ``(scores, ids)`` of shape (Q, k), best first, ties to the lower row.
     """
@@ -187,9 +188,41 @@ def search_float(vectors, queries, k):
     ids = np.empty((nq, k), dtype=np.int64)
     for lo in range(0, nq, _FLOAT_BLOCK):
         block = queries[lo:lo + _FLOAT_BLOCK] @ vectors.T
+        if bias is not None:
+            block += bias
         _ks.topk_rows(np.ascontiguousarray(block, dtype=np.float32), 0, scores[lo:lo + _FLOAT_BLOCK],
                       ids[lo:lo + _FLOAT_BLOCK])
     return scores, ids
+
+
+def _search_l2(header, queries, kk):
+    """Nearest rows by (squared) L2 distance to the decoded vectors: ``<q, x> - |x|^2 / 2``
+    ranks like ``-|q - x|^2``. Returns ``(squared distances, ids)``, nearest first."""
+    decoded = _decode_float(header)
+    half_norms = -0.5 * np.einsum("ij,ij->i", decoded, decoded, dtype=np.float64)
+    _, ids = search_float(decoded, queries, kk, bias=half_norms.astype(np.float32))
+    # the distances of the candidates in float64 (|q|^2 - 2 score cancels in float32), in order
+    distances, ids = _rescore_l2(decoded, queries, ids, kk)
+    return distances.astype(np.float32), ids
+
+
+def _rescore_l2(vectors, queries, ids, k):
+    """Exact squared L2 distances (float64) of each query to its candidate rows; the ``k``
+    nearest, ties to the lower row; missing results ``inf`` / -1."""
+    nq = queries.shape[0]
+    out = np.full((nq, k), np.inf, dtype=np.float64)
+    out_ids = np.full((nq, k), -1, dtype=np.int64)
+    for lo in range(0, nq, _FLOAT_BLOCK):
+        cand = ids[lo:lo + _FLOAT_BLOCK]
+        rows = vectors[np.maximum(cand, 0)].astype(np.float64)
+        diff = rows - queries[lo:lo + _FLOAT_BLOCK, None, :].astype(np.float64)
+        dist = np.where(cand >= 0, np.einsum("qcd,qcd->qc", diff, diff), np.inf)
+        order = np.lexsort((np.where(cand >= 0, cand, np.iinfo(np.int64).max), dist), axis=-1)[:, :k]
+        take = min(k, order.shape[1])
+        out[lo:lo + _FLOAT_BLOCK, :take] = np.take_along_axis(dist, order, axis=1)[:, :take]
+        out_ids[lo:lo + _FLOAT_BLOCK, :take] = np.where(np.isfinite(out[lo:lo + _FLOAT_BLOCK, :take]),
+                                                        np.take_along_axis(cand, order, axis=1)[:, :take], -1)
+    return out, out_ids
 
 
 #: how each ``SearchableCodec.search_kind`` scores its codes
@@ -217,8 +250,9 @@ def _exactly_float32(what, values):
 
 
 def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None, hamming=False,
-           return_rescored=False):
-    """Top-``k`` rows of a blob by inner product with each query, scored on the codes.
+           return_rescored=False, metric="ip"):
+    """Top-``k`` rows of a blob by inner product with each query, scored on the codes (or
+    nearest by L2 distance, ``metric="l2"``).
 
     Parameters
     ----------
@@ -244,12 +278,18 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
         Also return how many candidates each query rescored (int64 (Q,); 0 without
         ``rescore_with``). rabitq rescores a candidate only while its error bound lets it
         enter the top k; other codecs rescore all ``oversample * k``.
+    metric : {"ip", "l2"}
+        "ip" (default): largest inner product first (cosine for unit vectors). "l2":
+        smallest squared L2 distance first, ranked on the decoded vectors (every codec;
+        not on the codes), then exactly when ``rescore_with`` is given; ``hamming`` does
+        not apply.
 
     Returns
     -------
     scores : ndarray, float32 (Q, k)
         Best first: approximate inner products (binary with ``hamming=True``:
-        ``dim - 2 * hamming``), exact ones when rescored. Missing results (``k > rows``) score ``-inf``.
+        ``dim - 2 * hamming``), exact ones when rescored. Missing results (``k > rows``) score
+        ``-inf``. With ``metric="l2"``: squared distances, smallest first, ``inf`` when missing.
     ids : ndarray, int64 (Q, k)
         Row numbers; -1 for missing results. Ties go to the lower row.
     """
@@ -258,6 +298,10 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
     oversample = _positive_int("oversample", oversample)
     if not isinstance(hamming, (bool, np.bool_)):
         raise ValueError(f"hamming must be True or False, not {hamming!r}")
+    if metric not in ("ip", "l2"):
+        raise ValueError(f"metric must be 'ip' or 'l2', not {metric!r}")
+    if metric == "l2" and hamming:
+        raise ValueError("hamming=True ranks by Hamming distance; it does not combine with metric='l2'")
     q = _exactly_float32("queries", queries)
     single = q.ndim == 1
     if q.ndim not in (1, 2):
@@ -286,8 +330,10 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
         kind = codec.search_kind if isinstance(codec, SearchableCodec) else None
         bounds = None
         if header.rows == 0 or header.dim == 0:
-            scores = np.full((q.shape[0], kk), -np.inf, dtype=np.float32)
+            scores = np.full((q.shape[0], kk), np.inf if metric == "l2" else -np.inf, dtype=np.float32)
             ids = np.full((q.shape[0], kk), -1, dtype=np.int64)
+        elif metric == "l2":
+            scores, ids = _search_l2(header, q, kk)
         elif kind == "hamming" and hamming:
             scores, ids = _search_hamming(codec, header.state, _gather_codes(header), q, kk)
         elif kind in _SCORERS:
@@ -296,7 +342,11 @@ def search(blob, queries, k=10, *, rescore_with=None, oversample=4, threads=None
         else:
             scores, ids = search_float(_decode_float(header), q, kk)
         rescored = np.zeros(q.shape[0], dtype=np.int64)
-        if vectors is not None:
+        if vectors is not None and metric == "l2":
+            rescored[:] = (ids >= 0).sum(axis=1)
+            scores64, ids = _rescore_l2(vectors, q, ids, k)
+            scores = scores64.astype(np.float32)
+        elif vectors is not None:
             scores64 = np.empty((q.shape[0], k), dtype=np.float64)
             final_ids = np.empty((q.shape[0], k), dtype=np.int64)
             if bounds is not None:
