@@ -47,7 +47,8 @@ def synthetic(name, rows=None, seed=0):
     """A built-in synthetic set (see ``SYNTHETIC_SETS``) as a 2-D float32 array.
 
     ``bf16-upcast``, ``fp16-upcast``, ``zeros``, ``padded-rows``, ``sparse-95``: the bundled
-    real sample in the shapes of ``bench.shapes``. ``unit-D``: Gaussian vectors normalised to unit length. ``nonunit-384``: Gaussian
+    real sample in the shapes of ``bench.shapes``.
+    ``unit-D``: Gaussian vectors normalised to unit length. ``nonunit-384``: Gaussian
     directions with log-normal norms (0.2 to 20). ``multivector-128``: ColBERT-style token
     vectors, 32 per document, each a unit vector near its document's centre.
     """

@@ -185,13 +185,14 @@ class ExactCodec(Codec):
         values = rows.reshape(-1).view(utype)
         # long chunks are sampled first: plain embeddings (a low bit set, no zero, no repeat)
         # skip the full scan
-        plain = False
+        looks_plain = False
         if values.size >= _PROBE_MIN:
             or_bits, zeros, constant = _shape.probe(values, values.size // _PROBE_SAMPLES)
-            plain = or_bits & 1 and zeros == 0 and not constant
-        if not plain:
+            looks_plain = or_bits & 1 and zeros == 0 and not constant
+        if not looks_plain:
             or_bits, zeros, constant = _shape.scan(values)
-        if constant and values.size > 1 and values.nbytes <= DENSE_EXPANSION * (_INDEX_ENTRY_BYTES + 1 + values.itemsize):
+        constant_fits = values.nbytes <= DENSE_EXPANSION * (_INDEX_ENTRY_BYTES + 1 + values.itemsize)
+        if constant and values.size > 1 and constant_fits:
             out = take_buffer(1 + values.itemsize)[:1 + values.itemsize]
             out[0] = MODE_CONSTANT
             out[1:] = values[:1].astype(values.dtype.newbyteorder("<")).view(np.uint8)
@@ -234,7 +235,10 @@ class ExactCodec(Codec):
         # long streams take the 32-lane layout, which decodes 2x faster (float32 values at
         # the default split also fuse their raw bits into the decoder's pass); float16 and
         # float32 at other splits keep the 8-lane layout they were first written with
-        wide = values.dtype != np.uint64 if t or dtype_name == "bfloat16" else raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
+        if t or dtype_name == "bfloat16":
+            wide = values.dtype != np.uint64
+        else:
+            wide = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
         try:
             end = entropy.encode_stream_into(coded, alphabet, out, head, shift=raw_bits - t,
                                              backend=self.entropy, wide=wide, raw_bits=True)
