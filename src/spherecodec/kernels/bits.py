@@ -150,6 +150,22 @@ def merge_low_bits(out, raw, k):
                 out[i] |= ((word >> utype(bitpos & 7)) & rmask) << shift
 
 
+@njit(inline="always")
+def _merge_groups_of_8(out, raw, groups, k, st):
+    # merge_low_bits_shifted's groups of 8 values for a width k known when compiling
+    utype = out.dtype.type
+    sk = utype(k)
+    rmask = np.uint64((1 << k) - 1)
+    for g in range(groups):
+        base = g * k
+        fields = np.uint64(0)
+        for b in range(k):
+            fields |= np.uint64(raw[base + b]) << np.uint64(8 * b)
+        for j in range(8):
+            low = utype((fields >> np.uint64(j * k)) & rmask)
+            out[8 * g + j] = ((out[8 * g + j] << sk) | low) << st
+
+
 @njit(nogil=True, cache=True)
 def merge_low_bits_shifted(out, raw, k, t):
     """``out[i] = (out[i] << k | raw bits of value i) << t``: ``merge_low_bits``, then every
@@ -178,13 +194,16 @@ def merge_low_bits_shifted(out, raw, k, t):
         return
     rmask = np.uint64((1 << k) - 1)
     groups = n // 8 if k else 0
-    for g in range(groups):
-        fields = np.uint64(0)
-        for b in range(k):
-            fields |= np.uint64(raw[g * k + b]) << np.uint64(8 * b)
-        for j in range(8):
-            low = utype((fields >> np.uint64(j * k)) & rmask)
-            out[8 * g + j] = ((out[8 * g + j] << sk) | low) << st
+    if k == 7:  # float16, and float32 that was float16: a constant width the compiler unrolls
+        _merge_groups_of_8(out, raw, groups, 7, st)
+    else:
+        for g in range(groups):
+            fields = np.uint64(0)
+            for b in range(k):
+                fields |= np.uint64(raw[g * k + b]) << np.uint64(8 * b)
+            for j in range(8):
+                low = utype((fields >> np.uint64(j * k)) & rmask)
+                out[8 * g + j] = ((out[8 * g + j] << sk) | low) << st
     for i in range(8 * groups, n):  # the last values (every value when k == 0)
         low = np.uint64(0)
         if k:
