@@ -13,6 +13,7 @@ from .errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, Unsu
 from .evaluate import evaluate
 from .fit import fit
 from .search import search
+from .retrieval import evaluate_retrieval
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "fit",
     "search",
     "evaluate",
+    "evaluate_retrieval",
     "__version__",
 ]
 
