@@ -1,159 +1,20 @@
 """nDCG@10 on a labelled retrieval set: DIVE (supervised) against truncation, PCA, a supervised
 linear projection, Matryoshka-Adaptor (unsupervised and supervised) and Search-Adaptor, at 2x
 to 16x reduction, mean and spread over seeds; plus DIVE then int8/binary, and a plot of
-nDCG@10 against bytes per vector (results: docs/dive.md).
+nDCG@10 against bytes per vector (results: docs/dive.md). The same run as
+``spherecodec bench --retrieval DIR --out OUT``, with a choice of ratios, seeds and methods.
 
     python benches/dive_retrieval.py [--data DIR] [--ratios 2 4 8 16] [--seeds 0 1 2]
-                                     [--methods ...] [--json OUT] [--plot OUT.png]
-
-DIR holds corpus-384.npy, queries-384.npy, qrels.npy, train-queries-384.npy and
-train-docs-384.npy (the layout of retrieval-debian; any ``-D.npy`` suffix): every method
-trains on the training pairs (docs = train docs, positives = arange), and is scored on the
-test queries over the corpus.
+                                     [--methods ...] [--out DIR]
 """
 
 import argparse
-import glob
 import json
-import os
 import sys
-import time
 
-import numpy as np
-
-import spherecodec
-from spherecodec.dive import (PCA, DiveAdapter, LinearProjection, MatryoshkaAdaptor, SearchAdaptor,
-                              Truncation)
+from spherecodec.bench.retrieval import METHODS, run, table, write
 
 DEFAULT_DATA = "/work/shared/data/retrieval-debian"
-METHODS = ["truncation", "pca", "linear", "matryoshka", "matryoshka-sup", "search-adaptor", "dive"]
-#: codecs stored after DIVE (and on the frozen embeddings) for the bytes-per-vector chart
-COMPOSE = ["int8", "binary"]
-TRAINED = {"linear", "matryoshka", "matryoshka-sup", "search-adaptor", "dive"}
-
-
-def load_set(directory):
-    """(corpus, queries, qrels, train queries, train docs) of a retrieval directory."""
-    def one(prefix):
-        found = sorted(glob.glob(os.path.join(directory, f"{prefix}*.npy")))
-        if not found:
-            raise SystemExit(f"{directory}: no {prefix}*.npy (need corpus, queries, qrels, "
-                             "train-queries, train-docs)")
-        return np.load(found[0])
-    return (one("corpus-"), one("queries-"), one("qrels"), one("train-queries-"), one("train-docs-"))
-
-
-def make(name, d, k, seed, train_q, train_d, threads):
-    """Fit method ``name`` reducing d -> k on the training pairs; returns (reducer, seconds)."""
-    pos = np.arange(len(train_q))
-    t0 = time.perf_counter()
-    if name == "truncation":
-        m = Truncation(d, k)
-    elif name == "pca":
-        m = PCA(d, k).fit(train_d, queries=train_q, positives=pos)
-    elif name == "linear":
-        m = LinearProjection(d, k, seed=seed).fit(train_d, queries=train_q, positives=pos,
-                                                 threads=threads, progress=False)
-    elif name == "search-adaptor":
-        m = SearchAdaptor(d, k, seed=seed).fit(train_d, queries=train_q, positives=pos,
-                                              threads=threads, progress=False)
-    elif name == "matryoshka":
-        m = MatryoshkaAdaptor(d, k, seed=seed).fit(np.concatenate([train_d, train_q]), threads=threads,
-                                                   progress=False)
-    elif name == "matryoshka-sup":
-        m = MatryoshkaAdaptor(d, k, seed=seed).fit(train_d, queries=train_q, positives=pos,
-                                                   threads=threads, progress=False)
-    elif name == "dive":
-        m = DiveAdapter(d, k, seed=seed).fit(train_d, queries=train_q, positives=pos, threads=threads,
-                                             progress=False)
-    else:
-        raise SystemExit(f"unknown method {name!r}; known: {', '.join(METHODS)}")
-    return m, time.perf_counter() - t0
-
-
-def summarise(values):
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
-
-
-def run(data, ratios, seeds, methods, threads, log=print):
-    """Every (method, ratio, seed) fit and scored; returns the results dict."""
-    corpus, queries, qrels, train_q, train_d = load_set(data)
-    d = corpus.shape[1]
-    log(f"{data}: corpus {corpus.shape}, queries {queries.shape}, train pairs {len(train_q)}")
-    results = {"data": os.path.abspath(data), "corpus": int(corpus.shape[0]),
-               "queries": int(queries.shape[0]), "train_pairs": int(len(train_q)),
-               "seeds": list(seeds), "cpu_load": os.getloadavg()[0], "rows": []}
-    frozen = {"frozen": None, **{f"frozen+{c}": c for c in COMPOSE}}
-    for row in spherecodec.evaluate_retrieval(corpus, queries, qrels, methods=frozen):
-        results["rows"].append({**row, "name": row["method"], "ratio": 1, "seed": None, "fit_seconds": 0.0})
-        log(f"  {row['method']:<24} {row['bytes_per_vector']:8.1f} B  nDCG@10 {row['ndcg@10']:.4f}")
-    for ratio in ratios:
-        k = d // ratio
-        for name in methods:
-            for seed in (seeds if name in TRAINED else seeds[:1]):
-                m, fit_s = make(name, d, k, seed, train_q, train_d, threads)
-                variants = {name: m}
-                if name == "dive":
-                    variants.update({f"dive+{c}": (m, c) for c in COMPOSE})
-                for row in spherecodec.evaluate_retrieval(corpus, queries, qrels, methods=variants):
-                    results["rows"].append({**row, "name": row["method"], "ratio": ratio, "seed": seed,
-                                            "fit_seconds": fit_s, "load": os.getloadavg()[0]})
-                    log(f"  {ratio:>2}x {row['method']:<18} seed {seed}  {row['bytes_per_vector']:8.1f} B  "
-                        f"nDCG@10 {row['ndcg@10']:.4f}  R@10 {row['recall@10']:.4f}  fit {fit_s:6.1f} s "
-                        f"(load {os.getloadavg()[0]:.1f})")
-    return results
-
-
-def table(results):
-    """Markdown table: nDCG@10 mean ± std over seeds, per method and ratio."""
-    rows = results["rows"]
-    ratios = sorted({r["ratio"] for r in rows if r["ratio"] > 1})
-    names = list(dict.fromkeys(r["name"] for r in rows if r["ratio"] > 1))
-    lines = ["| method | " + " | ".join(f"{x}x ({rows[0]['dims'] // x})" for x in ratios) + " | fit s (mean) |",
-             "|---|" + "---|" * (len(ratios) + 1)]
-    for name in names:
-        cells, fits = [], []
-        for ratio in ratios:
-            vals = [r["ndcg@10"] for r in rows if r["name"] == name and r["ratio"] == ratio]
-            fits += [r["fit_seconds"] for r in rows if r["name"] == name and r["ratio"] == ratio]
-            s = summarise(vals) if vals else None
-            cells.append("" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}" if len(vals) > 1
-                         else f"{s['mean']:.4f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(fits):.0f} |")
-    for r in rows:
-        if r["ratio"] == 1:
-            lines.append(f"| {r['name']} ({r['dims']} dims, {r['bytes_per_vector']:.0f} B) | "
-                         f"{r['ndcg@10']:.4f} |" + " |" * len(ratios))
-    return "\n".join(lines)
-
-
-def plot(results, path):
-    """nDCG@10 (mean over seeds) against bytes per vector, one line per method family."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = results["rows"]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name in dict.fromkeys(r["name"] for r in rows):
-        pts = {}
-        for r in rows:
-            if r["name"] == name:
-                pts.setdefault(round(r["bytes_per_vector"], 1), []).append(r["ndcg@10"])
-        xs = sorted(pts)
-        ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=name,
-                linestyle="-" if len(xs) > 1 else "none")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("bytes per vector (corpus, as stored)")
-    ax.set_ylabel("nDCG@10")
-    ax.set_title(f"{os.path.basename(results['data'].rstrip('/'))}: nDCG@10 vs storage")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None):
@@ -162,18 +23,23 @@ def main(argv=None):
     ap.add_argument("--ratios", type=int, nargs="+", default=[2, 4, 8, 16])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=METHODS)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json")
-    ap.add_argument("--plot")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads while training")
+    ap.add_argument("--out", help="write retrieval.md, retrieval.json and retrieval.png here")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="no runs: combine the retrieval.json files of earlier (e.g. parallel) runs")
     args = ap.parse_args(argv)
-    results = run(args.data, args.ratios, args.seeds, args.methods, args.threads,
-                  log=lambda s: print(s, flush=True))
+    if args.merge:
+        parts = [json.load(open(path)) for path in args.merge]
+        results = {**parts[0], "rows": []}
+        for part in parts:
+            # the frozen rows are in every part: keep them once
+            results["rows"] += [r for r in part["rows"] if r["ratio"] > 1 or part is parts[0]]
+    else:
+        results = run(args.data, args.ratios, args.seeds, args.methods, args.threads,
+                      log=lambda s: print(s, flush=True))
     print(table(results))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
-    if args.plot:
-        plot(results, args.plot)
+    if args.out:
+        print("wrote " + ", ".join(write(results, args.out)))
     return 0
 
 

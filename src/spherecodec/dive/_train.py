@@ -503,13 +503,13 @@ def info_nce(q, d, mask, temperature):
 
 def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch_size, lr, head_lr,
                         weight_decay, val_fraction, patience, nt_xent_weight, temperature,
-                        hard_negatives, symmetric, steps_per_epoch, threads, progress):
+                        hard_negatives, symmetric, margin, steps_per_epoch, threads, progress):
     """Supervised DIVE on (query, relevant doc) pairs; returns (best weights, history).
 
     Per step, ``batch_size`` pairs; each pair gets one hard negative drawn from its query's
     ``hard_negatives`` top non-relevant docs in the frozen space and as many in the current
     adapter's space (re-mined every epoch). Loss = hinge triplet (query, doc, negative) with
-    margin ``adapter.margin`` on the ensemble output + ``nt_xent_weight`` x (NT-Xent per head
+    margin ``margin`` on the ensemble output + ``nt_xent_weight`` x (NT-Xent per head
     + NT-Xent of the ensemble output), each over the batch's docs and negatives (in-batch
     negatives, relevant ones masked), query to doc and, if ``symmetric``, doc to query.
     """
@@ -524,7 +524,6 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
             {"params": list(net.mlp.parameters()), "lr": lr},
             {"params": [net.head_w, net.head_b], "lr": head_lr},
         ], weight_decay=weight_decay)
-        margin = float(adapter.margin)
 
         def evaluate(record):
             net.eval()

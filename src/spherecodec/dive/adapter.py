@@ -15,9 +15,9 @@ _CONFIG_KEYS = ("dim_in", "dim_out", "heads", "hidden", "margin", "seed", "init"
 #: training settings that differ between the self-supervised and the labelled (queries=) mode
 _MODE_DEFAULTS = {
     "self-supervised": dict(epochs=6, batch_size=64, lr=3e-5, head_lr=1e-3, nt_xent_weight=0.01,
-                            temperature=0.1, steps_per_epoch=50),
+                            temperature=0.1, steps_per_epoch=50, val_fraction=0.1),
     "labelled": dict(epochs=8, batch_size=512, lr=1e-4, head_lr=1e-3, nt_xent_weight=1.0,
-                     temperature=0.05, steps_per_epoch=None),
+                     temperature=0.05, steps_per_epoch=None, val_fraction=0.05, margin=0.1),
 }
 
 
@@ -173,10 +173,10 @@ class DiveAdapter:
 
     # -- training --------------------------------------------------------------------
     def fit(self, embeddings, *, queries=None, positives=None, triplets=None, pairs=None, epochs=None,
-            batch_size=None, lr=None, head_lr=None, weight_decay=0.01, val_fraction=0.1, patience=3,
+            batch_size=None, lr=None, head_lr=None, weight_decay=0.01, val_fraction=None, patience=3,
             nt_xent_weight=None, temperature=None, kl_weight=1.0, kl_temperature=0.05, neighbours=10,
             candidate_depth=30, random_candidates=512, hard_negatives=20, teacher_margin=1.0,
-            steps_per_epoch="auto", symmetric=True, threads=1, progress=True):
+            steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True):
         """Train on frozen ``embeddings`` (rows, dim_in); returns ``self``.
 
         With ``triplets`` (query, positive, negative) or ``pairs`` (query, positive) index
@@ -188,12 +188,14 @@ class DiveAdapter:
         one adapter maps queries and documents alike (see :func:`_train.train_dive_labelled`
         and docs/dive.md). ``val_fraction`` of the queries are held out; their nDCG@10 among
         all documents drives early stopping (at least 10 held-out queries are needed, or
-        ``val_fraction=0``). ``symmetric`` adds the doc-to-query NT-Xent direction.
+        ``val_fraction=0``). ``symmetric`` adds the doc-to-query NT-Xent direction. Its hinge
+        margin is ``margin`` (0.1), not the constructor's (the self-supervised mode's cap).
 
         Settings left at None (``steps_per_epoch`` at "auto") take the mode's default
         (``_MODE_DEFAULTS``): labelled 8 full epochs of 512 pairs, MLP lr 1e-4, heads 1e-3,
-        NT-Xent weight 1 at temperature 0.05; self-supervised 6 x 50 steps of 64 anchors,
-        lr 3e-5 / 1e-3, NT-Xent weight 0.01 at temperature 0.1.
+        NT-Xent weight 1 at temperature 0.05, 5% of the queries held out; self-supervised
+        6 x 50 steps of 64 anchors, lr 3e-5 / 1e-3, NT-Xent weight 0.01 at temperature 0.1,
+        10% of the rows held out.
 
         Without labels it is self-supervised. Each step takes ``batch_size`` anchors and, as
         candidates, their ``candidate_depth`` nearest frozen neighbours plus
@@ -237,9 +239,14 @@ class DiveAdapter:
             steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
         if threads is not None:
             threads = _positive_int("threads", threads)
+        val_fraction = mode["val_fraction"] if val_fraction is None else val_fraction
         if not isinstance(val_fraction, (int, float, np.floating)) or not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction!r}")
         if labelled:
+            margin = mode["margin"] if margin is None else margin
+            if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
+                    or not 0 < float(margin) < 2:
+                raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
             q, pair_q, pair_d = labelled_pairs(x, queries, positives, self.dim_in)
             hard_negatives = _positive_int("hard_negatives", hard_negatives)
             self.params = self._initial_params(np.concatenate([x, q]))
@@ -249,10 +256,13 @@ class DiveAdapter:
                 self, x, q, pair_q, pair_d, epochs=epochs, batch_size=batch_size, lr=lr,
                 head_lr=head_lr, weight_decay=weight_decay, val_fraction=float(val_fraction),
                 patience=patience, nt_xent_weight=nt_xent_weight, temperature=temperature,
-                hard_negatives=hard_negatives, symmetric=bool(symmetric),
+                hard_negatives=hard_negatives, symmetric=bool(symmetric), margin=float(margin),
                 steps_per_epoch=steps_per_epoch, threads=threads, progress=progress)
             self.fitted = True
             return self
+        if margin is not None:
+            raise ValueError("fit's margin= is the labelled mode's (queries=); the self-supervised "
+                             "and triplet modes use the constructor's margin")
         if triplets is not None and pairs is not None:
             raise ValueError("give triplets or pairs, not both")
         if pairs is not None:
