@@ -190,3 +190,27 @@ def test_bad_input_is_named(sample):
         ev(corpus, queries[:1], [{0: 0}], methods=[None])
     with pytest.raises(TypeError, match="a method is"):
         ev(corpus, queries, np.arange(200), methods=[42])
+
+
+def test_retrieval_bench_on_a_set_directory(tmp_path, sample, capsys):
+    from spherecodec.bench import main as bench_main
+    from spherecodec.bench import retrieval
+
+    train_d, train_q, corpus, queries = sample
+    assert bench_main(["--retrieval", str(tmp_path)]) == 1
+    assert "no corpus-*.npy" in capsys.readouterr().err
+    for name, arr in (("corpus-32", corpus), ("queries-32", queries), ("qrels", np.arange(200)),
+                      ("train-queries-32", train_q), ("train-docs-32", train_d)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    results = retrieval.run(str(tmp_path), [4], [0, 1], ["pca", "linear"], threads=1, log=lambda s: None)
+    names = [(r["name"], r["seed"]) for r in results["rows"]]
+    assert names == [("frozen", None), ("frozen+int8", None), ("frozen+binary", None), ("pca", 0),
+                     ("linear", 0), ("linear", 1)]
+    pca_row = results["rows"][3]
+    expected = ranking_metrics(*(PCA(32, 8).fit(train_d, queries=train_q, positives=np.arange(500))
+                                 .transform(v) for v in (queries, corpus)), [{i: 1} for i in range(200)])
+    assert pca_row["ndcg@10"] == expected["ndcg@10"] and pca_row["dims"] == 8
+    paths = retrieval.write(results, str(tmp_path / "out"))
+    table = open(paths[0]).read()
+    assert "| linear |" in table and "±" in table
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["retrieval.md", "retrieval.json", "retrieval.png"]
