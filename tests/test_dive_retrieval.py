@@ -148,12 +148,13 @@ def test_evaluate_retrieval_codecs_and_compositions(sample, dive):
     _, _, corpus, queries = sample
     rel = np.arange(len(corpus))
     rows = spherecodec.evaluate_retrieval(corpus, queries, rel, methods={
-        "int8": "int8", "dive": dive, "dive+int8": (dive, "int8"), "dive+binary": (dive, ("binary", {}))})
+        "int8": "int8", "dive": dive, "dive+int8": (dive, "int8"), "dive+binary": (dive, ("binary", {})),
+        "dive codec": {"codec": "dive", "adapter": dive, "then": "int8"}})
     by = {r["method"]: r for r in rows}
     blob = spherecodec.encode(dive.transform(corpus), codec="int8")
     decoded = spherecodec.decode(blob)
     direct = ranking_metrics(dive.transform(queries), decoded, [{int(i): 1} for i in rel])
-    assert by["dive+int8"]["ndcg@10"] == direct["ndcg@10"]
+    assert by["dive+int8"]["ndcg@10"] == direct["ndcg@10"] == by["dive codec"]["ndcg@10"]
     assert by["dive+int8"]["bytes_per_vector"] == len(blob) / len(corpus) < by["dive"]["bytes_per_vector"]
     assert by["dive+binary"]["bytes_per_vector"] < by["dive+int8"]["bytes_per_vector"]
     assert by["dive"]["dims"] == 8 and by["int8"]["dims"] == 32

@@ -139,9 +139,16 @@ def evaluate_retrieval(corpus, queries, qrels, *, methods, k=10, depth=100, thre
         qv = np.ascontiguousarray(qv, dtype=np.float32)
         bytes_per_vector = 4.0 * cv.shape[1]
         if spec is not None:
-            blob = encode(cv, make_codec(*spec), threads=threads)
-            cv = decode(blob, threads=threads).reshape(cv.shape)
+            codec = make_codec(*spec)
+            blob = encode(cv, codec, threads=threads)
+            cv = decode(blob, threads=threads).reshape(cv.shape[0], -1)
             bytes_per_vector = len(blob) / cv.shape[0]
+            if getattr(codec, "adapter", None) is not None and cv.shape[1] != qv.shape[1]:
+                # the dive codec reduces inside encode: queries go through its adapter too
+                qv = np.ascontiguousarray(codec.adapter.transform(qv), dtype=np.float32)
+            if cv.shape[1] != qv.shape[1]:
+                raise ValueError(f"method {label!r} decodes to {cv.shape[1]} dimensions but the queries "
+                                 f"have {qv.shape[1]}: give a (reducer, codec) pair so queries are reduced too")
         seconds = time.perf_counter() - t0
         metrics = ranking_metrics(qv, cv, rel, k=int(k), depth=int(depth))
         rows.append({"method": label, "dims": int(cv.shape[1]), "bytes_per_vector": bytes_per_vector,
