@@ -102,25 +102,30 @@ def run(data, ratios, seeds, methods, threads, log=print):
 
 
 def table(results):
-    """Markdown table: nDCG@10 mean ± std over seeds, per method and ratio."""
+    """Markdown table: nDCG@10 mean ± std over seeds, per method and ratio, and fit times."""
     rows = results["rows"]
     ratios = sorted({r["ratio"] for r in rows if r["ratio"] > 1})
     names = list(dict.fromkeys(r["name"] for r in rows if r["ratio"] > 1))
-    lines = ["| method | " + " | ".join(f"{x}x ({rows[0]['dims'] // x})" for x in ratios) + " | fit s (mean) |",
-             "|---|" + "---|" * (len(ratios) + 1)]
+    dims = max(r["dims"] for r in rows)
+    lines = ["| method | " + " | ".join(f"{x}x ({dims // x})" for x in ratios)
+             + " | fit s, wall (mean) | fit s, CPU (mean) |",
+             "|---|" + "---|" * (len(ratios) + 2)]
     for name in names:
-        cells, fits = [], []
+        cells, fits, cpus = [], [], []
         for ratio in ratios:
-            vals = [r["ndcg@10"] for r in rows if r["name"] == name and r["ratio"] == ratio]
-            fits += [r["fit_seconds"] for r in rows if r["name"] == name and r["ratio"] == ratio]
+            mine = [r for r in rows if r["name"] == name and r["ratio"] == ratio]
+            vals = [r["ndcg@10"] for r in mine]
+            fits += [r["fit_seconds"] for r in mine]
+            cpus += [r["fit_cpu_seconds"] for r in mine if r.get("fit_cpu_seconds") is not None]
             s = summarise(vals) if vals else None
             cells.append("" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}" if len(vals) > 1
                          else f"{s['mean']:.4f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(fits):.0f} |")
+        cpu = f"{np.mean(cpus):.0f}" if cpus else ""
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(fits):.0f} | {cpu} |")
     for r in rows:
         if r["ratio"] == 1:
             lines.append(f"| {r['name']} ({r['dims']} dims, {r['bytes_per_vector']:.0f} B) | "
-                         f"{r['ndcg@10']:.4f} |" + " |" * len(ratios))
+                         f"{r['ndcg@10']:.4f} |" + " |" * (len(ratios) + 1))
     return "\n".join(lines)
 
 
