@@ -135,23 +135,29 @@ def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = results["rows"]
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name in dict.fromkeys(r["name"] for r in rows):
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    colours = plt.get_cmap("tab20").colors
+    for i, name in enumerate(names):
         pts = {}
         for r in rows:
             if r["name"] == name:
                 pts.setdefault(round(r["bytes_per_vector"], 1), []).append(r["ndcg@10"])
         xs = sorted(pts)
-        ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=name,
+        frozen = name.startswith("frozen")
+        ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="*" if frozen else "o",
+                markersize=12 if frozen else 6, label=name, color=colours[(2 * i) % 20 + (i // 10) % 2],
                 linestyle="-" if len(xs) > 1 else "none")
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("bytes per vector (corpus, as stored)")
     ax.set_ylabel("nDCG@10")
     ax.set_title(f"{os.path.basename(results['data'].rstrip('/'))}: nDCG@10 vs storage")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
