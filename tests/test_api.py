@@ -26,6 +26,7 @@ PUBLIC = [
     "fit",
     "search",
     "evaluate",
+    "evaluate_retrieval",
     "__version__",
     "train_dictionary",
     "Dictionary",

@@ -15,6 +15,7 @@ from .errors import CorruptBlobError, DictionaryError, SpherecodecError, Truncat
 from .evaluate import evaluate
 from .fit import fit
 from .search import search
+from .retrieval import evaluate_retrieval
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,7 @@ __all__ = [
     "fit",
     "search",
     "evaluate",
+    "evaluate_retrieval",
     "__version__",
     "train_dictionary",
     "Dictionary",

@@ -7,7 +7,7 @@ import time
 
 from .. import container as _container
 from ..codecs import available_codecs
-from . import peers
+from . import peers, retrieval
 from .data import (SAMPLE_NAME, SYNTHETIC_SETS, BenchError, as_float32_rows, data_facts, load_file,
                    load_sample, synthetic)
 from .report import describe_data, format_table, load_average, write_outputs
@@ -33,6 +33,10 @@ def build_parser():
     src.add_argument("--sample", action="store_true",
                      help="the bundled 2000 x 384 MiniLM sentence sample (the default)")
     src.add_argument("--synthetic", choices=sorted(SYNTHETIC_SETS), help="a built-in synthetic set")
+    src.add_argument("--retrieval", metavar="DIR",
+                     help="a labelled retrieval set (corpus-D, queries-D, qrels, train-queries-D, "
+                          "train-docs-D .npy): nDCG@10 of DIVE and its baselines at 2x-16x, 3 seeds, "
+                          "and DIVE + int8/binary; needs torch; tens of minutes (docs/dive.md)")
     p.add_argument("--rows", type=int, help="use only the first N rows (synthetic: make N rows)")
     p.add_argument("--codecs", nargs="+", metavar="NAME[:k=v,...]",
                    help="spherecodec codecs to run, with parameters after a colon (default: "
@@ -77,6 +81,20 @@ def _argument_error(parser, args):
     return None
 
 
+def _retrieval(args, progress):
+    """``--retrieval DIR``: the retrieval table (and with --out, its files and plot)."""
+    try:
+        results = retrieval.run(args.retrieval, [2, 4, 8, 16], [0, 1, 2], retrieval.METHODS,
+                                threads=1, log=progress or (lambda line: None))
+    except BenchError as exc:
+        print(f"spherecodec bench: error: {exc}", file=sys.stderr)
+        return 1
+    print(retrieval.table(results))
+    if args.out:
+        print("wrote " + ", ".join(retrieval.write(results, args.out)))
+    return 0
+
+
 def main(argv=None):
     """Entry point of ``spherecodec bench``; returns the exit status."""
     parser = build_parser()
@@ -93,6 +111,8 @@ def main(argv=None):
         return 2
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
+    if args.retrieval:
+        return _retrieval(args, progress)
     load_before = load_average()
     for listed in (args.peers, args.codecs):
         # "--peers data.npy", "--codecs exact data.npy": the file is the data, not a name

@@ -5,8 +5,8 @@
 ``spherecodec[dive]`` extra. See docs/dive.md.
 """
 
-from ._numpy import exact_knn, l2_normalize, recall_at_k
+from ._numpy import exact_knn, l2_normalize, ranking_metrics, recall_at_k
 from .adapter import DiveAdapter, pca_basis
-from .baselines import PCA, MatryoshkaAdaptor, RandomProjection, Truncation
+from .baselines import PCA, LinearProjection, MatryoshkaAdaptor, RandomProjection, SearchAdaptor, Truncation
 
-__all__ = ["DiveAdapter", "Truncation", "PCA", "RandomProjection", "MatryoshkaAdaptor", "pca_basis", "exact_knn", "l2_normalize", "recall_at_k"]
+__all__ = ["DiveAdapter", "Truncation", "PCA", "RandomProjection", "MatryoshkaAdaptor", "LinearProjection", "SearchAdaptor", "pca_basis", "exact_knn", "l2_normalize", "recall_at_k", "ranking_metrics"]

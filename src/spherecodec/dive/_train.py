@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._numpy import exact_knn, l2_normalize
+from ._numpy import exact_knn, l2_normalize, mine_hard_negatives, ranking_metrics, relevance_codes
 
 
 class ResidualMLP(nn.Module):
@@ -426,3 +426,265 @@ def train_matryoshka(model, x, *, epochs, batch_size, lr, weight_decay, neighbou
         finally:
             bar.close()
     return net.mlp.to_numpy(), history
+
+
+def split_queries(n_queries, fraction, rng, minimum):
+    """(train, held-out) query rows for labelled training; ValueError when ``fraction`` of
+    ``n_queries`` leaves fewer than ``minimum`` held-out (or training) queries."""
+    if fraction <= 0:
+        return np.arange(n_queries), np.zeros(0, dtype=np.int64)
+    n_val = int(round(n_queries * fraction))
+    if n_val < minimum or n_queries - n_val < minimum:
+        raise ValueError(
+            f"too few pairs to validate on: val_fraction={fraction} of {n_queries} queries holds out "
+            f"{n_val}, and early stopping needs at least {minimum} held-out and {minimum} training "
+            f"queries; give at least {int(np.ceil(minimum / fraction))} queries, raise val_fraction, "
+            "or pass val_fraction=0 to train every epoch without validation")
+    order = rng.permutation(n_queries)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def embed(model_fn, x, block=4096):
+    """``model_fn`` over numpy rows in blocks, without gradients, as numpy."""
+    with torch.no_grad():
+        return np.concatenate([model_fn(torch.from_numpy(x[s:s + block])).numpy()
+                               for s in range(0, x.shape[0], block)])
+
+
+class LabelledPairs:
+    """Training and held-out views of labelled (query, doc) pairs for the supervised loops."""
+
+    def __init__(self, docs, queries, pair_q, pair_d, val_fraction, rng, min_val=10):
+        self.docs, self.queries = docs, queries
+        self.n_docs = docs.shape[0]
+        self.codes = relevance_codes(pair_q, pair_d, self.n_docs)
+        self.max_relevant = int(np.bincount(pair_q).max())
+        train_q, self.val_q = split_queries(queries.shape[0], val_fraction, rng, min_val)
+        keep = np.isin(pair_q, train_q)
+        self.pair_q, self.pair_d = pair_q[keep], pair_d[keep]
+        self.train_q = train_q
+        # held-out relevance, as ranking_metrics wants it
+        self.val_qrels = [dict() for _ in self.val_q]
+        slot = {int(q): i for i, q in enumerate(self.val_q)}
+        for q, d in zip(pair_q[~keep], pair_d[~keep]):
+            self.val_qrels[slot[int(q)]][int(d)] = 1
+
+    def false_negative_mask(self, batch_q, cand_d, own):
+        """(rows, candidates) bool: candidate docs relevant to the row's query, except its own
+        column ``own[i]`` (in-batch negatives must not be positives of the query)."""
+        mask = np.isin(batch_q[:, None] * np.int64(self.n_docs) + cand_d[None, :], self.codes)
+        mask[np.arange(len(batch_q)), own] = False
+        return torch.from_numpy(mask)
+
+    def negatives(self, model_fn, k):
+        """(n_queries, k) hard negatives of every training query, ranked by ``model_fn``
+        (None: the frozen space); rows are indexed by query row."""
+        if model_fn is None:
+            qv, dv = l2_normalize(self.queries[self.train_q]), l2_normalize(self.docs)
+        else:
+            qv, dv = embed(model_fn, self.queries[self.train_q]), embed(model_fn, self.docs)
+        mined = mine_hard_negatives(qv, self.train_q, dv, self.codes, k, self.max_relevant)
+        out = np.zeros((self.queries.shape[0], mined.shape[1]), dtype=np.int64)
+        out[self.train_q] = mined
+        return out
+
+    def val_score(self, model_fn):
+        """nDCG@10 of the held-out queries searched over *all* docs (the use case)."""
+        return ranking_metrics(embed(model_fn, self.queries[self.val_q]), embed(model_fn, self.docs),
+                               self.val_qrels, k=10, depth=10)["ndcg@10"]
+
+
+def info_nce(q, d, mask, temperature):
+    """Cross-entropy of each query row against its own doc column (column i for row i) among
+    all columns of ``d``; ``mask`` (rows, columns) True drops a column (a false negative)."""
+    logits = (q @ d.T / temperature).masked_fill(mask, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(q.shape[0]))
+
+
+def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch_size, lr, head_lr,
+                        weight_decay, val_fraction, patience, nt_xent_weight, temperature,
+                        hard_negatives, symmetric, margin, steps_per_epoch, threads, progress):
+    """Supervised DIVE on (query, relevant doc) pairs; returns (best weights, history).
+
+    Per step, ``batch_size`` pairs; each pair gets one hard negative drawn from its query's
+    ``hard_negatives`` top non-relevant docs in the frozen space and as many in the current
+    adapter's space (re-mined every epoch). Loss = hinge triplet (query, doc, negative) with
+    margin ``margin`` on the ensemble output + ``nt_xent_weight`` x (NT-Xent per head
+    + NT-Xent of the ensemble output), each over the batch's docs and negatives (in-batch
+    negatives, relevant ones masked), query to doc and, if ``symmetric``, doc to query.
+    """
+    rng = np.random.default_rng(adapter.seed)
+    with torch_settings(adapter.seed, threads):
+        net = DiveNet(adapter.dim_in, adapter.dim_out, adapter.heads, adapter.hidden)
+        net.load_numpy(adapter.params)
+        data = LabelledPairs(docs, queries, pair_q, pair_d, val_fraction, rng)
+        dt, qt = torch.from_numpy(docs), torch.from_numpy(queries)
+        frozen_neg = data.negatives(None, hard_negatives)
+        optimiser = torch.optim.AdamW([
+            {"params": list(net.mlp.parameters()), "lr": lr},
+            {"params": [net.head_w, net.head_b], "lr": head_lr},
+        ], weight_decay=weight_decay)
+
+        def evaluate(record):
+            net.eval()
+            if len(data.val_q):
+                record["val_ndcg@10"] = data.val_score(net)
+                return record["val_ndcg@10"]
+            return -record.get("loss", math.inf)
+
+        initial = {"epoch": 0}
+        history = [initial]
+        best = (evaluate(initial), net.to_numpy())
+        bad_epochs = 0
+        bar = Progress(epochs, progress, "DIVE")
+        try:
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                net.eval()
+                pool = np.concatenate([frozen_neg, data.negatives(net, hard_negatives)], axis=1)
+                net.train()
+                sums = np.zeros(3)  # loss, hinge, nt-xent
+                zero = n_trip = steps = 0
+                order = rng.permutation(len(data.pair_q))
+                batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+                if steps_per_epoch is not None:
+                    batches = batches[:steps_per_epoch]
+                for batch in batches:
+                    bq, bd = data.pair_q[batch], data.pair_d[batch]
+                    bn = pool[bq, rng.integers(0, pool.shape[1], len(batch))]
+                    b = len(batch)
+                    vq, vd, vn = (net.views(t[torch.from_numpy(i)]) for t, i in ((qt, bq), (dt, bd), (dt, bn)))
+                    oq, od, on = net.combine(vq), net.combine(vd), net.combine(vn)
+                    hinge = F.relu(margin - (oq * od).sum(-1) + (oq * on).sum(-1))
+                    cand = np.concatenate([bd, bn])
+                    mask = data.false_negative_mask(bq, cand, np.arange(b))
+                    vdn, odn = torch.cat([vd, vn], 1), torch.cat([od, on])
+                    # head-wise NT-Xent (mean over heads) plus the same loss on the ensemble output
+                    nt = sum(info_nce(vq[h], vdn[h], mask, temperature) for h in range(adapter.heads)) \
+                        / adapter.heads + info_nce(oq, odn, mask, temperature)
+                    if symmetric:
+                        back = data.false_negative_mask(bq, bd, np.arange(b)).T
+                        nt = nt + sum(info_nce(vd[h], vq[h], back, temperature) for h in range(adapter.heads)) \
+                            / adapter.heads + info_nce(od, oq, back, temperature)
+                    loss = hinge.mean() + nt_xent_weight * nt
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                    sums += [loss.item(), hinge.mean().item(), nt.item()]
+                    zero += int((hinge.detach() <= 0).sum())
+                    n_trip += b
+                    steps += 1
+                record = {"epoch": epoch + 1, "loss": float(sums[0] / max(steps, 1)),
+                          "triplet_loss": float(sums[1] / max(steps, 1)),
+                          "nt_xent_loss": float(sums[2] / max(steps, 1)),
+                          "zero_grad_fraction": zero / max(n_trip, 1), "triplets": n_trip}
+                score = evaluate(record)
+                record["seconds"] = time.perf_counter() - t0
+                history.append(record)
+                bar.update(loss=record["loss"], zero_grad=record["zero_grad_fraction"], val=score)
+                if score > best[0]:
+                    best = (score, net.to_numpy())
+                    bad_epochs = 0
+                else:
+                    bad_epochs += 1
+                    if patience is not None and bad_epochs >= patience:
+                        break
+        finally:
+            bar.close()
+    return best[1], history
+
+
+class LinearNet(nn.Module):
+    """``normalize(x @ W)``: the linear projection baselines (W: (dim_in, dim_out))."""
+
+    def __init__(self, basis):
+        super().__init__()
+        self.w = nn.Parameter(torch.from_numpy(np.array(basis, dtype=np.float32)))
+
+    def forward(self, x):
+        return F.normalize(x @ self.w, dim=-1)
+
+
+def pairwise_ranking(q, d, mask, temperature):
+    """Search-Adaptor's pairwise ranking loss over in-batch docs: mean over (query i, doc j
+    != i, not relevant) of ``softplus((s_ij - s_ii) / T)`` (RankNet: a relevant doc must
+    outscore each non-relevant one)."""
+    s = q @ d.T
+    own = s.diagonal()[:, None]
+    off = ~mask & ~torch.eye(q.shape[0], d.shape[0], dtype=torch.bool)
+    return F.softplus((s - own) / temperature)[off].mean()
+
+
+def train_ranking(net, params_fn, seed, docs, queries, pair_q, pair_d, *, loss, temperature, epochs,
+                  batch_size, lr, weight_decay, val_fraction, patience, threads, progress, desc,
+                  extra_loss=None):
+    """Train a reducer ``net`` (rows -> unit reduced rows) on labelled pairs with in-batch
+    negatives: ``loss`` "infonce" (query to doc) or "pairwise" (:func:`pairwise_ranking`),
+    plus ``extra_loss(net, query_rows, doc_rows)`` if given. Early stopping on held-out
+    nDCG@10 as in :func:`train_dive_labelled`; returns (``params_fn()`` of the best epoch,
+    history)."""
+    rng = np.random.default_rng(seed)
+    with torch_settings(seed, threads):
+        data = LabelledPairs(docs, queries, pair_q, pair_d, val_fraction, rng)
+        dt, qt = torch.from_numpy(docs), torch.from_numpy(queries)
+        optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        rank_loss = info_nce if loss == "infonce" else pairwise_ranking
+
+        def evaluate(record):
+            net.eval()
+            if len(data.val_q):
+                record["val_ndcg@10"] = data.val_score(net)
+                return record["val_ndcg@10"]
+            return -record.get("loss", math.inf)
+
+        history = [{"epoch": 0}]
+        best = (evaluate(history[0]), params_fn())
+        bad_epochs = 0
+        bar = Progress(epochs, progress, desc)
+        try:
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                net.train()
+                order = rng.permutation(len(data.pair_q))
+                total, steps = 0.0, 0
+                for s in range(0, len(order), batch_size):
+                    batch = order[s:s + batch_size]
+                    bq, bd = data.pair_q[batch], data.pair_d[batch]
+                    xq, xd = qt[torch.from_numpy(bq)], dt[torch.from_numpy(bd)]
+                    mask = data.false_negative_mask(bq, bd, np.arange(len(batch)))
+                    value = rank_loss(net(xq), net(xd), mask, temperature)
+                    if extra_loss is not None:
+                        value = value + extra_loss(net, xq, xd)
+                    optimiser.zero_grad(set_to_none=True)
+                    value.backward()
+                    optimiser.step()
+                    total += value.item()
+                    steps += 1
+                record = {"epoch": epoch + 1, "loss": total / max(steps, 1)}
+                score = evaluate(record)
+                record["seconds"] = time.perf_counter() - t0
+                history.append(record)
+                bar.update(loss=record["loss"], val=score)
+                if score > best[0]:
+                    best = (score, params_fn())
+                    bad_epochs = 0
+                else:
+                    bad_epochs += 1
+                    if patience is not None and bad_epochs >= patience:
+                        break
+        finally:
+            bar.close()
+    return best[1], history
+
+
+def matryoshka_similarity_loss(net, x, neighbours=10):
+    """The unsupervised Matryoshka-Adaptor terms on a batch of rows ``x``: mean |S - s| of
+    frozen vs reduced cosine over each row's in-batch top-``neighbours`` pairs, plus over all
+    pairs, plus the mean squared change of the full embedding (reconstruction)."""
+    full = net.mlp(x)
+    red = F.normalize(full[:, :net.dim_out], dim=-1)
+    unit = F.normalize(x, dim=-1)
+    teacher = unit @ unit.T
+    diff = (teacher - red @ red.T).abs()
+    top = teacher.topk(min(neighbours + 1, x.shape[0]), dim=1).indices
+    return diff.gather(1, top).mean() + diff.mean() + ((full - x) ** 2).sum(-1).mean()

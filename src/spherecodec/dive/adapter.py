@@ -7,11 +7,18 @@ import json
 
 import numpy as np
 
-from ._numpy import as_float32_rows, exact_knn, l2_normalize, residual_mlp
+from ._numpy import as_float32_rows, exact_knn, l2_normalize, labelled_pairs, residual_mlp
 
 FORMAT = "spherecodec.dive/1"
 _PARAM_NAMES = ("w1", "b1", "ln_gamma", "ln_beta", "w2", "b2", "head_w", "head_b")
 _CONFIG_KEYS = ("dim_in", "dim_out", "heads", "hidden", "margin", "seed", "init", "init_noise")
+#: training settings that differ between the self-supervised and the labelled (queries=) mode
+_MODE_DEFAULTS = {
+    "self-supervised": dict(epochs=6, batch_size=64, lr=3e-5, head_lr=1e-3, nt_xent_weight=0.01,
+                            temperature=0.1, steps_per_epoch=50, val_fraction=0.1),
+    "labelled": dict(epochs=8, batch_size=512, lr=1e-4, head_lr=1e-3, nt_xent_weight=1.0,
+                     temperature=0.05, steps_per_epoch=None, val_fraction=0.05, margin=0.1),
+}
 
 
 def _positive_int(name, value, minimum=1):
@@ -165,16 +172,30 @@ class DiveAdapter:
             return net(torch.from_numpy(as_float32_rows(x, self.dim_in))).numpy()
 
     # -- training --------------------------------------------------------------------
-    def fit(self, embeddings, *, triplets=None, pairs=None, epochs=6, batch_size=64, lr=3e-5,
-            head_lr=1e-3, weight_decay=0.01, val_fraction=0.1, patience=3, nt_xent_weight=0.01,
-            temperature=0.1, kl_weight=1.0, kl_temperature=0.05, neighbours=10, candidate_depth=30,
-            random_candidates=512, hard_negatives=20, teacher_margin=1.0, steps_per_epoch=50,
-            threads=1, progress=True):
+    def fit(self, embeddings, *, queries=None, positives=None, triplets=None, pairs=None, epochs=None,
+            batch_size=None, lr=None, head_lr=None, weight_decay=0.01, val_fraction=None, patience=3,
+            nt_xent_weight=None, temperature=None, kl_weight=1.0, kl_temperature=0.05, neighbours=10,
+            candidate_depth=30, random_candidates=512, hard_negatives=20, teacher_margin=1.0,
+            steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True):
         """Train on frozen ``embeddings`` (rows, dim_in); returns ``self``.
 
         With ``triplets`` (query, positive, negative) or ``pairs`` (query, positive) index
         arrays into ``embeddings``, the hinge triplet loss uses those labels (pairs get a
         hard negative mined from the query's frozen neighbours) with margin ``margin``.
+
+        With ``queries`` (m, dim_in) and ``positives`` (m doc rows of ``embeddings``, or m
+        arrays of them) it is supervised retrieval training: ``embeddings`` are the documents,
+        one adapter maps queries and documents alike (see :func:`_train.train_dive_labelled`
+        and docs/dive.md). ``val_fraction`` of the queries are held out; their nDCG@10 among
+        all documents drives early stopping (at least 10 held-out queries are needed, or
+        ``val_fraction=0``). ``symmetric`` adds the doc-to-query NT-Xent direction. Its hinge
+        margin is ``margin`` (0.1), not the constructor's (the self-supervised mode's cap).
+
+        Settings left at None (``steps_per_epoch`` at "auto") take the mode's default
+        (``_MODE_DEFAULTS``): labelled 8 full epochs of 512 pairs, MLP lr 1e-4, heads 1e-3,
+        NT-Xent weight 1 at temperature 0.05, 5% of the queries held out; self-supervised
+        6 x 50 steps of 64 anchors, lr 3e-5 / 1e-3, NT-Xent weight 0.01 at temperature 0.1,
+        10% of the rows held out.
 
         Without labels it is self-supervised. Each step takes ``batch_size`` anchors and, as
         candidates, their ``candidate_depth`` nearest frozen neighbours plus
@@ -198,22 +219,56 @@ class DiveAdapter:
         2-core machine one thread measured 10x faster than two; ``None`` keeps torch's).
         """
         x = as_float32_rows(embeddings, self.dim_in, name="embeddings")
-        if x.shape[0] < 3:
-            raise ValueError("fit needs at least 3 embeddings")
-        epochs = _positive_int("epochs", epochs)
-        batch_size = _positive_int("batch_size", batch_size)
+        labelled = queries is not None
+        if positives is not None and not labelled:
+            raise ValueError("positives= needs queries= (the query embeddings they label)")
+        if labelled and (triplets is not None or pairs is not None):
+            raise ValueError("give queries=/positives= or triplets=/pairs=, not both")
+        if x.shape[0] < (1 if labelled else 3):
+            raise ValueError(f"fit needs at least {1 if labelled else 3} embeddings")
+        mode = _MODE_DEFAULTS["labelled" if labelled else "self-supervised"]
+        epochs = _positive_int("epochs", mode["epochs"] if epochs is None else epochs)
+        batch_size = _positive_int("batch_size", mode["batch_size"] if batch_size is None else batch_size)
+        lr = mode["lr"] if lr is None else lr
+        head_lr = mode["head_lr"] if head_lr is None else head_lr
+        nt_xent_weight = mode["nt_xent_weight"] if nt_xent_weight is None else nt_xent_weight
+        temperature = mode["temperature"] if temperature is None else temperature
+        if isinstance(steps_per_epoch, str) and steps_per_epoch == "auto":
+            steps_per_epoch = mode["steps_per_epoch"]
         if steps_per_epoch is not None:
             steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
         if threads is not None:
             threads = _positive_int("threads", threads)
+        val_fraction = mode["val_fraction"] if val_fraction is None else val_fraction
+        if not isinstance(val_fraction, (int, float, np.floating)) or not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction!r}")
+        if labelled:
+            margin = mode["margin"] if margin is None else margin
+            if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
+                    or not 0 < float(margin) < 2:
+                raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
+            q, pair_q, pair_d = labelled_pairs(x, queries, positives, self.dim_in)
+            hard_negatives = _positive_int("hard_negatives", hard_negatives)
+            self.params = self._initial_params(np.concatenate([x, q]))
+            from ._train import train_dive_labelled  # needs torch, an optional dependency: imported on use
+
+            self.params, self.history = train_dive_labelled(
+                self, x, q, pair_q, pair_d, epochs=epochs, batch_size=batch_size, lr=lr,
+                head_lr=head_lr, weight_decay=weight_decay, val_fraction=float(val_fraction),
+                patience=patience, nt_xent_weight=nt_xent_weight, temperature=temperature,
+                hard_negatives=hard_negatives, symmetric=bool(symmetric), margin=float(margin),
+                steps_per_epoch=steps_per_epoch, threads=threads, progress=progress)
+            self.fitted = True
+            return self
+        if margin is not None:
+            raise ValueError("fit's margin= is the labelled mode's (queries=); the self-supervised "
+                             "and triplet modes use the constructor's margin")
         if triplets is not None and pairs is not None:
             raise ValueError("give triplets or pairs, not both")
         if pairs is not None:
             triplets = self._pairs_to_triplets(x, pairs)
         elif triplets is not None:
             triplets = _index_arrays(triplets, 3, x.shape[0], "triplets")
-        if not 0 <= val_fraction < 1:
-            raise ValueError("val_fraction must be in [0, 1)")
         self.params = self._initial_params(x)
         from ._train import train_dive  # needs torch, an optional dependency: imported on use
 
