@@ -7,8 +7,8 @@ How a block runs (each in a fresh temporary directory):
   cut from the bundled sample, a parquet table, a saved DIVE adapter). A line ``print(EXPR)  # VALUE`` with a
   number as VALUE is a claim: the printed number, rounded to VALUE's decimals, must equal it.
 * bash: every command line (``\\`` continuations joined, ``#`` comments dropped) must be a
-  ``spherecodec ...`` or ``python -m spherecodec ...`` command; it runs with this
-  interpreter and must exit 0.
+  ``spherecodec ...``, ``python -m spherecodec ...`` or ``python -m spherecodec.MODULE ...``
+  command; it runs with this interpreter and must exit 0.
 * ``SUBSTITUTIONS`` lists the few edits that keep CI fast (fewer training epochs, fewer rows
   in the bench); nothing else in a block is changed.
 
@@ -44,6 +44,7 @@ CLAIM = re.compile(r"^(\s*)print\((.*)\)\s*#\s*(-?\d+(?:\.\d+)?)\s*$")
 SUBSTITUTIONS = {
     ("dive.md", "DiveAdapter(384, 96).fit(x)"): "DiveAdapter(384, 96, hidden=64).fit(x, epochs=1, steps_per_epoch=2)",
     ("integrations.md", "spherecodec bench --sample"): "spherecodec bench --sample --rows 300 --repeats 1 --codecs int8",
+    ("README.md", "python -m spherecodec.warmup  "): "python -m spherecodec.warmup --codecs exact --processes 1  ",
 }
 
 
@@ -134,6 +135,11 @@ def _run_bash(code, name, cwd):
             args = words[1:]
         elif words[:3] == ["python", "-m", "spherecodec"]:
             args = words[3:]
+        elif words[:2] == ["python", "-m"] and words[2].startswith("spherecodec."):  # a module's command
+            done = subprocess.run([sys.executable, "-m", *words[2:]], cwd=cwd, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, (name, words, done.stderr)
+            continue
         else:
             raise AssertionError(f"{name}: {' '.join(words)!r} is not a spherecodec command; "
                                  "mark the block <!-- not run: why -->")
