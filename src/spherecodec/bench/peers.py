@@ -126,9 +126,11 @@ class ZipNN(Peer):
     package = module = "zipnn"
     threaded = True
     description = "ZipNN(bytearray_dtype='float32'): byte grouping + Huffman/zstd"
+    #: the dtype ZipNN groups the bytes of
+    bytearray_dtype = "float32"
 
     def _codec(self, threads):
-        return self._load().ZipNN(bytearray_dtype="float32", input_format="byte", threads=threads)
+        return self._load().ZipNN(bytearray_dtype=self.bytearray_dtype, input_format="byte", threads=threads)
 
     def encode(self, arr, threads=1):
         return bytes(self._codec(threads).compress(arr.tobytes()))
@@ -137,29 +139,23 @@ class ZipNN(Peer):
         return _from_bytes(self._codec(threads).decompress(blob), shape, dtype)
 
 
-class ZipNNHalf(Peer):
+class ZipNNHalf(ZipNN):
     """ZipNN on the vectors cast to bfloat16 or float16 (lossy against float32: the rounding),
     the peer of ``exact(as=bfloat16)`` / ``exact(as=float16)``."""
 
-    package = module = "zipnn"
     exact = False
-    threaded = True
 
     def __init__(self, half):
         super().__init__()
-        self.half = half
+        self.bytearray_dtype = half
         self.name = {"bfloat16": "zipnn-bf16", "float16": "zipnn-fp16"}[half]
         self.description = f"the vectors as {half}, then ZipNN(bytearray_dtype='{half}')"
 
-    def _codec(self, threads):
-        return self._load().ZipNN(bytearray_dtype=self.half, input_format="byte", threads=threads)
-
     def encode(self, arr, threads=1):
-        return bytes(self._codec(threads).compress(arr.astype(np.dtype(self.half)).tobytes()))
+        return super().encode(arr.astype(np.dtype(self.bytearray_dtype)), threads)
 
     def decode(self, blob, shape, dtype, threads=1):
-        half = np.frombuffer(self._codec(threads).decompress(blob), dtype=np.dtype(self.half))
-        return half.reshape(shape).astype(np.float32)
+        return super().decode(blob, shape, np.dtype(self.bytearray_dtype), threads).astype(np.float32)
 
 
 class ParquetFile(Peer):

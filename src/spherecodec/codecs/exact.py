@@ -198,7 +198,7 @@ class ExactCodec(Codec):
             out[1:] = values[:1].astype(values.dtype.newbyteorder("<")).view(np.uint8)
             return out
         if zeros and zeros * _SPARSE_TRY >= values.size:
-            sparse = self._encode_sparse(values, zeros, layout)
+            sparse = self._encode_sparse(values, zeros, layout, or_bits)
             if zeros * _SPARSE_SURE[values.itemsize] >= values.size:
                 return sparse
             plain = self._encode_values(values, layout, or_bits)
@@ -251,16 +251,16 @@ class ExactCodec(Codec):
             end = 1 + values.nbytes
         return out[:end]
 
-    def _encode_sparse(self, values, zeros, layout):
+    def _encode_sparse(self, values, zeros, layout, or_bits):
         """Mode 5: the mask of nonzero values (one rANS stream of its bytes), then the
-        nonzero values coded as a chunk of their own."""
+        nonzero values coded as a chunk of their own (``or_bits``: the chunk's OR, which is
+        theirs too: zeros add no bits)."""
         n = values.size
         mask = take_buffer((n + 7) // 8)[:(n + 7) // 8]
         nonzero = take_buffer((n - zeros) * values.itemsize)[:(n - zeros) * values.itemsize].view(values.dtype)
         try:
             count = _shape.split_nonzero(values, mask, nonzero)
-            inner_or, _, _ = _shape.scan(nonzero)
-            inner = self._encode_values(nonzero, layout, inner_or)
+            inner = self._encode_values(nonzero, layout, or_bits)
             head = 1 + varint_size(count)
             out = take_buffer(head + entropy.stream_capacity(mask.size, 256) + inner.size)
             out[0] = MODE_SPARSE

@@ -300,15 +300,11 @@ def ir_decode_step(add, g):
     add(f"  %pn{g} = add i64 %p{g}, %c2_{g}")
 
 
-def ir_merge_float32(add, g):
-    """Append the IR of ``merge_float32`` for the 16 values from ``%o{g}``: symbols
-    ``%s{g}`` already shifted left by ``FLOAT32_RAW_BITS`` (the symbol table holds them so),
-    the 16-bit plane at ``%raw``, the 4-bit plane at ``%nibp``; stores at ``%op{g}``."""
-    add(f"  %lp{g} = getelementptr i16, ptr %raw, i64 %o{g}")
-    add(f"  %lo{g} = load <16 x i16>, ptr %lp{g}, align 1")
-    add(f"  %lw{g} = zext <16 x i16> %lo{g} to <16 x i32>")
+def ir_nibbles(add, g, plane):
+    """Append IR setting ``%nm{g}`` to the 4-bit fields of the 16 values from ``%o{g}``
+    (i32 lanes), read from the nibble plane at ``%{plane}`` (two a byte, low nibble first)."""
     add(f"  %no{g} = lshr i64 %o{g}, 1")
-    add(f"  %np{g} = getelementptr i8, ptr %nibp, i64 %no{g}")
+    add(f"  %np{g} = getelementptr i8, ptr %{plane}, i64 %no{g}")
     add(f"  %nb{g} = load <8 x i8>, ptr %np{g}, align 1")
     add(f"  %nd{g} = shufflevector <8 x i8> %nb{g}, <8 x i8> poison, <16 x i32> "
         "<i32 0, i32 0, i32 1, i32 1, i32 2, i32 2, i32 3, i32 3, "
@@ -317,6 +313,16 @@ def ir_merge_float32(add, g):
     add(f"  %ns{g} = lshr <16 x i32> %nw{g}, <i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, "
         "i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4>")
     add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 {_NIBBLE_MASK})")
+
+
+def ir_merge_float32(add, g):
+    """Append the IR of ``merge_float32`` for the 16 values from ``%o{g}``: symbols
+    ``%s{g}`` already shifted left by ``FLOAT32_RAW_BITS`` (the symbol table holds them so),
+    the 16-bit plane at ``%raw``, the 4-bit plane at ``%nibp``; stores at ``%op{g}``."""
+    add(f"  %lp{g} = getelementptr i16, ptr %raw, i64 %o{g}")
+    add(f"  %lo{g} = load <16 x i16>, ptr %lp{g}, align 1")
+    add(f"  %lw{g} = zext <16 x i16> %lo{g} to <16 x i32>")
+    ir_nibbles(add, g, "nibp")
     add(f"  %nh{g} = shl <16 x i32> %nm{g}, splat (i32 {_PLANE_BITS})")
     add(f"  %v1_{g} = or <16 x i32> %s{g}, %lw{g}")
     add(f"  %v2_{g} = or <16 x i32> %v1_{g}, %nh{g}")

@@ -38,8 +38,8 @@ from .bits import merge_low_bits_shifted
 from .memory import copy_bytes
 from .rans_core import (FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
                         WORD_BITS, WORD_BYTES, decode_advance, decode_step, encode_step, flush_state,
-                        ir_decode_step, ir_encode_step, ir_merge_float32, read_state, read_varint, read_word,
-                        store_symbol, varint_size, write_varint)
+                        ir_decode_step, ir_encode_step, ir_merge_float32, ir_nibbles, read_state, read_varint,
+                        read_word, store_symbol, varint_size, write_varint)
 
 #: the entropy backend byte of streams in this layout (entropy.BACKEND_NUMBA32)
 BACKEND_ID = 2
@@ -444,18 +444,9 @@ def _decoder_ir(name, out_bits, fused, nibble=False):
 
 
 def _ir_merge_nibble(add, g, out_bits):
-    # the 16 values from %o{g}: their nibbles (two a byte, low nibble first) shifted by %tv,
-    # ORed into the symbols %s{g} (already shifted by the symbol table)
-    add(f"  %no{g} = lshr i64 %o{g}, 1")
-    add(f"  %np{g} = getelementptr i8, ptr %raw, i64 %no{g}")
-    add(f"  %nb{g} = load <8 x i8>, ptr %np{g}, align 1")
-    add(f"  %nd{g} = shufflevector <8 x i8> %nb{g}, <8 x i8> poison, <16 x i32> "
-        "<i32 0, i32 0, i32 1, i32 1, i32 2, i32 2, i32 3, i32 3, "
-        "i32 4, i32 4, i32 5, i32 5, i32 6, i32 6, i32 7, i32 7>")
-    add(f"  %nw{g} = zext <16 x i8> %nd{g} to <16 x i32>")
-    add(f"  %ns{g} = lshr <16 x i32> %nw{g}, <i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, "
-        "i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4, i32 0, i32 4>")
-    add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 15)")
+    # the 16 values from %o{g}: their nibbles shifted by %tv, ORed into the symbols %s{g}
+    # (already shifted by the symbol table)
+    ir_nibbles(add, g, "raw")
     add(f"  %nh{g} = shl <16 x i32> %nm{g}, %tv")
     add(f"  %v{g} = or <16 x i32> %s{g}, %nh{g}")
     if out_bits == 32:
@@ -465,68 +456,52 @@ def _ir_merge_nibble(add, g, out_bits):
         add(f"  store <16 x i{out_bits}> %vw{g}, ptr %op{g}, align 1")
 
 
-@intrinsic
-def _vector_steps_nibble(typingctx, stream, bounds, slot_table, symbol_table, precision, out, steps, states,
-                         raw, shift):
-    """The vector steps of ``decode_vector_nibbles`` (``_decoder_ir(nibble=True)``)."""
-    bits = out.dtype.bitwidth
-    if bits not in (16, 32):
-        return None
-    name = f"spherecodec_rans32_decode_nibble_u{bits}"
-    sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw, shift)
+def _vector_steps_intrinsic(variant):
+    """A Numba intrinsic running ``_decoder_ir``'s steps. ``variant``: "plain" (symbols, any
+    unsigned output), "fused" (float32 values with their 20 raw bits; the last argument is
+    ignored, the nibble plane follows the 16-bit plane) or "nibble" (values with 4 raw bits;
+    the last argument is the shift ``t``)."""
+    fused = variant == "fused"
+    nibble = variant == "nibble"
 
-    def codegen(context, builder, signature, args):
-        context.active_code_library.add_llvm_module(llvm.parse_assembly(_decoder_ir(name, bits, False, True)))
-        ptr = ir.PointerType()
-        i64 = ir.IntType(64)
-        fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-        data = {}
-        for index in (0, 1, 2, 3, 5, 7, 8):
-            array = context.make_array(signature.args[index])(context, builder, args[index])
-            data[index] = builder.bitcast(array.data, ptr)
-        prec = builder.trunc(args[4], ir.IntType(32))
-        return builder.call(fn, [data[0], data[1], data[2], data[3], prec, data[5], args[6],
-                                 data[7], data[8], args[9]])
-
-    return sig, codegen
-
-
-def _vector_steps_intrinsic(fused):
     @intrinsic
     def steps_kernel(typingctx, stream, bounds, slot_table, symbol_table, precision, out, steps,
-                     states, raw):
+                     states, raw, extra):
         bits = out.dtype.bitwidth
-        if fused and bits != 32:
+        if (fused and bits != 32) or (nibble and bits not in (16, 32)):
             return None
-        name = f"spherecodec_rans32_decode_{'fused' if fused else 'u%d' % bits}"
-        sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw)
+        name = f"spherecodec_rans32_decode_{variant}_u{bits}"
+        sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw, extra)
 
         def codegen(context, builder, signature, args):
-            context.active_code_library.add_llvm_module(llvm.parse_assembly(_decoder_ir(name, bits, fused)))
+            context.active_code_library.add_llvm_module(
+                llvm.parse_assembly(_decoder_ir(name, bits, fused, nibble)))
             ptr = ir.PointerType()
             i64 = ir.IntType(64)
             fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
             fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-            arrays = {}
+            data = {}
             for index in (0, 1, 2, 3, 5, 7, 8):
-                arrays[index] = context.make_array(signature.args[index])(context, builder, args[index])
-            data = {index: builder.bitcast(a.data, ptr) for index, a in arrays.items()}
-            n = builder.extract_value(arrays[5].shape, 0)
-            nibbles = builder.mul(n, ir.Constant(i64, 2))
+                array = context.make_array(signature.args[index])(context, builder, args[index])
+                data[index] = builder.bitcast(array.data, ptr)
+            n = builder.extract_value(context.make_array(signature.args[5])(context, builder, args[5]).shape, 0)
+            # the IR's last argument: the nibble plane's offset (fused: after n 16-bit fields),
+            # or the shift of the nibble variant
+            last = args[9] if nibble else builder.mul(n, ir.Constant(i64, 2))
             prec = builder.trunc(args[4], ir.IntType(32))
             return builder.call(fn, [data[0], data[1], data[2], data[3], prec, data[5], args[6],
-                                     data[7], data[8], nibbles])
+                                     data[7], data[8], last])
 
         return sig, codegen
 
     return steps_kernel
 
 
-#: Numba intrinsics running the IR of ``_decoder_ir``: values with raw low bits (uint32) or
-#: plain symbols (any unsigned output)
-_vector_steps_fused = _vector_steps_intrinsic(True)
-_vector_steps_plain = _vector_steps_intrinsic(False)
+#: Numba intrinsics running the IR of ``_decoder_ir``: values with raw low bits (uint32),
+#: plain symbols (any unsigned output), values with a nibble of raw bits (uint16/uint32)
+_vector_steps_fused = _vector_steps_intrinsic("fused")
+_vector_steps_plain = _vector_steps_intrinsic("plain")
+_vector_steps_nibble = _vector_steps_intrinsic("nibble")
 
 
 @njit
@@ -560,7 +535,7 @@ def decode_vector(stream, slot_table, slot_symbol, precision, out, symbol_table)
         return STATUS_CORRUPT
     raw = np.empty(0, dtype=np.uint8)
     done = _vector_steps_plain(stream, bounds, slot_table, symbol_table, np.int64(precision),
-                               out, np.int64(out.size // LANES), states, raw)
+                               out, np.int64(out.size // LANES), states, raw, np.int64(0))
     return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, False)
 
 
@@ -572,7 +547,7 @@ def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, sy
     if not ok:
         return STATUS_CORRUPT
     done = _vector_steps_fused(stream, bounds, slot_table, symbol_table, np.int64(precision),
-                               out, np.int64(out.size // LANES), states, raw)
+                               out, np.int64(out.size // LANES), states, raw, np.int64(0))
     return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True)
 
 

@@ -13,32 +13,9 @@ import numpy as np
 from numba import njit
 
 
-@njit(nogil=True, cache=True)
-def scan(values):
-    """``(or_bits, zeros, constant)`` of a 1-D unsigned array: the OR of every value (its
-    trailing zero count is the bits all values share as zero), how many values are the
-    all-zero pattern, and whether every value equals the first. One pass; an empty array
-    gives ``(0, 0, False)``."""
-    n = values.size
-    if n == 0:
-        return np.uint64(0), 0, False
-    first = values[0]
-    acc = values[0] ^ values[0]
-    diff = values[0] ^ values[0]
-    zeros = 0
-    for i in range(n):
-        v = values[i]
-        acc |= v
-        diff |= v ^ first
-        zeros += v == 0
-    return np.uint64(acc), zeros, diff == 0
-
-
-@njit(nogil=True, cache=True)
-def probe(values, step):
-    """``scan``'s facts over every ``step``-th value: when they show a low bit set, no zero
-    and two different values, the whole chunk cannot take a cheaper mode than plain coding
-    (but for a few zeros the sample missed), so the full scan is skipped."""
+@njit(inline="always")
+def _facts(values, step):
+    # the OR of the values, how many are zero, whether all equal the first: every step-th one
     n = values.size
     if n == 0:
         return np.uint64(0), 0, False
@@ -52,6 +29,23 @@ def probe(values, step):
         diff |= v ^ first
         zeros += v == 0
     return np.uint64(acc), zeros, diff == 0
+
+
+@njit(nogil=True, cache=True)
+def scan(values):
+    """``(or_bits, zeros, constant)`` of a 1-D unsigned array: the OR of every value (its
+    trailing zero count is the bits all values share as zero), how many values are the
+    all-zero pattern, and whether every value equals the first. One pass; an empty array
+    gives ``(0, 0, False)``."""
+    return _facts(values, 1)
+
+
+@njit(nogil=True, cache=True)
+def probe(values, step):
+    """``scan``'s facts over every ``step``-th value: when they show a low bit set, no zero
+    and two different values, the whole chunk cannot take a cheaper mode than plain coding
+    (but for a few zeros the sample missed), so the full scan is skipped."""
+    return _facts(values, step)
 
 
 @njit(cache=True)
