@@ -19,6 +19,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from .search import _emit, _push  # the top-k heap of every code search
+
 #: rounds of signs + Hadamard transforms in the rotation (part of the format). 2, 3 and 4
 #: rounds gave the same recall on MiniLM sentences and tokens (means over 5 seeds within
 #: 0.001 of each other at 1 bit); 3 mixes every coordinate with every other twice
@@ -413,66 +415,6 @@ def _popcount64(typingctx, x):
 
 
 @njit(nogil=True, cache=True)
-def _worse(hs, hi, a, b):
-    return hs[a] < hs[b] or (hs[a] == hs[b] and hi[a] > hi[b])
-
-
-@njit(nogil=True, cache=True)
-def _sift_down(hs, hi, size, pos):
-    while True:
-        left = 2 * pos + 1
-        if left >= size:
-            return
-        child = left
-        if left + 1 < size and _worse(hs, hi, left + 1, left):
-            child = left + 1
-        if _worse(hs, hi, child, pos):
-            hs[pos], hs[child] = hs[child], hs[pos]
-            hi[pos], hi[child] = hi[child], hi[pos]
-            pos = child
-        else:
-            return
-
-
-@njit(nogil=True, cache=True)
-def _push(hs, hi, size, score, idx):
-    """Offer (score, idx) to a min-heap holding ``size`` of ``hs.size`` entries; new size."""
-    k = hs.size
-    if size < k:
-        hs[size] = score
-        hi[size] = idx
-        pos = size
-        while pos > 0:
-            parent = (pos - 1) // 2
-            if _worse(hs, hi, pos, parent):
-                hs[pos], hs[parent] = hs[parent], hs[pos]
-                hi[pos], hi[parent] = hi[parent], hi[pos]
-                pos = parent
-            else:
-                break
-        return size + 1
-    if score > hs[0] or (score == hs[0] and idx < hi[0]):
-        hs[0] = score
-        hi[0] = idx
-        _sift_down(hs, hi, k, 0)
-    return size
-
-
-@njit(nogil=True, cache=True)
-def _emit(hs, hi, size, out_scores, out_ids):
-    """Write the heap best first; pad with (-inf, -1)."""
-    for r in range(size - 1, -1, -1):
-        out_scores[r] = hs[0]
-        out_ids[r] = hi[0]
-        hs[0] = hs[r]
-        hi[0] = hi[r]
-        _sift_down(hs, hi, r, 0)
-    for r in range(size, out_ids.size):
-        out_scores[r] = -np.inf
-        out_ids[r] = -1
-
-
-@njit(nogil=True, cache=True)
 def _plane_dots(words, planes, lo, hi, out):
     """``out[i - lo] = sum_b 2**b popcount(words[i] & planes[b])`` for rows ``lo <= i < hi``."""
     nw = words.shape[1]
@@ -517,7 +459,7 @@ def search_bitplanes(words, ones, factor, offset, planes, coef, out_scores, out_
                 # rows come in increasing order: one scoring no better than the worst kept loses
                 if size < k or s > hs[0]:
                     size = _push(hs, hi, size, s, i)
-        _emit(hs, hi, size, out_scores[q], out_ids[q])
+        _emit(hs, hi, size, -np.inf, out_scores[q], out_ids[q])
 
 
 @njit(nogil=True, cache=True)
@@ -561,7 +503,7 @@ def search_codes(codes, factor, offset, wq, coef, out_scores, out_ids):
                 # rows come in increasing order: one scoring no better than the worst kept loses
                 if size < k or s > hs[0]:
                     size = _push(hs, hi, size, s, i)
-        _emit(hs, hi, size, out_scores[q], out_ids[q])
+        _emit(hs, hi, size, -np.inf, out_scores[q], out_ids[q])
 
 
 @njit(nogil=True, cache=True)
@@ -614,4 +556,4 @@ def rescore_bounded(vectors, queries, cand_ids, cand_scores, bound, qbound, fact
             size = _push(hs, hi, size, acc, i)
             done += 1
         counts[q] = done
-        _emit(hs, hi, size, out_scores[q], out_ids[q])
+        _emit(hs, hi, size, -np.inf, out_scores[q], out_ids[q])

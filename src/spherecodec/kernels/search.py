@@ -61,7 +61,7 @@ def _push(hs, hi, size, score, idx):
         hi[size] = idx
         _sift_up(hs, hi, size)
         return size + 1
-    if score > hs[0]:
+    if score > hs[0] or (score == hs[0] and idx < hi[0]):  # ties to the lower row, in any push order
         hs[0] = score
         hi[0] = idx
         _sift_down(hs, hi, k, 0)
