@@ -115,6 +115,9 @@ def _exact():
         Sample("shapes-constriction", {"entropy": "constriction"}, "shapes", (20, 24), chunk_rows=4),
         Sample("bf16", {}, "gauss", (16, 24), "bfloat16", chunk_rows=5),
         Sample("bf16-shapes", {}, "shapes", (20, 32), "bfloat16", chunk_rows=4),
+        # the wide rANS layouts: 32 lanes (2**14 values or more), 64 lanes (2**16 or more)
+        Sample("f32-32-lanes", {}, "unit", (44, 384), chunk_rows=44),
+        Sample("bf16-64-lanes", {}, "unit", (172, 384), "bfloat16", chunk_rows=171),
     ]
 
 

@@ -104,6 +104,11 @@ def worker(args):
         _guard_index_errors(spherecodec)
     for e in corpus:  # references (and the JIT warm-up) outside the timed cases
         e.reference = mutate.reference(e)
+    # a mutated header may name another dtype for a wide (32/64-lane) stream: compile the
+    # wide decoders of every dtype now, or a case would spend its time limit compiling
+    wide = mutate.make_array("unit", (44, 384), "float32", seed=0)
+    for dtype in spherecodec.layout.DTYPES:
+        spherecodec.decode(spherecodec.encode(wide.astype(dtype), threads=1), threads=1)
     if args.alloc:
         tracemalloc.start()
     # SPHC_FUZZ_SELFTEST="crash:5,hang:9,raise:3" makes those cases segfault, hang or raise

@@ -98,6 +98,8 @@ CASES = {
         # chunk modes 4 (zero low bits: was bfloat16, was float16), 5 (sparse), 6 (constant)
         "f32_shapes": lambda: (_shapes(), {"chunk_rows": 12}),
         "bf16_sample": lambda: (_sample(40, 96).astype(ml_dtypes.bfloat16), {"chunk_rows": 16}),
+        # 65,704 values: one stream in the 64-lane layout (entropy backend 3), with a tail step
+        "bf16_wide64": lambda: (_sample(172, 382).astype(ml_dtypes.bfloat16), {}),
     },
 }
 

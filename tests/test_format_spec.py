@@ -158,14 +158,23 @@ def decode_numba_body(body, n, symbols, freqs, precision):
     return out
 
 
-def decode_wide_body(body, n, symbols, freqs, precision):
-    # 32 lanes: lanes 0-15 read substream 0, lanes 16-31 substream 1; in each step a
+def decode_wide_body(body, n, symbols, freqs, precision, groups=2):
+    # 16 * groups lanes (32 or 64): lanes 16g .. 16g+15 read substream g; in each step a
     # lane reads its word right after its symbol, so words come in lane order per group
-    len0, pos = read_varint(body, 0)
-    bounds = [(pos, pos + len0), (pos + len0, len(body))]
-    for start, end in bounds:
-        if end - start < 64 or (end - start) % 2 or end > len(body):
+    lanes = 16 * groups
+    pos, lengths = 0, []
+    for _ in range(groups - 1):
+        length, pos = read_varint(body, pos)
+        lengths.append(length)
+    if sum(lengths) > len(body) - pos:
+        raise Bad("substream length")
+    lengths.append(len(body) - pos - sum(lengths))
+    bounds = []
+    for length in lengths:
+        if length < 64 or length % 2:
             raise Bad("substream length")
+        bounds.append((pos, pos + length))
+        pos += length
     states = [int.from_bytes(body[start + 4 * j:start + 4 * j + 4], "little")
               for start, _ in bounds for j in range(16)]
     cursors = [start + 64 for start, _ in bounds]
@@ -174,7 +183,7 @@ def decode_wide_body(body, n, symbols, freqs, precision):
     out = np.empty(n, dtype=np.int64)
     mask = (1 << precision) - 1
     for i in range(n):
-        j = i % 32
+        j = i % lanes
         g = j // 16
         x = states[j]
         k = int(slot_to_index[x & mask])
@@ -219,7 +228,7 @@ def decode_constriction_body(body, n, symbols, freqs, precision):
 
 def decode_stream(buf, pos, alphabet, n):
     backend, precision = buf[pos], buf[pos + 1]
-    if backend not in (0, 1, 2) or not 1 <= precision <= 15:
+    if backend not in (0, 1, 2, 3) or not 1 <= precision <= 15:
         raise Bad("stream header")
     m, pos = read_varint(buf, pos + 2)
     symbols, freqs = [], []
@@ -242,7 +251,8 @@ def decode_stream(buf, pos, alphabet, n):
         if nbytes:
             raise Bad("bytes for an empty stream")
         return np.empty(0, np.int64), pos + nbytes
-    decoder = {0: decode_numba_body, 1: decode_constriction_body, 2: decode_wide_body}[backend]
+    decoder = {0: decode_numba_body, 1: decode_constriction_body, 2: decode_wide_body,
+               3: lambda *args: decode_wide_body(*args, groups=4)}[backend]
     return decoder(body, n, np.array(symbols), np.array(freqs), precision), pos + nbytes
 
 
@@ -365,6 +375,20 @@ def test_reference_decoder_reads_the_shape_modes(backend):
     assert_same_bits(reference_decode(blob), y)
     b16 = x.astype(ml_dtypes.bfloat16)
     assert_same_bits(reference_decode(spherecodec.encode(b16, entropy=backend)), b16)
+
+
+def test_reference_decoder_reads_64_lane_streams():
+    """Chunks of 2**16 values or more take the 64-lane layout (backend 3): float32 with its
+    20 raw bits, and bfloat16 with a nibble."""
+    import ml_dtypes
+
+    x = load_sample()[:171]  # 65,664 values
+    for y in (x, x.astype(ml_dtypes.bfloat16)):
+        blob = spherecodec.encode(y, threads=1)
+        (chunk,) = parse_container(blob)[2]
+        raw_bits = 8 * y.itemsize - 12  # the raw section: whole bytes, then a bit plane
+        assert chunk[1 + y.size * (raw_bits // 8) + -(-y.size * (raw_bits % 8) // 8)] == 3
+        assert_same_bits(reference_decode(blob), y)
 
 
 def test_reference_decoder_reads_single_symbol_streams():

@@ -1,4 +1,5 @@
-"""The 32-lane rANS layout (entropy backend 2): vector and scalar coders against each other."""
+"""The wide rANS layouts (entropy backends 2 and 3: 32 and 64 lanes): vector and scalar coders
+against each other."""
 
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from spherecodec.kernels.memory import copy_bytes
 from common import assert_same_bits, load_sample, parse_layout
 
 MIN = rans_simd.MIN_SYMBOLS
+MIN64 = rans_simd.MIN_SYMBOLS_64
 GOLDEN_WIDE = Path(__file__).resolve().parent / "data" / "golden" / "exact" / "f32_wide.sphc"
 
 
@@ -29,11 +31,13 @@ def skewed_symbols(n, alphabet, seed):
 
 
 def coded(values, alphabet, shift=0):
-    """(stream bytes, body, tables) of ``values >> shift`` in the 32-lane layout."""
+    """(stream bytes, body, tables) of ``values >> shift`` in a wide layout: 64 lanes from
+    ``MIN64`` symbols on, else 32; tables = (slot table, slot symbols, precision, groups)."""
     out = np.zeros(entropy.stream_capacity(values.size, alphabet), dtype=np.uint8)
     end = entropy.encode_stream_into(values, alphabet, out, 0, shift=shift, wide=True)
     stream = out[:end]
-    assert stream[0] == entropy.BACKEND_NUMBA32
+    wide = values.size >= MIN64
+    assert stream[0] == (entropy.BACKEND_NUMBA64 if wide else entropy.BACKEND_NUMBA32)
     precision = int(stream[1])
     slots = 1 << precision
     table_cap = min(alphabet, slots)
@@ -43,29 +47,31 @@ def coded(values, alphabet, shift=0):
                              np.empty(table_cap, np.int64), slot_table, slot_symbol)
     nbytes, pos = rans.read_varint(stream, pos, stream.size)
     assert pos + nbytes == stream.size
-    return stream, stream[pos:].copy(), (slot_table, slot_symbol, precision)
+    return stream, stream[pos:].copy(), (slot_table, slot_symbol, precision, 4 if wide else 2)
 
 
 def decode_all_ways(body, tables, n, dtype, raw=None):
     """Status and output of every decoder for this body: scalar, and vector when available."""
-    slot_table, slot_symbol, precision = tables
+    slot_table, slot_symbol, precision, groups = tables
     fused = raw if raw is not None else np.empty(0, dtype=np.uint8)
     results = {}
     out = np.full(n, 7, dtype=dtype)
-    results["scalar"] = (rans_simd.decode_scalar(body, slot_table, slot_symbol, precision, out, fused), out)
+    results["scalar"] = (rans_simd.decode_scalar(body, slot_table, slot_symbol, precision, out, fused, groups),
+                         out)
     if rans_simd.VECTOR:
         out = np.full(n, 7, dtype=dtype)
-        symbols = np.empty(slot_table.size, dtype=np.uint32)
+        table = np.empty(rans_simd.table_size(precision), dtype=np.uint64)
         if raw is not None:
-            status = rans_simd.decode_vector_fused(body, slot_table, slot_symbol, precision, out, raw, symbols)
+            status = rans_simd.decode_vector_fused(body, slot_table, slot_symbol, precision, out, raw, table,
+                                                   groups)
         else:
-            status = rans_simd.decode_vector(body, slot_table, slot_symbol, precision, out, symbols)
+            status = rans_simd.decode_vector(body, slot_table, slot_symbol, precision, out, table, groups)
         results["vector"] = (status, out)
     return results
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.one_of(st.integers(MIN, MIN + 70), st.integers(MIN, 4 * MIN)),
+@given(n=st.one_of(st.integers(MIN, MIN + 70), st.integers(MIN64 - 5, MIN64 + 70), st.integers(MIN, 6 * MIN)),
        alphabet=st.sampled_from([2, 3, 61, 4096]), dtype=st.sampled_from([np.uint16, np.uint32]),
        seed=st.integers(0, 2**31))
 def test_streams_round_trip_through_every_decoder(n, alphabet, dtype, seed):
@@ -79,7 +85,7 @@ def test_streams_round_trip_through_every_decoder(n, alphabet, dtype, seed):
     assert (back == values).all()
 
 
-@pytest.mark.parametrize("n", [MIN, MIN + 1, MIN + 31, MIN + 33, 524160])
+@pytest.mark.parametrize("n", [MIN, MIN + 1, MIN + 31, MIN + 33, MIN64 - 1, MIN64 + 33, 524160])
 def test_float32_values_with_their_raw_bits(n):
     x = np.resize(load_sample().reshape(-1), n)
     x[::97] = -x[::97]
@@ -92,7 +98,7 @@ def test_float32_values_with_their_raw_bits(n):
         assert (out == values).all(), name
 
 
-@pytest.mark.parametrize("n", [MIN, MIN + 1, MIN + 31, MIN + 33, 3 * MIN + 17])
+@pytest.mark.parametrize("n", [MIN, MIN + 1, MIN + 31, MIN + 33, 3 * MIN + 17, MIN64 + 17, MIN64 + 64])
 @pytest.mark.parametrize("dtype,shift", [(np.uint16, 0), (np.uint32, 16), (np.uint32, 0), (np.uint32, 7)])
 def test_values_with_a_nibble_of_raw_bits_and_zero_low_bits(n, dtype, shift):
     """``decode_vector_nibbles`` (bfloat16; float32 that was bfloat16) gives what the scalar
@@ -107,15 +113,16 @@ def test_values_with_a_nibble_of_raw_bits_and_zero_low_bits(n, dtype, shift):
     status, out = decode_all_ways(body, tables, n, dtype)["scalar"]
     assert status == rans.STATUS_OK and (out == values >> dtype(4)).all()
     if rans_simd.VECTOR:
-        slot_table, slot_symbol, precision = tables
+        slot_table, slot_symbol, precision, groups = tables
         out = np.full(n, 7, dtype=dtype)
-        symbols = np.empty(slot_table.size, dtype=np.uint32)
-        status = rans_simd.decode_vector_nibbles(body, slot_table, slot_symbol, precision, out, raw, shift, symbols)
+        table = np.empty(rans_simd.table_size(precision), dtype=np.uint64)
+        status = rans_simd.decode_vector_nibbles(body, slot_table, slot_symbol, precision, out, raw, shift, table,
+                                                 groups)
         assert status == rans.STATUS_OK
         assert (out.astype(np.uint64) == (expected & np.uint64(np.iinfo(dtype).max))).all()
         truncated = body[:-3].copy()
         assert rans_simd.decode_vector_nibbles(truncated, slot_table, slot_symbol, precision, out, raw, shift,
-                                               symbols) != rans.STATUS_OK
+                                               table, groups) != rans.STATUS_OK
 
 
 def test_short_streams_keep_the_8_lane_layout():
@@ -125,24 +132,25 @@ def test_short_streams_keep_the_8_lane_layout():
     assert out[0] == entropy.BACKEND_NUMBA
 
 
-def test_vector_encoder_writes_the_scalar_encoders_bytes():
-    values = skewed_symbols(3 * MIN + 5, 4096, 2).astype(np.uint32) << np.uint32(20)
+@pytest.mark.parametrize("groups", [2, 4])
+def test_vector_encoder_writes_the_scalar_encoders_bytes(groups):
+    values = skewed_symbols(5 * MIN + 5, 4096, 2).astype(np.uint32) << np.uint32(20)
     counts = np.bincount(values >> 20, minlength=4096)
     precision = entropy.choose_precision(int(np.count_nonzero(counts)))
     table = rans.encoder_table(entropy.quantize_frequencies(counts, precision))
     bodies = []
     for vector in (True, False):
-        scratch = np.zeros(rans_simd.encode_scratch_size(values.size), dtype=np.uint8)
-        p0, p1 = rans_simd._encode_substreams(values, np.uint64(20), table, precision, scratch, vector)
-        half = scratch.size // 2
-        bodies.append(scratch[p0:half].tobytes() + scratch[p1:].tobytes())
+        scratch = np.zeros(rans_simd.encode_scratch_size(values.size, groups), dtype=np.uint8)
+        starts = rans_simd._encode_substreams(values, np.uint64(20), table, precision, scratch, vector, groups)
+        part = scratch.size // groups
+        bodies.append(b"".join(scratch[start:(g + 1) * part].tobytes() for g, start in enumerate(starts)))
     assert bodies[0] == bodies[1]
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_corrupt_bodies_give_the_same_verdict_in_every_decoder(data):
-    values = skewed_symbols(MIN + 45, 61, 3).astype(np.uint16)
+    values = skewed_symbols(data.draw(st.sampled_from([MIN + 45, MIN64 + 45])), 61, 3).astype(np.uint16)
     _, body, tables = coded(values, 61)
     kind = data.draw(st.sampled_from(["flip", "truncate", "extend", "zero_run"]))
     if kind == "flip":
@@ -164,30 +172,36 @@ def test_corrupt_bodies_give_the_same_verdict_in_every_decoder(data):
             assert (other == out).all()
 
 
-def test_garbage_bodies_are_rejected_not_crashing():
+@pytest.mark.parametrize("n", [MIN, MIN64])
+def test_garbage_bodies_are_rejected_not_crashing(n):
     rng = np.random.default_rng(5)
-    values = skewed_symbols(MIN, 61, 4).astype(np.uint16)
+    values = skewed_symbols(n, 61, 4).astype(np.uint16)
     _, body, tables = coded(values, 61)
-    for size in (0, 1, 3, 64, 130, 131, body.size):
+    for size in (0, 1, 3, 64, 130, 131, 259, 260, body.size):
         garbage = rng.integers(0, 256, size=size, dtype=np.uint8)
         for name, (status, _) in decode_all_ways(garbage, tables, values.size, np.uint16).items():
             assert status == rans.STATUS_CORRUPT, (name, size)
 
 
-def test_exact_codec_writes_float32_chunks_in_the_32_lane_layout():
+def test_exact_codec_writes_float32_chunks_in_the_wide_layouts():
     x = load_sample()
-    blob = spherecodec.encode(x, threads=1)
-    (chunk,) = parse_layout(blob)["chunks"]  # the whole sample: one chunk
-    assert chunk[1 + raw_size(x.size, 20)] == entropy.BACKEND_NUMBA32
-    assert_same_bits(spherecodec.decode(blob), x)
-    assert_same_bits(spherecodec.decode_rows(blob, 100, 300), x[100:300])
+    for rows, backend in ((len(x), entropy.BACKEND_NUMBA64), (64, entropy.BACKEND_NUMBA32)):
+        blob = spherecodec.encode(x[:rows], threads=1)
+        (chunk,) = parse_layout(blob)["chunks"]  # one chunk
+        assert chunk[1 + raw_size(rows * x.shape[1], 20)] == backend
+        assert_same_bits(spherecodec.decode(blob), x[:rows])
+        assert_same_bits(spherecodec.decode_rows(blob, 10, 50), x[10:50])
 
 
-def test_golden_blob_holds_a_32_lane_stream():
+def test_golden_blobs_hold_a_32_and_a_64_lane_stream():
     blob = GOLDEN_WIDE.read_bytes()
     chunk = parse_layout(blob)["chunks"][0]
     n = spherecodec.info(blob)["nbytes"] // 4
     assert n >= MIN and chunk[1 + raw_size(n, 20)] == entropy.BACKEND_NUMBA32
+    blob = GOLDEN_WIDE.with_name("bf16_wide64.sphc").read_bytes()
+    (chunk,) = parse_layout(blob)["chunks"]
+    n = spherecodec.info(blob)["nbytes"] // 2
+    assert n >= MIN64 and chunk[1 + raw_size(n, 4)] == entropy.BACKEND_NUMBA64
 
 
 def test_damaged_streams_raise_through_the_entropy_module():
@@ -219,7 +233,7 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
     assert_same_bits(spherecodec.decode(grid, threads=1), expected)
 
 
-@pytest.mark.parametrize("n", [MIN, MIN + 1, 3 * MIN + 17, 2 * MIN + 32])
+@pytest.mark.parametrize("n", [MIN, MIN + 1, 3 * MIN + 17, 2 * MIN + 32, MIN64 + 5])
 @pytest.mark.parametrize("vector", [True, False])
 def test_raw_bits_and_stream_in_one_call_write_the_separate_steps_bytes(n, vector):
     # the exact codec writes a chunk's raw bits and its stream in one nogil call: the same
@@ -239,7 +253,7 @@ def test_raw_bits_and_stream_in_one_call_write_the_separate_steps_bytes(n, vecto
     finally:
         rans_simd.VECTOR_ENCODE = saved
     assert got == end and out[1:end].tobytes() == expected[1:end].tobytes()
-    assert out[1 + nraw] == entropy.BACKEND_NUMBA32
+    assert out[1 + nraw] == (entropy.BACKEND_NUMBA64 if n >= MIN64 else entropy.BACKEND_NUMBA32)
 
 
 def test_copy_bytes_copies_and_checks_its_bounds():

@@ -3,19 +3,20 @@
 A *stream* is self-describing given the number of symbols ``n`` and the alphabet size::
 
     u8      backend (0 = spherecodec's Numba rANS, 1 = constriction's AnsCoder,
-            2 = spherecodec's 32-lane rANS, ``kernels.rans_simd``)
+            2 = spherecodec's 32-lane rANS, 3 = its 64-lane rANS, ``kernels.rans_simd``)
     u8      precision P (frequencies sum to 2**P, 1 <= P <= 15)
     varint  number of distinct symbols m
     m x     varint symbol delta (first symbol: from 0), varint frequency
     varint  number of coded bytes b
     b bytes the coded words (little endian)
 
-Backends 0 and 2 are the same coder (``kernels.rans_core``) with two layouts of the coded
-words: 8 lanes (``kernels.rans``) or 32 lanes in two substreams, which an AVX-512 CPU
-decodes 16 lanes at a time (``kernels.rans_simd``). ``encode_stream_into(wide=True)``
-takes backend 2 for streams of ``rans_simd.MIN_SYMBOLS`` symbols or more (the exact
-codec's float32 chunks, the grid codec's columns); other Numba streams are backend 0.
-Both are written by one kernel per layout, ``kernels.rans.encode_stream_8`` / ``_32``
+Backends 0, 2 and 3 are the same coder (``kernels.rans_core``) with three layouts of the
+coded words: 8 lanes (``kernels.rans``), or 32 or 64 lanes in two or four substreams,
+which an AVX-512 CPU decodes 16 lanes at a time (``kernels.rans_simd``).
+``encode_stream_into(wide=True)`` takes backend 2 for streams of ``rans_simd.MIN_SYMBOLS``
+symbols or more and backend 3 from ``rans_simd.MIN_SYMBOLS_64`` on (the exact codec's
+chunks, the grid codec's columns); other Numba streams are backend 0. They are written by
+one kernel per layout family, ``kernels.rans.encode_stream_8`` / ``_wide``
 (with the chunk's raw low bits first when asked: ``raw_bits=True``). Every codec codes its symbols through
 ``encode_stream``/``encode_stream_into`` and ``decode_stream``.
 """
@@ -34,6 +35,7 @@ from .scratch import take_buffer as _take_buffer
 BACKEND_NUMBA = 0
 BACKEND_CONSTRICTION = 1
 BACKEND_NUMBA32 = _rans32.BACKEND_ID
+BACKEND_NUMBA64 = _rans32.BACKEND_ID_64
 BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
 MAX_PRECISION = _core.MAX_PRECISION
 MAX_ALPHABET = 1 << 16
@@ -68,7 +70,7 @@ def choose_precision(n_used):
 
 def stream_capacity(n, alphabet_size):
     """Bytes that ``encode_stream_into`` may need for ``n`` symbols."""
-    body = max(_rans.encode_scratch_size(n), _rans32.encode_scratch_size(n) + 10)
+    body = max(_rans.encode_scratch_size(n), _rans32.encode_scratch_size(n, _rans32.groups_for(n)) + 30)
     return 2 + 10 + 6 * min(alphabet_size, 1 << MAX_PRECISION) + 10 + body
 
 
@@ -84,7 +86,7 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     ``out`` (uint8) needs ``stream_capacity(values.size, alphabet_size)`` bytes from ``pos``
     (plus ``raw_size(values.size, shift)`` with ``raw_bits``). ``counts``: the symbols'
     counts if the caller has them. ``wide``: with the Numba backend, use the 32-lane
-    layout (backend 2) when there are ``rans_simd.MIN_SYMBOLS`` symbols or more.
+    layouts (backends 2 and 3) when there are ``rans_simd.MIN_SYMBOLS`` symbols or more.
     ``raw_bits``: first write the values' low ``shift`` bits (``kernels.bits`` layout), in
     the same pass as the counting.
     """
@@ -100,10 +102,10 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     if wide and n >= _rans32.MIN_SYMBOLS:
         # from the shared buffer pool, not per-thread scratch: a thread pool's workers are new
         # threads on every call, and fresh memory costs faults (huge pages: compaction stalls)
-        scratch = _take_buffer(_rans32.encode_scratch_size(n))
+        scratch = _take_buffer(_rans32.encode_scratch_size(n, _rans32.groups_for(n)))
         try:
-            return _rans.encode_stream_32(values, shift, nraw, counts, count, scratch, out, pos,
-                                          _rans32.VECTOR_ENCODE)
+            return _rans.encode_stream_wide(values, shift, nraw, counts, count, scratch, out, pos,
+                                            _rans32.VECTOR_ENCODE)
         finally:
             _recycle([scratch])
     scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)
@@ -165,7 +167,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
         raise TruncatedBlobError("stream header runs past the end of its chunk")
     backend_id = int(buf[pos])
     precision = int(buf[pos + 1])
-    if backend_id not in (BACKEND_NUMBA, BACKEND_CONSTRICTION, BACKEND_NUMBA32):
+    if backend_id not in (BACKEND_NUMBA, BACKEND_CONSTRICTION, BACKEND_NUMBA32, BACKEND_NUMBA64):
         raise CorruptBlobError(f"unknown entropy backend {backend_id}")
     if not 1 <= precision <= MAX_PRECISION:
         raise CorruptBlobError(f"rANS precision {precision} outside 1..{MAX_PRECISION}")
@@ -197,25 +199,24 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
         fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
         if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
-    elif backend_id == BACKEND_NUMBA32:
+    elif backend_id in (BACKEND_NUMBA32, BACKEND_NUMBA64):
+        groups = _rans32.GROUPS[backend_id]
         if raw4 is not None and raw4.size != raw_size(n, 4):
             raise ValueError("raw4 must be exactly the raw section of 4-bit values")
+        if _rans32.VECTOR:
+            table = _scratch("rans.vector_table", _rans32.table_size(precision), np.uint64)
         if _rans32.VECTOR and raw4 is not None and out.dtype in (np.uint16, np.uint32):
-            symbol_table = _scratch("rans32.symbols", slots, np.uint32)
             status = _rans32.decode_vector_nibbles(body, slot_table, slot_symbol, precision, out, raw4,
-                                                   shift, symbol_table)
+                                                   shift, table, groups)
             raw4 = None  # merged
+        elif _rans32.VECTOR and raw20 is not None:
+            status = _rans32.decode_vector_fused(body, slot_table, slot_symbol, precision, out, raw20, table,
+                                                 groups)
         elif _rans32.VECTOR:
-            symbol_table = _scratch("rans32.symbols", slots, np.uint32)
-            if raw20 is not None:
-                status = _rans32.decode_vector_fused(body, slot_table, slot_symbol, precision, out,
-                                                     raw20, symbol_table)
-            else:
-                status = _rans32.decode_vector(body, slot_table, slot_symbol, precision, out,
-                                               symbol_table)
+            status = _rans32.decode_vector(body, slot_table, slot_symbol, precision, out, table, groups)
         else:
             fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
-            status = _rans32.decode_scalar(body, slot_table, slot_symbol, precision, out, fused)
+            status = _rans32.decode_scalar(body, slot_table, slot_symbol, precision, out, fused, groups)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     else:

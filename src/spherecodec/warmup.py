@@ -24,17 +24,17 @@ import numpy as np
 
 from . import container, datasets
 from .codecs import available_codecs
-from .kernels.rans import encode_stream_32
+from .kernels.rans import encode_stream_wide
 from .kernels.rans_simd import MIN_SYMBOLS
 
 
 def cache_is_warm():
     """True when the core rANS encoder already has an entry in Numba's cache."""
-    cache = getattr(encode_stream_32, "_cache", None)
+    cache = getattr(encode_stream_wide, "_cache", None)
     path = getattr(cache, "cache_path", None)
     if not path or not os.path.isdir(path):
         return True  # caching unavailable: nothing to gain from warming
-    return any(name.startswith("rans.encode_stream_32-") and name.endswith(".nbi") for name in os.listdir(path))
+    return any(name.startswith("rans.encode_stream_wide-") and name.endswith(".nbi") for name in os.listdir(path))
 
 
 def _compile(specs, sample):

@@ -1,6 +1,6 @@
 """Entropy streams' rANS kernels (Numba): tables, the stream head, the 8-lane layout,
 and ``encode_stream``, the one path that writes a whole stream in either layout (an entry
-point per layout, ``encode_stream_8`` and ``encode_stream_32``).
+point per layout family, ``encode_stream_8`` and ``encode_stream_wide``).
 
 The coder's arithmetic (32-bit states, 16-bit little-endian words, table entries) is
 ``kernels.rans_core``'s; this module deals symbols to lanes.
@@ -32,7 +32,9 @@ from .rans_core import (MAX_PRECISION, MIN_PRECISION, RANS_L, STATE_BYTES, STATU
                         decode_step, encode_step, encoder_entry, flush_state, read_state, read_varint,
                         slot_entry, store_symbol, varint_size, write_varint)
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
-from .rans_simd import encode_into as encode_32_lanes
+from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
+from .rans_simd import MIN_SYMBOLS_64
+from .rans_simd import encode_into as encode_wide
 
 LANES = 8
 LANE_THRESHOLD = 256
@@ -211,8 +213,8 @@ def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, 
     ``raw_bytes + entropy.stream_capacity`` from ``pos``. One nogil call: threads coding
     side by side do not wait for each other's turn with the GIL between the steps.
     """
-    if backend_id == BACKEND_32_LANES:
-        return encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector)
+    if backend_id in (BACKEND_32_LANES, BACKEND_64_LANES):
+        return encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector)
     return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos)
 
 
@@ -228,14 +230,18 @@ def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos):
 
 
 @njit(nogil=True, cache=True)
-def encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector):
-    """``encode_stream`` in the 32-lane layout (``rans_simd.BACKEND_ID``)."""
+def encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector):
+    """``encode_stream`` in a wide layout: 64 lanes (``rans_simd.BACKEND_ID_64``) from
+    ``rans_simd.MIN_SYMBOLS_64`` symbols on, else 32 lanes (``rans_simd.BACKEND_ID``);
+    ``scratch`` holds ``rans_simd.encode_scratch_size(n, groups)`` bytes for those groups."""
+    groups = 4 if values.size >= MIN_SYMBOLS_64 else 2
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    freq, precision, pos = write_stream_head(counts, BACKEND_32_LANES, out, pos)
+    freq, precision, pos = write_stream_head(counts, BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES,
+                                             out, pos)
     if values.size == 0:
         return write_varint(out, pos, 0)
-    return encode_32_lanes(values, _U(shift), encoder_table(freq), np.int64(precision), scratch, out,
-                           np.int64(pos), vector)
+    return encode_wide(values, _U(shift), encoder_table(freq), np.int64(precision), scratch, out,
+                       np.int64(pos), vector, groups)
 
 
 @njit(nogil=True, cache=True)

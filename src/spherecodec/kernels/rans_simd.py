@@ -1,29 +1,33 @@
-"""32-lane rANS streams (entropy backend 2), coded 16 lanes at a time with AVX-512.
+"""Wide rANS streams: 32 lanes (entropy backend 2) or 64 lanes (backend 3), coded 16
+lanes at a time with AVX-512.
 
 Same coder as ``kernels.rans`` (``kernels.rans_core``'s steps: 32-bit states in
 ``[2**16, 2**32)``, 16-bit words, the same tables), with a layout made for vector code
-(docs/format.md 2.2b):
+(docs/format.md 2.2b). A layout has ``groups`` groups of 16 lanes (2 or 4):
 
-* symbol ``i`` belongs to step ``i // 32`` and lane ``i % 32``; lanes 0-15 form group 0,
-  lanes 16-31 group 1, and each group has its own substream;
+* symbol ``i`` belongs to step ``i // lanes`` and lane ``i % lanes``; lanes ``16 g`` to
+  ``16 g + 15`` form group ``g``, and each group has its own substream;
 * the decoder takes the steps in order; in a step each group decodes its 16 symbols, then
   its lanes whose state fell below ``2**16`` read one word each, in lane order;
-* body: varint byte length of substream 0 (substream 1 takes the rest); each substream
-  is its 16 final states (u32, little endian, lane order) then its words in the order the
-  decoder reads them. The decoder returns ``STATUS_OK`` only when every lane is back at
-  ``RANS_L`` and each substream was read to its last byte.
+* body: the byte lengths of substreams ``0 .. groups - 2`` (varints; the last substream
+  takes the rest); each substream is its 16 final states (u32, little endian, lane
+  order) then its words in the order the decoder reads them. The decoder returns
+  ``STATUS_OK`` only when every lane is back at ``RANS_L`` and each substream was read to
+  its last byte.
 
-The vector steps are LLVM IR (``_decoder_ir``, ``_encoder_ir``, around ``rans_core``'s
-``ir_decode_step``/``ir_encode_step``) linked into Numba kernels by intrinsics, because
-Numba cannot express them: per 16 lanes the decoder does one gather
-from each slot table, a multiply and an expanding load of the words; the encoder gathers
-the frequencies and reciprocals and writes the overflowing lanes' words compressed in a
-register with a masked store. On the AMD EPYC (Zen 4) of these machines: 0.95 ns per
-float32 decoded (raw bits merged) against 2.05 for the 8-lane decoder, 1.05 ns encoded
-against 2.5. The IR uses LLVM's target-independent intrinsics, so it is correct anywhere;
-where the CPU lacks AVX-512 VBMI2 (or Numba compiles for a generic CPU) the scalar kernels
-here code the same layout (``decode_scalar``, ``_encode_substreams(vector=False)``), and
-the tests hold the vector kernels to them byte for byte. All arithmetic is integer.
+The decoder's steps are a chain per group (the state, a table lookup, a multiply, the
+words' load): four groups keep twice as many chains in flight as two, which is why long
+streams take the 64-lane layout (0.61 against 0.82 ns per symbol on the AMD EPYC of these
+machines). The vector steps are LLVM IR (``_decoder_ir``, ``_encoder_ir``, around
+``rans_core``'s ``ir_decode_step``/``ir_encode_step``) linked into Numba kernels by
+intrinsics, because Numba cannot express them: per 16 lanes the decoder does two 64-bit
+gathers from one table holding each slot's entry and symbol, a multiply and an expanding
+load of the words; the encoder gathers each symbol's frequency and reciprocal the same
+way and writes the overflowing lanes' words compressed in a register with a masked
+store. The IR uses LLVM's target-independent intrinsics, so it is correct anywhere; where
+the CPU lacks AVX-512 VBMI2 (or Numba compiles for a generic CPU) the scalar kernels here
+code the same layouts (``decode_scalar``, ``_encode_substreams(vector=False)``), and the
+tests hold the vector kernels to them byte for byte. All arithmetic is integer.
 """
 
 import llvmlite.binding as llvm
@@ -41,13 +45,19 @@ from .rans_core import (FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES, STATU
                         ir_decode_step, ir_encode_step, ir_merge_float32, ir_nibbles, read_state, read_varint,
                         read_word, store_symbol, varint_size, write_varint)
 
-#: the entropy backend byte of streams in this layout (entropy.BACKEND_NUMBA32)
+#: the entropy backend bytes of the two layouts (entropy.BACKEND_NUMBA32 / _NUMBA64)
 BACKEND_ID = 2
+BACKEND_ID_64 = 3
+#: groups of 16 lanes per layout, by backend byte
+GROUPS = {BACKEND_ID: 2, BACKEND_ID_64: 4}
 LANES = 32
 GROUP_LANES = 16
 #: streams shorter than this keep the 8-lane layout: 32 states take 85 bytes more than its
 #: 8 states and 7 lengths, 0.16% of an exact chunk of 2**14 float32 (3.3 bytes each)
 MIN_SYMBOLS = 1 << 14
+#: streams of this many symbols or more take the 64-lane layout: its 32 more states cost
+#: 0.04% of a chunk of 2**16 float32, and it decodes 1.35x faster than the 32-lane one
+MIN_SYMBOLS_64 = 1 << 16
 #: an expanding load takes up to 32 bytes: the vector steps stop (and the scalar ones
 #: finish) when the last substream has fewer left
 VECTOR_READ = 32
@@ -69,16 +79,28 @@ VECTOR = _has_vector_kernels()
 VECTOR_ENCODE = VECTOR
 
 
-def encode_scratch_size(n):
-    """Bytes of scratch space ``encode_into`` needs for ``n`` symbols."""
-    steps = (n + LANES - 1) // LANES
-    return 2 * (2 * GROUP_LANES * steps + 4 * GROUP_LANES + 8)
+def groups_for(n):
+    """Groups of 16 lanes the wide layout gives a stream of ``n`` symbols (2 or 4)."""
+    return 4 if n >= MIN_SYMBOLS_64 else 2
 
 
-def _splat(name, vector, element, value):
+def backend_for(groups):
+    """The entropy backend byte of the wide layout with ``groups`` groups."""
+    return BACKEND_ID_64 if groups == 4 else BACKEND_ID
+
+
+def encode_scratch_size(n, groups=2):
+    """Bytes of scratch space ``encode_into`` needs for ``n`` symbols in ``groups`` groups:
+    per group, a word per symbol at most, its states and 8 spare bytes."""
+    lanes = GROUP_LANES * groups
+    steps = (n + lanes - 1) // lanes
+    return groups * (2 * GROUP_LANES * steps + 4 * GROUP_LANES + 8)
+
+
+def _splat(name, vector, element, value, width=16):
     """IR setting ``%name`` to the ``vector`` type with every lane ``value`` (an ``element``)."""
     return [f"  %{name}_i = insertelement {vector} poison, {element} {value}, i64 0",
-            f"  %{name} = shufflevector {vector} %{name}_i, {vector} poison, <16 x i32> zeroinitializer"]
+            f"  %{name} = shufflevector {vector} %{name}_i, {vector} poison, <{width} x i32> zeroinitializer"]
 
 
 def _shift_line(bits):
@@ -88,40 +110,60 @@ def _shift_line(bits):
     return f"  %shw = {'trunc' if bits < 32 else 'zext'} i32 %shift to i{bits}"
 
 
-def _open_groups(add, positions, stride):
+def _open_groups(add, groups, positions, stride):
     """IR loading each group's byte position (``%p0_{g}``, i64 ``positions[stride * g]``
     at ``%pp{g}``) and its 16 states (``%x0_{g}``, at ``%sp{g}``)."""
-    for g in range(2):
+    for g in range(groups):
         add(f"  %pp{g} = getelementptr i64, ptr %{positions}, i64 {stride * g}")
         add(f"  %p0_{g} = load i64, ptr %pp{g}")
         add(f"  %sp{g} = getelementptr i32, ptr %states, i64 {GROUP_LANES * g}")
         add(f"  %x0_{g} = load <16 x i32>, ptr %sp{g}, align 4")
 
 
-def _state_phis(add, x, p):
+def _state_phis(add, groups, x, p):
     """IR naming each group's states ``%{x}{g}`` and position ``%{p}{g}``: the loaded ones
     coming from the entry block, the stepped ones (``%xn{g}``, ``%pn{g}``) from ``step``."""
-    for g in range(2):
+    for g in range(groups):
         add(f"  %{x}{g} = phi <16 x i32> [%x0_{g}, %entry], [%xn{g}, %step]")
         add(f"  %{p}{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
 
 
-def _close_groups(add, x, p):
+def _close_groups(add, groups, x, p):
     """IR storing each group's states ``%{x}{g}`` and position ``%{p}{g}`` back."""
-    for g in range(2):
+    for g in range(groups):
         add(f"  store <16 x i32> %{x}{g}, ptr %sp{g}, align 4")
         add(f"  store i64 %{p}{g}, ptr %pp{g}")
 
 
-def _encoder_ir(name, bits):
+_GATHER64 = "declare <8 x i64> @llvm.masked.gather.v8i64.v8p0(<8 x ptr>, i32 immarg, <8 x i1>, <8 x i64>)"
+_HALVES = (", ".join(f"i32 {k}" for k in range(8)), ", ".join(f"i32 {k}" for k in range(8, 16)))
+_EVEN_ODD = (", ".join(f"i32 {2 * k}" for k in range(16)), ", ".join(f"i32 {2 * k + 1}" for k in range(16)))
+
+
+def _ir_gather_pairs(add, g, index, table, low, high):
+    """IR gathering the u64 ``table[index]`` of 16 lanes (``%{index}{g}``, i32) as two
+    8-lane gathers, their low halves into ``%{low}{g}`` and high halves into ``%{high}{g}``
+    (<16 x i32>): one gathered element per lane instead of one per lane and half."""
+    for h, part in enumerate(_HALVES):
+        add(f"  %gi{h}_{g} = shufflevector <16 x i32> %{index}{g}, <16 x i32> poison, <8 x i32> <{part}>")
+        add(f"  %gp{h}_{g} = getelementptr i64, ptr %{table}, <8 x i32> %gi{h}_{g}")
+        add(f"  %gq{h}_{g} = call <8 x i64> @llvm.masked.gather.v8i64.v8p0(<8 x ptr> %gp{h}_{g}, i32 8, "
+            "<8 x i1> splat (i1 true), <8 x i64> poison)")
+        add(f"  %gd{h}_{g} = bitcast <8 x i64> %gq{h}_{g} to <16 x i32>")
+    for name, part in zip((low, high), _EVEN_ODD):
+        add(f"  %{name}{g} = shufflevector <16 x i32> %gd0_{g}, <16 x i32> %gd1_{g}, <16 x i32> <{part}>")
+
+
+def _encoder_ir(name, bits, groups):
     """LLVM IR of the encoder's vector steps for ``bits``-bit values: ``void f(values,
     steps, shift, table, precision, scratch, positions, states)`` codes steps
-    ``steps - 1 .. 0`` of both groups backwards into ``scratch`` from ``positions``
-    (i64 x 2, updated) with the states (u32 x 32, updated). ``table`` is
-    ``rans.encoder_table`` seen as u32 pairs (frequency | cumulative << 16, reciprocal)."""
+    ``steps - 1 .. 0`` of every group backwards into ``scratch`` from ``positions``
+    (i64 x groups, updated) with the states (u32 x 16 groups, updated). ``table`` is
+    ``rans.encoder_table`` (u64: frequency | cumulative << 16 | reciprocal << 32)."""
     vec = f"<16 x i{bits}>"
+    lanes = GROUP_LANES * groups
     lines = [
-        "declare <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr>, i32 immarg, <16 x i1>, <16 x i32>)",
+        _GATHER64,
         "declare <16 x i16> @llvm.experimental.vector.compress.v16i16(<16 x i16>, <16 x i1>, <16 x i16>)",
         "declare void @llvm.masked.store.v16i16.p0(<16 x i16>, ptr, i32 immarg, <16 x i1>)",
         "declare i16 @llvm.ctpop.i16(i16)",
@@ -136,15 +178,15 @@ def _encoder_ir(name, bits):
         *_splat("tv", "<16 x i32>", "i32", "%tot"),
     ]
     add = lines.append
-    _open_groups(add, "positions", 1)
+    _open_groups(add, groups, "positions", 1)
     add("  %none = icmp eq i64 %steps, 0")
     add("  br i1 %none, label %exit, label %step")
     add("step:")
     add("  %k = phi i64 [%steps, %entry], [%k1, %step]")
-    _state_phis(add, "x", "p")
+    _state_phis(add, groups, "x", "p")
     add("  %k1 = sub i64 %k, 1")
-    add(f"  %ob = mul i64 %k1, {LANES}")
-    for g in range(2):
+    add(f"  %ob = mul i64 %k1, {lanes}")
+    for g in range(groups):
         add(f"  %o{g} = add i64 %ob, {GROUP_LANES * g}")
         add(f"  %vp{g} = getelementptr i{bits}, ptr %values, i64 %o{g}")
         add(f"  %vl{g} = load {vec}, ptr %vp{g}, align 1")
@@ -153,142 +195,168 @@ def _encoder_ir(name, bits):
             add(f"  %sy{g} = or <16 x i32> %vs{g}, zeroinitializer")
         else:
             add(f"  %sy{g} = {'zext' if bits < 32 else 'trunc'} {vec} %vs{g} to <16 x i32>")
-        add(f"  %ia{g} = shl <16 x i32> %sy{g}, splat (i32 1)")
-        add(f"  %ib{g} = or <16 x i32> %ia{g}, splat (i32 1)")
-        add(f"  %pa{g} = getelementptr i32, ptr %table, <16 x i32> %ia{g}")
-        add(f"  %fc{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %pa{g}, i32 4, "
-            "<16 x i1> splat (i1 true), <16 x i32> poison)")
-        add(f"  %pb{g} = getelementptr i32, ptr %table, <16 x i32> %ib{g}")
-        add(f"  %rc{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %pb{g}, i32 4, "
-            "<16 x i1> splat (i1 true), <16 x i32> poison)")
+        _ir_gather_pairs(add, g, "sy", "table", "fc", "rc")
         ir_encode_step(add, g, lambda g: lines.extend(_splat(f"cv{g}", "<16 x i16>", "i16", f"%cn{g}")))
     add("  %more = icmp ugt i64 %k1, 0")
     add("  br i1 %more, label %step, label %exit")
     add("exit:")
-    _state_phis(add, "xe", "pe")
-    _close_groups(add, "xe", "pe")
+    _state_phis(add, groups, "xe", "pe")
+    _close_groups(add, groups, "xe", "pe")
     add("  ret void")
     add("}")
     return "\n".join(lines)
 
 
-@intrinsic
-def _vector_encode_steps(typingctx, values, steps, shift, table, precision, scratch, positions, states):
-    """Run the IR of ``_encoder_ir`` for these arrays (Numba intrinsic)."""
-    bits = values.dtype.bitwidth
-    name = f"spherecodec_rans32_encode_u{bits}"
-    sig = types.void(values, steps, shift, table, precision, scratch, positions, states)
+def _encode_steps_intrinsic(groups):
+    """A Numba intrinsic running ``_encoder_ir``'s steps for ``groups`` groups."""
 
-    def codegen(context, builder, signature, args):
-        context.active_code_library.add_llvm_module(llvm.parse_assembly(_encoder_ir(name, bits)))
-        ptr = ir.PointerType()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [ptr, ir.IntType(64), i32, ptr, i32, ptr, ptr, ptr])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-        data = {}
-        for index in (0, 3, 5, 6, 7):
-            array = context.make_array(signature.args[index])(context, builder, args[index])
-            data[index] = builder.bitcast(array.data, ptr)
-        builder.call(fn, [data[0], args[1], builder.trunc(args[2], i32), data[3],
-                          builder.trunc(args[4], i32), data[5], data[6], data[7]])
-        return context.get_dummy_value()
+    @intrinsic
+    def steps_kernel(typingctx, values, steps, shift, table, precision, scratch, positions, states):
+        bits = values.dtype.bitwidth
+        name = f"spherecodec_rans{GROUP_LANES * groups}_encode_u{bits}"
+        sig = types.void(values, steps, shift, table, precision, scratch, positions, states)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            context.active_code_library.add_llvm_module(llvm.parse_assembly(_encoder_ir(name, bits, groups)))
+            ptr = ir.PointerType()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [ptr, ir.IntType(64), i32, ptr, i32, ptr, ptr, ptr])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+            data = {}
+            for index in (0, 3, 5, 6, 7):
+                array = context.make_array(signature.args[index])(context, builder, args[index])
+                data[index] = builder.bitcast(array.data, ptr)
+            builder.call(fn, [data[0], args[1], builder.trunc(args[2], i32), data[3],
+                              builder.trunc(args[4], i32), data[5], data[6], data[7]])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return steps_kernel
+
+
+_vector_encode_steps_2 = _encode_steps_intrinsic(2)
+_vector_encode_steps_4 = _encode_steps_intrinsic(4)
 
 
 @njit(nogil=True, cache=True)
-def encode_into(values, shift, table, precision, scratch, out, pos, vector):
+def encode_into(values, shift, table, precision, scratch, out, pos, vector, groups):
     """Encode the symbols ``values >> shift`` (``shift`` uint64) at ``out[pos:]`` in the
-    32-lane layout: the body's byte length (varint), then the body; return the position
-    after it. ``table`` comes from ``rans.encoder_table``; ``scratch`` holds
-    ``encode_scratch_size(n)`` bytes, ``out`` as many from ``pos``; ``vector``: the
-    AVX-512 steps (``VECTOR_ENCODE``), the same bytes. ``rans.encode_stream_32`` calls it."""
-    p0, p1 = _encode_substreams(values, shift, table, precision, scratch, vector)
-    cap = scratch.size // 2
-    len0 = cap - p0
-    len1 = 2 * cap - p1
-    pos = write_varint(out, pos, varint_size(len0) + len0 + len1)
-    pos = write_varint(out, pos, len0)
-    copy_bytes(out, pos, scratch, p0, len0)
-    copy_bytes(out, pos + len0, scratch, p1, len1)
-    return pos + len0 + len1
+    wide layout of ``groups`` groups (2 or 4): the body's byte length (varint), then the
+    body; return the position after it. ``table`` comes from ``rans.encoder_table``;
+    ``scratch`` holds ``encode_scratch_size(n, groups)`` bytes, ``out`` as many from
+    ``pos``; ``vector``: the AVX-512 steps (``VECTOR_ENCODE``), the same bytes.
+    ``rans.encode_stream_wide`` calls it."""
+    starts = _encode_substreams(values, shift, table, precision, scratch, vector, groups)
+    part = scratch.size // groups
+    size = 0
+    for g in range(groups):
+        length = (g + 1) * part - starts[g]
+        size += length + (varint_size(length) if g < groups - 1 else 0)
+    pos = write_varint(out, pos, size)
+    for g in range(groups - 1):
+        pos = write_varint(out, pos, (g + 1) * part - starts[g])
+    for g in range(groups):
+        length = (g + 1) * part - starts[g]
+        copy_bytes(out, pos, scratch, starts[g], length)
+        pos += length
+    return pos
+
+
+@njit(inline="always")
+def _encode_scalar_steps(values, shift, table, precision, scratch, x, starts, lanes, first):
+    # steps from the last down to `first` (the partial last step, or every step when the
+    # vector steps do not run); lane j of group g writes below starts[g]
+    n = values.size
+    steps = (n + lanes - 1) // lanes
+    for s in range(steps - 1, first - 1, -1):
+        base = s * lanes
+        for j in range(lanes - 1, -1, -1):
+            i = base + j
+            if i < n:
+                g = j // GROUP_LANES
+                x[j], starts[g] = encode_step(x[j], table[values[i] >> shift], precision, scratch, starts[g])
+    return steps
 
 
 @njit(nogil=True, cache=True)
-def _encode_substreams(values, shift, table, precision, scratch, vector):
-    """Code both substreams backwards into the halves of ``scratch``; return where they
-    start. ``vector``: the whole steps by ``_encoder_ir``'s kernel (same bytes)."""
+def _encode_substreams(values, shift, table, precision, scratch, vector, groups):
+    """Code every group's substream backwards into its part of ``scratch`` (``groups``
+    parts); return where each starts. ``vector``: the whole steps by ``_encoder_ir``'s
+    kernel (same bytes)."""
+    lanes = GROUP_LANES * groups
     n = values.size
-    steps = (n + LANES - 1) // LANES
-    cap = scratch.size // 2
-    x = np.full(LANES, RANS_L, dtype=np.uint64)
-    p0 = cap
-    p1 = 2 * cap
+    full = n // lanes
+    part = scratch.size // groups
+    x = np.full(lanes, RANS_L, dtype=np.uint64)
+    starts = np.empty(groups, dtype=np.int64)
+    for g in range(groups):
+        starts[g] = (g + 1) * part
     # the decoder reads a step's words in lane order after decoding it: the encoder, going
     # backwards, emits them in reverse lane order before coding the step
-    full = n // LANES
-    if full < steps:
-        for j in range(LANES - 1, -1, -1):
-            i = full * LANES + j
-            if i < n:
-                if j >= GROUP_LANES:
-                    x[j], p1 = encode_step(x[j], table[values[i] >> shift], precision, scratch, p1)
-                else:
-                    x[j], p0 = encode_step(x[j], table[values[i] >> shift], precision, scratch, p0)
     if vector:
-        positions = np.array([p0, p1], dtype=np.int64)
+        _encode_scalar_steps(values, shift, table, precision, scratch, x, starts, lanes, full)
         states = x.astype(np.uint32)
-        _vector_encode_steps(values, np.int64(full), np.int64(shift), table.view(np.uint32),
-                             np.int64(precision), scratch, positions, states)
-        p0, p1 = positions[0], positions[1]
-        for j in range(LANES):  # a loop, not a slice assignment (whose error path is slow to compile)
+        if groups == 4:
+            _vector_encode_steps_4(values, np.int64(full), np.int64(shift), table, np.int64(precision),
+                                   scratch, starts, states)
+        else:
+            _vector_encode_steps_2(values, np.int64(full), np.int64(shift), table, np.int64(precision),
+                                   scratch, starts, states)
+        for j in range(lanes):  # a loop, not a slice assignment (whose error path is slow to compile)
             x[j] = states[j]
     else:
-        for s in range(full - 1, -1, -1):
-            base = s * LANES
-            for j in range(LANES - 1, GROUP_LANES - 1, -1):
-                x[j], p1 = encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p1)
-            for j in range(GROUP_LANES - 1, -1, -1):
-                x[j], p0 = encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p0)
-    for j in range(LANES - 1, GROUP_LANES - 1, -1):
-        p1 = flush_state(x[j], scratch, p1)
-    for j in range(GROUP_LANES - 1, -1, -1):
-        p0 = flush_state(x[j], scratch, p0)
-    return p0, p1
+        _encode_scalar_steps(values, shift, table, precision, scratch, x, starts, lanes, 0)
+    for j in range(lanes - 1, -1, -1):
+        g = j // GROUP_LANES
+        starts[g] = flush_state(x[j], scratch, starts[g])
+    return starts
 
 
 @njit
-def _parse(stream, bounds):
-    # bounds <- (read position, end) of both substreams; False if the body is malformed
+def _parse(stream, bounds, groups):
+    # bounds <- (read position, end) of every substream; False if the body is malformed
     size = stream.size
-    len0, pos = read_varint(stream, 0, size)
-    if pos < 0 or len0 > size - pos:
+    pos = 0
+    total = 0
+    for g in range(groups - 1):
+        length, pos = read_varint(stream, pos, size)
+        if pos < 0:
+            return False
+        bounds[2 * g + 1] = length
+        total += length
+    if total > size - pos:
         return False
-    bounds[0] = pos + 4 * GROUP_LANES
-    bounds[1] = pos + len0
-    bounds[2] = pos + len0 + 4 * GROUP_LANES
-    bounds[3] = size
-    return (len0 >= 4 * GROUP_LANES and size - pos - len0 >= 4 * GROUP_LANES
-            and len0 % 2 == 0 and (size - pos - len0) % 2 == 0)
+    bounds[2 * groups - 1] = size - pos - total
+    start = pos
+    for g in range(groups):
+        length = bounds[2 * g + 1]
+        if length < 4 * GROUP_LANES or length % 2:
+            return False
+        bounds[2 * g] = start + 4 * GROUP_LANES
+        bounds[2 * g + 1] = start + length
+        start += length
+    return True
 
 
 @njit
-def _load_states(stream, bounds, states):
-    for g in range(2):
+def _load_states(stream, bounds, states, groups):
+    for g in range(groups):
         start = bounds[2 * g] - STATE_BYTES * GROUP_LANES
         for j in range(GROUP_LANES):
             states[GROUP_LANES * g + j] = read_state(stream, start + STATE_BYTES * j)
 
 
 @njit
-def _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, first, fused):
+def _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, first, fused, groups):
     """Decode symbols ``first ..`` to the end of ``out`` one lane at a time (states in
     ``[2**16, 2**32)``, as in the vector decoder); False if a word lies past its substream."""
+    lanes = GROUP_LANES * groups
     n = out.size
     nibbles = 2 * n
     mask = np.int64((1 << precision) - 1)
     for i in range(first, n):
-        j = i % LANES
+        j = i % lanes
         g = j // GROUP_LANES
         x = np.int64(states[j])
         k = _U(x & mask)
@@ -313,77 +381,96 @@ def _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbl
     return decode_step(np.int64(x), slot_table[k], precision, stream, p, last)
 
 
-@njit
-def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, fused):
-    """The whole steps of ``out`` one lane at a time; returns the steps done (all)."""
+@njit(inline="always")
+def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, fused, groups):
+    """The whole steps of ``out`` one lane at a time; returns the steps done (all).
+    Inlined where ``groups`` is a constant, so that the lane loops have fixed bounds."""
+    lanes = GROUP_LANES * groups
     nibbles = 2 * out.size
     mask = np.int64((1 << precision) - 1)
-    p0, e0, p1, e1 = bounds[0], bounds[1], bounds[2], bounds[3]
-    last0 = max(e0 - 2, 0)
-    last1 = max(e1 - 2, 0)
-    steps = out.size // LANES
+    positions = np.empty(groups, dtype=np.int64)
+    lasts = np.empty(groups, dtype=np.int64)
+    for g in range(groups):
+        positions[g] = bounds[2 * g]
+        lasts[g] = max(bounds[2 * g + 1] - 2, 0)
+    steps = out.size // lanes
     for s in range(steps):
-        base = s * LANES
-        for j in range(GROUP_LANES):
-            states[j], p0 = _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles,
-                                       fused, states[j], base + j, p0, last0)
-        for j in range(GROUP_LANES, LANES):
-            states[j], p1 = _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles,
-                                       fused, states[j], base + j, p1, last1)
-    bounds[0] = p0
-    bounds[2] = p1
+        base = s * lanes
+        for g in range(groups):
+            p = positions[g]
+            last = lasts[g]
+            for j in range(GROUP_LANES * g, GROUP_LANES * (g + 1)):
+                states[j], p = _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles,
+                                          fused, states[j], base + j, p, last)
+            positions[g] = p
+    for g in range(groups):
+        bounds[2 * g] = positions[g]
     return steps
 
 
 @njit
-def _finish(bounds, states):
-    if bounds[0] != bounds[1] or bounds[2] != bounds[3]:
-        return STATUS_CORRUPT
-    for j in range(LANES):
+def _finish(bounds, states, groups):
+    for g in range(groups):
+        if bounds[2 * g] != bounds[2 * g + 1]:
+            return STATUS_CORRUPT
+    for j in range(GROUP_LANES * groups):
         if states[j] != RANS_L:
             return STATUS_CORRUPT
     return STATUS_OK
 
 
+@njit(inline="always")
+def _decode_scalar_body(stream, slot_table, slot_symbol, precision, out, raw, groups):
+    bounds = np.empty(2 * groups, dtype=np.int64)
+    states = np.empty(GROUP_LANES * groups, dtype=np.uint32)
+    if not _parse(stream, bounds, groups):
+        return STATUS_CORRUPT
+    _load_states(stream, bounds, states, groups)
+    if raw.size:
+        done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, True,
+                                  groups)
+    else:
+        done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, False,
+                                  groups)
+    # a position past its end is corruption (the clamped loads read garbage there)
+    for g in range(groups):
+        if bounds[2 * g] > bounds[2 * g + 1]:
+            return STATUS_CORRUPT
+    ok = _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
+                       done * GROUP_LANES * groups, raw.size > 0, groups)
+    return _finish(bounds, states, groups) if ok else STATUS_CORRUPT
+
+
 @njit(nogil=True, cache=True)
-def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw):
-    """Decode ``out.size`` symbols of a 32-lane body ``stream``; returns a status.
+def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw, groups):
+    """Decode ``out.size`` symbols of a wide body ``stream`` of ``groups`` groups (2: the
+    32-lane layout, 4: the 64-lane one); returns a status.
 
     Tables as ``rans.read_table`` builds them. ``raw`` is empty (``out`` receives the
     symbols) or, for a uint32 ``out``, the 20 low bits of every value in the
     ``kernels.bits`` layout (``out`` receives ``rans_core.merge_float32``'s values).
     """
-    bounds = np.empty(4, dtype=np.int64)
-    states = np.empty(LANES, dtype=np.uint32)
-    if not _parse(stream, bounds):
-        return STATUS_CORRUPT
-    _load_states(stream, bounds, states)
-    if raw.size:
-        done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, True)
-    else:
-        done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, False)
-    # a position past its end is corruption (the clamped loads read garbage there)
-    if bounds[0] > bounds[1] or bounds[2] > bounds[3]:
-        return STATUS_CORRUPT
-    ok = _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
-                       done * LANES, raw.size > 0)
-    return _finish(bounds, states) if ok else STATUS_CORRUPT
+    if groups == 4:
+        return _decode_scalar_body(stream, slot_table, slot_symbol, precision, out, raw, 4)
+    return _decode_scalar_body(stream, slot_table, slot_symbol, precision, out, raw, 2)
 
 
-def _decoder_ir(name, out_bits, fused, nibble=False):
-    """LLVM IR of the vector steps: ``i64 f(stream, bounds, slot_table, symbol_table,
+def _decoder_ir(name, out_bits, fused, nibble, groups):
+    """LLVM IR of the vector steps for ``groups`` groups: ``i64 f(stream, bounds, table,
     precision, out, steps, states, raw, nibbles)``; returns the steps decoded, fewer than
     asked near the end of the body or when a read position passed its substream's end
-    (the scalar steps take over from there). ``nibble``: each value's 4 raw bits are the
-    nibble plane at ``raw`` and go in shifted left by the last argument (the symbols come
-    shifted by 4 more from the symbol table): ``(symbol << 4 | nibble) << t`` in one pass."""
+    (the scalar steps take over from there). ``table`` holds per slot the slot entry
+    (low 32 bits) and the symbol, shifted as it goes into the output (high 32 bits).
+    ``nibble``: each value's 4 raw bits are the nibble plane at ``raw`` and go in shifted
+    left by the last argument (the symbols come shifted by 4 more from the table):
+    ``(symbol << 4 | nibble) << t`` in one pass."""
+    lanes = GROUP_LANES * groups
     lines = [
-        "declare <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr>, i32 immarg, <16 x i1>, <16 x i32>)",
+        _GATHER64,
         "declare <16 x i16> @llvm.masked.expandload.v16i16(ptr, <16 x i1>, <16 x i16>)",
         "declare i16 @llvm.ctpop.i16(i16)",
-        f"define i64 @{name}(ptr noalias %stream, ptr noalias %bounds, "
-        "ptr noalias %slot_e, ptr noalias %slot_sym, i32 %prec, ptr noalias %out, i64 %steps, "
-        "ptr noalias %states, ptr noalias %raw, i64 %nib) {",
+        f"define i64 @{name}(ptr noalias %stream, ptr noalias %bounds, ptr noalias %table, i32 %prec, "
+        "ptr noalias %out, i64 %steps, ptr noalias %states, ptr noalias %raw, i64 %nib) {",
         "entry:",
         *_splat("pv", "<16 x i32>", "i32", "%prec"),
         "  %one = shl i32 1, %prec",
@@ -394,33 +481,30 @@ def _decoder_ir(name, out_bits, fused, nibble=False):
         *_splat("tv", "<16 x i32>", "i32", "%nibt"),
     ]
     add = lines.append
-    _open_groups(add, "bounds", 2)
-    for g in range(2):
+    _open_groups(add, groups, "bounds", 2)
+    for g in range(groups):
         add(f"  %be{g} = getelementptr i64, ptr %bounds, i64 {2 * g + 1}")
         add(f"  %end{g} = load i64, ptr %be{g}")
-    add(f"  %last1 = sub i64 %end1, {VECTOR_READ}")
+    add(f"  %lastp = sub i64 %end{groups - 1}, {VECTOR_READ}")
     add("  br label %check")
     add("check:")
     add("  %k = phi i64 [0, %entry], [%k1, %step]")
-    _state_phis(add, "x", "p")
-    # stop at the last step, or when a load could pass the end of the body: substream 0
-    # is followed by substream 1 (at least 64 bytes), the last one must hold 32 more
-    add("  %more = icmp ult i64 %k, %steps")
-    add("  %in0 = icmp ule i64 %p0, %end0")
-    add("  %in1 = icmp ule i64 %p1, %last1")
-    add("  %in = and i1 %in0, %in1")
-    add("  %go = and i1 %more, %in")
-    add("  br i1 %go, label %step, label %exit")
+    _state_phis(add, groups, "x", "p")
+    # stop at the last step, or when a load could pass the end of the body: a substream is
+    # followed by the next one (at least 64 bytes), the last one must hold 32 more
+    add("  %go_s = icmp ult i64 %k, %steps")
+    ready = "%go_s"
+    for g in range(groups):
+        limit = "%lastp" if g == groups - 1 else f"%end{g}"
+        add(f"  %in{g} = icmp ule i64 %p{g}, {limit}")
+        add(f"  %go{g} = and i1 {ready}, %in{g}")
+        ready = f"%go{g}"
+    add(f"  br i1 {ready}, label %step, label %exit")
     add("step:")
-    add(f"  %ob = mul i64 %k, {LANES}")
-    for g in range(2):
+    add(f"  %ob = mul i64 %k, {lanes}")
+    for g in range(groups):
         add(f"  %i{g} = and <16 x i32> %x{g}, %mv")
-        add(f"  %pe{g} = getelementptr i32, ptr %slot_e, <16 x i32> %i{g}")
-        add(f"  %e{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %pe{g}, i32 4, "
-            "<16 x i1> splat (i1 true), <16 x i32> poison)")
-        add(f"  %ps{g} = getelementptr i32, ptr %slot_sym, <16 x i32> %i{g}")
-        add(f"  %s{g} = call <16 x i32> @llvm.masked.gather.v16i32.v16p0(<16 x ptr> %ps{g}, i32 4, "
-            "<16 x i1> splat (i1 true), <16 x i32> poison)")
+        _ir_gather_pairs(add, g, "i", "table", "e", "s")
         add(f"  %o{g} = add i64 %ob, {GROUP_LANES * g}")
         add(f"  %op{g} = getelementptr i{out_bits}, ptr %out, i64 %o{g}")
         if fused:
@@ -437,7 +521,7 @@ def _decoder_ir(name, out_bits, fused, nibble=False):
     add("  %k1 = add i64 %k, 1")
     add("  br label %check")
     add("exit:")
-    _close_groups(add, "x", "p")
+    _close_groups(add, groups, "x", "p")
     add("  ret i64 %k")
     add("}")
     return "\n".join(lines)
@@ -445,7 +529,7 @@ def _decoder_ir(name, out_bits, fused, nibble=False):
 
 def _ir_merge_nibble(add, g, out_bits):
     # the 16 values from %o{g}: their nibbles shifted by %tv, ORed into the symbols %s{g}
-    # (already shifted by the symbol table)
+    # (already shifted by the table)
     ir_nibbles(add, g, "raw")
     add(f"  %nh{g} = shl <16 x i32> %nm{g}, %tv")
     add(f"  %v{g} = or <16 x i32> %s{g}, %nh{g}")
@@ -456,114 +540,137 @@ def _ir_merge_nibble(add, g, out_bits):
         add(f"  store <16 x i{out_bits}> %vw{g}, ptr %op{g}, align 1")
 
 
-def _vector_steps_intrinsic(variant):
-    """A Numba intrinsic running ``_decoder_ir``'s steps. ``variant``: "plain" (symbols, any
-    unsigned output), "fused" (float32 values with their 20 raw bits; the last argument is
-    ignored, the nibble plane follows the 16-bit plane) or "nibble" (values with 4 raw bits;
-    the last argument is the shift ``t``)."""
+def _vector_steps_intrinsic(variant, groups):
+    """A Numba intrinsic running ``_decoder_ir``'s steps for ``groups`` groups. ``variant``:
+    "plain" (symbols, any unsigned output), "fused" (float32 values with their 20 raw
+    bits; the last argument is ignored, the nibble plane follows the 16-bit plane) or
+    "nibble" (values with 4 raw bits; the last argument is the shift ``t``)."""
     fused = variant == "fused"
     nibble = variant == "nibble"
 
     @intrinsic
-    def steps_kernel(typingctx, stream, bounds, slot_table, symbol_table, precision, out, steps,
-                     states, raw, extra):
+    def steps_kernel(typingctx, stream, bounds, table, precision, out, steps, states, raw, extra):
         bits = out.dtype.bitwidth
         if (fused and bits != 32) or (nibble and bits not in (16, 32)):
             return None
-        name = f"spherecodec_rans32_decode_{variant}_u{bits}"
-        sig = types.int64(stream, bounds, slot_table, symbol_table, precision, out, steps, states, raw, extra)
+        name = f"spherecodec_rans{GROUP_LANES * groups}_decode_{variant}_u{bits}"
+        sig = types.int64(stream, bounds, table, precision, out, steps, states, raw, extra)
 
         def codegen(context, builder, signature, args):
             context.active_code_library.add_llvm_module(
-                llvm.parse_assembly(_decoder_ir(name, bits, fused, nibble)))
+                llvm.parse_assembly(_decoder_ir(name, bits, fused, nibble, groups)))
             ptr = ir.PointerType()
             i64 = ir.IntType(64)
-            fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
+            fnty = ir.FunctionType(i64, [ptr, ptr, ptr, ir.IntType(32), ptr, i64, ptr, ptr, i64])
             fn = cgutils.get_or_insert_function(builder.module, fnty, name)
             data = {}
-            for index in (0, 1, 2, 3, 5, 7, 8):
+            for index in (0, 1, 2, 4, 6, 7):
                 array = context.make_array(signature.args[index])(context, builder, args[index])
                 data[index] = builder.bitcast(array.data, ptr)
-            n = builder.extract_value(context.make_array(signature.args[5])(context, builder, args[5]).shape, 0)
+            n = builder.extract_value(context.make_array(signature.args[4])(context, builder, args[4]).shape, 0)
             # the IR's last argument: the nibble plane's offset (fused: after n 16-bit fields),
             # or the shift of the nibble variant
-            last = args[9] if nibble else builder.mul(n, ir.Constant(i64, 2))
-            prec = builder.trunc(args[4], ir.IntType(32))
-            return builder.call(fn, [data[0], data[1], data[2], data[3], prec, data[5], args[6],
-                                     data[7], data[8], last])
+            last = args[8] if nibble else builder.mul(n, ir.Constant(i64, 2))
+            prec = builder.trunc(args[3], ir.IntType(32))
+            return builder.call(fn, [data[0], data[1], data[2], prec, data[4], args[5], data[6], data[7], last])
 
         return sig, codegen
 
     return steps_kernel
 
 
-#: Numba intrinsics running the IR of ``_decoder_ir``: values with raw low bits (uint32),
-#: plain symbols (any unsigned output), values with a nibble of raw bits (uint16/uint32)
-_vector_steps_fused = _vector_steps_intrinsic("fused")
-_vector_steps_plain = _vector_steps_intrinsic("plain")
-_vector_steps_nibble = _vector_steps_intrinsic("nibble")
+#: Numba intrinsics running the IR of ``_decoder_ir`` for 2 and 4 groups: values with raw
+#: low bits (uint32), plain symbols (any unsigned output), values with a nibble of raw
+#: bits (uint16/uint32)
+_steps_fused_2 = _vector_steps_intrinsic("fused", 2)
+_steps_fused_4 = _vector_steps_intrinsic("fused", 4)
+_steps_plain_2 = _vector_steps_intrinsic("plain", 2)
+_steps_plain_4 = _vector_steps_intrinsic("plain", 4)
+_steps_nibble_2 = _vector_steps_intrinsic("nibble", 2)
+_steps_nibble_4 = _vector_steps_intrinsic("nibble", 4)
+
+
+def table_size(precision):
+    """Entries of the ``table`` scratch the vector decoders take (u64, one per slot)."""
+    return 1 << precision
 
 
 @njit
-def _vector_prologue(stream, slot_symbol, precision, symbol_table, shift):
-    # (body well formed, bounds, states); symbol_table <- the symbols shifted left by `shift`
-    bounds = np.empty(4, dtype=np.int64)
-    states = np.empty(LANES, dtype=np.uint32)
-    if not _parse(stream, bounds):
+def _vector_prologue(stream, slot_table, slot_symbol, precision, table, shift, groups):
+    # (body well formed, bounds, states); table <- each slot's entry | symbol << shift << 32
+    bounds = np.empty(2 * groups, dtype=np.int64)
+    states = np.empty(GROUP_LANES * groups, dtype=np.uint32)
+    if not _parse(stream, bounds, groups):
         return False, bounds, states
-    _load_states(stream, bounds, states)
+    _load_states(stream, bounds, states, groups)
     for k in range(1 << precision):
-        symbol_table[k] = np.uint32(slot_symbol[k]) << np.uint32(shift)
+        symbol = np.uint64(np.uint32(slot_symbol[k]) << np.uint32(shift))
+        table[k] = np.uint64(slot_table[k]) | (symbol << np.uint64(32))
     return True, bounds, states
 
 
 @njit
-def _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, fused):
+def _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, fused, groups):
     # the scalar steps finish what the vector steps left (`done` steps decoded)
-    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done * LANES,
-                         fused):
+    if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
+                         done * GROUP_LANES * groups, fused, groups):
         return STATUS_CORRUPT
-    return _finish(bounds, states)
+    return _finish(bounds, states, groups)
 
 
 @njit(nogil=True, cache=True)
-def decode_vector(stream, slot_table, slot_symbol, precision, out, symbol_table):
-    """``decode_scalar`` of plain symbols by vector steps (``symbol_table``: uint32
-    scratch of the slot table's size)."""
-    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, 0)
+def decode_vector(stream, slot_table, slot_symbol, precision, out, table, groups):
+    """``decode_scalar`` of plain symbols by vector steps (``table``: uint64 scratch of
+    ``table_size(precision)`` entries)."""
+    ok, bounds, states = _vector_prologue(stream, slot_table, slot_symbol, precision, table, 0, groups)
     if not ok:
         return STATUS_CORRUPT
     raw = np.empty(0, dtype=np.uint8)
-    done = _vector_steps_plain(stream, bounds, slot_table, symbol_table, np.int64(precision),
-                               out, np.int64(out.size // LANES), states, raw, np.int64(0))
-    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, False)
+    steps = np.int64(out.size // (GROUP_LANES * groups))
+    if groups == 4:
+        done = _steps_plain_4(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
+    else:
+        done = _steps_plain_2(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
+    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, False,
+                            groups)
 
 
 @njit(nogil=True, cache=True)
-def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, symbol_table):
+def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, table, groups):
     """``decode_scalar`` of float32 values (uint32 ``out``, ``raw`` their 20 low bits) by
-    vector steps (``symbol_table``: uint32 scratch of the slot table's size)."""
-    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, FLOAT32_RAW_BITS)
+    vector steps (``table``: uint64 scratch of ``table_size(precision)`` entries)."""
+    ok, bounds, states = _vector_prologue(stream, slot_table, slot_symbol, precision, table, FLOAT32_RAW_BITS,
+                                          groups)
     if not ok:
         return STATUS_CORRUPT
-    done = _vector_steps_fused(stream, bounds, slot_table, symbol_table, np.int64(precision),
-                               out, np.int64(out.size // LANES), states, raw, np.int64(0))
-    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True)
+    steps = np.int64(out.size // (GROUP_LANES * groups))
+    if groups == 4:
+        done = _steps_fused_4(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
+    else:
+        done = _steps_fused_2(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
+    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True,
+                            groups)
 
 
 @njit(nogil=True, cache=True)
-def decode_vector_nibbles(stream, slot_table, slot_symbol, precision, out, raw, shift, symbol_table):
+def decode_vector_nibbles(stream, slot_table, slot_symbol, precision, out, raw, shift, table, groups):
     """``decode_vector`` of values with 4 raw bits each (``raw``: their nibble plane, the
     ``kernels.bits`` layout) and ``shift`` zero low bits: ``out`` (uint16 or uint32) receives
     ``(symbol << 4 | nibble) << shift``, in the decoder's pass where the vector steps run
     (the scalar steps' tail is merged after them). Same status as ``decode_vector``."""
-    ok, bounds, states = _vector_prologue(stream, slot_symbol, precision, symbol_table, 4 + shift)
+    ok, bounds, states = _vector_prologue(stream, slot_table, slot_symbol, precision, table, 4 + shift, groups)
     if not ok:
         return STATUS_CORRUPT
-    done = _vector_steps_nibble(stream, bounds, slot_table, symbol_table, np.int64(precision),
-                                out, np.int64(out.size // LANES), states, raw, np.int64(shift))
+    steps = np.int64(out.size // (GROUP_LANES * groups))
+    if groups == 4:
+        done = _steps_nibble_4(stream, bounds, table, np.int64(precision), out, steps, states, raw,
+                               np.int64(shift))
+    else:
+        done = _steps_nibble_2(stream, bounds, table, np.int64(precision), out, steps, states, raw,
+                               np.int64(shift))
     empty = np.empty(0, dtype=np.uint8)
-    status = _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, empty, states, done, False)
-    start = done * LANES  # even: the tail's nibbles start at a byte
+    status = _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, empty, states, done, False,
+                              groups)
+    start = done * GROUP_LANES * groups  # even: the tail's nibbles start at a byte
     merge_low_bits_shifted(out[start:], raw[start // 2:], 4, shift)
     return status
