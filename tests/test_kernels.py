@@ -125,7 +125,8 @@ PINNED = {
     "exact blob, small chunks": "af679541246241d5",
     # float32 values as float64: 29 zero low bits, chunk mode 4 since the shape modes (issue 22)
     "exact blob, float64": "642aa300b0e4dc66",
-    "exact blob, float16": "1603758107a22c66",
+    # float16 chunks of 2**14 values or more take the wide layouts since 2026-12 (8 lanes before)
+    "exact blob, float16": "60547a5a160cb32f",
     "exact level 2 blob": "e48346ace8201559",
     "exact level 3 blob": "b64235aa7f18bb2d",
 }

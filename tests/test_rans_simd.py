@@ -224,7 +224,8 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
     blob = spherecodec.encode(x, threads=1)
     monkeypatch.setattr(rans_simd, "VECTOR", False)
     assert_same_bits(spherecodec.decode(blob, threads=1), x)
-    for shaped in (x.astype(ml_dtypes.bfloat16), x.astype(ml_dtypes.bfloat16).astype(np.float32)):
+    for shaped in (x.astype(ml_dtypes.bfloat16), x.astype(ml_dtypes.bfloat16).astype(np.float32),
+                   x.astype(np.float16)):
         assert_same_bits(spherecodec.decode(spherecodec.encode(shaped, threads=1), threads=1), shaped)
     grid = spherecodec.encode(x, "grid", threads=1)
     monkeypatch.setattr(rans_simd, "VECTOR", True)

@@ -232,10 +232,10 @@ class ExactCodec(Codec):
             _shape.shift_right(values, t, coded)
         else:
             out[0] = MODE_CODED
-        # long streams take the 32-lane layout, which decodes 2x faster (float32 values at
-        # the default split also fuse their raw bits into the decoder's pass); float16 and
-        # float32 at other splits keep the 8-lane layout they were first written with
-        if t or dtype_name == "bfloat16":
+        # long streams take the wide layouts, which decode 2-3x faster (float32 values at
+        # the default split also fuse their raw bits into the decoder's pass); float32 at
+        # other splits and float64 keep the 8-lane layout they were first written with
+        if t or dtype_name in ("bfloat16", "float16"):
             wide = values.dtype != np.uint64
         else:
             wide = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32

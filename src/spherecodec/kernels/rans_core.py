@@ -233,7 +233,7 @@ def ir_encode_step(add, g, splat_count):
     """Append the IR of ``encode_step`` for the 16 lanes of group ``g``: from states
     ``%x{g}``, entries ``%fc{g}`` (frequency | cumulative << 16) and ``%rc{g}``
     (reciprocals), words stored below byte ``%p{g}`` of ``%scratch``; defines ``%xn{g}`` and
-    ``%pn{g}``. Needs ``%uv`` (32 - precision), ``%tv`` (2**precision) and, per group,
+    ``%pn{g}``. Needs ``%uv`` (32 - precision), ``%pv`` (precision) and, per group,
     ``%cv{g}`` (the count ``%cn{g}`` splatted: ``splat_count(g)`` appends it)."""
     add(f"  %f{g} = and <16 x i32> %fc{g}, splat (i32 {ENTRY_MASK})")
     add(f"  %c{g} = lshr <16 x i32> %fc{g}, splat (i32 {ENTRY_BITS})")
@@ -258,7 +258,8 @@ def ir_encode_step(add, g, splat_count):
     add(f"  %xh{g} = lshr <16 x i32> %x{g}, splat (i32 {WORD_BITS})")
     add(f"  %xr{g} = select <16 x i1> %ov{g}, <16 x i32> %xh{g}, <16 x i32> %x{g}")
     # x // f by the reciprocal (short by at most one, then corrected), then
-    # x + c + q (2**precision - f)
+    # (x // f << precision) + x % f + c: the remainder comes with the correction, which
+    # saves the multiply of x + c + q (2**precision - f) (3.5% of the encoder's steps)
     add(f"  %xq{g} = zext <16 x i32> %xr{g} to <16 x i64>")
     add(f"  %rq{g} = zext <16 x i32> %rc{g} to <16 x i64>")
     add(f"  %pr{g} = mul <16 x i64> %xq{g}, %rq{g}")
@@ -269,10 +270,11 @@ def ir_encode_step(add, g, splat_count):
     add(f"  %fix{g} = icmp uge <16 x i32> %rm{g}, %f{g}")
     add(f"  %fx{g} = zext <16 x i1> %fix{g} to <16 x i32>")
     add(f"  %qq{g} = add <16 x i32> %q{g}, %fx{g}")
-    add(f"  %cf{g} = sub <16 x i32> %tv, %f{g}")
-    add(f"  %qm{g} = mul <16 x i32> %qq{g}, %cf{g}")
-    add(f"  %xc{g} = add <16 x i32> %xr{g}, %c{g}")
-    add(f"  %xn{g} = add <16 x i32> %xc{g}, %qm{g}")
+    add(f"  %rf{g} = select <16 x i1> %fix{g}, <16 x i32> %f{g}, <16 x i32> zeroinitializer")
+    add(f"  %rr{g} = sub <16 x i32> %rm{g}, %rf{g}")
+    add(f"  %qs{g} = shl <16 x i32> %qq{g}, %pv")
+    add(f"  %xc{g} = add <16 x i32> %rr{g}, %c{g}")
+    add(f"  %xn{g} = add <16 x i32> %xc{g}, %qs{g}")
 
 
 def ir_decode_step(add, g):

@@ -174,8 +174,7 @@ def _encoder_ir(name, bits, groups):
         *_splat("sv", vec, f"i{bits}", "%shw"),
         f"  %up = sub i32 {STATE_BITS}, %prec",
         *_splat("uv", "<16 x i32>", "i32", "%up"),
-        "  %tot = shl i32 1, %prec",
-        *_splat("tv", "<16 x i32>", "i32", "%tot"),
+        *_splat("pv", "<16 x i32>", "i32", "%prec"),
     ]
     add = lines.append
     _open_groups(add, groups, "positions", 1)
