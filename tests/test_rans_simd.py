@@ -1,6 +1,9 @@
 """The wide rANS layouts (entropy backends 2 and 3: 32 and 64 lanes): vector and scalar coders
 against each other."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import ml_dtypes
@@ -270,3 +273,42 @@ def test_copy_bytes_copies_and_checks_its_bounds():
         copy_bytes(dst, 0, src[::2], 0, 10)  # strided: a memcpy would read the wrong bytes
     with pytest.raises(ValueError):
         copy_bytes(dst[::-1], 0, src, 0, 10)
+
+
+_AVX2_CHILD = """
+import sys
+import numpy as np
+import spherecodec
+from spherecodec.kernels import rans_simd
+assert rans_simd.VECTOR_ISA == "avx2", rans_simd.VECTOR_ISA
+folder = sys.argv[1]
+for name in ("f32", "bf16", "f16", "f32_32"):
+    blob = open(f"{folder}/{name}.sphc", "rb").read()
+    expected = np.load(f"{folder}/{name}.npy")
+    assert spherecodec.decode(blob, threads=1).tobytes() == expected.tobytes(), name
+    broken = bytearray(blob)
+    broken[-40] ^= 0x10
+    try:
+        spherecodec.decode(bytes(broken), threads=1)
+    except spherecodec.SpherecodecError:
+        pass
+    else:
+        raise AssertionError(f"damaged {name} decoded")
+print("ok")
+"""
+
+
+def test_the_avx2_build_decodes_every_wide_layout_to_the_same_bits(tmp_path):
+    """What an AVX2-only CPU runs (``NUMBA_CPU_NAME=haswell``: the 8-lane vector steps, words
+    gathered at table offsets) decodes blobs of both wide layouts to their bits, and rejects
+    a damaged one. A child process: the build is chosen when Numba starts."""
+    x = load_sample()
+    cases = {"f32": x, "bf16": x.astype(ml_dtypes.bfloat16), "f16": x.astype(np.float16),
+             "f32_32": x[:100]}  # 38,400 values: the 32-lane layout
+    for name, array in cases.items():
+        (tmp_path / f"{name}.sphc").write_bytes(spherecodec.encode(array, threads=1))
+        np.save(tmp_path / f"{name}.npy", array)
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CACHE_DIR=str(tmp_path / "numba-haswell"))
+    proc = subprocess.run([sys.executable, "-c", _AVX2_CHILD, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
