@@ -271,7 +271,8 @@ def _header_for(frame, dictionary):
     if not belongs:
         raise CorruptBlobError(f"frame kind {header.kind:#04x} does not belong to a {dictionary.codec} dictionary")
     # a forged shape cannot make decode allocate at will
-    if 4 * header.count > ALLOCATION_SLACK + expansion_bound(header.kind, dictionary) * len(frame):
+    expansion = _kf.DENSE_EXPANSION if header.kind in _DENSE_KINDS else dictionary.max_expansion  # expansion_bound
+    if 4 * header.count > ALLOCATION_SLACK + expansion * len(frame):
         raise CorruptBlobError(f"frame announces {header.count} values, more than its {len(frame)} bytes can hold")
     return header
 
