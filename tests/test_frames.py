@@ -297,12 +297,25 @@ def test_golden_frames_decode_and_reencode():
     """Frames written by an earlier build decode to the same bits, and today's encoder
     writes the same bytes (``GOLDEN``, made by scripts/make_golden_frames.py)."""
     d = spherecodec.Dictionary.from_bytes((GOLDEN / "minilm-exact.sphd").read_bytes())
-    x = np.load(GOLDEN / "minilm-rows.npy")
-    stored = (GOLDEN / "minilm-rows.frames").read_bytes()
-    lengths = np.load(GOLDEN / "minilm-rows.lengths.npy")
-    many = [stored[a:b] for a, b in zip(np.r_[0, np.cumsum(lengths)[:-1]], np.cumsum(lengths))]
-    assert_same_bits(spherecodec.decode_many(many, dictionary=d), x)
-    assert spherecodec.encode_many(x, dictionary=d) == many
+    for stem, kinds in (("minilm-rows", {frames.KIND_EXACT}),
+                        ("minilm-shapes", {frames.KIND_CONSTANT, frames.KIND_SHIFTED})):
+        x = np.load(GOLDEN / f"{stem}.npy")
+        many = _golden_frames(stem)
+        assert {f[0] for f in many} == kinds
+        assert_same_bits(spherecodec.decode_many(many, dictionary=d), x)
+        assert spherecodec.encode_many(x, dictionary=d) == many
+    # rabitq row frames: the same bytes from the same rows, the same decoded bits
+    d = spherecodec.Dictionary.from_bytes((GOLDEN / "minilm-rabitq.sphd").read_bytes())
+    many = _golden_frames("minilm-rabitq-rows")
+    assert {f[0] for f in many} == {frames.KIND_RABITQ}
+    assert spherecodec.encode_many(np.load(GOLDEN / "minilm-rabitq-rows.npy"), dictionary=d) == many
+    assert_same_bits(spherecodec.decode_many(many, dictionary=d), np.load(GOLDEN / "minilm-rabitq-decoded.npy"))
+
+
+def _golden_frames(stem):
+    stored = (GOLDEN / f"{stem}.frames").read_bytes()
+    ends = np.cumsum(np.load(GOLDEN / f"{stem}.lengths.npy")).tolist()
+    return [stored[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
 
 def test_forged_dictionaries_are_refused_or_code_exactly(sample, dictionary):
@@ -492,6 +505,14 @@ def test_rabitq_frames_refuse_bad_input_and_damage(sample, rabitq, dictionary):
     for n in range(len(frame)):
         with pytest.raises(SpherecodecError):
             spherecodec.decode(frame[:n], dictionary=d)
+    # regression (fuzz/run.py seed 11): a sealed frame announcing another row width, of the
+    # right length, crashed decode_many's batch path
+    for dim in (0, 8, 5155):
+        forged = frames._header(frames.KIND_RABITQ, d, (dim,))
+        forged += frame[len(forged):-4]
+        forged = bytes(frames._seal(forged, d))
+        with pytest.raises(CorruptBlobError, match="the dictionary codes 384"):
+            spherecodec.decode_many([forged, forged], dictionary=d)
     # behind a valid check: negative or non-finite factors, set padding bits, a short payload
     for forged in (frame[:8] + struct.pack("<f", -1.0) + frame[12:-4], frame[:12] + struct.pack("<f", np.inf)
                    + frame[16:-4], frame[:-5]):
@@ -538,9 +559,23 @@ def _spec_decode_frame(frame, precision, table):
     payload = frame[pos:-4]
     if kind == 0xE1:
         return np.frombuffer(payload, "<u4").astype(np.uint32).reshape(shape)
-    assert kind == 0xE0
-    nraw = 2 * n + (n + 1) // 2
+    if kind == 0xE2:
+        return np.full(shape, struct.unpack("<I", payload)[0], dtype=np.uint32)
+    t = 0
+    if kind == 0xE3:  # the shift, then the raw section of 20 - t bits, as 0xE0's
+        t, payload = payload[0], payload[1:]
+    else:
+        assert kind == 0xE0
+    width = 20 - t
+    nraw = n * (width // 8) + (n * (width % 8) + 7) // 8
     raw, stream = payload[:nraw], payload[nraw:]
+    # 3.3: width // 8 bytes per value, then the width % 8 leftover bits LSB first
+    bit_plane = int.from_bytes(raw[n * (width // 8):], "little")
+    lows = []
+    for i in range(n):
+        low = int.from_bytes(raw[i * (width // 8):(i + 1) * (width // 8)], "little")
+        low |= ((bit_plane >> (i * (width % 8))) & ((1 << (width % 8)) - 1)) << (8 * (width // 8))
+        lows.append(low << t)
     states = list(struct.unpack_from("<II", stream, 0))
     p = 8
     mask = (1 << precision) - 1
@@ -567,8 +602,7 @@ def _spec_decode_frame(frame, precision, table):
                 slot = states[lane] & mask
                 symbol = (symbol << 6) | (slot >> (precision - 6))
                 step(lane, f, slot - slot % f)
-        low = raw[2 * i] | raw[2 * i + 1] << 8 | ((raw[2 * n + i // 2] >> (4 * (i % 2))) & 0xF) << 16
-        out.append(symbol << 20 | low)
+        out.append(symbol << 20 | lows[i])
     assert p == len(stream) and states == [1 << 16, 1 << 16]
     return np.array(out, dtype=np.uint32).reshape(shape)
 
@@ -578,7 +612,12 @@ def test_an_independent_decoder_from_the_spec(sample, dictionary):
     x = sample[490, :64].copy()
     x[::9] = _specials()[:8]  # escapes
     noise = np.random.default_rng(4).integers(0, 2**32, 16, dtype=np.uint32).view(np.float32)  # stored
-    for values in (x, sample[491:493, :30], noise, np.float32(-2.5)):
+    kinds = set()
+    shapes = [np.zeros(9, np.float32), _low_bits_cleared(x, 16), sample[491].astype(np.float16).astype(np.float32),
+              _low_bits_cleared(sample[492, :31], 3), _low_bits_cleared(sample[492, :20], 20)]
+    for values in [x, sample[491:493, :30], noise, np.float32(-2.5)] + shapes:
         values = np.asarray(values)
         frame = spherecodec.encode(values, dictionary=dictionary)
         assert_same_bits(_spec_decode_frame(frame, precision, table).view(np.float32), values)
+        kinds.add(frame[0])
+    assert kinds == {0xE0, 0xE1, 0xE2, 0xE3}

@@ -165,6 +165,8 @@ def _encode_rabitq_frames(rows, dictionary, shape):
 def _decode_rabitq_payloads(payloads, dictionary, out):
     """Rows of KIND_RABITQ payloads (n, record bytes) into ``out`` (n, dim) float32."""
     codec, state = dictionary.codec_object, dictionary.state
+    if out.shape != (payloads.shape[0], dictionary.dim):  # the kernel trusts its shapes
+        raise CorruptBlobError(f"rabitq frames of shape {out.shape[1:]}, the dictionary codes rows of {dictionary.dim}")
     records = np.ascontiguousarray(payloads).view(_rabitq_row_dtype(dictionary)).reshape(-1)
     factor = records["factor"].astype(np.float64)
     offset = records["offset"].astype(np.float64)
@@ -386,7 +388,8 @@ def _decode_rabitq_many(frames, first, dictionary):
     and says which fails)."""
     size = len(frames[0])
     record = _rabitq_row_dtype(dictionary).itemsize
-    if first.kind != KIND_RABITQ or size != first.size + record + _CHECK or any(len(f) != size for f in frames):
+    if (first.kind != KIND_RABITQ or first.shape != (dictionary.dim,) or size != first.size + record + _CHECK
+            or any(len(f) != size for f in frames)):
         return None
     data = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), size)
     if _kf.check_frames(data, data[0, :first.size], dictionary.check_key) >= 0:
