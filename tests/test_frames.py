@@ -390,6 +390,10 @@ def test_zero_low_bits_are_not_stored(sample, dictionary):
     many = spherecodec.encode_many(mixed, dictionary=dictionary)
     assert [f[0] for f in many] == [frames.KIND_EXACT, frames.KIND_SHIFTED, frames.KIND_CONSTANT, frames.KIND_STORED]
     assert_same_bits(spherecodec.decode_many(many, dictionary=dictionary), mixed)
+    # many constant frames stand for more bytes than the plain kinds' bound allows
+    zeros = np.zeros((200, 384), np.float32)
+    assert_same_bits(spherecodec.decode_many(spherecodec.encode_many(zeros, dictionary=dictionary),
+                                             dictionary=dictionary), zeros)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -21,6 +21,8 @@ codec's frames are written and read by one nogil kernel call each (``kernels.fra
 ``encode_many``/``decode_many`` code a whole batch of frames in one call.
 """
 
+import functools
+
 import numpy as np
 
 from .dictionary import Dictionary, float32_rows
@@ -138,7 +140,12 @@ def _rabitq_row_dtype(dictionary):
     """One rabitq frame's payload as a record: the row's factor and offset as float32 (what
     a one-row chunk's float16 multiples of float32 scales decode to), its cosine, its packed
     codes (``codecs.rabitq``'s chunk payload without the chunk's scales and mode byte)."""
-    width = (dictionary.dim * dictionary.codec_object.bits + 7) // 8
+    return _record_dtype((dictionary.dim * dictionary.codec_object.bits + 7) // 8)
+
+
+@functools.lru_cache(maxsize=64)
+def _record_dtype(width):
+    # made once per code width: a structured dtype costs microseconds to build
     return np.dtype([("factor", "<f4"), ("offset", "<f4"), ("cosine", "<u2"), ("codes", "u1", (width,))])
 
 
@@ -273,7 +280,7 @@ def _header_for(frame, dictionary):
     if not belongs:
         raise CorruptBlobError(f"frame kind {header.kind:#04x} does not belong to a {dictionary.codec} dictionary")
     # a forged shape cannot make decode allocate at will
-    expansion = _kf.DENSE_EXPANSION if header.kind in _DENSE_KINDS else dictionary.max_expansion  # expansion_bound
+    expansion = _kf.DENSE_EXPANSION if header.kind in _DENSE_KINDS else dictionary.max_expansion  # expansion_bound's
     if 4 * header.count > ALLOCATION_SLACK + expansion * len(frame):
         raise CorruptBlobError(f"frame announces {header.count} values, more than its {len(frame)} bytes can hold")
     return header
@@ -362,8 +369,11 @@ def decode_many(frames, dictionary):
     data = np.frombuffer(b"".join(frames), dtype=np.uint8)
     starts = np.zeros(len(frames) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, frames), dtype=np.int64, count=len(frames)), out=starts[1:])
-    dense = any(frame[0] in _DENSE_KINDS for frame in frames)
-    if 4 * dim * len(frames) > ALLOCATION_SLACK + (_kf.DENSE_EXPANSION if dense else dictionary.max_expansion) * data.size:
+    nbytes = 4 * dim * len(frames)
+    # the dense kinds' larger bound is looked for only when the usual one fails
+    if nbytes > ALLOCATION_SLACK + dictionary.max_expansion * data.size and (
+            nbytes > ALLOCATION_SLACK + _kf.DENSE_EXPANSION * data.size
+            or not any(frame[0] in _DENSE_KINDS for frame in frames)):
         raise CorruptBlobError(f"{len(frames)} frames of {dim} values cannot fit in {data.size} bytes")
     out = np.empty((len(frames), dim), dtype=np.float32)
     header = np.frombuffer(bytes(frames[0][:first.size]), dtype=np.uint8)
