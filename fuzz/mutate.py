@@ -333,6 +333,7 @@ def _frame_samples():
         ("rabitq-1bit-row", "rabitq", "unit", 64, (48,)),
         ("rabitq-3bit-row", "rabitq", "unit", 64, (40,)),
         ("rabitq-block", "rabitq", "unit", 64, (3, 32)),
+        ("exact-bfloat16", "exact", "bfloat16", 64, (48,)),
     ]
 
 
@@ -347,6 +348,8 @@ def _frame_entries():
         d = spherecodec.train_dictionary(train, codec, **params)
         if data == "zeros":
             arr = np.zeros(shape, dtype=np.float32)
+        elif data == "bfloat16":  # a bfloat16 frame (decoded as bfloat16), specials included
+            arr = make_array("special", shape, seed=200 + i).astype(ml_dtypes.bfloat16)
         elif data in ("bf16", "fp16"):
             arr = make_array("unit", shape, seed=200 + i)
             if data == "bf16":
@@ -918,7 +921,7 @@ def check_frame_case(entry, frame, sealed, *, measure=None):
     meta = call("info", lambda: spherecodec.info(frame))
     decoded = call("decode", lambda: spherecodec.decode(frame, dictionary=d))
     if decoded is not None:
-        if meta is None or decoded.shape != tuple(meta["shape"]) or decoded.dtype != np.float32:
+        if meta is None or decoded.shape != tuple(meta["shape"]) or decoded.dtype.name != meta["dtype"]:
             raise UnexpectedError(f"decode gave {decoded.shape} {decoded.dtype}, info says {meta}")
         if must_equal is not None and _bits(decoded) != _bits(must_equal):
             raise UnexpectedError("a frame whose check holds decoded to bits other than the original's")

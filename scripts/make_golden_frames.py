@@ -4,12 +4,14 @@ An exact dictionary trained on the first 256 rows of the tests' MiniLM sample, a
 frames of 8 other rows (plus one with special values) as written today; then frames of
 the kinds added later (docs/format.md 5.2): constant and zero-low-bits exact frames with
 the same dictionary, and a rabitq dictionary (2 bits) with the frames of 6 rows and what
-they decode to. Writes only the files that are missing: each set is made once, when its
+they decode to; bfloat16 frames (0xE8-0xEB) of 4 rows with the exact dictionary. Writes
+only the files that are missing: each set is made once, when its
 frame kinds are created, and the test holds later builds to those bytes.
 """
 
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 import spherecodec
@@ -57,6 +59,15 @@ def rabitq_rows(sample):
     np.save(OUT / "minilm-rabitq-decoded.npy", spherecodec.decode_many(many, dictionary=d))
 
 
+def bfloat16_rows(sample, d):
+    """bfloat16 exact frames: 3 rows (special values in one), and a zero row."""
+    rows = np.zeros((4, 384), dtype=ml_dtypes.bfloat16)
+    rows[:3] = sample[330:333].astype(ml_dtypes.bfloat16)
+    rows.view(np.uint16)[1, ::50] = [0x7FC1, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0xFFA5, 0x0000, 0x3F80]
+    np.save(OUT / "minilm-bfloat16.npy", rows.view(np.uint16))  # .npy has no bfloat16: the bits
+    _write_frames("minilm-bfloat16", spherecodec.encode_many(rows, dictionary=d))
+
+
 def main():
     sample = np.load(ROOT / "tests" / "data" / "minilm-sentences-512.npy")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -67,6 +78,8 @@ def main():
         shape_rows(sample, d)
     if not (OUT / "minilm-rabitq-rows.frames").exists():
         rabitq_rows(sample)
+    if not (OUT / "minilm-bfloat16.frames").exists():
+        bfloat16_rows(sample, d)
 
 
 if __name__ == "__main__":

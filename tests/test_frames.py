@@ -7,6 +7,7 @@ dictionary) must raise a SpherecodecError, never return other values.
 import struct
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 import xxhash
@@ -310,6 +311,13 @@ def test_golden_frames_decode_and_reencode():
     assert {f[0] for f in many} == {frames.KIND_RABITQ}
     assert spherecodec.encode_many(np.load(GOLDEN / "minilm-rabitq-rows.npy"), dictionary=d) == many
     assert_same_bits(spherecodec.decode_many(many, dictionary=d), np.load(GOLDEN / "minilm-rabitq-decoded.npy"))
+    # bfloat16 frames (their .npy holds the bits)
+    d = spherecodec.Dictionary.from_bytes((GOLDEN / "minilm-exact.sphd").read_bytes())
+    x = np.load(GOLDEN / "minilm-bfloat16.npy").view(ml_dtypes.bfloat16)
+    many = _golden_frames("minilm-bfloat16")
+    assert {f[0] for f in many} == {0xEA, 0xEB}
+    assert spherecodec.decode_many(many, dictionary=d).tobytes() == x.tobytes()
+    assert spherecodec.encode_many(x, dictionary=d) == many
 
 
 def _golden_frames(stem):
@@ -441,6 +449,53 @@ def test_damaged_shape_frames_are_refused(sample, dictionary):
         spherecodec.decode(bytes(frames._seal(huge, dictionary)), dictionary=dictionary)
 
 
+# -- bfloat16 frames --------------------------------------------------------------------------
+def test_bfloat16_frames_round_trip_as_bfloat16(sample, dictionary):
+    rows = sample[256:262].astype(ml_dtypes.bfloat16)
+    rows.view(np.uint16)[0, :6] = [0x7FC1, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0xFFA5]  # NaNs, inf, -0, subnormal
+    many = spherecodec.encode_many(rows, dictionary=dictionary)
+    assert {f[0] for f in many} == {frames.KIND_SHIFTED | 0x08}
+    assert many == [spherecodec.encode(r, dictionary=dictionary) for r in rows]
+    back = spherecodec.decode_many(many, dictionary=dictionary)
+    assert back.dtype == ml_dtypes.bfloat16 and back.tobytes() == rows.tobytes()
+    # the float32 frame of the same values (upcast) carries the same payload, another kind
+    upcast = spherecodec.encode(rows[1].astype(np.float32), dictionary=dictionary)
+    assert upcast[1:-4] == many[1][1:-4] and upcast[0] == frames.KIND_SHIFTED
+    for x in (np.zeros(384, ml_dtypes.bfloat16), rows[2, :1], rows[3, 0], rows[:2, :5]):
+        x = np.asarray(x)
+        frame = spherecodec.encode(x, dictionary=dictionary)
+        assert frame[0] in frames.BFLOAT16_KINDS
+        y = spherecodec.decode(frame, dictionary=dictionary)
+        assert y.dtype == ml_dtypes.bfloat16 and y.shape == x.shape and y.tobytes() == x.tobytes()
+        meta = spherecodec.info(frame)
+        assert (meta["dtype"], meta["codec"], meta["nbytes"]) == ("bfloat16", "exact", 2 * x.size)
+    out = np.empty(384, ml_dtypes.bfloat16)
+    spherecodec.decode(many[0], dictionary=dictionary, out=out)
+    assert out.tobytes() == rows[0].tobytes()
+    with pytest.raises(ValueError, match="bfloat16 array of shape"):
+        spherecodec.decode(many[0], dictionary=dictionary, out=np.empty(384, np.float32))
+    with pytest.raises(ValueError, match="frame 1 holds float32 values, frame 0 bfloat16"):
+        spherecodec.decode_many([many[0], upcast], dictionary=dictionary)
+    # lossy dictionaries read bfloat16 as the float32 it holds
+    int8 = spherecodec.train_dictionary(sample[:256], "int8")
+    assert spherecodec.encode(rows[1], dictionary=int8) == spherecodec.encode(rows[1].astype(np.float32),
+                                                                              dictionary=int8)
+
+
+def test_damaged_bfloat16_frames_are_refused(sample, dictionary):
+    frame = spherecodec.encode(sample[300, :40].astype(ml_dtypes.bfloat16), dictionary=dictionary)
+    for i in range(len(frame)):
+        damaged = bytearray(frame)
+        damaged[i] ^= 0x10
+        with pytest.raises(SpherecodecError):
+            spherecodec.decode(bytes(damaged), dictionary=dictionary)
+    # behind a valid check: a float32 frame relabelled bfloat16 holds values with low bits set
+    plain = bytearray(spherecodec.encode(sample[300, :40], dictionary=dictionary)[:-4])
+    plain[0] |= 0x08
+    with pytest.raises(CorruptBlobError, match="nonzero low bits"):
+        spherecodec.decode(bytes(frames._seal(plain, dictionary)), dictionary=dictionary)
+
+
 # -- rabitq frames ----------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=[1, 4])
 def rabitq(request, sample):
@@ -561,6 +616,10 @@ def _spec_decode_frame(frame, precision, table):
         shape.append(extent)
     n = int(np.prod(shape)) if shape else 1
     payload = frame[pos:-4]
+    if kind >= 0xE8:  # bfloat16: the float32 frame of its values, whose low 16 bits are zero
+        bits = _spec_decode_frame(bytes([kind - 8]) + frame[1:], precision, table)
+        assert not (bits & 0xFFFF).any()
+        return (bits >> 16).astype(np.uint16).view(ml_dtypes.bfloat16)
     if kind == 0xE1:
         return np.frombuffer(payload, "<u4").astype(np.uint32).reshape(shape)
     if kind == 0xE2:
@@ -624,4 +683,8 @@ def test_an_independent_decoder_from_the_spec(sample, dictionary):
         frame = spherecodec.encode(values, dictionary=dictionary)
         assert_same_bits(_spec_decode_frame(frame, precision, table).view(np.float32), values)
         kinds.add(frame[0])
-    assert kinds == {0xE0, 0xE1, 0xE2, 0xE3}
+    for values in (sample[493, :50].astype(ml_dtypes.bfloat16), np.zeros(7, ml_dtypes.bfloat16)):
+        frame = spherecodec.encode(values, dictionary=dictionary)
+        assert _spec_decode_frame(frame, precision, table).tobytes() == values.tobytes()
+        kinds.add(frame[0])
+    assert kinds == {0xE0, 0xE1, 0xE2, 0xE3, 0xEA, 0xEB}

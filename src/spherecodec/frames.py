@@ -8,7 +8,9 @@ stored once. Layout (little endian; docs/format.md section 5)::
     u8      kind     0xE0 exact, coded; 0xE1 exact, stored verbatim; 0xE2 exact, one
                      value repeated; 0xE3 exact, coded without the low bits every value
                      has zero; 0xE4 a fitted codec's chunk payload (the dictionary names
-                     the codec); 0xE5 one rabitq row (its factors in float32, its codes)
+                     the codec); 0xE5 one rabitq row (its factors in float32, its codes);
+                     0xE8-0xEB bfloat16 values as the float32 they hold, in the modes of
+                     0xE0-0xE3 (decoded back to bfloat16)
     u32     the dictionary id's low 32 bits
     u8      ndim     0, 1 or 2
     varint  rows     (ndim 2 only)
@@ -25,7 +27,7 @@ import functools
 
 import numpy as np
 
-from .dictionary import Dictionary, float32_rows
+from .dictionary import BFLOAT16, Dictionary, bfloat16_as_float32, float32_rows
 from .errors import CorruptBlobError, DictionaryError, TruncatedBlobError, UnsupportedError
 from .kernels import frames as _kf
 from .kernels import rabitq as _kr
@@ -37,7 +39,7 @@ from .scratch import release as release_scratch
 from .scratch import scratch
 
 __all__ = ["encode", "decode", "info", "encode_many", "decode_many", "is_frame", "KIND_EXACT", "KIND_STORED",
-           "KIND_CONSTANT", "KIND_SHIFTED", "KIND_CHUNK", "KIND_RABITQ"]
+           "KIND_CONSTANT", "KIND_SHIFTED", "KIND_CHUNK", "KIND_RABITQ", "BFLOAT16_KINDS"]
 
 KIND_EXACT = 0xE0 + _kf.MODE_CODED
 KIND_STORED = 0xE0 + _kf.MODE_STORED
@@ -46,12 +48,17 @@ KIND_SHIFTED = 0xE0 + _kf.MODE_SHIFTED
 KIND_CHUNK = 0xE4
 KIND_RABITQ = 0xE5
 _KIND_BASE = 0xE0
+#: bfloat16 exact frames: the float32 kinds with this bit set (0xE8-0xEB)
+_BFLOAT16_BIT = 0x08
+_BFLOAT16_BASE = _KIND_BASE | _BFLOAT16_BIT
 _EXACT_KINDS = (KIND_EXACT, KIND_STORED, KIND_CONSTANT, KIND_SHIFTED)
+BFLOAT16_KINDS = tuple(k | _BFLOAT16_BIT for k in _EXACT_KINDS)
 #: kinds whose few bytes may stand for many values (kernels.frames.DENSE_EXPANSION)
-_DENSE_KINDS = (KIND_CONSTANT, KIND_SHIFTED)
-_KINDS = _EXACT_KINDS + (KIND_CHUNK, KIND_RABITQ)
+_DENSE_KINDS = (KIND_CONSTANT, KIND_SHIFTED, KIND_CONSTANT | _BFLOAT16_BIT, KIND_SHIFTED | _BFLOAT16_BIT)
+_KINDS = _EXACT_KINDS + (KIND_CHUNK, KIND_RABITQ) + BFLOAT16_KINDS
 _KIND_NAMES = {KIND_EXACT: "exact", KIND_STORED: "exact (stored)", KIND_CONSTANT: "exact (constant)",
                KIND_SHIFTED: "exact (zero low bits)", KIND_CHUNK: "fitted codec", KIND_RABITQ: "rabitq row"}
+_KIND_NAMES.update({k | _BFLOAT16_BIT: name for k, name in _KIND_NAMES.items() if k in _EXACT_KINDS})
 #: fixed header bytes before the shape's varints, and the check's bytes
 _FIXED = 6
 _CHECK = 4
@@ -100,10 +107,15 @@ def _shape_of(x):
 # -- encode ------------------------------------------------------------------------------------
 def encode(array, dictionary):
     """A frame of ``array`` (float32: a vector, a scalar or a 2-D block of rows) coded with
-    ``dictionary``; bytes (``spherecodec.encode(x, dictionary=d)``)."""
+    ``dictionary``; bytes (``spherecodec.encode(x, dictionary=d)``). bfloat16 input makes a
+    bfloat16 frame with an exact dictionary (decoded as bfloat16), and is read as the float32
+    it holds by the other codecs."""
     _check_dictionary(dictionary)
     x = array
+    kind_base = _KIND_BASE
     if not (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous and x.dtype.isnative):
+        if getattr(x, "dtype", None) == BFLOAT16 and dictionary.codec == "exact":
+            kind_base = _BFLOAT16_BASE
         x = float32_rows(array, "the array to code in a frame")
     shape = _shape_of(x)
     if dictionary.codec != "exact":
@@ -112,7 +124,7 @@ def encode(array, dictionary):
     rows = shape[0] if ndim == 2 else 1
     dim = shape[-1] if ndim else 1
     out = np.empty(_capacity(x.size), dtype=np.uint8)
-    end = _kf.encode_frame(x.reshape(-1).view(np.uint32), _KIND_BASE, dictionary.id32, dictionary.check_key, rows,
+    end = _kf.encode_frame(x.reshape(-1).view(np.uint32), kind_base, dictionary.id32, dictionary.check_key, rows,
                            dim, ndim, dictionary.encoder_table, dictionary.precision, out)
     return out[:end].tobytes()
 
@@ -195,6 +207,7 @@ def encode_many(rows, dictionary):
     """One 1-D frame per row of ``rows`` (2-D float32), as a list of bytes: what a store
     that keeps one vector per record writes. The exact codec's frames are coded in one call."""
     _check_dictionary(dictionary)
+    kind_base = _BFLOAT16_BASE if getattr(rows, "dtype", None) == BFLOAT16 else _KIND_BASE
     x = float32_rows(rows, "the rows to code in frames")
     if x.ndim != 2:
         raise ValueError(f"encode_many takes a 2-D array of rows, not shape {x.shape}")
@@ -208,7 +221,7 @@ def encode_many(rows, dictionary):
     # a reused buffer: a fresh one of this size costs a page fault per 4 KiB on every call
     out = scratch("frames.encode_many", n * cap, np.uint8)
     ends = np.empty(n, dtype=np.int64)
-    end = _kf.encode_frames(x.view(np.uint32), _KIND_BASE, dictionary.id32, dictionary.check_key,
+    end = _kf.encode_frames(x.view(np.uint32), kind_base, dictionary.id32, dictionary.check_key,
                             dictionary.encoder_table, dictionary.precision, out, ends)
     data = out[:end].tobytes()
     release_scratch()  # keeps it unless this thread's scratch outgrew its limit
@@ -273,17 +286,19 @@ def _header_for(frame, dictionary):
         raise DictionaryError(f"this frame was coded with dictionary {header.id32:08x}..., not with "
                               f"{dictionary.hex_id}; pass the dictionary it names")
     kind = header.kind
-    # integer comparisons (the exact kinds are 0xE0-0xE3, the dense ones 0xE2-0xE3): the
-    # single-vector call is a few microseconds, and tuple lookups showed in it
+    # integer comparisons (the exact kinds are 0xE0-0xE3 and, bfloat16, 0xE8-0xEB; the dense
+    # ones 0xE2-0xE3, 0xEA-0xEB): the single-vector call is a few microseconds, and tuple
+    # lookups showed in it
     if dictionary.codec == "exact":
-        belongs = kind <= KIND_SHIFTED
+        belongs = kind <= KIND_SHIFTED or kind >= _BFLOAT16_BASE
     else:
         belongs = kind == KIND_CHUNK or (kind == KIND_RABITQ and dictionary.codec == "rabitq"
                                          and len(header.shape) <= 1)
     if not belongs:
         raise CorruptBlobError(f"frame kind {kind:#04x} does not belong to a {dictionary.codec} dictionary")
     # a forged shape cannot make decode allocate at will (expansion_bound's bound)
-    expansion = _kf.DENSE_EXPANSION if KIND_CONSTANT <= kind <= KIND_SHIFTED else dictionary.max_expansion
+    expansion = (_kf.DENSE_EXPANSION if KIND_CONSTANT <= kind & ~_BFLOAT16_BIT <= KIND_SHIFTED
+                 else dictionary.max_expansion)
     if 4 * header.count > ALLOCATION_SLACK + expansion * len(frame):
         raise CorruptBlobError(f"frame announces {header.count} values, more than its {len(frame)} bytes can hold")
     return header
@@ -303,27 +318,40 @@ def _check_failed(dictionary):
 def decode(frame, dictionary, out=None):
     """The array a frame holds (``spherecodec.decode(frame, dictionary=d)``)."""
     header = _header_for(frame, dictionary)
+    bfloat16 = header.kind >= _BFLOAT16_BASE
+    dtype = BFLOAT16 if bfloat16 else np.float32
     if out is None:
-        result = np.empty(header.shape, dtype=np.float32)
+        result = np.empty(header.shape, dtype=dtype)
     else:
-        if (not isinstance(out, np.ndarray) or out.shape != header.shape or out.dtype != np.float32
+        if (not isinstance(out, np.ndarray) or out.shape != header.shape or out.dtype != dtype
                 or not out.flags.c_contiguous or not out.flags.writeable):
-            raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {header.shape}")
+            raise ValueError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape "
+                             f"{header.shape}")
         result = out
     data = np.frombuffer(frame, dtype=np.uint8)
     if data.flags.writeable:  # bytearray, a writable array: the kernel compiled for bytes serves it
         data = data.view()
         data.flags.writeable = False
-    if header.kind >= KIND_CHUNK:
+    if KIND_CHUNK <= header.kind <= KIND_RABITQ:
         _decode_chunk_frame(data, header, dictionary, result)
         return result
-    status = _kf.decode_frame(data, header.size, _KIND_BASE, dictionary.check_key, dictionary.slot_table,
-                              dictionary.slot_symbol, dictionary.precision, result.reshape(-1).view(np.uint32))
+    bits = np.empty(header.count, dtype=np.uint32) if bfloat16 else result.reshape(-1).view(np.uint32)
+    status = _kf.decode_frame(data, header.size, _BFLOAT16_BASE if bfloat16 else _KIND_BASE, dictionary.check_key,
+                              dictionary.slot_table, dictionary.slot_symbol, dictionary.precision, bits)
     if status != STATUS_OK:
         if status == _kf.STATUS_CHECK:
             raise _check_failed(dictionary)
         raise CorruptBlobError("frame payload does not decode")
+    if bfloat16:
+        _store_bfloat16(bits, result.reshape(-1))
     return result
+
+
+def _store_bfloat16(bits, out):
+    """``out`` (bfloat16) <- the float32 bits ``bits``, which must have 16 zero low bits."""
+    if (bits & np.uint32(0xFFFF)).any():
+        raise CorruptBlobError("bfloat16 frame holds values with nonzero low bits")
+    out.view(np.uint16)[...] = bits >> np.uint32(16)
 
 
 def _decode_chunk_frame(data, header, dictionary, result):
@@ -348,7 +376,7 @@ def _decode_chunk_frame(data, header, dictionary, result):
 
 def decode_many(frames, dictionary):
     """The rows of many 1-D frames of one length as a 2-D float32 array (one row per
-    frame), decoded in one call for the exact codec."""
+    frame; bfloat16 for bfloat16 frames), decoded in one call for the exact codec."""
     _check_dictionary(dictionary)
     frames = list(frames)
     if not frames:
@@ -357,6 +385,7 @@ def decode_many(frames, dictionary):
     if len(first.shape) != 1:
         raise ValueError(f"decode_many takes frames of 1-D vectors; frame 0 holds shape {first.shape}")
     dim = first.shape[0]
+    bfloat16 = first.kind >= _BFLOAT16_BASE
     if dictionary.codec == "rabitq":
         out = _decode_rabitq_many(frames, first, dictionary)
         if out is not None:
@@ -380,10 +409,14 @@ def decode_many(frames, dictionary):
         raise CorruptBlobError(f"{len(frames)} frames of {dim} values cannot fit in {data.size} bytes")
     out = np.empty((len(frames), dim), dtype=np.float32)
     header = np.frombuffer(bytes(frames[0][:first.size]), dtype=np.uint8)
-    status = _kf.decode_frames(data, starts, header, _KIND_BASE, dictionary.check_key, dictionary.slot_table,
-                               dictionary.slot_symbol, dictionary.precision, out.view(np.uint32))
+    status = _kf.decode_frames(data, starts, header, _BFLOAT16_BASE if bfloat16 else _KIND_BASE,
+                               dictionary.check_key, dictionary.slot_table, dictionary.slot_symbol,
+                               dictionary.precision, out.view(np.uint32))
     if status >= 0:
         i, what = divmod(int(status), 4)
+        if (frames[i][0] >= _BFLOAT16_BASE) != bfloat16:
+            names = ("float32", "bfloat16")
+            raise ValueError(f"frame {i} holds {names[not bfloat16]} values, frame 0 {names[bfloat16]}")
         if what == 3:
             header = _header_for(frames[i], dictionary)  # raises for its own damage, or:
             if header.shape != first.shape:
@@ -392,6 +425,10 @@ def decode_many(frames, dictionary):
         if what == _kf.STATUS_CHECK:
             raise CorruptBlobError(f"frame {i}: " + str(_check_failed(dictionary)))
         raise CorruptBlobError(f"frame {i}: payload does not decode")
+    if bfloat16:
+        result = np.empty((len(frames), dim), dtype=BFLOAT16)
+        _store_bfloat16(out.view(np.uint32), result)
+        return result
     return out
 
 
@@ -415,15 +452,17 @@ def _decode_rabitq_many(frames, first, dictionary):
 def info(frame):
     """Header facts of a frame without decoding: kind, the dictionary it needs, shape."""
     header = FrameHeader(frame)
-    nbytes = 4 * header.count
+    bfloat16 = header.kind >= _BFLOAT16_BASE
+    nbytes = (2 if bfloat16 else 4) * header.count
     size = len(frame)
     return {
         "format": "frame",
         # a fitted codec's frame names its codec only through the dictionary
-        "codec": "exact" if header.kind in _EXACT_KINDS else "rabitq" if header.kind == KIND_RABITQ else None,
+        "codec": ("exact" if header.kind in _EXACT_KINDS or bfloat16 else "rabitq" if header.kind == KIND_RABITQ
+                  else None),
         "kind": _KIND_NAMES[header.kind],
         "dictionary_id32": f"{header.id32:08x}",
-        "dtype": "float32",
+        "dtype": "bfloat16" if bfloat16 else "float32",
         "shape": header.shape,
         "nbytes": nbytes,
         "compressed_nbytes": size,
