@@ -45,9 +45,10 @@ MODE_CODED = 0
 MODE_STORED = 1
 MODE_CONSTANT = 2
 MODE_SHIFTED = 3
-#: decoded bytes per frame byte the constant and shifted modes may stand for (the exact
-#: codec's DENSE_EXPANSION: a shifted value costs at least one coded symbol, more than
-#: 2**-12 bit for the encoder's tables); the encoder keeps its frames within it
+#: decoded bytes per frame byte a reader accepts for the constant and shifted modes (the
+#: exact codec's DENSE_EXPANSION); the encoder uses them only for vectors within it even at
+#: the smallest frame (``4 n <= ALLOCATION_SLACK + DENSE_EXPANSION * (header + 8)``, half a
+#: million values), so every frame it writes reads back
 DENSE_EXPANSION = float(1 << 17)
 #: ``layout.ALLOCATION_SLACK``: decoded bytes any frame may stand for besides its bound
 ALLOCATION_SLACK = 1 << 16
