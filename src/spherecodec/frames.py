@@ -286,20 +286,15 @@ def _header_for(frame, dictionary):
         raise DictionaryError(f"this frame was coded with dictionary {header.id32:08x}..., not with "
                               f"{dictionary.hex_id}; pass the dictionary it names")
     kind = header.kind
-    # integer comparisons (the exact kinds are 0xE0-0xE3 and, bfloat16, 0xE8-0xEB; the dense
-    # ones 0xE2-0xE3, 0xEA-0xEB): the single-vector call is a few microseconds, and tuple
-    # lookups showed in it
-    if dictionary.codec == "exact":
-        belongs = kind <= KIND_SHIFTED or kind >= _BFLOAT16_BASE
-    else:
-        belongs = kind == KIND_CHUNK or (kind == KIND_RABITQ and dictionary.codec == "rabitq"
-                                         and len(header.shape) <= 1)
-    if not belongs:
+    # integer comparisons, the fewest on the plain path: the single-vector call takes a few
+    # microseconds, and each test shows in it (exact kinds: 0xE0-0xE3, bfloat16 0xE8-0xEB)
+    if (KIND_SHIFTED < kind < _BFLOAT16_BASE) if dictionary.codec == "exact" else not (
+            kind == KIND_CHUNK or (kind == KIND_RABITQ and dictionary.codec == "rabitq" and len(header.shape) <= 1)):
         raise CorruptBlobError(f"frame kind {kind:#04x} does not belong to a {dictionary.codec} dictionary")
-    # a forged shape cannot make decode allocate at will (expansion_bound's bound)
-    expansion = (_kf.DENSE_EXPANSION if KIND_CONSTANT <= kind & ~_BFLOAT16_BIT <= KIND_SHIFTED
-                 else dictionary.max_expansion)
-    if 4 * header.count > ALLOCATION_SLACK + expansion * len(frame):
+    # a forged shape cannot make decode allocate at will (expansion_bound's bound; the dense
+    # kinds' larger one looked for only when the usual one fails)
+    if (4 * header.count > ALLOCATION_SLACK + dictionary.max_expansion * len(frame)
+            and 4 * header.count > ALLOCATION_SLACK + expansion_bound(kind, dictionary) * len(frame)):
         raise CorruptBlobError(f"frame announces {header.count} values, more than its {len(frame)} bytes can hold")
     return header
 
@@ -318,8 +313,8 @@ def _check_failed(dictionary):
 def decode(frame, dictionary, out=None):
     """The array a frame holds (``spherecodec.decode(frame, dictionary=d)``)."""
     header = _header_for(frame, dictionary)
-    bfloat16 = header.kind >= _BFLOAT16_BASE
-    dtype = BFLOAT16 if bfloat16 else np.float32
+    plain = header.kind <= KIND_SHIFTED  # float32 exact: the fewest steps (a few microseconds a call)
+    dtype = np.float32 if header.kind < _BFLOAT16_BASE else BFLOAT16
     if out is None:
         result = np.empty(header.shape, dtype=dtype)
     else:
@@ -332,18 +327,31 @@ def decode(frame, dictionary, out=None):
     if data.flags.writeable:  # bytearray, a writable array: the kernel compiled for bytes serves it
         data = data.view()
         data.flags.writeable = False
-    if KIND_CHUNK <= header.kind <= KIND_RABITQ:
-        _decode_chunk_frame(data, header, dictionary, result)
-        return result
-    bits = np.empty(header.count, dtype=np.uint32) if bfloat16 else result.reshape(-1).view(np.uint32)
-    status = _kf.decode_frame(data, header.size, _BFLOAT16_BASE if bfloat16 else _KIND_BASE, dictionary.check_key,
-                              dictionary.slot_table, dictionary.slot_symbol, dictionary.precision, bits)
+    if not plain:
+        return _decode_other(data, header, dictionary, result)
+    status = _kf.decode_frame(data, header.size, _KIND_BASE, dictionary.check_key, dictionary.slot_table,
+                              dictionary.slot_symbol, dictionary.precision, result.reshape(-1).view(np.uint32))
     if status != STATUS_OK:
         if status == _kf.STATUS_CHECK:
             raise _check_failed(dictionary)
         raise CorruptBlobError("frame payload does not decode")
-    if bfloat16:
-        _store_bfloat16(bits, result.reshape(-1))
+    return result
+
+
+def _decode_other(data, header, dictionary, result):
+    """``decode`` of the frames that are not float32 exact ones: a fitted codec's chunk, a
+    rabitq row, bfloat16 values."""
+    if header.kind <= KIND_RABITQ:
+        _decode_chunk_frame(data, header, dictionary, result)
+        return result
+    bits = np.empty(header.count, dtype=np.uint32)
+    status = _kf.decode_frame(data, header.size, _BFLOAT16_BASE, dictionary.check_key, dictionary.slot_table,
+                              dictionary.slot_symbol, dictionary.precision, bits)
+    if status != STATUS_OK:
+        if status == _kf.STATUS_CHECK:
+            raise _check_failed(dictionary)
+        raise CorruptBlobError("frame payload does not decode")
+    _store_bfloat16(bits, result.reshape(-1))
     return result
 
 
