@@ -1,10 +1,16 @@
 """One vector at a time (issue 20): frames against ZipNN and zstd with a trained dictionary.
 
-Run the table: ``python benches/bench_frames.py`` (threads=1, every peer in the same run,
-calls interleaved round-robin, medians). The data: the shared MiniLM sentences
-(../shared/data, 11,803 x 384) when present, else the tests' 512-row sample; dictionaries
-(ours and zstd's 16 KiB one) are trained on the first 5,000 rows (the first half of the
-sample) and every other row is coded alone. Ratios exclude the dictionaries, as zstd's.
+Run the table: ``python benches/bench_frames.py [minilm|mpnet]`` (threads=1, every peer in
+the same run, calls interleaved round-robin, medians). The data: the shared MiniLM sentences
+(../shared/data, 11,803 x 384; ``mpnet``: the mpnet sentences, 8,000 x 768) when present,
+else the tests' 512-row sample; dictionaries (ours and zstd's 16 KiB one) are trained on the
+first 5,000 rows (the first half of the sample) and every other row is coded alone. Ratios
+exclude the dictionaries, as zstd's.
+
+Two more tables: rabitq frames (1, 2 and 4 bits: bytes per frame against the codec's bytes
+per row in a blob of all the rows), and issue 22's shapes (the test rows turned into
+float32 that was bfloat16 or float16, all-zero and constant vectors), each coded alone
+with the same dictionaries (trained on the plain rows) against ZipNN and zstd.
 
 The pytest-benchmark functions below time the same calls:
 ``python -m pytest benches/bench_frames.py --benchmark-only --benchmark-group-by=group``.
@@ -22,13 +28,16 @@ import spherecodec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "minilm-stdlib-sentences-384.npy"
+SHARED_MPNET = ROOT.parent / "shared" / "data" / "mpnet-stdlib-sentences-768.npy"
 SAMPLE = ROOT / "tests" / "data" / "minilm-sentences-512.npy"
 ZSTD_DICT_BYTES = 16 << 10
+RABITQ_BITS = (1, 2, 4)
 
 
-def load():
+def load(name="minilm"):
     """(train rows, test rows) as described in the module docstring."""
-    x = np.ascontiguousarray(np.load(SHARED if SHARED.exists() else SAMPLE))
+    shared = SHARED_MPNET if name == "mpnet" else SHARED
+    x = np.ascontiguousarray(np.load(shared if shared.exists() else SAMPLE))
     cut = 5000 if len(x) > 5000 else len(x) // 2
     return x[:cut], x[cut:]
 
@@ -139,12 +148,64 @@ def measure_batches(d, test, rounds=7):
     }
 
 
-def main():
-    """Print the table."""
+def shapes(test):
+    """Issue 22's shapes of the test rows (bit patterns, float32)."""
+    bits = test.view(np.uint32)
+    return {
+        "float32 that was bfloat16": (bits & np.uint32(0xFFFF0000)).view(np.float32),
+        "float32 that was float16": test.astype(np.float16).astype(np.float32),
+        "all zeros": np.zeros_like(test),
+        "constant (0.25)": np.full_like(test, 0.25),
+    }
+
+
+def measure_shapes(all_coders, test, calls=100, rounds=3):
+    """``measure_single`` of the bit-exact coders on every shape of ``test``."""
+    lossless = [c for c in all_coders if "lossy" not in c.name and "blob per vector" not in c.name]
+    return {name: measure_single(lossless, rows, calls=calls, rounds=rounds) for name, rows in shapes(test).items()}
+
+
+def measure_rabitq(train, test, calls=300, rounds=5):
+    """Per bit width: bytes per frame, the codec's bytes per row in one blob of every test
+    row, median encode/decode us of one frame, encode_many/decode_many MB/s of 1,000."""
+    out = {}
+    for bits in RABITQ_BITS:
+        d = spherecodec.train_dictionary(train, "rabitq", bits=bits)
+        fitted = spherecodec.fit("rabitq", train, bits=bits)
+        frames = spherecodec.encode_many(test, dictionary=d)
+        blob = fitted.encode(test, threads=1)
+        many = np.ascontiguousarray(test[:1000])
+        row = {"frame bytes": statistics.mean(map(len, frames)), "blob bytes per row": len(blob) / len(test),
+               "codec row bytes": (test.shape[1] * bits + 7) // 8 + 6, "enc": [], "dec": [], "many_enc": [],
+               "many_dec": []}
+        fm = spherecodec.encode_many(many, dictionary=d)
+        rng = np.random.default_rng(0)
+        for _ in range(rounds):
+            for i in rng.choice(len(test), size=min(calls, len(test)), replace=False):
+                t0 = time.perf_counter_ns()
+                spherecodec.encode(test[i], dictionary=d)
+                t1 = time.perf_counter_ns()
+                spherecodec.decode(frames[i], dictionary=d)
+                t2 = time.perf_counter_ns()
+                row["enc"].append(t1 - t0)
+                row["dec"].append(t2 - t1)
+            t0 = time.perf_counter_ns()
+            spherecodec.encode_many(many, dictionary=d)
+            t1 = time.perf_counter_ns()
+            spherecodec.decode_many(fm, dictionary=d)
+            t2 = time.perf_counter_ns()
+            row["many_enc"].append(many.nbytes / (t1 - t0) * 1e3)
+            row["many_dec"].append(many.nbytes / (t2 - t1) * 1e3)
+        out[bits] = row
+    return out
+
+
+def main(name="minilm"):
+    """Print the tables."""
     import platform
     import subprocess
 
-    train, test = load()
+    train, test = load(name)
     d, i8, all_coders = coders(train, train.shape[1])
     # warm-up: compile every kernel before timing
     for c in all_coders:
@@ -166,7 +227,22 @@ def main():
           f"(not counted, as zstd's {ZSTD_DICT_BYTES} bytes are not)\n")
     for k, v in batch.items():
         print(f"{k}: {v:,.3f}" if isinstance(v, float) else f"{k}: {v}")
-    return single, batch
+    rabitq = measure_rabitq(train, test)
+    print("\n| rabitq frame | bytes per frame | codec's bytes per row (codes + factors) | blob bytes per row "
+          "(all rows) | encode us | decode us | encode_many MB/s | decode_many MB/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for bits, r in rabitq.items():
+        print(f"| {bits} bit | {r['frame bytes']:.1f} | {r['codec row bytes']} | {r['blob bytes per row']:.1f} | "
+              f"{_median_us(r['enc']):.1f} | {_median_us(r['dec']):.1f} | {statistics.median(r['many_enc']):,.0f} | "
+              f"{statistics.median(r['many_dec']):,.0f} |")
+    shaped = measure_shapes(all_coders, test)
+    print("\n| shape | coder | bit-exact | ratio, 1 vector | encode us | decode us |")
+    print("|---|---|---|---:|---:|---:|")
+    for shape, rows in shaped.items():
+        for coder, r in rows.items():
+            print(f"| {shape} | {coder} | {'yes' if r['exact'] else 'no'} | {r['ratio']:.3f} | "
+                  f"{_median_us(r['enc']):.1f} | {_median_us(r['dec']):.1f} |")
+    return single, batch, rabitq, shaped
 
 
 # -- pytest-benchmark ---------------------------------------------------------------------------
@@ -214,5 +290,5 @@ def test_blob32_decode(benchmark, data):
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])
     sys.exit(0)

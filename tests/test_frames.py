@@ -7,6 +7,7 @@ dictionary) must raise a SpherecodecError, never return other values.
 import struct
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 import xxhash
@@ -19,6 +20,7 @@ from spherecodec import frames
 from spherecodec.dictionary import DICTIONARY_MAGIC
 from spherecodec.errors import CorruptBlobError, DictionaryError, SpherecodecError, TruncatedBlobError
 from spherecodec.kernels import frames as kernel
+from spherecodec.kernels import rabitq as kr
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden-frames"
 
@@ -296,12 +298,32 @@ def test_golden_frames_decode_and_reencode():
     """Frames written by an earlier build decode to the same bits, and today's encoder
     writes the same bytes (``GOLDEN``, made by scripts/make_golden_frames.py)."""
     d = spherecodec.Dictionary.from_bytes((GOLDEN / "minilm-exact.sphd").read_bytes())
-    x = np.load(GOLDEN / "minilm-rows.npy")
-    stored = (GOLDEN / "minilm-rows.frames").read_bytes()
-    lengths = np.load(GOLDEN / "minilm-rows.lengths.npy")
-    many = [stored[a:b] for a, b in zip(np.r_[0, np.cumsum(lengths)[:-1]], np.cumsum(lengths))]
-    assert_same_bits(spherecodec.decode_many(many, dictionary=d), x)
+    for stem, kinds in (("minilm-rows", {frames.KIND_EXACT}),
+                        ("minilm-shapes", {frames.KIND_CONSTANT, frames.KIND_SHIFTED})):
+        x = np.load(GOLDEN / f"{stem}.npy")
+        many = _golden_frames(stem)
+        assert {f[0] for f in many} == kinds
+        assert_same_bits(spherecodec.decode_many(many, dictionary=d), x)
+        assert spherecodec.encode_many(x, dictionary=d) == many
+    # rabitq row frames: the same bytes from the same rows, the same decoded bits
+    d = spherecodec.Dictionary.from_bytes((GOLDEN / "minilm-rabitq.sphd").read_bytes())
+    many = _golden_frames("minilm-rabitq-rows")
+    assert {f[0] for f in many} == {frames.KIND_RABITQ}
+    assert spherecodec.encode_many(np.load(GOLDEN / "minilm-rabitq-rows.npy"), dictionary=d) == many
+    assert_same_bits(spherecodec.decode_many(many, dictionary=d), np.load(GOLDEN / "minilm-rabitq-decoded.npy"))
+    # bfloat16 frames (their .npy holds the bits)
+    d = spherecodec.Dictionary.from_bytes((GOLDEN / "minilm-exact.sphd").read_bytes())
+    x = np.load(GOLDEN / "minilm-bfloat16.npy").view(ml_dtypes.bfloat16)
+    many = _golden_frames("minilm-bfloat16")
+    assert {f[0] for f in many} == {0xEA, 0xEB}
+    assert spherecodec.decode_many(many, dictionary=d).tobytes() == x.tobytes()
     assert spherecodec.encode_many(x, dictionary=d) == many
+
+
+def _golden_frames(stem):
+    stored = (GOLDEN / f"{stem}.frames").read_bytes()
+    ends = np.cumsum(np.load(GOLDEN / f"{stem}.lengths.npy")).tolist()
+    return [stored[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
 
 def test_forged_dictionaries_are_refused_or_code_exactly(sample, dictionary):
@@ -327,6 +349,234 @@ def test_forged_dictionaries_are_refused_or_code_exactly(sample, dictionary):
         accepted += 1
         assert_same_bits(spherecodec.decode(spherecodec.encode(x, dictionary=d), dictionary=d), x)
     assert 0 < accepted < 200  # some forgeries are valid tables: they must code exactly
+
+
+# -- shapes of exact frames: constant vectors, zero low bits (issue 22's shapes) -----------
+def _low_bits_cleared(x, t):
+    return (x.view(np.uint32) & np.uint32((0xFFFFFFFF << t) & 0xFFFFFFFF)).view(np.float32)
+
+
+def test_constant_vectors_take_a_few_bytes(sample, dictionary):
+    nan = np.array([0x7FC12345], np.uint32).view(np.float32)[0]
+    for value in (0.0, -0.0, 0.5, np.inf, nan, np.float32(1e-45)):
+        x = np.full(384, value, dtype=np.float32)
+        frame = spherecodec.encode(x, dictionary=dictionary)
+        assert frame[0] == frames.KIND_CONSTANT and len(frame) == 8 + 4 + 4
+        assert_same_bits(spherecodec.decode(frame, dictionary=dictionary), x)
+        assert spherecodec.info(frame)["kind"] == "exact (constant)"
+    block = np.zeros((3, 7), np.float32)
+    assert_same_bits(spherecodec.decode(spherecodec.encode(block, dictionary=dictionary), dictionary=dictionary),
+                     block)
+    # one value is not a constant vector: it keeps its plain bytes
+    assert spherecodec.encode(np.float32(0.25), dictionary=dictionary)[0] == frames.KIND_STORED
+    # +0.0 and -0.0 differ in their bits: not constant, but share every low bit (t = 20)
+    mixed = np.zeros(64, np.float32)
+    mixed[::3] = -0.0
+    frame = spherecodec.encode(mixed, dictionary=dictionary)
+    assert frame[0] != frames.KIND_CONSTANT
+    assert_same_bits(spherecodec.decode(frame, dictionary=dictionary), mixed)
+
+
+def test_zero_low_bits_are_not_stored(sample, dictionary):
+    rows = sample[256:264]
+    sizes = {}
+    for name, x in (("bfloat16", _low_bits_cleared(rows, 16)),
+                    ("float16", rows.astype(np.float16).astype(np.float32)),
+                    ("plain", rows)):
+        many = spherecodec.encode_many(x, dictionary=dictionary)
+        assert {f[0] for f in many} == {frames.KIND_EXACT if name == "plain" else frames.KIND_SHIFTED}
+        assert many == [spherecodec.encode(r, dictionary=dictionary) for r in x]
+        assert_same_bits(spherecodec.decode_many(many, dictionary=dictionary), x)
+        sizes[name] = sum(map(len, many))
+    # bf16: 4 raw bits a value instead of 20 (16 bits saved); fp16: 7 (13 saved, less what
+    # rounding to float16 moves the head symbols)
+    assert sizes["plain"] - sizes["bfloat16"] >= 8 * 384 * 16 // 8 - 8
+    assert sizes["plain"] - sizes["float16"] >= 8 * 384 * 12 // 8
+    # decode_many over every kind at once
+    mixed = np.stack([rows[0], _low_bits_cleared(rows[1], 16), np.zeros(384, np.float32),
+                      np.random.default_rng(6).integers(0, 2**32, 384, dtype=np.uint32).view(np.float32)])
+    many = spherecodec.encode_many(mixed, dictionary=dictionary)
+    assert [f[0] for f in many] == [frames.KIND_EXACT, frames.KIND_SHIFTED, frames.KIND_CONSTANT, frames.KIND_STORED]
+    assert_same_bits(spherecodec.decode_many(many, dictionary=dictionary), mixed)
+    # many constant frames stand for more bytes than the plain kinds' bound allows
+    zeros = np.zeros((200, 384), np.float32)
+    assert_same_bits(spherecodec.decode_many(spherecodec.encode_many(zeros, dictionary=dictionary),
+                                             dictionary=dictionary), zeros)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 32), st.integers(1, 90), st.integers(0, 2**32 - 1), st.booleans())
+def test_any_shift_round_trips(dictionary, t, n, seed, special):
+    """Every count of shared zero low bits, any length, specials (which keep those bits
+    zero) mixed in: bit-exact, and the frame is never larger than the plain one."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 0.05).astype(np.float32)
+    if special:
+        x[::5] = _specials()[[0, 3, 4, 5, 6, 12]][rng.integers(0, 6, x[::5].size)]
+    x = _low_bits_cleared(x, t) if t < 32 else np.zeros(n, np.float32)
+    frame = spherecodec.encode(x, dictionary=dictionary)
+    assert_same_bits(spherecodec.decode(frame, dictionary=dictionary), x)
+    assert len(frame) <= 7 + 4 * n + 4  # never more than stored
+
+
+def test_damaged_shape_frames_are_refused(sample, dictionary):
+    for x in (np.zeros(40, np.float32), _low_bits_cleared(sample[500, :40], 16)):
+        frame = spherecodec.encode(x, dictionary=dictionary)
+        assert frame[0] in (frames.KIND_CONSTANT, frames.KIND_SHIFTED)
+        for i in range(len(frame)):
+            damaged = bytearray(frame)
+            damaged[i] ^= 0x21
+            with pytest.raises(SpherecodecError):
+                spherecodec.decode(bytes(damaged), dictionary=dictionary)
+        for n in range(len(frame)):
+            with pytest.raises(SpherecodecError):
+                spherecodec.decode(frame[:n], dictionary=dictionary)
+    header = frames.FrameHeader(frame).size
+    # behind a valid check: a shift outside 1..20, a constant of 3 or 5 bytes
+    for t in (0, 21, 255):
+        forged = bytearray(frame[:-4])
+        forged[header] = t
+        with pytest.raises(CorruptBlobError, match="does not decode"):
+            spherecodec.decode(bytes(frames._seal(forged, dictionary)), dictionary=dictionary)
+    for payload in (b"\0\0\0", b"\0" * 5):
+        forged = frames._header(frames.KIND_CONSTANT, dictionary, (40,)) + payload
+        with pytest.raises(CorruptBlobError, match="does not decode"):
+            spherecodec.decode(bytes(frames._seal(forged, dictionary)), dictionary=dictionary)
+    # a constant frame cannot announce any length: its bound is kernels.frames.DENSE_EXPANSION
+    huge = frames._header(frames.KIND_CONSTANT, dictionary, (1 << 39,)) + b"\0" * 4
+    with pytest.raises(CorruptBlobError, match="more than its"):
+        spherecodec.decode(bytes(frames._seal(huge, dictionary)), dictionary=dictionary)
+
+
+# -- bfloat16 frames --------------------------------------------------------------------------
+def test_bfloat16_frames_round_trip_as_bfloat16(sample, dictionary):
+    rows = sample[256:262].astype(ml_dtypes.bfloat16)
+    rows.view(np.uint16)[0, :6] = [0x7FC1, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0xFFA5]  # NaNs, inf, -0, subnormal
+    many = spherecodec.encode_many(rows, dictionary=dictionary)
+    assert {f[0] for f in many} == {frames.KIND_SHIFTED | 0x08}
+    assert many == [spherecodec.encode(r, dictionary=dictionary) for r in rows]
+    back = spherecodec.decode_many(many, dictionary=dictionary)
+    assert back.dtype == ml_dtypes.bfloat16 and back.tobytes() == rows.tobytes()
+    # the float32 frame of the same values (upcast) carries the same payload, another kind
+    upcast = spherecodec.encode(rows[1].astype(np.float32), dictionary=dictionary)
+    assert upcast[1:-4] == many[1][1:-4] and upcast[0] == frames.KIND_SHIFTED
+    for x in (np.zeros(384, ml_dtypes.bfloat16), rows[2, :1], rows[3, 0], rows[:2, :5]):
+        x = np.asarray(x)
+        frame = spherecodec.encode(x, dictionary=dictionary)
+        assert frame[0] in frames.BFLOAT16_KINDS
+        y = spherecodec.decode(frame, dictionary=dictionary)
+        assert y.dtype == ml_dtypes.bfloat16 and y.shape == x.shape and y.tobytes() == x.tobytes()
+        meta = spherecodec.info(frame)
+        assert (meta["dtype"], meta["codec"], meta["nbytes"]) == ("bfloat16", "exact", 2 * x.size)
+    out = np.empty(384, ml_dtypes.bfloat16)
+    spherecodec.decode(many[0], dictionary=dictionary, out=out)
+    assert out.tobytes() == rows[0].tobytes()
+    with pytest.raises(ValueError, match="bfloat16 array of shape"):
+        spherecodec.decode(many[0], dictionary=dictionary, out=np.empty(384, np.float32))
+    with pytest.raises(ValueError, match="frame 1 holds float32 values, frame 0 bfloat16"):
+        spherecodec.decode_many([many[0], upcast], dictionary=dictionary)
+    # lossy dictionaries read bfloat16 as the float32 it holds
+    int8 = spherecodec.train_dictionary(sample[:256], "int8")
+    assert spherecodec.encode(rows[1], dictionary=int8) == spherecodec.encode(rows[1].astype(np.float32),
+                                                                              dictionary=int8)
+
+
+def test_damaged_bfloat16_frames_are_refused(sample, dictionary):
+    frame = spherecodec.encode(sample[300, :40].astype(ml_dtypes.bfloat16), dictionary=dictionary)
+    for i in range(len(frame)):
+        damaged = bytearray(frame)
+        damaged[i] ^= 0x10
+        with pytest.raises(SpherecodecError):
+            spherecodec.decode(bytes(damaged), dictionary=dictionary)
+    # behind a valid check: a float32 frame relabelled bfloat16 holds values with low bits set
+    plain = bytearray(spherecodec.encode(sample[300, :40], dictionary=dictionary)[:-4])
+    plain[0] |= 0x08
+    with pytest.raises(CorruptBlobError, match="nonzero low bits"):
+        spherecodec.decode(bytes(frames._seal(plain, dictionary)), dictionary=dictionary)
+
+
+# -- rabitq frames ----------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=[1, 4])
+def rabitq(request, sample):
+    bits = request.param
+    return (spherecodec.train_dictionary(sample[:256], "rabitq", bits=bits, seed=7),
+            spherecodec.fit("rabitq", sample[:256], bits=bits, seed=7))
+
+
+def test_rabitq_frames_hold_the_codecs_codes(sample, rabitq):
+    d, fitted = rabitq
+    assert (d.codec, d.params["bits"], d.params["seed"]) == ("rabitq", fitted.codec.bits, 7)
+    assert spherecodec.Dictionary.from_bytes(d.to_bytes()) == d
+    rows = sample[256:266]
+    many = spherecodec.encode_many(rows, dictionary=d)
+    assert many == [spherecodec.encode(r, dictionary=d) for r in rows]
+    width = (384 * fitted.codec.bits + 7) // 8
+    codes = fitted.codec.codes(rows, fitted.state)
+    for i, frame in enumerate(many):
+        # header 8 bytes, f32 factor, f32 offset, u16 cosine, the packed codes, check 4
+        assert frame[0] == frames.KIND_RABITQ and len(frame) == 8 + 10 + width + 4
+        factor, offset, cosine = struct.unpack_from("<ffH", frame, 8)
+        assert (factor, offset, cosine) == (np.float32(codes.factor[i]), np.float32(codes.offset[i]),
+                                            codes.cosine[i])
+        unpacked = np.empty((1, 384), np.uint8)
+        kr.unpack_codes(np.frombuffer(frame, np.uint8)[18:18 + width].reshape(1, width), fitted.codec.bits,
+                        unpacked)
+        assert np.array_equal(unpacked[0], codes.codes[i])  # bit for bit the codec's codes
+        # and decoded as the codec decodes a blob of that one row
+        assert_same_bits(spherecodec.decode(frame, dictionary=d), spherecodec.decode(fitted.encode(rows[i:i + 1]))[0])
+    assert_same_bits(spherecodec.decode_many(many, dictionary=d),
+                     np.stack([spherecodec.decode(f, dictionary=d) for f in many]))
+    meta = spherecodec.info(many[0])
+    assert meta["codec"] == "rabitq" and meta["kind"] == "rabitq row" and meta["shape"] == (384,)
+    # a block of rows is the codec's chunk, as in a blob
+    block = spherecodec.encode(rows[:3], dictionary=d)
+    assert block[0] == frames.KIND_CHUNK
+    assert_same_bits(spherecodec.decode(block, dictionary=d), spherecodec.decode(fitted.encode(rows[:3])))
+
+
+def test_rabitq_frames_refuse_bad_input_and_damage(sample, rabitq, dictionary):
+    d, _ = rabitq
+    frame = spherecodec.encode(sample[300], dictionary=d)
+    with pytest.raises(ValueError, match="rows of 384 values, not 383"):
+        spherecodec.encode(sample[300, :383], dictionary=d)
+    with pytest.raises(ValueError, match="rows of 384 values, not 10"):
+        spherecodec.encode_many(sample[:4, :10], dictionary=d)
+    with pytest.raises(spherecodec.UnsupportedError, match="must be float32, not int64"):
+        spherecodec.encode(np.arange(384), dictionary=d)
+    bad = sample[300].copy()
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        spherecodec.encode(bad, dictionary=d)
+    with pytest.raises(DictionaryError):
+        spherecodec.decode(frame, dictionary=dictionary)
+    with pytest.raises(DictionaryError):
+        spherecodec.decode_many([frame], dictionary=spherecodec.train_dictionary(sample[:100], "rabitq"))
+    with pytest.raises(DictionaryError, match="needs dictionary"):
+        spherecodec.decode(frame)
+    for i in range(len(frame)):
+        damaged = bytearray(frame)
+        damaged[i] ^= 0x40
+        with pytest.raises(SpherecodecError):
+            spherecodec.decode(bytes(damaged), dictionary=d)
+        with pytest.raises((SpherecodecError, ValueError)):  # ValueError: "frame 1 holds shape ..."
+            spherecodec.decode_many([frame, bytes(damaged)], dictionary=d)
+    for n in range(len(frame)):
+        with pytest.raises(SpherecodecError):
+            spherecodec.decode(frame[:n], dictionary=d)
+    # regression (fuzz/run.py seed 11): a sealed frame announcing another row width, of the
+    # right length, crashed decode_many's batch path
+    for dim in (0, 8, 5155):
+        forged = frames._header(frames.KIND_RABITQ, d, (dim,))
+        forged += frame[len(forged):-4]
+        forged = bytes(frames._seal(forged, d))
+        with pytest.raises(CorruptBlobError, match="the dictionary codes 384"):
+            spherecodec.decode_many([forged, forged], dictionary=d)
+    # behind a valid check: negative or non-finite factors, set padding bits, a short payload
+    for forged in (frame[:8] + struct.pack("<f", -1.0) + frame[12:-4], frame[:12] + struct.pack("<f", np.inf)
+                   + frame[16:-4], frame[:-5]):
+        with pytest.raises(CorruptBlobError):
+            spherecodec.decode(bytes(frames._seal(bytearray(forged), d)), dictionary=d)
 
 
 # -- an independent decoder, from docs/format.md section 5 alone ------------------------------
@@ -366,11 +616,29 @@ def _spec_decode_frame(frame, precision, table):
         shape.append(extent)
     n = int(np.prod(shape)) if shape else 1
     payload = frame[pos:-4]
+    if kind >= 0xE8:  # bfloat16: the float32 frame of its values, whose low 16 bits are zero
+        bits = _spec_decode_frame(bytes([kind - 8]) + frame[1:], precision, table)
+        assert not (bits & 0xFFFF).any()
+        return (bits >> 16).astype(np.uint16).view(ml_dtypes.bfloat16)
     if kind == 0xE1:
         return np.frombuffer(payload, "<u4").astype(np.uint32).reshape(shape)
-    assert kind == 0xE0
-    nraw = 2 * n + (n + 1) // 2
+    if kind == 0xE2:
+        return np.full(shape, struct.unpack("<I", payload)[0], dtype=np.uint32)
+    t = 0
+    if kind == 0xE3:  # the shift, then the raw section of 20 - t bits, as 0xE0's
+        t, payload = payload[0], payload[1:]
+    else:
+        assert kind == 0xE0
+    width = 20 - t
+    nraw = n * (width // 8) + (n * (width % 8) + 7) // 8
     raw, stream = payload[:nraw], payload[nraw:]
+    # 3.3: width // 8 bytes per value, then the width % 8 leftover bits LSB first
+    bit_plane = int.from_bytes(raw[n * (width // 8):], "little")
+    lows = []
+    for i in range(n):
+        low = int.from_bytes(raw[i * (width // 8):(i + 1) * (width // 8)], "little")
+        low |= ((bit_plane >> (i * (width % 8))) & ((1 << (width % 8)) - 1)) << (8 * (width // 8))
+        lows.append(low << t)
     states = list(struct.unpack_from("<II", stream, 0))
     p = 8
     mask = (1 << precision) - 1
@@ -397,8 +665,7 @@ def _spec_decode_frame(frame, precision, table):
                 slot = states[lane] & mask
                 symbol = (symbol << 6) | (slot >> (precision - 6))
                 step(lane, f, slot - slot % f)
-        low = raw[2 * i] | raw[2 * i + 1] << 8 | ((raw[2 * n + i // 2] >> (4 * (i % 2))) & 0xF) << 16
-        out.append(symbol << 20 | low)
+        out.append(symbol << 20 | lows[i])
     assert p == len(stream) and states == [1 << 16, 1 << 16]
     return np.array(out, dtype=np.uint32).reshape(shape)
 
@@ -408,7 +675,16 @@ def test_an_independent_decoder_from_the_spec(sample, dictionary):
     x = sample[490, :64].copy()
     x[::9] = _specials()[:8]  # escapes
     noise = np.random.default_rng(4).integers(0, 2**32, 16, dtype=np.uint32).view(np.float32)  # stored
-    for values in (x, sample[491:493, :30], noise, np.float32(-2.5)):
+    kinds = set()
+    shapes = [np.zeros(9, np.float32), _low_bits_cleared(x, 16), sample[491].astype(np.float16).astype(np.float32),
+              _low_bits_cleared(sample[492, :31], 3), _low_bits_cleared(sample[492, :20], 20)]
+    for values in [x, sample[491:493, :30], noise, np.float32(-2.5)] + shapes:
         values = np.asarray(values)
         frame = spherecodec.encode(values, dictionary=dictionary)
         assert_same_bits(_spec_decode_frame(frame, precision, table).view(np.float32), values)
+        kinds.add(frame[0])
+    for values in (sample[493, :50].astype(ml_dtypes.bfloat16), np.zeros(7, ml_dtypes.bfloat16)):
+        frame = spherecodec.encode(values, dictionary=dictionary)
+        assert _spec_decode_frame(frame, precision, table).tobytes() == values.tobytes()
+        kinds.add(frame[0])
+    assert kinds == {0xE0, 0xE1, 0xE2, 0xE3, 0xEA, 0xEB}

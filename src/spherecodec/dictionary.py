@@ -23,6 +23,7 @@ Bytes (little endian; docs/format.md section 5.1)::
 import json
 import struct
 
+import ml_dtypes
 import numpy as np
 
 from .codecs import get_codec
@@ -35,7 +36,7 @@ from .kernels.rans_core import MAX_PRECISION
 from .layout import checksum, meta_bytes
 from .pipeline import as_rows, blob_errors, float32_if_exact
 
-__all__ = ["Dictionary", "train_dictionary", "DICTIONARY_MAGIC", "DICTIONARY_VERSION"]
+__all__ = ["Dictionary", "train_dictionary", "DICTIONARY_MAGIC", "DICTIONARY_VERSION", "BFLOAT16"]
 
 DICTIONARY_MAGIC = b"SPHD"
 DICTIONARY_VERSION = 1
@@ -54,12 +55,24 @@ MIN_EXACT_PRECISION = 10
 _ESCAPE_SHIFT = 16
 
 
+#: numpy's bfloat16 (ml_dtypes registers it)
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def bfloat16_as_float32(x):
+    """The float32 of every bfloat16 value of ``x``, bit for bit (its 16 bits, then 16 zero bits)."""
+    bits = np.ascontiguousarray(x).view(np.uint16).astype(np.uint32) << np.uint32(16)
+    return bits.view(np.float32).reshape(np.shape(x))  # a 0-d array stays 0-d
+
+
 def float32_rows(array, what):
     """``array`` as C-contiguous native float32 (float input float32 holds exactly is
-    converted); anything else raises UnsupportedError naming ``what``."""
+    converted, bfloat16 too); anything else raises UnsupportedError naming ``what``."""
     x = np.asarray(array)
     if x.dtype == np.float32 and x.dtype.isnative:
         return np.ascontiguousarray(x)
+    if x.dtype == BFLOAT16:
+        return bfloat16_as_float32(x)
     if x.dtype.kind != "f":
         raise UnsupportedError(f"{what} must be float32, not {x.dtype}")
     converted = float32_if_exact(x)
@@ -238,7 +251,7 @@ def train_dictionary(sample, codec="exact", **params):
     ----------
     sample : array_like
         float32 rows (2-D, or N-D with rows over the last axis), like the vectors the frames
-        will hold: a few thousand rows are plenty.
+        will hold: a few thousand rows are plenty (bfloat16 is read as the float32 it holds).
     codec : str
         ``"exact"`` (default: the head-symbol frequency table; takes no parameters), or a
         codec with a fitted state: ``"int8"``, ``"int4"``, ``"binary"``, ``"pq"``.

@@ -25,11 +25,12 @@ many frames in one nogil call.
 import numpy as np
 from numba import njit
 
-from .bits import pack_low_bits, raw_size
+from .bits import merge_low_bits_shifted, pack_low_bits, raw_size
 from .checksum import xxh64
 from .rans_core import (ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT,
-                        STATUS_OK, WORD_BYTES, decode_step, encode_step, encoder_entry, flush_state, merge_float32,
-                        read_state, slot_entry, write_varint)
+                        STATUS_OK, WORD_BYTES, decode_step, encode_step, encoder_entry, flush_state, read_state,
+                        slot_entry, store_symbol, write_varint)
+from .shape import trailing_zeros
 
 #: the trained table's extra symbol: "the head symbol follows in 12 uniform bits"
 ESCAPE = FLOAT32_ALPHABET
@@ -37,9 +38,20 @@ FRAME_ALPHABET = FLOAT32_ALPHABET + 1
 #: an escaped symbol's 12 bits go in two uniform steps of this many bits
 ESCAPE_STEP_BITS = 6
 ESCAPE_STEPS = 2
-#: payload modes (the frame kind's low bits): coded, or the values stored verbatim
+#: payload modes (the frame kind's low bits): coded, the values stored verbatim, one value
+#: repeated (a constant vector: all zeros, padding), coded without the low ``t`` bits every
+#: value has zero (float32 that was bfloat16: ``t >= 16``; float16: ``t >= 13``)
 MODE_CODED = 0
 MODE_STORED = 1
+MODE_CONSTANT = 2
+MODE_SHIFTED = 3
+#: decoded bytes per frame byte a reader accepts for the constant and shifted modes (the
+#: exact codec's DENSE_EXPANSION); the encoder uses them only for vectors within it even at
+#: the smallest frame (``4 n <= ALLOCATION_SLACK + DENSE_EXPANSION * (header + 8)``, half a
+#: million values), so every frame it writes reads back
+DENSE_EXPANSION = float(1 << 17)
+#: ``layout.ALLOCATION_SLACK``: decoded bytes any frame may stand for besides its bound
+ALLOCATION_SLACK = 1 << 16
 #: lanes per frame and the bytes their states take
 LANES = 2
 STATES_BYTES = LANES * STATE_BYTES
@@ -85,23 +97,21 @@ def _encode_lanes_escaping(values, table, precision, out, p):
     return x0, x1, p
 
 
-@njit(nogil=True, cache=True)
-def encode_payload(values, table, precision, out, pos):
-    """Write the coded payload of the float32 bits ``values`` at ``out[pos:]``: the raw low
-    bits (``kernels.bits`` planes), lane 0's and lane 1's final states, the words.
-
-    ``table`` (uint64 over ``FRAME_ALPHABET``, ``rans.encoder_table``) must give ``ESCAPE``
-    a frequency. ``out`` needs ``coded_capacity(n)`` bytes from ``pos``: the words are first
-    written backwards from its end, then moved behind the states. Returns the end position.
-    """
-    n = values.size
-    nraw = raw_size(n, FLOAT32_RAW_BITS)
-    pack_low_bits(values, FLOAT32_RAW_BITS, out[pos:pos + nraw])
-    body = pos + nraw
-    end = pos + coded_capacity(n)
+@njit(inline="always")
+def _encode_heads(values, table, precision, out, body, end):
+    # the head symbols of values on the two lanes, last to first, the words written
+    # backwards from out[end]; then the states at out[body:] and the words moved behind
+    # them. Returns (end, OR of the values, whether any differs from the first): the loop
+    # looking for escapes reads every value anyway, so the frame's shape costs nothing here
     escapes = False
-    for i in range(n):
-        escapes |= (table[values[i] >> FLOAT32_RAW_BITS] & _U(ENTRY_MASK)) == _U(0)
+    acc = np.uint32(0)
+    differs = False
+    first = values[0] if values.size else np.uint32(0)
+    for i in range(values.size):
+        v = values[i]
+        escapes |= (table[v >> FLOAT32_RAW_BITS] & _U(ENTRY_MASK)) == _U(0)
+        acc |= v
+        differs |= v != first
     if escapes:
         x0, x1, p = _encode_lanes_escaping(values, table, precision, out, end)
     else:
@@ -109,7 +119,7 @@ def encode_payload(values, table, precision, out, pos):
         p = end
         x0 = _U(RANS_L)
         x1 = _U(RANS_L)
-        for i in range(n - 1, -1, -1):
+        for i in range(values.size - 1, -1, -1):
             s = values[i] >> FLOAT32_RAW_BITS
             if i & 1:
                 x1, p = encode_step(x1, table[s], precision, out, p)
@@ -122,7 +132,38 @@ def encode_payload(values, table, precision, out, pos):
     # dst <= p: a forward copy never overwrites a byte it has yet to read
     for j in range(words):
         out[dst + j] = out[p + j]
-    return dst + words
+    return dst + words, acc, differs
+
+
+@njit(nogil=True, cache=True)
+def encode_payload(values, table, precision, out, pos):
+    """Write the coded payload of the float32 bits ``values`` at ``out[pos:]``: the raw low
+    bits (``kernels.bits`` planes), lane 0's and lane 1's final states, the words.
+
+    ``table`` (uint64 over ``FRAME_ALPHABET``, ``rans.encoder_table``) must give ``ESCAPE``
+    a frequency. ``out`` needs ``coded_capacity(n)`` bytes from ``pos``: the words are first
+    written backwards from its end, then moved behind the states. Returns the end position,
+    the OR of the values and whether any differs from the first.
+    """
+    n = values.size
+    nraw = raw_size(n, FLOAT32_RAW_BITS)
+    pack_low_bits(values, FLOAT32_RAW_BITS, out[pos:pos + nraw])
+    return _encode_heads(values, table, precision, out, pos + nraw, pos + coded_capacity(n))
+
+
+@njit(nogil=True, cache=True)
+def encode_payload_shifted(values, t, table, precision, out, pos):
+    """``encode_payload`` for values whose low ``t`` bits (1 to 20) are all zero: ``u8 t``,
+    then only the ``20 - t`` raw bits above them (``kernels.bits`` planes of ``values >> t``),
+    the states and the words as in ``encode_payload``. Returns the end position."""
+    n = values.size
+    width = FLOAT32_RAW_BITS - t
+    out[pos] = t
+    shifted = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        shifted[i] = values[i] >> t
+    nraw = pack_low_bits(shifted, width, out[pos + 1:pos + 1 + raw_size(n, width)])
+    return _encode_heads(values, table, precision, out, pos + 1 + nraw, pos + 1 + coded_capacity(n))[0]
 
 
 @njit(inline="always")
@@ -142,6 +183,35 @@ def _decode_value(x, pos, last, slot_table, slot_symbol, precision, mask, stream
     return s, x, pos
 
 
+@njit(inline="always")
+def _decode_heads(stream, slot_table, slot_symbol, precision, out, raw, nibbles, fused):
+    # the head symbols of out.size values from the two lanes of stream, into out: merged
+    # with their 20 raw bits (fused, a constant in each caller) or alone; status
+    n = out.size
+    ssize = stream.size
+    if ssize < STATES_BYTES or ssize & 1:
+        return STATUS_CORRUPT
+    mask = np.int64((1 << precision) - 1)
+    x0 = read_state(stream, 0)
+    x1 = read_state(stream, STATE_BYTES)
+    if x0 < RANS_L or x1 < RANS_L:
+        return STATUS_CORRUPT
+    pos = STATES_BYTES
+    # a word is loaded from min(pos, last) and kept only when needed: never past the end
+    last = max(ssize - 2, 0)
+    for i in range(0, n - 1, 2):
+        s, x0, pos = _decode_value(x0, pos, last, slot_table, slot_symbol, precision, mask, stream)
+        store_symbol(out, i, s, raw, nibbles, fused)
+        s, x1, pos = _decode_value(x1, pos, last, slot_table, slot_symbol, precision, mask, stream)
+        store_symbol(out, i + 1, s, raw, nibbles, fused)
+    if n & 1:
+        s, x0, pos = _decode_value(x0, pos, last, slot_table, slot_symbol, precision, mask, stream)
+        store_symbol(out, n - 1, s, raw, nibbles, fused)
+    if pos != ssize or x0 != RANS_L or x1 != RANS_L:
+        return STATUS_CORRUPT
+    return STATUS_OK
+
+
 @njit(nogil=True, cache=True)
 def decode_payload(payload, slot_table, slot_symbol, precision, out):
     """Decode a coded payload (``encode_payload``) into the float32 bits ``out`` (uint32,
@@ -153,32 +223,30 @@ def decode_payload(payload, slot_table, slot_symbol, precision, out):
     """
     n = out.size
     nraw = raw_size(n, FLOAT32_RAW_BITS)
-    size = payload.size
-    if size < nraw + STATES_BYTES or (size - nraw) & 1:
+    if payload.size < nraw:
         return STATUS_CORRUPT
-    raw = payload[:nraw]
-    stream = payload[nraw:]
-    ssize = stream.size
-    mask = np.int64((1 << precision) - 1)
-    x0 = read_state(stream, 0)
-    x1 = read_state(stream, STATE_BYTES)
-    if x0 < RANS_L or x1 < RANS_L:
+    return _decode_heads(payload[nraw:], slot_table, slot_symbol, precision, out, payload[:nraw], 2 * n, True)
+
+
+@njit(nogil=True, cache=True)
+def decode_payload_shifted(payload, slot_table, slot_symbol, precision, out):
+    """Decode a payload of ``encode_payload_shifted`` into the float32 bits ``out``
+    (uint32); ``STATUS_OK`` or ``STATUS_CORRUPT`` (also for a ``t`` outside 1..20)."""
+    n = out.size
+    if payload.size < 1:
         return STATUS_CORRUPT
-    pos = STATES_BYTES
-    # a word is loaded from min(pos, last) and kept only when needed: never past the end
-    last = max(ssize - 2, 0)
-    nibbles = 2 * n
-    for i in range(0, n - 1, 2):
-        s, x0, pos = _decode_value(x0, pos, last, slot_table, slot_symbol, precision, mask, stream)
-        out[i] = merge_float32(s, raw, nibbles, i)
-        s, x1, pos = _decode_value(x1, pos, last, slot_table, slot_symbol, precision, mask, stream)
-        out[i + 1] = merge_float32(s, raw, nibbles, i + 1)
-    if n & 1:
-        s, x0, pos = _decode_value(x0, pos, last, slot_table, slot_symbol, precision, mask, stream)
-        out[n - 1] = merge_float32(s, raw, nibbles, n - 1)
-    if pos != ssize or x0 != RANS_L or x1 != RANS_L:
+    t = np.int64(payload[0])
+    if t < 1 or t > FLOAT32_RAW_BITS:
         return STATUS_CORRUPT
-    return STATUS_OK
+    width = FLOAT32_RAW_BITS - t
+    nraw = raw_size(n, width)
+    if payload.size < 1 + nraw:
+        return STATUS_CORRUPT
+    raw = payload[1:1 + nraw]
+    status = _decode_heads(payload[1 + nraw:], slot_table, slot_symbol, precision, out, raw, 0, False)
+    if status == STATUS_OK:
+        merge_low_bits_shifted(out, raw, width, t)
+    return status
 
 
 @njit(inline="always")
@@ -244,15 +312,51 @@ def stored_check(frame):
 
 
 @njit(inline="always")
+def _write_constant(value, out, pos):
+    for b in range(4):
+        out[pos + b] = (value >> (8 * b)) & 0xFF
+    return pos + 4
+
+
+@njit(nogil=True, cache=True)
+def _encode_shaped(values, constant, t, table, precision, out, pos, header_size, plain_end):
+    # (mode, end) of the payload at out[pos:]: a constant or shifted one in place of the plain
+    # coding (which ends at plain_end) when one applies and pays, else the plain coding
+    # (coded again if a shifted attempt overwrote it). A function of its own, called only
+    # for such vectors: the plain path's code stays as it was (measured 2% slower inlined)
+    n = values.size
+    # within the dense bound: a frame of a few bytes cannot stand for any length
+    if 4.0 * n > ALLOCATION_SLACK + DENSE_EXPANSION * (header_size + 8):
+        return MODE_CODED, plain_end
+    if constant:
+        return MODE_CONSTANT, _write_constant(values[0], out, pos)
+    if t and raw_size(n, FLOAT32_RAW_BITS) - raw_size(n, FLOAT32_RAW_BITS - t) > 1:
+        end = encode_payload_shifted(values, t, table, precision, out, pos)
+        if end - pos < 4 * n:
+            return MODE_SHIFTED, end
+        return MODE_CODED, encode_payload(values, table, precision, out, pos)[0]
+    return MODE_CODED, plain_end
+
+
+@njit(inline="always")
 def _encode_one(values, kind_base, dictionary_id32, check_key, rows, dim, ndim, table, precision, out, start):
-    # one exact frame at out[start:]: header, payload (coded, or stored when coding would not
-    # shrink it), check; returns the end
+    # one exact frame at out[start:]: header, payload, check; returns the end. The payload is
+    # the smallest of: one value (a constant vector), the values coded without the low bits
+    # they all have zero, coded, stored (when coding would not shrink it)
     pos = write_header(out, start, kind_base + MODE_CODED, dictionary_id32, rows, dim, ndim)
-    end = encode_payload(values, table, precision, out, pos)
-    if end - pos >= 4 * values.size:
-        out[start] = kind_base + MODE_STORED
+    n = values.size
+    mode = MODE_CODED
+    end, or_bits, differs = encode_payload(values, table, precision, out, pos)
+    # a constant vector, or one whose values share zero low bits: coded again in its mode
+    # (rare, so the plain coding's pass over the values is what finds it)
+    if n >= 2 and (not differs or not or_bits & 1):
+        mode, end = _encode_shaped(values, not differs, trailing_zeros(np.uint64(or_bits), FLOAT32_RAW_BITS),
+                                   table, precision, out, pos, pos - start, end)
+    if mode == MODE_CODED and end - pos >= 4 * n:
+        mode = MODE_STORED
         end = _store_values(values, out, pos)
-    return seal(out, start, end, check_key)
+    out[start] = kind_base + mode
+    return seal(out, start, end, check_key)  # one seal: its inlined hash once in the code
 
 
 @njit(nogil=True, cache=True)
@@ -277,7 +381,7 @@ def encode_frames(rows, kind_base, dictionary_id32, check_key, table, precision,
 @njit(cache=True)
 def frame_capacity(n):
     """Bytes ``encode_frame`` may need for ``n`` values (header, payload while written, check)."""
-    return 6 + 20 + max(coded_capacity(n), 4 * n) + 4
+    return 6 + 20 + max(1 + coded_capacity(n), 4 * n) + 4
 
 
 @njit(inline="always")
@@ -285,14 +389,23 @@ def _decode_one(frame, header_size, kind_base, slot_table, slot_symbol, precisio
     # payload after the header (mode from the kind byte) into out; status
     mode = np.int64(frame[0]) - kind_base
     payload = frame[header_size:frame.size - 4]
+    if mode == MODE_CODED:
+        return decode_payload(payload, slot_table, slot_symbol, precision, out)
     if mode == MODE_STORED:
         if payload.size != 4 * out.size:
             return STATUS_CORRUPT
         _load_values(payload, out)
         return STATUS_OK
-    if mode != MODE_CODED:
-        return STATUS_CORRUPT
-    return decode_payload(payload, slot_table, slot_symbol, precision, out)
+    if mode == MODE_CONSTANT:
+        if payload.size != 4:
+            return STATUS_CORRUPT
+        _load_values(payload, out[:1])
+        for i in range(1, out.size):
+            out[i] = out[0]
+        return STATUS_OK
+    if mode == MODE_SHIFTED:
+        return decode_payload_shifted(payload, slot_table, slot_symbol, precision, out)
+    return STATUS_CORRUPT
 
 
 @njit(nogil=True, cache=True)
@@ -340,3 +453,33 @@ def head_counts(values, counts):
     flat = values.reshape(-1)
     for i in range(flat.size):
         counts[flat[i] >> FLOAT32_RAW_BITS] += 1
+
+
+@njit(nogil=True, cache=True)
+def assemble_frames(header, payloads, check_key, out):
+    """Frames of one size: ``out[i]`` <- ``header``, ``payloads[i]``, the check
+    (``seal``); ``out`` is (n, header + payload + 4) uint8."""
+    hsize = header.size
+    psize = payloads.shape[1]
+    for i in range(out.shape[0]):
+        row = out[i]
+        row[:hsize] = header
+        row[hsize:hsize + psize] = payloads[i]
+        seal(row, 0, hsize + psize, check_key)
+
+
+@njit(nogil=True, cache=True)
+def check_frames(frames, header, check_key):
+    """Frames of one size (the rows of ``frames``): -1 when every one starts with ``header``
+    and holds its check, else the index of the first that does not, times 4, plus 3 (a
+    header that differs) or ``STATUS_CHECK``."""
+    hsize = header.size
+    key = _U(check_key) & _U(0xFFFFFFFF)
+    for i in range(frames.shape[0]):
+        frame = frames[i]
+        for b in range(hsize):
+            if frame[b] != header[b]:
+                return 4 * i + 3
+        if frame_check(frame) ^ key != stored_check(frame):
+            return 4 * i + STATUS_CHECK
+    return -1
