@@ -212,7 +212,9 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
         window_hi = np.inf if bits <= 2 else 2.2
     else:
         window_hi = 1.35 if bits == 5 else (1.15 if bits == 6 else 1.1)
-    buf = np.empty((dim, _BLOCK), dtype=np.float64)
+    # blocks of up to _BLOCK rows, no wider than the rows: one row rotates one column
+    width = max(1, min(_BLOCK, n))
+    buf = np.empty((dim, width), dtype=np.float64)
     vec = np.empty(dim, dtype=np.float64)
     keys = np.empty(dim, dtype=np.float64)
     o_abs = np.empty(dim, dtype=np.float64)
@@ -223,8 +225,8 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
     r2s = np.empty(_BLOCK, dtype=np.float64)
     nums = np.empty(_BLOCK, dtype=np.float64)
     bad = 0
-    for lo in range(0, n, _BLOCK):
-        nb = min(_BLOCK, n - lo)
+    for lo in range(0, n, width):
+        nb = min(width, n - lo)
         for j in range(_BLOCK):
             ok[j] = j < nb
             oc[j] = 0.0
@@ -236,7 +238,7 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
                     ok[j] = False
                 buf[d, j] = v - cd
                 oc[j] += buf[d, j] * cd
-            for j in range(nb, _BLOCK):
+            for j in range(nb, width):
                 buf[d, j] = 0.0
         for j in range(nb):
             if not ok[j]:
@@ -245,7 +247,7 @@ def encode_rows(rows, center, signs, length, scale, bits, codes, factor, offset,
         rotate_block(buf, signs, length, scale)
         if bits == 1:
             # sign codes: one pass over the block, every loop over rows contiguous
-            for j in range(_BLOCK):
+            for j in range(width):
                 r2s[j] = 0.0
                 nums[j] = 0.0
             for d in range(dim):
@@ -326,17 +328,18 @@ def decode_rows(codes, factor, offset, center, signs, length, scale, bits, out):
     c2 = 0.0
     for d in range(dim):
         c2 += np.float64(center[d]) * np.float64(center[d])
-    buf = np.empty((dim, _BLOCK), dtype=np.float64)
-    vc = np.empty(_BLOCK, dtype=np.float64)
-    for lo in range(0, n, _BLOCK):
-        nb = min(_BLOCK, n - lo)
+    width = max(1, min(_BLOCK, n))  # as encode_rows: no wider than the rows
+    buf = np.empty((dim, width), dtype=np.float64)
+    vc = np.empty(width, dtype=np.float64)
+    for lo in range(0, n, width):
+        nb = min(width, n - lo)
         for d in range(dim):
             for j in range(nb):
                 buf[d, j] = factor[lo + j] * (np.float64(codes[lo + j, d]) - half)
-            for j in range(nb, _BLOCK):
+            for j in range(nb, width):
                 buf[d, j] = 0.0
         unrotate_block(buf, signs, length, scale)
-        for j in range(_BLOCK):
+        for j in range(width):
             vc[j] = 0.0
         for d in range(dim):
             cd = np.float64(center[d])
