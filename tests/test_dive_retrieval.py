@@ -6,7 +6,7 @@ import torch
 
 import spherecodec
 from spherecodec.dive import (PCA, DiveAdapter, LinearProjection, MatryoshkaAdaptor, SearchAdaptor,
-                              Truncation, l2_normalize, labelled_heads, ranking_metrics)
+                              Truncation, l2_normalize, ranking_metrics)
 from spherecodec.dive._train import LabelledPairs
 
 torch.set_num_threads(1)
@@ -88,42 +88,6 @@ def test_early_stopping_on_held_out_pairs_keeps_the_start(sample):
     assert a.history[1]["val_ndcg@10"] < a.history[0]["val_ndcg@10"]
     start = PCA(32, 8).fit(train_d, queries=train_q, positives=np.arange(500))
     assert np.abs(a.transform(corpus) - start.transform(corpus)).max() < 1e-5
-
-
-def test_auto_heads_follow_the_labelled_rule_and_stay_4_otherwise(tmp_path):
-    docs, queries = labelled_sample(300, dim=64, seed=2)
-    labels = dict(queries=queries, positives=np.arange(300), **{**TINY, "epochs": 1})
-    unlabelled = dict(epochs=1, steps_per_epoch=2, threads=1, progress=False)
-    # the rule: about one head per 24 output dims, 1 to 4, never fewer heads for more dims
-    rule = [labelled_heads(k) for k in range(1, 401)]
-    assert min(rule) == 1 and max(rule) == 4 and rule == sorted(rule)
-    assert (labelled_heads(24), labelled_heads(48), labelled_heads(96)) == (1, 2, 4)
-    for k in (8, 48):
-        auto = DiveAdapter(64, k, hidden=16, seed=1)
-        assert auto.get_config()["heads"] == "auto" and auto.heads == 4
-        auto.fit(docs, **labels)
-        n = labelled_heads(k)
-        explicit = DiveAdapter(64, k, heads=n, hidden=16, seed=1).fit(docs, **labels)
-        assert auto.heads == n and auto.params["head_w"].shape[0] == n
-        assert auto.get_config() == explicit.get_config()
-        assert auto.weights_hash() == explicit.weights_hash()
-    # the same "auto" adapter refitted without labels is the 4-head self-supervised DIVE
-    auto.fit(docs, **unlabelled)
-    four = DiveAdapter(64, 48, heads=4, hidden=16, seed=1).fit(docs, **unlabelled)
-    assert auto.heads == 4 and auto.weights_hash() == four.weights_hash()
-    # an explicit count is kept by a labelled fit
-    assert DiveAdapter(64, 48, heads=3, hidden=16).fit(docs, **labels).params["head_w"].shape[0] == 3
-    # saved: a fitted adapter records the count it used, an unfitted one stays "auto"
-    explicit.save(tmp_path / "fitted.npz")
-    loaded = DiveAdapter.load(tmp_path / "fitted.npz")
-    assert loaded.get_config()["heads"] == 2 and loaded.weights_hash() == explicit.weights_hash()
-    DiveAdapter(64, 48, hidden=16, seed=1).save(tmp_path / "unfitted.npz")
-    loaded = DiveAdapter.load(tmp_path / "unfitted.npz")
-    assert loaded.get_config()["heads"] == "auto"
-    assert loaded.fit(docs, **labels).weights_hash() == explicit.weights_hash()
-    for bad in ("automatic", 0, 2.0):
-        with pytest.raises(ValueError, match="heads"):
-            DiveAdapter(64, 48, heads=bad)
 
 
 def test_several_relevant_docs_per_query(sample):

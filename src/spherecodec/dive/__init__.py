@@ -6,7 +6,7 @@
 """
 
 from ._numpy import exact_knn, l2_normalize, ranking_metrics, recall_at_k
-from .adapter import DiveAdapter, labelled_heads, pca_basis
+from .adapter import DiveAdapter, pca_basis
 from .baselines import PCA, LinearProjection, MatryoshkaAdaptor, RandomProjection, SearchAdaptor, Truncation
 
-__all__ = ["DiveAdapter", "Truncation", "PCA", "RandomProjection", "MatryoshkaAdaptor", "LinearProjection", "SearchAdaptor", "pca_basis", "labelled_heads", "exact_knn", "l2_normalize", "recall_at_k", "ranking_metrics"]
+__all__ = ["DiveAdapter", "Truncation", "PCA", "RandomProjection", "MatryoshkaAdaptor", "LinearProjection", "SearchAdaptor", "pca_basis", "exact_knn", "l2_normalize", "recall_at_k", "ranking_metrics"]

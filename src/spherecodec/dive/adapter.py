@@ -21,25 +21,6 @@ _MODE_DEFAULTS = {
 }
 
 
-AUTO_HEADS = "auto"
-#: heads of the self-supervised and triplet fits (and of an unfitted "auto" adapter)
-SELF_SUPERVISED_HEADS = 4
-#: labelled fits: one head per this many output dimensions, at most LABELLED_MAX_HEADS
-DIMS_PER_HEAD = 24
-LABELLED_MAX_HEADS = 4
-
-
-def labelled_heads(dim_out):
-    """Heads of a labelled ``heads="auto"`` fit: ``dim_out / 24`` rounded, 1 to 4.
-
-    Chosen on held-out training pairs of retrieval-debian (docs/dive.md, "Choosing the
-    number of heads"): each head is trained as a retriever of its own (head-wise NT-Xent),
-    and a head narrower than ~24 dims is a weak one that the ensemble average carries.
-    """
-    dim_out = _positive_int("dim_out", dim_out)
-    return max(1, min(LABELLED_MAX_HEADS, int(np.floor(dim_out / DIMS_PER_HEAD + 0.5))))
-
-
 def _positive_int(name, value, minimum=1):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
@@ -83,12 +64,8 @@ class DiveAdapter:
     ----------
     dim_in, dim_out : int
         Input (frozen) and reduced dimensions, ``dim_out <= dim_in``.
-    heads : int or "auto"
-        Projection heads (the implicit view ensemble). ``"auto"`` (default) is resolved by
-        each ``fit``: labelled fits (``queries=``) take :func:`labelled_heads` of ``dim_out``
-        (about one head per 24 output dimensions, 1 to 4; chosen on held-out *training*
-        pairs, docs/dive.md), every other fit takes 4. ``heads`` then holds the count used;
-        before a fit an "auto" adapter has 4 heads.
+    heads : int
+        Projection heads (the implicit view ensemble).
     hidden : int
         Width of the residual MLP ``x + Linear(GELU(LayerNorm(Linear(x))))``.
     margin : float
@@ -102,19 +79,13 @@ class DiveAdapter:
         Standard deviation of the per-head perturbation of the initial basis.
     """
 
-    def __init__(self, dim_in, dim_out, *, heads="auto", hidden=2048, margin=0.2, seed=0, init="pca",
+    def __init__(self, dim_in, dim_out, *, heads=4, hidden=2048, margin=0.2, seed=0, init="pca",
                  init_noise=0.01):
         self.dim_in = _positive_int("dim_in", dim_in)
         self.dim_out = _positive_int("dim_out", dim_out)
         if self.dim_out > self.dim_in:
             raise ValueError(f"dim_out={dim_out} exceeds dim_in={dim_in}: DIVE reduces")
-        if isinstance(heads, str) and heads == "auto":
-            self.heads_setting = AUTO_HEADS
-            self.heads = SELF_SUPERVISED_HEADS
-        elif isinstance(heads, (int, np.integer)) and not isinstance(heads, bool) and heads >= 1:
-            self.heads_setting = self.heads = int(heads)
-        else:
-            raise ValueError(f'heads must be "auto" or an integer >= 1, not {heads!r}')
+        self.heads = _positive_int("heads", heads)
         self.hidden = _positive_int("hidden", hidden)
         if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
                 or not 0 < float(margin) < 2:
@@ -134,18 +105,8 @@ class DiveAdapter:
 
     # -- configuration and parameters ----------------------------------------------
     def get_config(self):
-        """Constructor arguments as a JSON-able dict (a fitted adapter's ``heads`` is the count
-        its fit used, "auto" resolved; an unfitted "auto" adapter's is "auto")."""
-        config = {k: getattr(self, k) for k in _CONFIG_KEYS}
-        if not self.fitted and self.heads_setting == AUTO_HEADS:
-            config["heads"] = AUTO_HEADS
-        return config
-
-    def _resolve_heads(self, labelled):
-        """Set ``heads`` for a fit: an explicit count stays; "auto" is :func:`labelled_heads`
-        for a labelled (``queries=``) fit and 4 otherwise (the self-supervised default)."""
-        if self.heads_setting == AUTO_HEADS:
-            self.heads = labelled_heads(self.dim_out) if labelled else SELF_SUPERVISED_HEADS
+        """Constructor arguments as a JSON-able dict."""
+        return {k: getattr(self, k) for k in _CONFIG_KEYS}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -288,7 +249,6 @@ class DiveAdapter:
                 raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
             q, pair_q, pair_d = labelled_pairs(x, queries, positives, self.dim_in)
             hard_negatives = _positive_int("hard_negatives", hard_negatives)
-            self._resolve_heads(labelled=True)
             self.params = self._initial_params(np.concatenate([x, q]))
             from ._train import train_dive_labelled  # needs torch, an optional dependency: imported on use
 
@@ -309,7 +269,6 @@ class DiveAdapter:
             triplets = self._pairs_to_triplets(x, pairs)
         elif triplets is not None:
             triplets = _index_arrays(triplets, 3, x.shape[0], "triplets")
-        self._resolve_heads(labelled=False)
         self.params = self._initial_params(x)
         from ._train import train_dive  # needs torch, an optional dependency: imported on use
 
