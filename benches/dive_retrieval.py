@@ -16,6 +16,7 @@ searched among all the training docs; DIVE trains on the other pairs (docs/dive.
 """
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -47,8 +48,9 @@ def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
     relevant docs among 10,500 docs the adapter trained on: a 12,000-doc corpus, near the
     test corpus's 20,000) and, as a check, among the 1,500 unseen validation docs only.
     """
-    train_q = np.load(os.path.join(data, "train-queries-384.npy"))
-    train_d = np.load(os.path.join(data, "train-docs-384.npy"))
+    # the training files only: nothing of the test split is read
+    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
+                        for prefix in ("train-queries", "train-docs"))
     fit_rows, val_rows = validation_split(len(train_q))
     qrels_all = [{int(r): 1} for r in val_rows]                 # row in train_d
     qrels_unseen = [{i: 1} for i in range(len(val_rows))]       # row in train_d[val_rows]
