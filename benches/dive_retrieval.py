@@ -6,15 +6,101 @@ nDCG@10 against bytes per vector (results: docs/dive.md). The same run as
 
     python benches/dive_retrieval.py [--data DIR] [--ratios 2 4 8 16] [--seeds 0 1 2]
                                      [--methods ...] [--out DIR]
+
+``--validate-heads 1 2 4`` scores DIVE's head counts on the *training pairs only* (never the
+test split): a fixed 1,500 of the training pairs are held out as validation queries and
+searched among all the training docs; DIVE trains on the other pairs (docs/dive.md,
+"Choosing the number of heads").
+
+    python benches/dive_retrieval.py --validate-heads 1 2 4 --dims 48 96 --seeds 0 1 [--json OUT]
 """
 
 import argparse
+import glob
 import json
+import os
 import sys
+import time
+
+import numpy as np
+
+from spherecodec.dive import DiveAdapter
+from spherecodec.dive._numpy import ranking_metrics
 
 from spherecodec.bench.retrieval import METHODS, run, table, write
 
 DEFAULT_DATA = "/work/shared/data/retrieval-debian"
+#: validation split of the training pairs: fixed (independent of the fit seeds), 1,500 pairs
+VALIDATION_PAIRS = 1500
+VALIDATION_SEED = 2026
+
+
+def validation_split(n_pairs, n_val=VALIDATION_PAIRS, seed=VALIDATION_SEED):
+    """(fit rows, validation rows) of the training pairs, sorted; fixed for every run."""
+    order = np.random.default_rng(seed).permutation(n_pairs)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
+    """DIVE's held-out quality per (dims, heads, seed) on the training pairs only.
+
+    The validation queries are searched among *all* the training docs (their 1,500 unseen
+    relevant docs among 10,500 docs the adapter trained on: a 12,000-doc corpus, near the
+    test corpus's 20,000) and, as a check, among the 1,500 unseen validation docs only.
+    """
+    # the training files only: nothing of the test split is read
+    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
+                        for prefix in ("train-queries", "train-docs"))
+    fit_rows, val_rows = validation_split(len(train_q))
+    qrels_all = [{int(r): 1} for r in val_rows]                 # row in train_d
+    qrels_unseen = [{i: 1} for i in range(len(val_rows))]       # row in train_d[val_rows]
+    rows = []
+    for k in dims:
+        for heads in heads_list:
+            for seed in seeds:
+                t0, cpu0 = time.perf_counter(), time.process_time()
+                a = DiveAdapter(train_q.shape[1], k, heads=heads, seed=seed).fit(
+                    train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
+                    threads=threads, progress=False)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                zq, zd = a.transform(train_q[val_rows]), a.transform(train_d)
+                m_all = ranking_metrics(zq, zd, qrels_all)
+                m_unseen = ranking_metrics(zq, zd[val_rows], qrels_unseen)
+                best = max(a.history, key=lambda r: r.get("val_ndcg@10", -1))
+                row = {"dims": k, "heads": a.heads, "seed": seed, "val_all": m_all, "val_unseen": m_unseen,
+                       "fit_seconds": wall, "fit_cpu_seconds": cpu, "best_epoch": best["epoch"],
+                       "epochs_run": len(a.history) - 1, "load": os.getloadavg()[0]}
+                rows.append(row)
+                log(f"  {k:>3} dims heads {a.heads} seed {seed}: val nDCG@10 all-docs "
+                    f"{m_all['ndcg@10']:.4f} unseen-docs {m_unseen['ndcg@10']:.4f}  best epoch "
+                    f"{best['epoch']}/{row['epochs_run']}  fit {wall:.0f} s (CPU {cpu:.0f} s, "
+                    f"load {row['load']:.1f})")
+    return {"data": os.path.abspath(data), "validation_pairs": len(val_rows),
+            "fit_pairs": len(fit_rows), "validation_seed": VALIDATION_SEED, "rows": rows}
+
+
+def validation_table(results):
+    """Markdown: validation nDCG@10 (all training docs) mean ± std over seeds, per dims and heads."""
+    cells = {}
+    for r in results["rows"]:
+        cells.setdefault((r["dims"], r["heads"]), []).append(r)
+    dims = sorted({d for d, _ in cells})
+    heads = sorted({h for _, h in cells})
+    lines = ["| dims | " + " | ".join(f"heads={h}" for h in heads) + " |",
+             "|---|" + "---|" * len(heads)]
+    for d in dims:
+        out = []
+        for h in heads:
+            rs = cells.get((d, h))
+            if not rs:
+                out.append("")
+                continue
+            v = np.array([r["val_all"]["ndcg@10"] for r in rs])
+            u = np.array([r["val_unseen"]["ndcg@10"] for r in rs])
+            out.append(f"{v.mean():.4f} ± {v.std(ddof=1) if v.size > 1 else 0:.4f} "
+                       f"(unseen {u.mean():.4f}; n={v.size})")
+        lines.append(f"| {d} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -27,7 +113,19 @@ def main(argv=None):
     ap.add_argument("--out", help="write retrieval.md, retrieval.json and retrieval.png here")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
                     help="no runs: combine the retrieval.json files of earlier (e.g. parallel) runs")
+    ap.add_argument("--validate-heads", type=int, nargs="+", metavar="H",
+                    help="no test split: score these head counts on held-out training pairs")
+    ap.add_argument("--dims", type=int, nargs="+", default=[48, 96], help="with --validate-heads")
+    ap.add_argument("--json", help="with --validate-heads: write the rows here")
     args = ap.parse_args(argv)
+    if args.validate_heads:
+        results = validate_heads(args.data, args.validate_heads, args.dims, args.seeds, args.threads,
+                                 log=lambda s: print(s, flush=True))
+        print(validation_table(results))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+        return 0
     if args.merge:
         parts = [json.load(open(path)) for path in args.merge]
         results = {**parts[0], "rows": []}
