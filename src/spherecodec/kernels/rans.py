@@ -49,11 +49,19 @@ def lane_count(n):
 CAP_SHIFT = 8
 
 
+#: streams of fewer symbols than this may take tables of SHORT_PRECISION bits and up
+#: (``encode_stream(min_precision=...)``; the exact codec's value streams: see
+#: ``entropy.short_precision``)
+SHORT_STREAM = 1 << 15
+SHORT_PRECISION = 12
+
+
 @njit(cache=True)
-def choose_precision(n_used):
-    """Precision for a table of ``n_used`` symbols: the smallest from 14 to 15 with at
-    least two slots per symbol (``entropy.choose_precision`` tells why)."""
-    p = MIN_PRECISION
+def choose_precision(n_used, min_precision=MIN_PRECISION):
+    """Precision for a table of ``n_used`` symbols: the smallest from ``min_precision``
+    (default 14) to 15 with at least two slots per symbol (``entropy.choose_precision``
+    tells why)."""
+    p = min_precision
     while (1 << p) < 2 * n_used and p < MAX_PRECISION:
         p += 1
     return p
@@ -155,9 +163,10 @@ def quantize_counts(counts, precision, cap_shift):
 
 
 @njit(cache=True)
-def write_stream_head(counts, backend_id, out, pos):
+def write_stream_head(counts, backend_id, out, pos, min_precision=MIN_PRECISION):
     """The head of an entropy stream (layout: ``spherecodec.entropy``) for the symbol
-    ``counts``: backend byte, precision byte and frequency table at ``out[pos:]``. Returns
+    ``counts``: backend byte, precision byte and frequency table at ``out[pos:]``, the
+    table's precision from ``min_precision`` up (``choose_precision``). Returns
     (frequencies, precision, position after the table)."""
     if counts.size < 2:
         raise ValueError("an alphabet has at least 2 symbols")
@@ -165,7 +174,7 @@ def write_stream_head(counts, backend_id, out, pos):
     for c in counts:
         if c:
             n_used += 1
-    precision = choose_precision(max(n_used, 2))
+    precision = choose_precision(max(n_used, 2), min_precision)
     if n_used > 1 << precision:
         raise ValueError("more distinct symbols than a 15-bit frequency table holds")
     freq = quantize_counts(counts, precision, CAP_SHIFT)
@@ -197,7 +206,8 @@ def count_symbols(values, shift, raw_bytes, counts, count, out, pos):
 
 
 @njit(nogil=True, cache=True)
-def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, out, pos, vector):
+def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, out, pos, vector,
+                  min_precision=MIN_PRECISION):
     """Write the entropy stream (layout: ``spherecodec.entropy``) of the symbols
     ``values >> shift`` at ``out[pos:]`` in one call; return the end position.
 
@@ -210,28 +220,30 @@ def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, 
     ``rans_simd``'s ``encode_scratch_size(n)`` bytes, as the layout needs; ``out`` needs
     ``raw_bytes + entropy.stream_capacity`` from ``pos``. One nogil call: threads coding
     side by side do not wait for each other's turn with the GIL between the steps.
+    ``min_precision``: the table's least precision (``write_stream_head``).
     """
     if backend_id == BACKEND_32_LANES:
-        return encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector)
-    return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos)
+        return encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector, min_precision)
+    return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision)
 
 
 @njit(nogil=True, cache=True)
-def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos):
+def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision=MIN_PRECISION):
     """``encode_stream`` in the 8-lane layout (backend 0). The two layouts have entry
     points of their own so that a first call compiles only the coder it uses."""
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    freq, precision, pos = write_stream_head(counts, 0, out, pos)
+    freq, precision, pos = write_stream_head(counts, 0, out, pos, min_precision)
     if values.size == 0:
         return write_varint(out, pos, 0)
     return rans_encode(values, _U(shift), encoder_table(freq), precision, scratch, out, pos)
 
 
 @njit(nogil=True, cache=True)
-def encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector):
+def encode_stream_32(values, shift, raw_bytes, counts, count, scratch, out, pos, vector,
+                     min_precision=MIN_PRECISION):
     """``encode_stream`` in the 32-lane layout (``rans_simd.BACKEND_ID``)."""
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    freq, precision, pos = write_stream_head(counts, BACKEND_32_LANES, out, pos)
+    freq, precision, pos = write_stream_head(counts, BACKEND_32_LANES, out, pos, min_precision)
     if values.size == 0:
         return write_varint(out, pos, 0)
     return encode_32_lanes(values, _U(shift), encoder_table(freq), np.int64(precision), scratch, out,
