@@ -98,6 +98,10 @@ CASES = {
         # chunk modes 4 (zero low bits: was bfloat16, was float16), 5 (sparse), 6 (constant)
         "f32_shapes": lambda: (_shapes(), {"chunk_rows": 12}),
         "bf16_sample": lambda: (_sample(40, 96).astype(ml_dtypes.bfloat16), {"chunk_rows": 16}),
+        # small blobs (one chunk, default codec: container's one-call path): 12-bit tables,
+        # 8 lanes (1,536 values) and 32 lanes (8,280 values, a tail step: short wide streams)
+        "f32_small": lambda: (_sample(8, 192), {}),
+        "f32_small_wide": lambda: (_sample(23, 360), {}),
     },
 }
 

@@ -52,7 +52,7 @@ CAP_SHIFT = 8
 #: streams of fewer symbols than this may take tables of SHORT_PRECISION bits and up
 #: (``encode_stream(min_precision=...)``; the exact codec's value streams: see
 #: ``entropy.short_precision``)
-SHORT_STREAM = 1 << 15
+SHORT_STREAM = 1 << 14
 SHORT_PRECISION = 12
 
 
