@@ -13,7 +13,7 @@ import numpy as np
 
 from . import layout
 from .blobsink import MemorySink
-from .codecs.exact import SMALL_BLOB_VALUES, decode_small_blob, encode_small_blob
+from .codecs.exact import SMALL_BLOB_VALUES, decode_small_blob, encode_small_blob, small_blob_plan
 from .errors import CorruptBlobError, TruncatedBlobError, UnsupportedError
 from .kernels.checksum import xxh64
 from .layout import ALLOCATION_SLACK, FORMAT_VERSION, MAGIC, checksum
@@ -44,7 +44,8 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
 # the pipeline's; anything else, or a chunk the kernel does not take, goes the general way.
 
 _F32 = np.dtype(np.float32)
-#: shape -> header before the index (uint8) of a small default exact blob
+#: shape -> (header before the index (uint8), codecs.exact.small_blob_plan) of a small
+#: default exact blob
 _SMALL_PREFIXES = {}
 #: that header's metadata JSON -> shape: the metadata the small decode path knows valid
 _SMALL_METAS = {}
@@ -53,11 +54,11 @@ _SMALL_CACHE_SIZE = 256
 
 
 def _small_prefix(shape):
-    """The header before the index of a default exact blob of float32 ``shape`` (rows
-    of fewer than ``SMALL_BLOB_VALUES`` values), as the pipeline writes it; cached."""
-    prefix = _SMALL_PREFIXES.get(shape)
-    if prefix is not None:
-        return prefix
+    """(The header before the index of a default exact blob of float32 ``shape``, as the
+    pipeline writes it; its ``small_blob_plan``), cached."""
+    known = _SMALL_PREFIXES.get(shape)
+    if known is not None:
+        return known
     rows, dim = math.prod(shape[:-1]), shape[-1]
     plan = ChunkPlan(rows, dim, resolve_chunk_rows(None, dim, _F32.itemsize))
     meta = layout.meta_bytes(CodecCalls.for_encoding("exact", {}).meta(_F32, shape, plan))
@@ -66,9 +67,9 @@ def _small_prefix(shape):
     if len(_SMALL_PREFIXES) >= _SMALL_CACHE_SIZE:
         _SMALL_PREFIXES.clear()
         _SMALL_METAS.clear()
-    _SMALL_PREFIXES[shape] = prefix
+    known = _SMALL_PREFIXES[shape] = (prefix, small_blob_plan(rows * dim))
     _SMALL_METAS[meta] = shape
-    return prefix
+    return known
 
 
 def _encode_small(array, threads):
@@ -78,7 +79,8 @@ def _encode_small(array, threads):
             or array.ndim == 0 or not array.flags.c_contiguous):
         return None
     resolve_threads(threads)  # its errors, as the pipeline's
-    return encode_small_blob(array.reshape(-1).view(np.uint32), _small_prefix(array.shape))
+    prefix, plan = _small_prefix(array.shape)
+    return encode_small_blob(array.reshape(-1).view(np.uint32), prefix, plan)
 
 
 def _decode_small(blob, threads):

@@ -12,7 +12,7 @@ from ..kernels import rans_simd as _rans32
 from ..kernels import shape as _shape
 from ..kernels.bits import merge_low_bits_shifted, raw_size
 from ..kernels.rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
-from ..scratch import recycle, scratch, take_buffer
+from ..scratch import recycle, take_buffer
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
 from .registry import register_codec
@@ -52,10 +52,10 @@ _SPARSE_TRY = 128
 _PROBE_SAMPLES = 2048
 _PROBE_MIN = 16 * _PROBE_SAMPLES
 TRANSFORMS = ("none", "spherical", "auto")
-#: float32 arrays of fewer values than this take the one-call small-blob path
-#: (``encode_small_blob``) with the default exact codec: their one chunk's stream is short
-#: (``entropy.short_stream_layout``)
-SMALL_BLOB_VALUES = entropy.SHORT_STREAM
+#: float32 arrays of fewer values than this (128 KiB: one chunk) take the one-call
+#: small-blob path (``encode_small_blob``) with the default exact codec; from 8 x 4,096
+#: values on, the pipeline's own overhead is small beside the coding
+SMALL_BLOB_VALUES = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -367,19 +367,26 @@ def entropy_backends():
 
 # -- small blobs in one call -------------------------------------------------------------------
 
-def encode_small_blob(values, prefix):
+def small_blob_plan(n):
+    """What ``encode_small_blob`` needs to know of ``n`` values, worked out once per size:
+    (32 lanes?, least table precision, encode scratch bytes, bytes after the header prefix
+    that coding may touch)."""
+    min_precision, wide = entropy.short_stream_layout(n, True)
+    scratch_bytes = _rans32.encode_scratch_size(n) if wide else _rans.encode_scratch_size(n)
+    nraw = raw_size(n, FLOAT32_RAW_BITS)
+    return wide, min_precision, scratch_bytes, 25 + nraw + entropy.stream_capacity(n, FLOAT32_ALPHABET)
+
+
+def encode_small_blob(values, prefix, plan):
     """The blob the chunk pipeline writes for float32 values (``values``: their bits,
     uint32, 1-D, 1 to ``SMALL_BLOB_VALUES - 1`` of them) with the default exact codec,
     after the header ``prefix`` (uint8: fixed part and metadata, no shared section), in
-    one kernel call (``kernels.rans_blob``); None when its chunk would not be plainly coded
-    (mode 0): the pipeline then writes it."""
-    n = values.size
-    min_precision, wide = entropy.short_stream_layout(n, True)
-    need = _rans32.encode_scratch_size(n) if wide else _rans.encode_scratch_size(n)
-    nraw = 2 * n + (4 * n + 7) // 8  # raw_size(n, FLOAT32_RAW_BITS), without a kernel call
-    out = np.empty(prefix.size + 25 + nraw + entropy.stream_capacity(n, FLOAT32_ALPHABET), dtype=np.uint8)
-    end = _blob.encode_blob(values, prefix, out, scratch("blob.encode", need, np.uint8), wide, min_precision,
-                            _SPARSE_TRY, _rans32.VECTOR_ENCODE)
+    one kernel call (``kernels.rans_blob``); ``plan``: ``small_blob_plan(values.size)``.
+    None when its chunk would not be plainly coded (mode 0): the pipeline then writes it."""
+    wide, min_precision, scratch_bytes, tail = plan
+    out = np.empty(prefix.size + tail, dtype=np.uint8)
+    end = _blob.encode_blob(values, prefix, out, scratch_bytes, wide, min_precision, _SPARSE_TRY,
+                            _rans32.VECTOR_ENCODE)
     return None if end < 0 else out[:end].tobytes()
 
 

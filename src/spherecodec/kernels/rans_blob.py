@@ -51,7 +51,7 @@ def _read_u64(buf, pos):
 
 
 @njit(nogil=True, cache=True)
-def encode_blob(values, prefix, out, scratch, wide, min_precision, sparse_try, vector):
+def encode_blob(values, prefix, out, scratch_bytes, wide, min_precision, sparse_try, vector):
     """Write the blob of the float32 bits ``values`` (uint32, 1-D, not empty) at ``out``:
     ``prefix`` (the header up to its index: fixed part, metadata JSON, no shared section),
     the index entry of its one chunk, the header's XXH64, then the chunk (mode 0, the
@@ -59,7 +59,8 @@ def encode_blob(values, prefix, out, scratch, wide, min_precision, sparse_try, v
     precision from ``min_precision``; ``entropy.short_stream_layout``). Returns the blob's
     size, or -1 when the chunk pipeline would code the chunk another way: values that are
     all equal, share a zero low bit, or hold a zero in ``sparse_try`` or more (exact
-    codec's rules), or do not shrink. ``scratch``: the layout's encode scratch; ``out``:
+    codec's rules), or do not shrink. ``scratch_bytes``: the layout's encode scratch size
+    (``rans.encode_scratch_size``, ``rans_simd.encode_scratch_size``); ``out``:
     ``prefix.size + 24 + 1 + raw bits + entropy.stream_capacity`` bytes; ``vector``:
     ``rans_simd.VECTOR_ENCODE``."""
     n = values.size
@@ -72,6 +73,7 @@ def encode_blob(values, prefix, out, scratch, wide, min_precision, sparse_try, v
     start = at + _INDEX_BYTES + _CHECKSUM_BYTES
     out[start] = MODE_CODED
     counts = np.zeros(FLOAT32_ALPHABET, dtype=np.int64)
+    scratch = np.empty(scratch_bytes, dtype=np.uint8)
     nraw = raw_size(n, FLOAT32_RAW_BITS)
     if wide:
         end = encode_stream_32(values, FLOAT32_RAW_BITS, nraw, counts, True, scratch, out, start + 1, vector,
