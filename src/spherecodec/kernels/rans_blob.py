@@ -58,14 +58,14 @@ def encode_blob(values, prefix, out, scratch_bytes, wide, min_precision, sparse_
     values' 20 raw low bits, their head symbols' stream: 32 lanes if ``wide``, table
     precision from ``min_precision``; ``entropy.short_stream_layout``). Returns the blob's
     size, or -1 when the chunk pipeline would code the chunk another way: values that are
-    all equal, share a zero low bit, or hold a zero in ``sparse_try`` or more (exact
+    all equal (two or more), share a zero low bit, or hold a zero in ``sparse_try`` or more (exact
     codec's rules), or do not shrink. ``scratch_bytes``: the layout's encode scratch size
     (``rans.encode_scratch_size``, ``rans_simd.encode_scratch_size``); ``out``:
     ``prefix.size + 24 + 1 + raw bits + entropy.stream_capacity`` bytes; ``vector``:
     ``rans_simd.VECTOR_ENCODE``."""
     n = values.size
     or_bits, zeros, constant = scan(values)
-    if or_bits & np.uint64(1) == 0 or constant or zeros * sparse_try >= n:
+    if or_bits & np.uint64(1) == 0 or (constant and n > 1) or zeros * sparse_try >= n:
         return -1
     at = prefix.size
     for k in range(at):
