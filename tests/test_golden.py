@@ -116,7 +116,8 @@ def test_golden_exact_structure():
         earlier = GOLDEN / "exact" / f"{name}{WRITTEN_BEFORE}.sphc"
         if earlier.exists():
             assert earlier.read_bytes() != (GOLDEN / "exact" / f"{name}.sphc").read_bytes()
-            assert load_npy(earlier.with_suffix(".npy")).tobytes() == load_npy(GOLDEN / "exact" / f"{name}.npy").tobytes()
+            same_input = load_npy(GOLDEN / "exact" / f"{name}.npy").tobytes()
+            assert load_npy(earlier.with_suffix(".npy")).tobytes() == same_input
     for name, backend in (("f32_small", 0), ("f32_small_wide", 2)):  # short streams: 12-bit tables
         small = parse_layout((GOLDEN / "exact" / f"{name}.sphc").read_bytes())
         (chunk,) = small["chunks"]

@@ -88,8 +88,9 @@ def short_stream_layout(n, wide):
     of ~30 each way) for ~60 bytes of states, which the smaller table pays back for the
     most part.
     """
-    min_precision = SHORT_PRECISION if n < SHORT_STREAM else MIN_PRECISION
-    return min_precision, wide and n >= (SHORT_WIDE_SYMBOLS if n < SHORT_STREAM else _rans32.MIN_SYMBOLS)
+    if not 0 < n < SHORT_STREAM:  # an empty stream keeps the precision 14 it was written with
+        return MIN_PRECISION, wide and n >= _rans32.MIN_SYMBOLS
+    return SHORT_PRECISION, wide and n >= SHORT_WIDE_SYMBOLS
 
 
 def stream_capacity(n, alphabet_size):
