@@ -385,8 +385,11 @@ def encode_small_blob(values, prefix, plan):
     None when its chunk would not be plainly coded (mode 0): the pipeline then writes it."""
     wide, min_precision, scratch_bytes, tail = plan
     out = np.empty(prefix.size + tail, dtype=np.uint8)
-    end = _blob.encode_blob(values, prefix, out, scratch_bytes, wide, min_precision, _SPARSE_TRY,
-                            _rans32.VECTOR_ENCODE)
+    if wide:
+        end = _blob.encode_blob_32(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY,
+                                   _rans32.VECTOR_ENCODE)
+    else:
+        end = _blob.encode_blob_8(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY)
     return None if end < 0 else out[:end].tobytes()
 
 
@@ -395,4 +398,14 @@ def decode_small_blob(blob, index_at, out):
     index entry at ``index_at``) into ``out`` (the float32 values' bits, uint32, 1-D) in
     one kernel call; False when the kernel does not take it (a chunk in another mode) or
     finds it damaged: the general decoder then decodes it or says what is wrong."""
-    return _blob.decode_blob(blob, index_at, out, _rans32.VECTOR) == _blob.STATUS_DONE
+    at = _blob.stream_backend_at(index_at, out.size)
+    if at >= blob.size:
+        return False
+    backend = blob[at]  # picks the kernel only: the kernel checks everything
+    if backend == entropy.BACKEND_NUMBA:
+        status = _blob.decode_blob_8(blob, index_at, out)
+    elif backend == entropy.BACKEND_NUMBA32:
+        status = (_blob.decode_blob_32 if _rans32.VECTOR else _blob.decode_blob_32_scalar)(blob, index_at, out)
+    else:
+        return False
+    return status == _blob.STATUS_DONE
