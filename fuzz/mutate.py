@@ -62,7 +62,7 @@ class Sample:
     data: str = "gauss"  # gauss | unit | raw | special | special-nomax | zeros
     shape: tuple = (24, 48)
     dtype: str = "float32"
-    chunk_rows: int = 7
+    chunk_rows: object = 7  # None: the default chunking
     factory: object = None
 
 
@@ -100,6 +100,9 @@ def _exact():
         Sample("f64-1d", {"entropy": "constriction"}, "gauss", (50,), "float64", chunk_rows=1),
         Sample("f32-3d", {}, "gauss", (3, 4, 10), chunk_rows=5),
         Sample("f32-empty", {}, "gauss", (0, 8), chunk_rows=3),
+        # default chunking: container's one-call small-blob path (8 lanes; 32 lanes from 2**13)
+        Sample("f32-small-one-call", {}, "unit", (6, 384), chunk_rows=None),
+        Sample("f32-small-wide-one-call", {}, "unit", (23, 360), chunk_rows=None),
         # levels >= 2 fit a model only on large arrays: these blobs carry one fitted on more rows
         Sample("level2-model", data="unit", shape=(40, 32), chunk_rows=13, factory=_exact_model(2)),
         Sample("level3-model", data="raw", shape=(30, 32), chunk_rows=9, factory=_exact_model(3)),

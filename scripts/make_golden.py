@@ -100,6 +100,10 @@ CASES = {
         "bf16_sample": lambda: (_sample(40, 96).astype(ml_dtypes.bfloat16), {"chunk_rows": 16}),
         # 65,704 values: one stream in the 64-lane layout (entropy backend 3), with a tail step
         "bf16_wide64": lambda: (_sample(172, 382).astype(ml_dtypes.bfloat16), {}),
+        # small blobs (one chunk, default codec: container's one-call path): 12-bit tables,
+        # 8 lanes (1,536 values) and 32 lanes (8,280 values, a tail step: short wide streams)
+        "f32_small": lambda: (_sample(8, 192), {}),
+        "f32_small_wide": lambda: (_sample(23, 360), {}),
     },
 }
 

@@ -452,10 +452,12 @@ def _varint(value):
     return bytes(out)
 
 
-def reference_encode_stream(symbols, alphabet):
+def reference_encode_stream(symbols, alphabet, min_precision=14):
+    """Section 2.4's stream in 8 lanes (1 below 256 symbols); ``min_precision`` 12 for the
+    exact codec's short value streams."""
     counts = np.bincount(symbols, minlength=alphabet)
     m = int(np.count_nonzero(counts))
-    precision = 14
+    precision = min_precision
     while (1 << precision) < 2 * max(m, 2) and precision < 15:
         precision += 1
     freq = reference_quantize(counts, precision)
@@ -496,9 +498,10 @@ def test_reference_quantizer_matches_spherecodec():
         cases.append(counts)
     for counts in cases:
         m = int(np.count_nonzero(counts))
-        precision = entropy.choose_precision(max(m, 2))
-        expected = entropy.quantize_frequencies(counts, precision).tolist()
-        assert reference_quantize(counts, precision) == expected, counts
+        for least in (14, 12):  # long streams, short ones (2.4)
+            precision = entropy.choose_precision(max(m, 2), least)
+            expected = entropy.quantize_frequencies(counts, precision).tolist()
+            assert reference_quantize(counts, precision) == expected, counts
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 255, 256, 257, 3001])
@@ -511,3 +514,7 @@ def test_reference_encoder_writes_spherecodec_stream_bytes(n):
     assert reference_encode_stream(symbols, 4096) == entropy.encode_stream(symbols, 4096)
     skewed = rng.geometric(0.7, size=n).clip(0, 63).astype(np.int64)
     assert reference_encode_stream(skewed, 64) == entropy.encode_stream(skewed, 64)
+    # the exact codec's short value streams start from 12-bit tables (2.4)
+    out = np.zeros(entropy.stream_capacity(n, 4096), np.uint8)
+    end = entropy.encode_stream_into(x.view(np.uint32), 4096, out, 0, shift=20, short_tables=True)
+    assert reference_encode_stream(symbols, 4096, 12 if n else 14) == out[:end].tobytes()

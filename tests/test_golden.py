@@ -7,7 +7,9 @@ tested automatically; a codec adds its golden blobs by dropping files there.
 Re-encoding (today's encoder must write the very same bytes, with 1 or 2 threads) is
 checked for every blob whose input is known: ``NAME.input.npy`` if present, else ``NAME.npy``
 for the lossless codecs in ``LOSSLESS``. Blobs coded with the ``constriction`` entropy
-backend are only decoded: their bytes belong to that library's version.
+backend are only decoded: their bytes belong to that library's version. So are the blobs
+named ``NAME-14bit``: the bytes ``NAME`` had before short exact streams took 12-bit tables
+(``entropy.short_stream_layout``); every reader must still decode them.
 """
 
 from pathlib import Path
@@ -24,7 +26,9 @@ LOSSLESS = {"exact"}
 #: the exact codec's golden set (scripts/make_golden.py): all must stay present
 EXACT_NAMES = {"f32_sample", "f32_specials", "f64_mixed", "f16_mixed", "f32_1d", "f32_3d",
                "f64_scalar", "f32_empty", "f32_constriction", "f32_stored", "f32_mantissa0",
-               "f16_mantissa6", "f32_wide", "bf16_wide64"}
+               "f16_mantissa6", "f32_wide", "bf16_wide64", "f32_small", "f32_small_wide"}
+#: blobs an earlier encoder wrote (see the module docstring): decoded, not re-encoded
+WRITTEN_BEFORE = "-14bit"
 
 BLOBS = sorted(GOLDEN.glob("*/*.sphc"))
 
@@ -34,7 +38,10 @@ def _id(path):
 
 
 def _input_of(path):
-    """The array that was encoded into ``path``, or None if not known."""
+    """The array that was encoded into ``path``, or None if not known (or not what
+    today's encoder writes for it)."""
+    if path.stem.endswith(WRITTEN_BEFORE):
+        return None
     explicit = path.with_name(path.stem + ".input.npy")
     if explicit.exists():
         return load_npy(explicit)
@@ -52,8 +59,8 @@ def test_golden_set_is_complete():
         assert npy.with_name(stem + ".sphc").exists(), f"{npy} belongs to no blob"
     exact_bytes = sum(p.stat().st_size for name in EXACT_NAMES for p in GOLDEN.glob(f"exact/{name}.*"))
     # the repository ships small files only (f32_wide needs 2**14 values: 120 KB,
-    # bf16_wide64 2**16: 218 KB)
-    assert exact_bytes < 500_000
+    # bf16_wide64 2**16: 218 KB, f32_small_wide 2**13: 60 KB)
+    assert exact_bytes < 580_000
 
 
 @pytest.mark.parametrize("path", BLOBS, ids=_id)
@@ -105,5 +112,17 @@ def test_golden_exact_structure():
     assert dtypes == {"float16", "float32", "float64", "bfloat16"}
     shapes = parse_layout((GOLDEN / "exact" / "f32_shapes.sphc").read_bytes())
     assert [c[0] for c in shapes["chunks"]] == [4, 4, 5, 5, 6, 5]  # zero low bits, sparse, constant
+    for name in EXACT_NAMES - {"f32_constriction", "f32_empty"}:  # earlier bytes kept, if changed
+        earlier = GOLDEN / "exact" / f"{name}{WRITTEN_BEFORE}.sphc"
+        if earlier.exists():
+            assert earlier.read_bytes() != (GOLDEN / "exact" / f"{name}.sphc").read_bytes()
+            same_input = load_npy(GOLDEN / "exact" / f"{name}.npy").tobytes()
+            assert load_npy(earlier.with_suffix(".npy")).tobytes() == same_input
+    for name, backend in (("f32_small", 0), ("f32_small_wide", 2)):  # short streams: 12-bit tables
+        small = parse_layout((GOLDEN / "exact" / f"{name}.sphc").read_bytes())
+        (chunk,) = small["chunks"]
+        values = small["meta"]["rows"] * small["meta"]["dim"]
+        head = 1 + 2 * values + (4 * values + 7) // 8  # mode byte, 20 raw bits per value
+        assert (chunk[0], chunk[head], chunk[head + 1]) == (0, backend, 12)
     specials = np.load(GOLDEN / "exact" / "f32_specials.npy")
     assert np.isnan(specials).any() and np.isinf(specials).any() and (specials.view(np.uint32) == 1).any()

@@ -122,7 +122,8 @@ PINNED = {
     "64 lanes": "0f7578a57c1ed064",
     "raw bits and 64 lanes": "c5052c0cafb02af3",
     "exact blob": "4bcf032ab3ee2134",
-    "exact blob, small chunks": "af679541246241d5",
+    # chunks of 7,680 values: 12-bit tables since short streams took them (was af679541246241d5)
+    "exact blob, small chunks": "2934deb2b6674b1f",
     # float32 values as float64: 29 zero low bits, chunk mode 4 since the shape modes (issue 22)
     "exact blob, float64": "642aa300b0e4dc66",
     # float16 chunks of 2**14 values or more take the wide layouts since 2026-12 (8 lanes before)

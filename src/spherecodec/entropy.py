@@ -38,6 +38,13 @@ BACKEND_NUMBA32 = _rans32.BACKEND_ID
 BACKEND_NUMBA64 = _rans32.BACKEND_ID_64
 BACKENDS = {"numba": BACKEND_NUMBA, "constriction": BACKEND_CONSTRICTION}
 MAX_PRECISION = _core.MAX_PRECISION
+MIN_PRECISION = _core.MIN_PRECISION
+#: streams shorter than this take tables of SHORT_PRECISION bits and up with
+#: ``short_tables=True`` (see ``short_stream_layout``)
+SHORT_STREAM = _rans.SHORT_STREAM
+SHORT_PRECISION = _rans.SHORT_PRECISION
+#: short wide streams take the 32 lanes from this many symbols on
+SHORT_WIDE_SYMBOLS = 1 << 13
 MAX_ALPHABET = 1 << 16
 # No symbol may take more than 255/256 of the probability mass: every coded symbol then costs
 # at least 0.0056 bit, which bounds how much a blob can expand (see Codec.max_expansion).
@@ -59,13 +66,33 @@ def quantize_frequencies(counts, precision):
     return _rans.quantize_counts(counts, precision, _CAP_SHIFT)
 
 
-def choose_precision(n_used):
-    """Precision for a table of ``n_used`` symbols.
+def choose_precision(n_used, min_precision=MIN_PRECISION):
+    """Precision for a table of ``n_used`` symbols, ``min_precision`` (default 14) or more.
 
     Measured on MiniLM embeddings (1 MiB chunks): 12 bits lose 0.3% of the ratio against
-    16, 14 bits 0.01%; tables of 2**14 slots stay in L2 and keep decode fast.
+    16, 14 bits 0.01%; tables of 2**14 slots stay in L2 and keep decode fast. Short
+    streams do better with less: see ``short_stream_layout``.
     """
-    return int(_rans.choose_precision(int(n_used)))
+    return int(_rans.choose_precision(int(n_used), int(min_precision)))
+
+
+def short_stream_layout(n, wide):
+    """(least table precision, whether to take the 32-lane layout) for a stream of ``n``
+    symbols coded with ``encode_stream_into(short_tables=True, wide=wide)``.
+
+    Below ``SHORT_STREAM`` (2**15) symbols the table starts at 12 bits: measured on MiniLM,
+    mpnet and raw token rows (1 to 32 rows per stream), its 4,096 slots cost 20 to 55
+    bytes less than 14 bits (the table's frequencies are shorter varints; the coded
+    symbols lose less than that), and the decoder fills a quarter of the slots. From 128
+    rows of 384 values on, 14 bits win again. Wide streams take the 32 lanes from
+    ``SHORT_WIDE_SYMBOLS`` (2**13) on instead of ``rans_simd.MIN_SYMBOLS``: their coder
+    and decoder run at twice the 8-lane speed (a 32 x 384 blob's chunk in ~15 us instead
+    of ~30 each way) for ~60 bytes of states, which the smaller table pays back for the
+    most part.
+    """
+    if not 0 < n < SHORT_STREAM:  # an empty stream keeps the precision 14 it was written with
+        return MIN_PRECISION, wide and n >= _rans32.MIN_SYMBOLS
+    return SHORT_PRECISION, wide and n >= SHORT_WIDE_SYMBOLS
 
 
 def stream_capacity(n, alphabet_size):
@@ -80,7 +107,7 @@ def _check_alphabet(alphabet_size):
 
 
 def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="numba", counts=None,
-                       wide=False, raw_bits=False):
+                       wide=False, raw_bits=False, short_tables=False):
     """Code the symbols ``values >> shift`` into ``out[pos:]``; return the end position.
 
     ``out`` (uint8) needs ``stream_capacity(values.size, alphabet_size)`` bytes from ``pos``
@@ -88,7 +115,9 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     counts if the caller has them. ``wide``: with the Numba backend, use the 32-lane
     layouts (backends 2 and 3) when there are ``rans_simd.MIN_SYMBOLS`` symbols or more.
     ``raw_bits``: first write the values' low ``shift`` bits (``kernels.bits`` layout), in
-    the same pass as the counting.
+    the same pass as the counting. ``short_tables``: a Numba stream shorter than
+    ``SHORT_STREAM`` takes a smaller table and, with ``wide``, 32 lanes sooner
+    (``short_stream_layout``; the exact codec's value streams).
     """
     _check_alphabet(alphabet_size)
     backend_id = BACKENDS[backend]
@@ -99,22 +128,26 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     nraw = raw_size(n, shift) if raw_bits else 0
     if backend_id == BACKEND_CONSTRICTION:
         return _encode_constriction(values, shift, nraw, counts, count, out, pos)
-    if wide and n >= _rans32.MIN_SYMBOLS:
+    if short_tables:
+        min_precision, wide = short_stream_layout(n, wide)
+    else:
+        min_precision, wide = MIN_PRECISION, wide and n >= _rans32.MIN_SYMBOLS
+    if wide:
         # from the shared buffer pool, not per-thread scratch: a thread pool's workers are new
         # threads on every call, and fresh memory costs faults (huge pages: compaction stalls)
         scratch = _take_buffer(_rans32.encode_scratch_size(n, _rans32.groups_for(n)))
         try:
             return _rans.encode_stream_wide(values, shift, nraw, counts, count, scratch, out, pos,
-                                            _rans32.VECTOR_ENCODE)
+                                            _rans32.VECTOR_ENCODE, min_precision)
         finally:
             _recycle([scratch])
     scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)
-    return _rans.encode_stream_8(values, shift, nraw, counts, count, scratch, out, pos)
+    return _rans.encode_stream_8(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
 
 
 def _encode_constriction(values, shift, nraw, counts, count, out, pos):
     pos = _rans.count_symbols(values, shift, nraw, counts, count, out, pos)
-    freq, precision, pos = _rans.write_stream_head(counts, BACKEND_CONSTRICTION, out, pos)
+    freq, precision, pos = _rans.write_stream_head(counts, BACKEND_CONSTRICTION, out, pos, MIN_PRECISION)
     if values.size == 0:
         return _core.write_varint(out, pos, 0)
     body = _constriction_encode(values >> shift if shift else values, freq, precision)

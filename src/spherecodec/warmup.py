@@ -41,6 +41,10 @@ def _compile(specs, sample):
     for name, params in specs:
         try:
             container.decode(container.encode(sample, name, threads=1, **params), threads=1)
+            if name == "exact" and not params:
+                # a small sample takes the one-call path (container._encode_small): an
+                # explicit chunk_rows compiles the chunk pipeline's kernels too
+                container.decode(container.encode(sample, threads=1, chunk_rows=len(sample)), threads=1)
         except Exception:  # the real run reports failures; warming is best effort
             pass
     return len(specs)
@@ -100,7 +104,7 @@ def main(argv=None):
                force=True)
     if "exact" in names:
         for variant in _exact_variants(sample):
-            container.decode(container.encode(variant, threads=1), threads=1)
+            container.decode(container.encode(variant, threads=1, chunk_rows=len(variant)), threads=1)
     print(f"compiled the kernels of {len(names)} codecs for {args.dim}-d vectors in "
           f"{time.perf_counter() - started:.1f} s (Numba's cache: later processes load them)")
     return 0

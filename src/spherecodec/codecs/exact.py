@@ -6,9 +6,12 @@ import numpy as np
 
 from .. import entropy
 from ..errors import CorruptBlobError, UnsupportedError
+from ..kernels import rans as _rans
+from ..kernels import rans_blob as _blob
+from ..kernels import rans_simd as _rans32
 from ..kernels import shape as _shape
 from ..kernels.bits import merge_low_bits_shifted, raw_size
-from ..kernels.rans_core import FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
+from ..kernels.rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
 from ..scratch import recycle, take_buffer
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
@@ -49,6 +52,10 @@ _SPARSE_TRY = 128
 _PROBE_SAMPLES = 2048
 _PROBE_MIN = 16 * _PROBE_SAMPLES
 TRANSFORMS = ("none", "spherical", "auto")
+#: float32 arrays of fewer values than this (128 KiB: one chunk) take the one-call
+#: small-blob path (``encode_small_blob``) with the default exact codec; from 8 x 4,096
+#: values on, the pipeline's own overhead is small beside the coding
+SMALL_BLOB_VALUES = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,7 @@ class ExactCodec(Codec):
             wide = raw_bits == FLOAT32_RAW_BITS and values.dtype == np.uint32
         try:
             end = entropy.encode_stream_into(coded, alphabet, out, head, shift=raw_bits - t,
-                                             backend=self.entropy, wide=wide, raw_bits=True)
+                                             backend=self.entropy, wide=wide, raw_bits=True, short_tables=True)
         finally:
             if t:
                 recycle([coded.view(np.uint8)])
@@ -356,3 +363,49 @@ class ExactCodec(Codec):
 def entropy_backends():
     """Names of the entropy coder backends."""
     return tuple(entropy.BACKENDS)
+
+
+# -- small blobs in one call -------------------------------------------------------------------
+
+def small_blob_plan(n):
+    """What ``encode_small_blob`` needs to know of ``n`` values, worked out once per size:
+    (32 lanes?, least table precision, encode scratch bytes, bytes after the header prefix
+    that coding may touch)."""
+    min_precision, wide = entropy.short_stream_layout(n, True)
+    scratch_bytes = _rans32.encode_scratch_size(n, _rans32.groups_for(n)) if wide else _rans.encode_scratch_size(n)
+    nraw = raw_size(n, FLOAT32_RAW_BITS)
+    return wide, min_precision, scratch_bytes, 25 + nraw + entropy.stream_capacity(n, FLOAT32_ALPHABET)
+
+
+def encode_small_blob(values, prefix, plan):
+    """The blob the chunk pipeline writes for float32 values (``values``: their bits,
+    uint32, 1-D, 1 to ``SMALL_BLOB_VALUES - 1`` of them) with the default exact codec,
+    after the header ``prefix`` (uint8: fixed part and metadata, no shared section), in
+    one kernel call (``kernels.rans_blob``); ``plan``: ``small_blob_plan(values.size)``.
+    None when its chunk would not be plainly coded (mode 0): the pipeline then writes it."""
+    wide, min_precision, scratch_bytes, tail = plan
+    out = np.empty(prefix.size + tail, dtype=np.uint8)
+    if wide:
+        end = _blob.encode_blob_32(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY,
+                                   _rans32.VECTOR_ENCODE)
+    else:
+        end = _blob.encode_blob_8(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY)
+    return None if end < 0 else out[:end].tobytes()
+
+
+def decode_small_blob(blob, index_at, out):
+    """Decode a one-chunk blob of the default exact codec (``blob``: uint8, its chunk
+    index entry at ``index_at``) into ``out`` (the float32 values' bits, uint32, 1-D) in
+    one kernel call; False when the kernel does not take it (a chunk in another mode) or
+    finds it damaged: the general decoder then decodes it or says what is wrong."""
+    at = _blob.stream_backend_at(index_at, out.size)
+    if at >= blob.size:
+        return False
+    backend = blob[at]  # picks the kernel only: the kernel checks everything
+    if backend == entropy.BACKEND_NUMBA:
+        status = _blob.decode_blob_8(blob, index_at, out)
+    elif backend == entropy.BACKEND_NUMBA32:
+        status = (_blob.decode_blob_32 if _rans32.VECTOR else _blob.decode_blob_32_scalar)(blob, index_at, out)
+    else:
+        return False
+    return status == _blob.STATUS_DONE

@@ -51,11 +51,19 @@ def lane_count(n):
 CAP_SHIFT = 8
 
 
+#: streams of fewer symbols than this may take tables of SHORT_PRECISION bits and up
+#: (``encode_stream(min_precision=...)``; the exact codec's value streams: see
+#: ``entropy.short_precision``)
+SHORT_STREAM = 1 << 15
+SHORT_PRECISION = 12
+
+
 @njit(cache=True)
-def choose_precision(n_used):
-    """Precision for a table of ``n_used`` symbols: the smallest from 14 to 15 with at
-    least two slots per symbol (``entropy.choose_precision`` tells why)."""
-    p = MIN_PRECISION
+def choose_precision(n_used, min_precision=MIN_PRECISION):
+    """Precision for a table of ``n_used`` symbols: the smallest from ``min_precision``
+    (default 14) to 15 with at least two slots per symbol (``entropy.choose_precision``
+    tells why)."""
+    p = min_precision
     while (1 << p) < 2 * n_used and p < MAX_PRECISION:
         p += 1
     return p
@@ -73,15 +81,21 @@ def encoder_table(freq):
 
 
 @njit
-def _descending(values):
-    # indices by decreasing value, ties by increasing index (a stable sort of -values), as
-    # unique keys sorted by a plain merge sort: Numba's own sorts take seconds to compile
-    # (values < 2**40 here, indices < 2**16)
+def _order_keys(values):
+    # unique keys whose increasing order is the indices by decreasing value, ties by
+    # increasing index (a stable sort of -values): values < 2**40 here, indices < 2**16
     n = values.size
     keys = np.empty(n, dtype=np.int64)
     top = values.max()
     for j in range(n):
         keys[j] = ((top - values[j]) << 16) | j
+    return keys
+
+
+@njit
+def _sorted(keys):
+    # keys in increasing order by a plain merge sort: Numba's own sorts take seconds to compile
+    n = keys.size
     spare = np.empty_like(keys)
     width = 1
     while width < n:
@@ -97,47 +111,104 @@ def _descending(values):
                     j += 1
         keys, spare = spare, keys
         width *= 2
-    return keys & 0xFFFF
+    return keys
 
 
-@njit(nogil=True, cache=True)
-def quantize_counts(counts, precision, cap_shift):
-    """``entropy.quantize_frequencies`` (which checks its arguments): integer frequencies
-    summing to ``2**precision``, ``>= 1`` where ``counts > 0``, by largest remainder; no
-    symbol above ``1 - 2**-cap_shift`` of the mass (a lone symbol's neighbour gets a
-    phantom share)."""
+@njit
+def _kth_smallest(keys, m):
+    """The ``m``-th smallest (``1 <= m <= keys.size``) of distinct int64 ``keys``:
+    quickselect (median-of-three pivots), the merge sort after 64 rounds, so that no input
+    takes quadratic time. Any way of selecting gives the same key: they are distinct."""
+    a = keys.copy()
+    lo, hi, want = 0, a.size, m - 1
+    rounds = 0
+    while hi - lo > 1:
+        rounds += 1
+        if rounds > 64:
+            return _sorted(a[lo:hi].copy())[want]
+        x, y, z = a[lo], a[lo + (hi - lo) // 2], a[hi - 1]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i = lo
+        for j in range(lo, hi):
+            v = a[j]
+            if v < pivot:
+                a[j] = a[i]
+                a[i] = v
+                i += 1
+        if want < i - lo:
+            hi = i
+        elif want == i - lo:
+            return pivot
+        else:
+            want -= i - lo + 1
+            w = i
+            for j in range(i, hi):
+                if a[j] > pivot:
+                    a[w] = a[j]
+                    w += 1
+            lo, hi = i, w
+    return a[lo]
+
+
+@njit
+def _first_in_order(values, m):
+    """Whether each index is among the first ``m`` (``1 <= m <= values.size``) of the
+    indices by decreasing value, ties by increasing index (``_order_keys``), found without
+    sorting them all (the order of the largest-remainder rule before it selected)."""
+    keys = _order_keys(values)
+    last = _kth_smallest(keys, m)
+    return keys <= last
+
+
+@njit
+def _used_symbols(counts):
+    # (the symbols whose count is not zero, in increasing order; the counts' sum), one pass
+    used = np.empty(counts.size, dtype=np.int64)
+    k = 0
+    n = 0
+    for s in range(counts.size):
+        c = counts[s]
+        used[k] = s
+        k += c != 0
+        n += c
+    return used[:k], n
+
+
+@njit
+def _quantized(counts, precision, cap_shift):
+    """``quantize_counts`` as (the used symbols, increasing; their frequencies)."""
     total_mass = 1 << precision
-    out = np.zeros(counts.size, dtype=np.int64)
-    used = np.flatnonzero(counts)
-    if used.size == 0:
-        return out
+    used, n = _used_symbols(counts)
     if used.size == 1:
         counts = counts.copy()
         neighbour = used[0] + 1 if used[0] + 1 < counts.size else used[0] - 1
         counts[neighbour] = max(1, counts[used[0]] >> cap_shift)
-        used = np.flatnonzero(counts)
-    n = counts.sum()
+        used, n = _used_symbols(counts)
     k = used.size
     freq = np.empty(k, dtype=np.int64)
+    if k == 0:
+        return used, freq
     remainder = np.empty(k, dtype=np.int64)
     total = 0
     for j in range(k):
         scaled = counts[used[j]] * total_mass
-        freq[j] = max(scaled // n, 1)
-        remainder[j] = scaled - (scaled // n) * n
+        q = scaled // n
+        freq[j] = max(q, 1)
+        remainder[j] = scaled - q * n
         total += freq[j]
     deficit = total_mass - total
     if deficit > 0:
-        order = _descending(remainder)
-        for j in range(deficit):
-            freq[order[j]] += 1
+        # the largest remainders (ties: the lower symbol) get one more each
+        bump = _first_in_order(remainder, deficit)
+        for j in range(k):
+            freq[j] += bump[j]
     while deficit < 0:
         # forced minimum frequencies overshot: take back from the largest, one each
-        order = _descending(freq)
+        take = _first_in_order(freq, min(-deficit, k))
         taken = 0
-        for j in range(min(-deficit, k)):
-            if freq[order[j]] > 1:
-                freq[order[j]] -= 1
+        for j in range(k):
+            if take[j] and freq[j] > 1:
+                freq[j] -= 1
                 taken += 1
         deficit += taken
     cap = total_mass - (total_mass >> cap_shift)
@@ -151,25 +222,75 @@ def quantize_counts(counts, precision, cap_shift):
             if j != top:
                 freq[j] += share + (1 if given < rest else 0)
                 given += 1
-    for j in range(k):
+    return used, freq
+
+
+@njit(nogil=True, cache=True)
+def quantize_counts(counts, precision, cap_shift):
+    """``entropy.quantize_frequencies`` (which checks its arguments): integer frequencies
+    summing to ``2**precision``, ``>= 1`` where ``counts > 0``, by largest remainder; no
+    symbol above ``1 - 2**-cap_shift`` of the mass (a lone symbol's neighbour gets a
+    phantom share)."""
+    out = np.zeros(counts.size, dtype=np.int64)
+    used, freq = _quantized(counts, precision, cap_shift)
+    for j in range(used.size):
         out[used[j]] = freq[j]
     return out
 
 
-@njit(cache=True)
-def write_stream_head(counts, backend_id, out, pos):
-    """The head of an entropy stream (layout: ``spherecodec.entropy``) for the symbol
-    ``counts``: backend byte, precision byte and frequency table at ``out[pos:]``. Returns
-    (frequencies, precision, position after the table)."""
-    if counts.size < 2:
-        raise ValueError("an alphabet has at least 2 symbols")
+@njit
+def _stream_precision(counts, min_precision):
     n_used = 0
     for c in counts:
         if c:
             n_used += 1
-    precision = choose_precision(max(n_used, 2))
+    precision = choose_precision(max(n_used, 2), min_precision)
     if n_used > 1 << precision:
         raise ValueError("more distinct symbols than a 15-bit frequency table holds")
+    return precision
+
+
+@njit
+def _write_used_table(used, freq, out, pos):
+    # write_table of the frequencies ``freq`` of the symbols ``used`` (increasing, freq >= 1)
+    pos = write_varint(out, pos, used.size)
+    prev = 0
+    for j in range(used.size):
+        pos = write_varint(out, pos, used[j] - prev)
+        pos = write_varint(out, pos, freq[j])
+        prev = used[j]
+    return pos
+
+
+@njit
+def _coding_head(counts, backend_id, out, pos, min_precision):
+    """``write_stream_head`` for spherecodec's own coders, with the encoder's table
+    (``encoder_table``'s entries for the used symbols; the others, never coded, zero)
+    instead of the frequencies: the work of a short stream's table is over its used
+    symbols, not the whole alphabet. Returns (table, precision, position)."""
+    if counts.size < 2:
+        raise ValueError("an alphabet has at least 2 symbols")
+    precision = _stream_precision(counts, min_precision)
+    used, freq = _quantized(counts, precision, CAP_SHIFT)
+    out[pos] = backend_id
+    out[pos + 1] = precision
+    table = np.zeros(counts.size, dtype=np.uint64)
+    cum = 0
+    for j in range(used.size):
+        table[used[j]] = encoder_entry(freq[j], cum)
+        cum += freq[j]
+    return table, precision, _write_used_table(used, freq, out, pos + 2)
+
+
+@njit(cache=True)
+def write_stream_head(counts, backend_id, out, pos, min_precision=MIN_PRECISION):
+    """The head of an entropy stream (layout: ``spherecodec.entropy``) for the symbol
+    ``counts``: backend byte, precision byte and frequency table at ``out[pos:]``, the
+    table's precision from ``min_precision`` up (``choose_precision``). Returns
+    (frequencies, precision, position after the table)."""
+    if counts.size < 2:
+        raise ValueError("an alphabet has at least 2 symbols")
+    precision = _stream_precision(counts, min_precision)
     freq = quantize_counts(counts, precision, CAP_SHIFT)
     out[pos] = backend_id
     out[pos + 1] = precision
@@ -199,7 +320,8 @@ def count_symbols(values, shift, raw_bytes, counts, count, out, pos):
 
 
 @njit(nogil=True, cache=True)
-def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, out, pos, vector):
+def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, out, pos, vector,
+                  min_precision=MIN_PRECISION):
     """Write the entropy stream (layout: ``spherecodec.entropy``) of the symbols
     ``values >> shift`` at ``out[pos:]`` in one call; return the end position.
 
@@ -212,36 +334,37 @@ def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, 
     ``rans_simd``'s ``encode_scratch_size(n)`` bytes, as the layout needs; ``out`` needs
     ``raw_bytes + entropy.stream_capacity`` from ``pos``. One nogil call: threads coding
     side by side do not wait for each other's turn with the GIL between the steps.
+    ``min_precision``: the table's least precision (``write_stream_head``).
     """
     if backend_id in (BACKEND_32_LANES, BACKEND_64_LANES):
-        return encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector)
-    return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos)
+        return encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector, min_precision)
+    return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision)
 
 
 @njit(nogil=True, cache=True)
-def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos):
+def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision=MIN_PRECISION):
     """``encode_stream`` in the 8-lane layout (backend 0). The two layouts have entry
     points of their own so that a first call compiles only the coder it uses."""
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    freq, precision, pos = write_stream_head(counts, 0, out, pos)
+    table, precision, pos = _coding_head(counts, 0, out, pos, min_precision)
     if values.size == 0:
         return write_varint(out, pos, 0)
-    return rans_encode(values, _U(shift), encoder_table(freq), precision, scratch, out, pos)
+    return rans_encode(values, _U(shift), table, precision, scratch, out, pos)
 
 
 @njit(nogil=True, cache=True)
-def encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector):
+def encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector,
+                       min_precision=MIN_PRECISION):
     """``encode_stream`` in a wide layout: 64 lanes (``rans_simd.BACKEND_ID_64``) from
     ``rans_simd.MIN_SYMBOLS_64`` symbols on, else 32 lanes (``rans_simd.BACKEND_ID``);
     ``scratch`` holds ``rans_simd.encode_scratch_size(n, groups)`` bytes for those groups."""
     groups = 4 if values.size >= MIN_SYMBOLS_64 else 2
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    freq, precision, pos = write_stream_head(counts, BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES,
-                                             out, pos)
+    table, precision, pos = _coding_head(counts, BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES, out, pos,
+                                         min_precision)
     if values.size == 0:
         return write_varint(out, pos, 0)
-    return encode_wide(values, _U(shift), encoder_table(freq), np.int64(precision), scratch, out,
-                       np.int64(pos), vector, groups)
+    return encode_wide(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos), vector, groups)
 
 
 @njit(nogil=True, cache=True)
