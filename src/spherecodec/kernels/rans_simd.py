@@ -487,6 +487,23 @@ def decode_scalar(stream, slot_table, slot_symbol, precision, out, raw, groups):
     return _decode_scalar_body(stream, slot_table, slot_symbol, precision, out, raw, 2)
 
 
+def _ir_next_step(add, groups):
+    """IR ending the decoders' ``check`` block: on to ``step`` (which starts with ``%ob``, the
+    step's first symbol) unless the steps are done or a load could pass the end of the
+    body: a substream is followed by the next one (at least 64 bytes), the last one must
+    hold 32 more (``%lastp``)."""
+    add("  %go_s = icmp ult i64 %k, %steps")
+    ready = "%go_s"
+    for g in range(groups):
+        limit = "%lastp" if g == groups - 1 else f"%end{g}"
+        add(f"  %in{g} = icmp ule i64 %p{g}, {limit}")
+        add(f"  %go{g} = and i1 {ready}, %in{g}")
+        ready = f"%go{g}"
+    add(f"  br i1 {ready}, label %step, label %exit")
+    add("step:")
+    add(f"  %ob = mul i64 %k, {GROUP_LANES * groups}")
+
+
 def _decoder_ir(name, out_bits, fused, nibble, groups):
     """LLVM IR of the vector steps for ``groups`` groups: ``i64 f(stream, bounds, table,
     precision, out, steps, states, raw, nibbles)``; returns the steps decoded, fewer than
@@ -496,7 +513,6 @@ def _decoder_ir(name, out_bits, fused, nibble, groups):
     ``nibble``: each value's 4 raw bits are the nibble plane at ``raw`` and go in shifted
     left by the last argument (the symbols come shifted by 4 more from the table):
     ``(symbol << 4 | nibble) << t`` in one pass."""
-    lanes = GROUP_LANES * groups
     lines = [
         _GATHER64,
         "declare <16 x i16> @llvm.masked.expandload.v16i16(ptr, <16 x i1>, <16 x i16>)",
@@ -522,18 +538,7 @@ def _decoder_ir(name, out_bits, fused, nibble, groups):
     add("check:")
     add("  %k = phi i64 [0, %entry], [%k1, %step]")
     _state_phis(add, groups, "x", "p")
-    # stop at the last step, or when a load could pass the end of the body: a substream is
-    # followed by the next one (at least 64 bytes), the last one must hold 32 more
-    add("  %go_s = icmp ult i64 %k, %steps")
-    ready = "%go_s"
-    for g in range(groups):
-        limit = "%lastp" if g == groups - 1 else f"%end{g}"
-        add(f"  %in{g} = icmp ule i64 %p{g}, {limit}")
-        add(f"  %go{g} = and i1 {ready}, %in{g}")
-        ready = f"%go{g}"
-    add(f"  br i1 {ready}, label %step, label %exit")
-    add("step:")
-    add(f"  %ob = mul i64 %k, {lanes}")
+    _ir_next_step(add, groups)
     for g in range(groups):
         add(f"  %i{g} = and <16 x i32> %x{g}, %mv")
         _ir_gather_pairs(add, g, "i", "table", "e", "s")
@@ -605,16 +610,7 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
         add(f"  %p{g} = phi i64 [%p0_{g}, %entry], [%pn{g}, %step]")
     for g, h in halves:
         add(f"  %x{g}_{h} = phi {v8} [%x0_{g}_{h}, %entry], [%xn{g}_{h}, %step]")
-    add("  %go_s = icmp ult i64 %k, %steps")
-    ready = "%go_s"
-    for g in range(groups):
-        limit = "%lastp" if g == groups - 1 else f"%end{g}"
-        add(f"  %in{g} = icmp ule i64 %p{g}, {limit}")
-        add(f"  %go{g} = and i1 {ready}, %in{g}")
-        ready = f"%go{g}"
-    add(f"  br i1 {ready}, label %step, label %exit")
-    add("step:")
-    add(f"  %ob = mul i64 %k, {lanes}")
+    _ir_next_step(add, groups)
     for g, h in halves:
         t = f"{g}_{h}"
         add(f"  %i{t} = and {v8} %x{t}, %mv")
