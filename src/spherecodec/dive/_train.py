@@ -362,25 +362,14 @@ def train_dive(adapter, x, *, triplets, epochs, batch_size, lr, head_lr, weight_
                 score = evaluate(record)
                 record["seconds"] = time.perf_counter() - t0
                 history.append(record)
-                scores.append(score)
                 bar.update(loss=record["loss"], zero_grad=record["zero_grad_fraction"], val=score)
-                if early_stopping == "smoothed":
-                    # the previous epoch's centred mean is complete now (its epochs e-1, e, e+1)
-                    candidate = (float(np.mean(scores[max(0, epoch - 1):epoch + 2])), previous)
-                    previous = net.to_numpy()
-                else:
-                    candidate = (score, None)
-                if epoch_callback is not None:
-                    epoch_callback(record, net.to_numpy())
-                if candidate[0] > best[0]:
-                    best = (candidate[0], candidate[1] if candidate[1] is not None else net.to_numpy())
+                if score > best[0]:
+                    best = (score, net.to_numpy())
                     bad_epochs = 0
                 else:
                     bad_epochs += 1
                     if patience is not None and bad_epochs >= patience:
                         break
-            if early_stopping == "smoothed" and float(np.mean(scores[-2:])) > best[0]:
-                best = (float(np.mean(scores[-2:])), previous)  # the last epoch: its mean with the one before
         finally:
             bar.close()
     return best[1], history
