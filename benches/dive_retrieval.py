@@ -13,6 +13,11 @@ searched among all the training docs; DIVE trains on the other pairs (docs/dive.
 "Choosing the number of heads").
 
     python benches/dive_retrieval.py --validate-heads 1 2 4 --dims 48 96 --seeds 0 1 [--json OUT]
+
+``--validate-stopping`` scores the early-stopping rules ("best", "smoothed") the same way:
+one untruncated fit per (dims, seed), each rule's kept epoch scored on the validation queries.
+
+    python benches/dive_retrieval.py --validate-stopping --dims 48 96 --seeds 0 1 2 3 [--json OUT]
 """
 
 import argparse
