@@ -13,6 +13,11 @@ searched among all the training docs; DIVE trains on the other pairs (docs/dive.
 "Choosing the number of heads").
 
     python benches/dive_retrieval.py --validate-heads 1 2 4 --dims 48 96 --seeds 0 1 [--json OUT]
+
+``--validate-stopping`` scores the early-stopping rules ("best", "smoothed") the same way:
+one untruncated fit per (dims, seed), each rule's kept epoch scored on the validation queries.
+
+    python benches/dive_retrieval.py --validate-stopping --dims 48 96 --seeds 0 1 2 3 [--json OUT]
 """
 
 import argparse
@@ -79,6 +84,91 @@ def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
             "fit_pairs": len(fit_rows), "validation_seed": VALIDATION_SEED, "rows": rows}
 
 
+def select_epoch(scores, rule, patience=3):
+    """The epoch ``DiveAdapter.fit(..., early_stopping=rule, patience=patience)`` keeps, given
+    the held-out nDCG@10 of epochs 0..E of an untruncated run (training does not depend on
+    the rule: a stopped run is a prefix of the full one). Returns (kept epoch, last epoch run)."""
+    best, kept, bad = -np.inf, 0, 0
+    for t in range(1, len(scores)):
+        if rule == "smoothed":
+            value, epoch = float(np.mean(scores[max(0, t - 2):t + 1])), t - 1
+        else:
+            value, epoch = scores[t], t
+            if t == 1:
+                best = scores[0]
+        if value > best:
+            best, kept, bad = value, epoch, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if rule == "smoothed" and float(np.mean(scores[t - 1:t + 1])) > best:
+        kept = t
+    return kept, t
+
+
+def validate_stopping(data, dims, seeds, rules=("best", "smoothed"), threads=1, log=print):
+    """Early-stopping rules on the training pairs only (the heads protocol): one untruncated
+    fit per (dims, seed), every epoch's weights scored on the validation queries; each rule
+    keeps the epoch it would have kept."""
+    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
+                        for prefix in ("train-queries", "train-docs"))
+    fit_rows, val_rows = validation_split(len(train_q))
+    qrels_all = [{int(r): 1} for r in val_rows]
+    rows = []
+    for k in dims:
+        for seed in seeds:
+            snapshots = []
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            a = DiveAdapter(train_q.shape[1], k, seed=seed).fit(
+                train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
+                patience=None, threads=threads, progress=False,
+                epoch_callback=lambda record, weights: snapshots.append(weights))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            per_epoch = []
+            for weights in snapshots:
+                a.params = weights
+                per_epoch.append(ranking_metrics(a.transform(train_q[val_rows]), a.transform(train_d),
+                                                 qrels_all)["ndcg@10"])
+            inner = [r["val_ndcg@10"] for r in a.history]
+            row = {"dims": k, "seed": seed, "inner_val_ndcg@10": inner, "val_all_per_epoch": per_epoch,
+                   "fit_seconds_8_epochs": wall, "fit_cpu_seconds_8_epochs": cpu,
+                   "load": os.getloadavg()[0]}
+            for rule in rules:
+                kept, last = select_epoch(inner, rule)
+                row[rule] = {"kept_epoch": kept, "epochs_run": last, "val_all": per_epoch[kept]}
+            rows.append(row)
+            log(f"  {k:>3} dims seed {seed}: val all-docs per epoch "
+                + " ".join(f"{v:.4f}" for v in per_epoch) + "  | "
+                + "  ".join(f"{rule}: epoch {row[rule]['kept_epoch']}/{row[rule]['epochs_run']} "
+                            f"{row[rule]['val_all']:.4f}" for rule in rules)
+                + f"  fit {wall:.0f} s (CPU {cpu:.0f} s, load {row['load']:.1f})")
+    return {"data": os.path.abspath(data), "validation_pairs": len(val_rows),
+            "fit_pairs": len(fit_rows), "validation_seed": VALIDATION_SEED, "rules": list(rules),
+            "rows": rows}
+
+
+def stopping_table(results):
+    """Markdown: per dims, each rule's validation nDCG@10 (mean ± sd) and the paired
+    difference to the first rule (mean ± standard error)."""
+    rules = results["rules"]
+    lines = ["| dims | " + " | ".join(rules) + " | seeds |", "|---|" + "---|" * (len(rules) + 1)]
+    for d in sorted({r["dims"] for r in results["rows"]}):
+        rs = [r for r in results["rows"] if r["dims"] == d]
+        base = np.array([r[rules[0]]["val_all"] for r in rs])
+        cells = []
+        for rule in rules:
+            v = np.array([r[rule]["val_all"] for r in rs])
+            cell = f"{v.mean():.4f} ± {v.std(ddof=1) if v.size > 1 else 0:.4f}"
+            if rule != rules[0]:
+                diff = v - base
+                se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.nan
+                cell += f" ({diff.mean():+.4f} ± se {se:.4f})"
+            cells.append(cell)
+        lines.append(f"| {d} | " + " | ".join(cells) + " | " + ",".join(str(r["seed"]) for r in rs) + " |")
+    return "\n".join(lines)
+
+
 def validation_table(results):
     """Markdown: validation nDCG@10 (all training docs) mean ± std over seeds, per dims and heads."""
     cells = {}
@@ -115,9 +205,20 @@ def main(argv=None):
                     help="no runs: combine the retrieval.json files of earlier (e.g. parallel) runs")
     ap.add_argument("--validate-heads", type=int, nargs="+", metavar="H",
                     help="no test split: score these head counts on held-out training pairs")
-    ap.add_argument("--dims", type=int, nargs="+", default=[48, 96], help="with --validate-heads")
+    ap.add_argument("--validate-stopping", action="store_true",
+                    help="no test split: score early-stopping rules on held-out training pairs")
+    ap.add_argument("--dims", type=int, nargs="+", default=[48, 96],
+                    help="with --validate-heads / --validate-stopping")
     ap.add_argument("--json", help="with --validate-heads: write the rows here")
     args = ap.parse_args(argv)
+    if args.validate_stopping:
+        results = validate_stopping(args.data, args.dims, args.seeds, threads=args.threads,
+                                    log=lambda s: print(s, flush=True))
+        print(stopping_table(results))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+        return 0
     if args.validate_heads:
         results = validate_heads(args.data, args.validate_heads, args.dims, args.seeds, args.threads,
                                  log=lambda s: print(s, flush=True))

@@ -90,6 +90,33 @@ def test_early_stopping_on_held_out_pairs_keeps_the_start(sample):
     assert np.abs(a.transform(corpus) - start.transform(corpus)).max() < 1e-5
 
 
+def weight_bytes(params):
+    return b"".join(params[name].tobytes() for name in sorted(params))
+
+
+def test_smoothed_early_stopping_keeps_the_best_three_epoch_mean(sample):
+    train_d, train_q, _, _ = sample
+    fits = {}
+    for rule in ("best", "smoothed"):
+        seen = []
+        a = DiveAdapter(32, 8, heads=2, hidden=16, seed=5).fit(
+            train_d, queries=train_q, positives=np.arange(500), early_stopping=rule,
+            epoch_callback=lambda record, weights: seen.append((record["epoch"], weight_bytes(weights))),
+            **{**TINY, "lr": 3e-2, "head_lr": 0.3, "epochs": 5, "patience": None})
+        fits[rule] = (a, seen)
+    (best, seen_best), (smooth, seen_smooth) = fits["best"], fits["smoothed"]
+    # the rule changes which epoch is kept, not the training: same epochs, same weights
+    assert seen_best == seen_smooth and [e for e, _ in seen_best] == list(range(6))
+    scores = np.array([h["val_ndcg@10"] for h in best.history])
+    assert scores.tolist() == [h["val_ndcg@10"] for h in smooth.history]
+    means = [scores[max(0, e - 1):e + 2].mean() for e in range(6)]
+    assert np.argmax(means) != np.argmax(scores)  # (these settings overshoot: the rules disagree)
+    assert weight_bytes(best.params) == seen_best[int(np.argmax(scores))][1]
+    assert weight_bytes(smooth.params) == seen_best[int(np.argmax(means))][1]
+    with pytest.raises(ValueError, match="early_stopping"):
+        DiveAdapter(32, 8).fit(train_d, queries=train_q, positives=np.arange(500), early_stopping="last")
+
+
 def test_several_relevant_docs_per_query(sample):
     train_d, train_q, _, _ = sample
     # queries 0..199 each relevant to their own doc and to doc i + 200 (an unrelated one)

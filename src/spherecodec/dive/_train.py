@@ -503,7 +503,8 @@ def info_nce(q, d, mask, temperature):
 
 def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch_size, lr, head_lr,
                         weight_decay, val_fraction, patience, nt_xent_weight, temperature,
-                        hard_negatives, symmetric, margin, steps_per_epoch, threads, progress):
+                        hard_negatives, symmetric, margin, steps_per_epoch, threads, progress,
+                        early_stopping="best", epoch_callback=None):
     """Supervised DIVE on (query, relevant doc) pairs; returns (best weights, history).
 
     Per step, ``batch_size`` pairs; each pair gets one hard negative drawn from its query's
@@ -512,6 +513,12 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
     margin ``margin`` on the ensemble output + ``nt_xent_weight`` x (NT-Xent per head
     + NT-Xent of the ensemble output), each over the batch's docs and negatives (in-batch
     negatives, relevant ones masked), query to doc and, if ``symmetric``, doc to query.
+
+    ``early_stopping``: "best" keeps the epoch with the best held-out nDCG@10; "smoothed"
+    the epoch with the best centred 3-epoch mean of it (epochs e-1, e, e+1; two at the ends),
+    ``patience`` counted on that mean. Training itself is the same: only the kept epoch and
+    the stopping epoch differ. ``epoch_callback(record, weights)`` is called after every epoch
+    (epoch 0 included) with its history record and a copy of its weights.
     """
     rng = np.random.default_rng(adapter.seed)
     with torch_settings(adapter.seed, threads):
@@ -534,7 +541,14 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
 
         initial = {"epoch": 0}
         history = [initial]
-        best = (evaluate(initial), net.to_numpy())
+        scores = [evaluate(initial)]
+        weights = net.to_numpy()
+        if epoch_callback is not None:
+            epoch_callback(initial, weights)
+        best = (scores[0], weights)
+        previous = weights  # the smoothed rule judges an epoch one epoch later
+        if early_stopping == "smoothed":
+            best = (-math.inf, weights)
         bad_epochs = 0
         bar = Progress(epochs, progress, "DIVE")
         try:
@@ -581,14 +595,25 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
                 score = evaluate(record)
                 record["seconds"] = time.perf_counter() - t0
                 history.append(record)
+                scores.append(score)
                 bar.update(loss=record["loss"], zero_grad=record["zero_grad_fraction"], val=score)
-                if score > best[0]:
-                    best = (score, net.to_numpy())
+                if early_stopping == "smoothed":
+                    # the previous epoch's centred mean is complete now (its epochs e-1, e, e+1)
+                    candidate = (float(np.mean(scores[max(0, epoch - 1):epoch + 2])), previous)
+                    previous = net.to_numpy()
+                else:
+                    candidate = (score, None)
+                if epoch_callback is not None:
+                    epoch_callback(record, net.to_numpy())
+                if candidate[0] > best[0]:
+                    best = (candidate[0], candidate[1] if candidate[1] is not None else net.to_numpy())
                     bad_epochs = 0
                 else:
                     bad_epochs += 1
                     if patience is not None and bad_epochs >= patience:
                         break
+            if early_stopping == "smoothed" and float(np.mean(scores[-2:])) > best[0]:
+                best = (float(np.mean(scores[-2:])), previous)  # the last epoch: its mean with the one before
         finally:
             bar.close()
     return best[1], history

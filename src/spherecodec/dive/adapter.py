@@ -176,7 +176,8 @@ class DiveAdapter:
             batch_size=None, lr=None, head_lr=None, weight_decay=0.01, val_fraction=None, patience=3,
             nt_xent_weight=None, temperature=None, kl_weight=1.0, kl_temperature=0.05, neighbours=10,
             candidate_depth=30, random_candidates=512, hard_negatives=20, teacher_margin=1.0,
-            steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True):
+            steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True,
+            early_stopping="best", epoch_callback=None):
         """Train on frozen ``embeddings`` (rows, dim_in); returns ``self``.
 
         With ``triplets`` (query, positive, negative) or ``pairs`` (query, positive) index
@@ -190,6 +191,8 @@ class DiveAdapter:
         all documents drives early stopping (at least 10 held-out queries are needed, or
         ``val_fraction=0``). ``symmetric`` adds the doc-to-query NT-Xent direction. Its hinge
         margin is ``margin`` (0.1), not the constructor's (the self-supervised mode's cap).
+        ``early_stopping`` ("best" or "smoothed": best centred 3-epoch mean of the held-out
+        nDCG@10) picks the kept epoch; ``epoch_callback(record, weights)`` sees every epoch.
 
         Settings left at None (``steps_per_epoch`` at "auto") take the mode's default
         (``_MODE_DEFAULTS``): labelled 8 full epochs of 512 pairs, MLP lr 1e-4, heads 1e-3,
@@ -242,6 +245,10 @@ class DiveAdapter:
         val_fraction = mode["val_fraction"] if val_fraction is None else val_fraction
         if not isinstance(val_fraction, (int, float, np.floating)) or not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction!r}")
+        if early_stopping not in ("best", "smoothed"):
+            raise ValueError(f"early_stopping must be 'best' or 'smoothed', not {early_stopping!r}")
+        if not labelled and (early_stopping != "best" or epoch_callback is not None):
+            raise ValueError("early_stopping= and epoch_callback= are the labelled mode's (queries=)")
         if labelled:
             margin = mode["margin"] if margin is None else margin
             if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
@@ -257,7 +264,8 @@ class DiveAdapter:
                 head_lr=head_lr, weight_decay=weight_decay, val_fraction=float(val_fraction),
                 patience=patience, nt_xent_weight=nt_xent_weight, temperature=temperature,
                 hard_negatives=hard_negatives, symmetric=bool(symmetric), margin=float(margin),
-                steps_per_epoch=steps_per_epoch, threads=threads, progress=progress)
+                steps_per_epoch=steps_per_epoch, threads=threads, progress=progress,
+                early_stopping=early_stopping, epoch_callback=epoch_callback)
             self.fitted = True
             return self
         if margin is not None:
