@@ -153,6 +153,22 @@ class Progress:
             self.bar.close()
 
 
+class BestEpoch:
+    """Early stopping on a held-out score: the weights of the best score so far, and a stop
+    once ``patience`` epochs in a row brought no better one (None: never stop)."""
+
+    def __init__(self, score, weights, patience):
+        self.score, self.weights, self.patience, self.bad_epochs = score, weights, patience, 0
+
+    def offer(self, score, weights):
+        """Keep ``weights()`` if ``score`` beats the best so far; True when training should stop."""
+        if score > self.score:
+            self.score, self.weights, self.bad_epochs = score, weights(), 0
+            return False
+        self.bad_epochs += 1
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+
 def split_holdout(n, fraction, rng, minimum=20):
     """(train, held-out) row indices; no held-out rows if there are too few."""
     order = rng.permutation(n)
@@ -320,8 +336,7 @@ def train_dive(adapter, x, *, triplets, epochs, batch_size, lr, head_lr, weight_
         # epoch 0 is the initial adapter (identity residual, PCA heads): training must beat it
         initial = {"epoch": 0}
         history = [initial]
-        best = (evaluate(initial), net.to_numpy())
-        bad_epochs = 0
+        best = BestEpoch(evaluate(initial), net.to_numpy(), patience)
         bar = Progress(epochs, progress, "DIVE")
         try:
             for epoch in range(epochs):
@@ -363,16 +378,11 @@ def train_dive(adapter, x, *, triplets, epochs, batch_size, lr, head_lr, weight_
                 record["seconds"] = time.perf_counter() - t0
                 history.append(record)
                 bar.update(loss=record["loss"], zero_grad=record["zero_grad_fraction"], val=score)
-                if score > best[0]:
-                    best = (score, net.to_numpy())
-                    bad_epochs = 0
-                else:
-                    bad_epochs += 1
-                    if patience is not None and bad_epochs >= patience:
-                        break
+                if best.offer(score, net.to_numpy):
+                    break
         finally:
             bar.close()
-    return best[1], history
+    return best.weights, history
 
 
 def train_matryoshka(model, x, *, epochs, batch_size, lr, weight_decay, neighbours, random_candidates,
@@ -545,11 +555,8 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
         weights = net.to_numpy()
         if epoch_callback is not None:
             epoch_callback(initial, weights)
-        best = (scores[0], weights)
         previous = weights  # the smoothed rule judges an epoch one epoch later
-        if early_stopping == "smoothed":
-            best = (-math.inf, weights)
-        bad_epochs = 0
+        best = BestEpoch(-math.inf if early_stopping == "smoothed" else scores[0], weights, patience)
         bar = Progress(epochs, progress, "DIVE")
         try:
             for epoch in range(epochs):
@@ -597,26 +604,22 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
                 history.append(record)
                 scores.append(score)
                 bar.update(loss=record["loss"], zero_grad=record["zero_grad_fraction"], val=score)
-                if early_stopping == "smoothed":
-                    # the previous epoch's centred mean is complete now (its epochs e-1, e, e+1)
-                    candidate = (float(np.mean(scores[max(0, epoch - 1):epoch + 2])), previous)
-                    previous = net.to_numpy()
-                else:
-                    candidate = (score, None)
                 if epoch_callback is not None:
                     epoch_callback(record, net.to_numpy())
-                if candidate[0] > best[0]:
-                    best = (candidate[0], candidate[1] if candidate[1] is not None else net.to_numpy())
-                    bad_epochs = 0
+                if early_stopping == "smoothed":
+                    # the previous epoch's centred mean is complete now (its epochs e-1, e, e+1)
+                    judged, kept = float(np.mean(scores[max(0, epoch - 1):epoch + 2])), previous
+                    previous = net.to_numpy()
+                    stop = best.offer(judged, lambda: kept)
                 else:
-                    bad_epochs += 1
-                    if patience is not None and bad_epochs >= patience:
-                        break
-            if early_stopping == "smoothed" and float(np.mean(scores[-2:])) > best[0]:
-                best = (float(np.mean(scores[-2:])), previous)  # the last epoch: its mean with the one before
+                    stop = best.offer(score, net.to_numpy)
+                if stop:
+                    break
+            if early_stopping == "smoothed":
+                best.offer(float(np.mean(scores[-2:])), lambda: previous)  # the last epoch: its mean with the one before
         finally:
             bar.close()
-    return best[1], history
+    return best.weights, history
 
 
 class LinearNet(nn.Module):
@@ -663,8 +666,7 @@ def train_ranking(net, params_fn, seed, docs, queries, pair_q, pair_d, *, loss, 
             return -record.get("loss", math.inf)
 
         history = [{"epoch": 0}]
-        best = (evaluate(history[0]), params_fn())
-        bad_epochs = 0
+        best = BestEpoch(evaluate(history[0]), params_fn(), patience)
         bar = Progress(epochs, progress, desc)
         try:
             for epoch in range(epochs):
@@ -690,16 +692,11 @@ def train_ranking(net, params_fn, seed, docs, queries, pair_q, pair_d, *, loss, 
                 record["seconds"] = time.perf_counter() - t0
                 history.append(record)
                 bar.update(loss=record["loss"], val=score)
-                if score > best[0]:
-                    best = (score, params_fn())
-                    bad_epochs = 0
-                else:
-                    bad_epochs += 1
-                    if patience is not None and bad_epochs >= patience:
-                        break
+                if best.offer(score, params_fn):
+                    break
         finally:
             bar.close()
-    return best[1], history
+    return best.weights, history
 
 
 def matryoshka_similarity_loss(net, x, neighbours=10):
