@@ -137,7 +137,7 @@ def _digest(data):
     return hashlib.sha256(bytes(data)).hexdigest()[:16]
 
 
-@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize("vector", rans_simd.ENCODE_KINDS, ids=["scalar", "gather", "loads"])
 def test_every_rans_coder_writes_its_pinned_bytes_on_the_sample(vector):
     x = load_sample()
     values = x.reshape(-1).view(np.uint32)

@@ -136,18 +136,22 @@ def test_short_streams_keep_the_8_lane_layout():
 
 
 @pytest.mark.parametrize("groups", [2, 4])
-def test_vector_encoder_writes_the_scalar_encoders_bytes(groups):
-    values = skewed_symbols(5 * MIN + 5, 4096, 2).astype(np.uint32) << np.uint32(20)
-    counts = np.bincount(values >> 20, minlength=4096)
+@pytest.mark.parametrize("dtype, shift, alphabet", [(np.uint32, 20, 4096), (np.uint16, 4, 4096), (np.uint8, 0, 256)])
+def test_vector_encoders_write_the_scalar_encoders_bytes(groups, dtype, shift, alphabet):
+    # every kind of steps (scalar, vector with gathers, vector with scalar loads), on the
+    # value widths the codecs code: float32 and bfloat16 heads, mask bytes
+    values = skewed_symbols(5 * MIN + 5, alphabet, 2).astype(dtype) << dtype(shift)
+    values |= (np.arange(values.size) % (1 << shift)).astype(dtype)  # low bits the shift drops
+    counts = np.bincount(values >> shift, minlength=alphabet)
     precision = entropy.choose_precision(int(np.count_nonzero(counts)))
     table = rans.encoder_table(entropy.quantize_frequencies(counts, precision))
     bodies = []
-    for vector in (True, False):
+    for vector in rans_simd.ENCODE_KINDS:
         scratch = np.zeros(rans_simd.encode_scratch_size(values.size, groups), dtype=np.uint8)
-        starts = rans_simd._encode_substreams(values, np.uint64(20), table, precision, scratch, vector, groups)
+        starts = rans_simd._encode_substreams(values, np.uint64(shift), table, precision, scratch, vector, groups)
         part = scratch.size // groups
         bodies.append(b"".join(scratch[start:(g + 1) * part].tobytes() for g, start in enumerate(starts)))
-    assert bodies[0] == bodies[1]
+    assert bodies[1] == bodies[0] and bodies[2] == bodies[0]
 
 
 @settings(max_examples=60, deadline=None)
@@ -238,7 +242,7 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
 
 
 @pytest.mark.parametrize("n", [MIN, MIN + 1, 3 * MIN + 17, 2 * MIN + 32, MIN64 + 5])
-@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize("vector", rans_simd.ENCODE_KINDS, ids=["scalar", "gather", "loads"])
 def test_raw_bits_and_stream_in_one_call_write_the_separate_steps_bytes(n, vector):
     # the exact codec writes a chunk's raw bits and its stream in one nogil call: the same
     # bytes as packing the raw bits, then coding a stream of the heads
