@@ -279,13 +279,17 @@ def test_copy_bytes_copies_and_checks_its_bounds():
         copy_bytes(dst[::-1], 0, src, 0, 10)
 
 
-_AVX2_CHILD = """
+_CHILD = """
 import sys
 import numpy as np
 import spherecodec
 from spherecodec.kernels import rans_simd
-assert rans_simd.VECTOR_ISA == "avx2", rans_simd.VECTOR_ISA
-folder = sys.argv[1]
+folder, build = sys.argv[1:]
+if build == "haswell":
+    assert rans_simd.VECTOR_ISA == "avx2", rans_simd.VECTOR_ISA
+else:  # the table lookups this host does not take by default, compiled before any decoding
+    assert rans_simd.VECTOR_ISA == "avx512", rans_simd.VECTOR_ISA
+    rans_simd.DECODE_SPLIT_LOOKUPS = not rans_simd.DECODE_SPLIT_LOOKUPS
 for name in ("f32", "bf16", "f16", "f32_32"):
     blob = open(f"{folder}/{name}.sphc", "rb").read()
     expected = np.load(f"{folder}/{name}.npy")
@@ -302,17 +306,25 @@ print("ok")
 """
 
 
-def test_the_avx2_build_decodes_every_wide_layout_to_the_same_bits(tmp_path):
+@pytest.mark.parametrize("build", ["haswell", "other-lookups"])
+def test_other_builds_decode_every_wide_layout_to_the_same_bits(tmp_path, build):
     """What an AVX2-only CPU runs (``NUMBA_CPU_NAME=haswell``: the 8-lane vector steps, words
-    gathered at table offsets) decodes blobs of both wide layouts to their bits, and rejects
-    a damaged one. A child process: the build is chosen when Numba starts."""
+    gathered at table offsets), and the AVX-512 steps with the table lookups this host does
+    not take (``DECODE_SPLIT_LOOKUPS``: AMD hosts split them between a gather and scalar
+    loads, others gather), decode blobs of both wide layouts to their bits and reject a
+    damaged one. A child process with its own kernel cache: the build and the lookups are
+    chosen when the kernels compile."""
+    if build == "other-lookups" and rans_simd.VECTOR_ISA != "avx512":
+        pytest.skip("the AVX-512 steps need a host with AVX-512 VBMI2")
     x = load_sample()
     cases = {"f32": x, "bf16": x.astype(ml_dtypes.bfloat16), "f16": x.astype(np.float16),
              "f32_32": x[:100]}  # 38,400 values: the 32-lane layout
     for name, array in cases.items():
         (tmp_path / f"{name}.sphc").write_bytes(spherecodec.encode(array, threads=1))
         np.save(tmp_path / f"{name}.npy", array)
-    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CACHE_DIR=str(tmp_path / "numba-haswell"))
-    proc = subprocess.run([sys.executable, "-c", _AVX2_CHILD, str(tmp_path)], env=env, capture_output=True,
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"numba-{build}"))
+    if build == "haswell":
+        env["NUMBA_CPU_NAME"] = "haswell"
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path), build], env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
