@@ -117,6 +117,21 @@ def test_smoothed_early_stopping_keeps_the_best_three_epoch_mean(sample):
         DiveAdapter(32, 8).fit(train_d, queries=train_q, positives=np.arange(500), early_stopping="last")
 
 
+def test_dropout_acts_in_training_only_and_is_seeded(sample):
+    train_d, train_q, corpus, _ = sample
+    fit = lambda seed, p: DiveAdapter(32, 8, heads=2, hidden=16, seed=seed).fit(  # noqa: E731
+        train_d, queries=train_q, positives=np.arange(500), dropout=p, **{**FAST, "epochs": 1})
+    plain, dropped, again = fit(1, 0.0), fit(1, 0.3), fit(1, 0.3)
+    assert plain.history[1]["loss"] != dropped.history[1]["loss"]  # training sees the dropout
+    assert dropped.weights_hash() == again.weights_hash() != plain.weights_hash()
+    # inference never drops: the numpy transform and torch agree
+    assert np.abs(dropped.transform(corpus) - dropped.torch_transform(corpus)).max() < 1e-5
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), not 1.5"):
+        fit(1, 1.5)
+    with pytest.raises(ValueError, match="dropout= are the labelled mode's"):
+        DiveAdapter(32, 8).fit(train_d, dropout=0.1, **TINY)
+
+
 def test_several_relevant_docs_per_query(sample):
     train_d, train_q, _, _ = sample
     # queries 0..199 each relevant to their own doc and to doc i + 200 (an unrelated one)

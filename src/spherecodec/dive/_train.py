@@ -21,6 +21,8 @@ class ResidualMLP(nn.Module):
 
     def __init__(self, dim, hidden):
         super().__init__()
+        #: dropout on the hidden activations while training (labelled fits only; 0: none)
+        self.dropout = 0.0
         self.fc1 = nn.Linear(dim, hidden)
         self.norm = nn.LayerNorm(hidden)
         self.fc2 = nn.Linear(hidden, dim)
@@ -29,7 +31,10 @@ class ResidualMLP(nn.Module):
         nn.init.zeros_(self.fc2.bias)
 
     def forward(self, x):
-        return x + self.fc2(F.gelu(self.norm(self.fc1(x)), approximate="tanh"))
+        h = F.gelu(self.norm(self.fc1(x)), approximate="tanh")
+        if self.training and self.dropout > 0:
+            h = F.dropout(h, self.dropout, training=True)
+        return x + self.fc2(h)
 
     def load_numpy(self, p):
         with torch.no_grad():
@@ -514,7 +519,7 @@ def info_nce(q, d, mask, temperature):
 def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch_size, lr, head_lr,
                         weight_decay, val_fraction, patience, nt_xent_weight, temperature,
                         hard_negatives, symmetric, margin, steps_per_epoch, threads, progress,
-                        early_stopping="best", epoch_callback=None):
+                        early_stopping="best", epoch_callback=None, dropout=0.0):
     """Supervised DIVE on (query, relevant doc) pairs; returns (best weights, history).
 
     Per step, ``batch_size`` pairs; each pair gets one hard negative drawn from its query's
@@ -528,12 +533,14 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
     the epoch with the best centred 3-epoch mean of it (epochs e-1, e, e+1; two at the ends),
     ``patience`` counted on that mean. Training itself is the same: only the kept epoch and
     the stopping epoch differ. ``epoch_callback(record, weights)`` is called after every epoch
-    (epoch 0 included) with its history record and a copy of its weights.
+    (epoch 0 included) with its history record and a copy of its weights. ``dropout`` drops
+    the residual MLP's hidden activations in training steps (never when mining or scoring).
     """
     rng = np.random.default_rng(adapter.seed)
     with torch_settings(adapter.seed, threads):
         net = DiveNet(adapter.dim_in, adapter.dim_out, adapter.heads, adapter.hidden)
         net.load_numpy(adapter.params)
+        net.mlp.dropout = float(dropout)
         data = LabelledPairs(docs, queries, pair_q, pair_d, val_fraction, rng)
         dt, qt = torch.from_numpy(docs), torch.from_numpy(queries)
         frozen_neg = data.negatives(None, hard_negatives)

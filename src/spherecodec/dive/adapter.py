@@ -177,7 +177,7 @@ class DiveAdapter:
             nt_xent_weight=None, temperature=None, kl_weight=1.0, kl_temperature=0.05, neighbours=10,
             candidate_depth=30, random_candidates=512, hard_negatives=20, teacher_margin=1.0,
             steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True,
-            early_stopping="best", epoch_callback=None):
+            early_stopping="best", epoch_callback=None, dropout=0.0):
         """Train on frozen ``embeddings`` (rows, dim_in); returns ``self``.
 
         With ``triplets`` (query, positive, negative) or ``pairs`` (query, positive) index
@@ -193,6 +193,8 @@ class DiveAdapter:
         margin is ``margin`` (0.1), not the constructor's (the self-supervised mode's cap).
         ``early_stopping`` ("best" or "smoothed": best centred 3-epoch mean of the held-out
         nDCG@10) picks the kept epoch; ``epoch_callback(record, weights)`` sees every epoch.
+        ``dropout`` (labelled mode only) drops the residual MLP's hidden activations while
+        training (inference never drops).
 
         Settings left at None (``steps_per_epoch`` at "auto") take the mode's default
         (``_MODE_DEFAULTS``): labelled 8 full epochs of 512 pairs, MLP lr 1e-4, heads 1e-3,
@@ -247,8 +249,12 @@ class DiveAdapter:
             raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction!r}")
         if early_stopping not in ("best", "smoothed"):
             raise ValueError(f"early_stopping must be 'best' or 'smoothed', not {early_stopping!r}")
-        if not labelled and (early_stopping != "best" or epoch_callback is not None):
-            raise ValueError("early_stopping= and epoch_callback= are the labelled mode's (queries=)")
+        if not isinstance(dropout, (int, float, np.floating)) or isinstance(dropout, bool) \
+                or not 0 <= float(dropout) < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), not {dropout!r}")
+        if not labelled and (early_stopping != "best" or epoch_callback is not None or dropout):
+            raise ValueError("early_stopping=, epoch_callback= and dropout= are the labelled mode's "
+                             "(queries=)")
         if labelled:
             margin = mode["margin"] if margin is None else margin
             if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
@@ -265,7 +271,7 @@ class DiveAdapter:
                 patience=patience, nt_xent_weight=nt_xent_weight, temperature=temperature,
                 hard_negatives=hard_negatives, symmetric=bool(symmetric), margin=float(margin),
                 steps_per_epoch=steps_per_epoch, threads=threads, progress=progress,
-                early_stopping=early_stopping, epoch_callback=epoch_callback)
+                early_stopping=early_stopping, epoch_callback=epoch_callback, dropout=float(dropout))
             self.fitted = True
             return self
         if margin is not None:
