@@ -111,12 +111,12 @@ def _encode_kind():
 
 #: which encoder steps ``entropy`` runs (the ENCODE_* kinds); tests run every kind
 VECTOR_ENCODE = _encode_kind()
-#: the AVX-512 decoder's table lookups: on AMD hosts half of each 16 lanes' entries come
-#: from a gather and half from scalar loads, so that the gather unit and the load ports
-#: work side by side (Zen 4: 0.55 against 0.64 ns per bfloat16 symbol with two gathers,
-#: 0.56 with loads only); elsewhere two gathers. Read when the kernels compile (a test
-#: compiles the other choice in a child process).
-DECODE_SPLIT_LOOKUPS = VECTOR_ISA == "avx512" and llvm.get_host_cpu_name().startswith("znver")
+#: the vector decoders' table lookups: on AMD hosts half of the entries come from gathers
+#: and half from scalar loads, so that the gather unit and the load ports work side by
+#: side (Zen 4, AVX-512: 0.55 against 0.64 ns per bfloat16 symbol with gathers only, 0.56
+#: with loads only; the AVX2 build: 0.72 against 0.79); elsewhere gathers only. Read when
+#: the kernels compile (a test compiles the other choice in a child process).
+DECODE_SPLIT_LOOKUPS = VECTOR and llvm.get_host_cpu_name().startswith("znver")
 #: lanes per vector register in the decoder's IR: 16 (AVX-512) or 8 (AVX2: each group of 16
 #: lanes is two halves, whose words an 8-lane gather fetches at offsets from a table)
 VECTOR_WIDTH = 8 if VECTOR_ISA == "avx2" else GROUP_LANES
@@ -691,6 +691,18 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
         t = f"{g}_{h}"
         add(f"  %i{t} = and {v8} %x{t}, %mv")
         for q, part in enumerate(quads):
+            if q == 1 and DECODE_SPLIT_LOOKUPS:  # lanes 4-7 by scalar loads (DECODE_SPLIT_LOOKUPS)
+                built = "poison"
+                for k in range(4):
+                    u = f"{k}_{t}"
+                    add(f"  %hi{u} = extractelement {v8} %i{t}, i32 {4 + k}")
+                    add(f"  %hz{u} = zext i32 %hi{u} to i64")
+                    add(f"  %hp{u} = getelementptr i64, ptr %table, i64 %hz{u}")
+                    add(f"  %he{u} = load i64, ptr %hp{u}, align 8")
+                    add(f"  %hv{u} = insertelement <4 x i64> {built}, i64 %he{u}, i32 {k}")
+                    built = f"%hv{u}"
+                add(f"  %gd{q}_{t} = bitcast <4 x i64> {built} to {v8}")
+                continue
             add(f"  %gi{q}_{t} = shufflevector {v8} %i{t}, {v8} poison, <4 x i32> <{part}>")
             add(f"  %gp{q}_{t} = getelementptr i64, ptr %table, <4 x i32> %gi{q}_{t}")
             add(f"  %gq{q}_{t} = call <4 x i64> @llvm.masked.gather.v4i64.v4p0(<4 x ptr> %gp{q}_{t}, i32 8, "
@@ -791,7 +803,7 @@ def _vector_steps_intrinsic(variant, groups):
         bits = out.dtype.bitwidth
         if (fused and bits != 32) or (nibble and bits not in (16, 32)):
             return None
-        split = "_split" if DECODE_SPLIT_LOOKUPS and VECTOR_WIDTH == GROUP_LANES else ""
+        split = "_split" if DECODE_SPLIT_LOOKUPS else ""
         name = f"spherecodec_rans{GROUP_LANES * groups}_decode_{variant}_u{bits}{split}"
         sig = types.int64(stream, bounds, table, precision, out, steps, states, raw, extra)
 
