@@ -275,7 +275,7 @@ class DiveAdapter:
                              f"<= dim_in = {self.dim_in}; lower nested")
         if not labelled and (early_stopping != "best" or epoch_callback is not None or dropout
                              or nested != 1):
-            raise ValueError("early_stopping=, epoch_callback=, dropout= and nested= are the labelled "
+            raise ValueError("early_stopping=, epoch_callback=, nested= and dropout= are the labelled "
                              "mode's (queries=)")
         if labelled:
             margin = mode["margin"] if margin is None else margin
