@@ -132,6 +132,24 @@ def test_dropout_acts_in_training_only_and_is_seeded(sample):
         DiveAdapter(32, 8).fit(train_d, dropout=0.1, **TINY)
 
 
+def test_nested_output_trains_a_wider_head_and_keeps_its_prefix(sample):
+    train_d, train_q, corpus, _ = sample
+    fit = lambda nested: DiveAdapter(32, 8, heads=2, hidden=16, seed=1).fit(  # noqa: E731
+        train_d, queries=train_q, positives=np.arange(500), nested=nested, **{**FAST, "epochs": 1})
+    plain, nested, again = fit(1), fit(2), fit(2)
+    # the kept columns start where the plain fit starts (epoch 0 is scored on them alone) ...
+    assert nested.history[0]["val_ndcg@10"] == pytest.approx(plain.history[0]["val_ndcg@10"], abs=1e-6)
+    # ... but training also pulls on the 8 extra columns, which are not kept
+    assert nested.params["head_w"].shape == plain.params["head_w"].shape == (2, 32, 8)
+    assert nested.history[1]["loss"] > plain.history[1]["loss"]  # two widths' losses
+    assert nested.weights_hash() == again.weights_hash() != plain.weights_hash()
+    assert np.abs(nested.transform(corpus) - nested.torch_transform(corpus)).max() < 1e-5
+    with pytest.raises(ValueError, match="nested=5 needs nested x dim_out = 40 <= dim_in = 32"):
+        fit(5)
+    with pytest.raises(ValueError, match="nested= and dropout= are the labelled mode's"):
+        DiveAdapter(32, 8).fit(train_d, nested=2, **TINY)
+
+
 def test_several_relevant_docs_per_query(sample):
     train_d, train_q, _, _ = sample
     # queries 0..199 each relevant to their own doc and to doc i + 200 (an unrelated one)

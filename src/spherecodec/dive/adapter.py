@@ -139,6 +139,20 @@ class DiveAdapter:
             "head_b": np.zeros((self.heads, k), np.float32),
         }
 
+    def _nested_heads(self, x, nested):
+        """The extra head columns of ``fit(..., nested=)``: PCA directions ``dim_out`` to
+        ``nested`` x ``dim_out`` of ``x`` (or random ones with ``init="random"``), with the
+        heads' noise from a generator of its own (the kept columns' start is unchanged)."""
+        d, k = self.dim_in, self.dim_out
+        wide = k * nested
+        rng = np.random.default_rng([self.seed, nested])
+        if self.init == "pca":
+            basis = pca_basis(x, wide)[:, k:]
+        else:
+            basis = np.linalg.qr(rng.standard_normal((d, wide)))[0][:, k:]
+        noise = rng.standard_normal((self.heads, d, wide - k)) * self.init_noise / np.sqrt(d)
+        return (basis[None] + noise).astype(np.float32)
+
     def weights_hash(self):
         """sha256 (hex) of the configuration and every weight: names the adapter in blobs."""
         digest = hashlib.sha256()
@@ -177,7 +191,7 @@ class DiveAdapter:
             nt_xent_weight=None, temperature=None, kl_weight=1.0, kl_temperature=0.05, neighbours=10,
             candidate_depth=30, random_candidates=512, hard_negatives=20, teacher_margin=1.0,
             steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True,
-            early_stopping="best", epoch_callback=None, dropout=0.0):
+            early_stopping="best", epoch_callback=None, dropout=0.0, nested=1):
         """Train on frozen ``embeddings`` (rows, dim_in); returns ``self``.
 
         With ``triplets`` (query, positive, negative) or ``pairs`` (query, positive) index
@@ -194,7 +208,10 @@ class DiveAdapter:
         ``early_stopping`` ("best" or "smoothed": best centred 3-epoch mean of the held-out
         nDCG@10) picks the kept epoch; ``epoch_callback(record, weights)`` sees every epoch.
         ``dropout`` (labelled mode only) drops the residual MLP's hidden activations while
-        training (inference never drops).
+        training (inference never drops). ``nested`` (labelled mode only; default 1: off) trains
+        the heads at ``nested`` x ``dim_out`` columns with the losses on the first ``dim_out``
+        (the kept output) plus, at equal weight, on the full width (a Matryoshka-style
+        auxiliary output, started from the wider PCA); only the first ``dim_out`` are kept.
 
         Settings left at None (``steps_per_epoch`` at "auto") take the mode's default
         (``_MODE_DEFAULTS``): labelled 8 full epochs of 512 pairs, MLP lr 1e-4, heads 1e-3,
@@ -252,9 +269,14 @@ class DiveAdapter:
         if not isinstance(dropout, (int, float, np.floating)) or isinstance(dropout, bool) \
                 or not 0 <= float(dropout) < 1:
             raise ValueError(f"dropout must be a number in [0, 1), not {dropout!r}")
-        if not labelled and (early_stopping != "best" or epoch_callback is not None or dropout):
-            raise ValueError("early_stopping=, epoch_callback= and dropout= are the labelled mode's "
-                             "(queries=)")
+        nested = _positive_int("nested", nested)
+        if nested > 1 and self.dim_out * nested > self.dim_in:
+            raise ValueError(f"nested={nested} needs nested x dim_out = {nested * self.dim_out} "
+                             f"<= dim_in = {self.dim_in}; lower nested")
+        if not labelled and (early_stopping != "best" or epoch_callback is not None or dropout
+                             or nested != 1):
+            raise ValueError("early_stopping=, epoch_callback=, nested= and dropout= are the labelled "
+                             "mode's (queries=)")
         if labelled:
             margin = mode["margin"] if margin is None else margin
             if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
@@ -263,6 +285,7 @@ class DiveAdapter:
             q, pair_q, pair_d = labelled_pairs(x, queries, positives, self.dim_in)
             hard_negatives = _positive_int("hard_negatives", hard_negatives)
             self.params = self._initial_params(np.concatenate([x, q]))
+            nested_head_w = None if nested == 1 else self._nested_heads(np.concatenate([x, q]), nested)
             from ._train import train_dive_labelled  # needs torch, an optional dependency: imported on use
 
             self.params, self.history = train_dive_labelled(
@@ -271,7 +294,8 @@ class DiveAdapter:
                 patience=patience, nt_xent_weight=nt_xent_weight, temperature=temperature,
                 hard_negatives=hard_negatives, symmetric=bool(symmetric), margin=float(margin),
                 steps_per_epoch=steps_per_epoch, threads=threads, progress=progress,
-                early_stopping=early_stopping, epoch_callback=epoch_callback, dropout=float(dropout))
+                early_stopping=early_stopping, epoch_callback=epoch_callback, dropout=float(dropout),
+                nested_head_w=nested_head_w)
             self.fitted = True
             return self
         if margin is not None:
