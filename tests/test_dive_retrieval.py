@@ -275,3 +275,19 @@ def test_retrieval_bench_on_a_set_directory(tmp_path, sample, capsys):
     table = open(paths[0]).read()
     assert "| linear |" in table and "±" in table
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["retrieval.md", "retrieval.json", "retrieval.png"]
+
+
+def test_the_mlp_width_follows_the_mode_unless_given(sample):
+    # hidden=None: 2048 until a fit, 4096 for a labelled fit, 2048 for a self-supervised one;
+    # a given width is kept in both modes, and the config rebuilds the fitted adapter
+    train_d, train_q, _, _ = sample
+    a = DiveAdapter(32, 8, heads=2, seed=3)
+    assert a.hidden == 2048 and a.params["w1"].shape == (32, 2048)
+    a.fit(train_d, queries=train_q, positives=np.arange(500), **{**FAST, "epochs": 1})
+    assert a.hidden == 4096 and a.params["w1"].shape == (32, 4096)
+    assert DiveAdapter(**a.get_config()).hidden == 4096
+    a.fit(train_d, **{**FAST, "epochs": 1})
+    assert a.hidden == 2048 and a.params["w1"].shape == (32, 2048)
+    given = DiveAdapter(32, 8, heads=2, hidden=24, seed=3)
+    given.fit(train_d, queries=train_q, positives=np.arange(500), **{**FAST, "epochs": 1})
+    assert given.hidden == 24 and given.params["w1"].shape == (32, 24)

@@ -19,6 +19,9 @@ _MODE_DEFAULTS = {
     "labelled": dict(epochs=8, batch_size=512, lr=1e-4, head_lr=1e-3, nt_xent_weight=1.0,
                      temperature=0.05, steps_per_epoch=None, val_fraction=0.05, margin=0.1),
 }
+#: the residual MLP's width when the constructor is not given one, by the mode ``fit`` runs:
+#: labelled fits chose 4096 on held-out training pairs (docs/dive.md, "More capacity")
+_DEFAULT_HIDDEN = {"self-supervised": 2048, "labelled": 4096}
 
 
 def _positive_int(name, value, minimum=1):
@@ -66,8 +69,10 @@ class DiveAdapter:
         Input (frozen) and reduced dimensions, ``dim_out <= dim_in``.
     heads : int
         Projection heads (the implicit view ensemble).
-    hidden : int
-        Width of the residual MLP ``x + Linear(GELU(LayerNorm(Linear(x))))``.
+    hidden : int or None
+        Width of the residual MLP ``x + Linear(GELU(LayerNorm(Linear(x))))``. None
+        (default): 4096 for a labelled fit, 2048 otherwise (``fit`` settles it; until then
+        2048).
     margin : float
         Hinge triplet margin (an upper bound on the per-triplet margin when self-supervised).
     seed : int
@@ -79,14 +84,15 @@ class DiveAdapter:
         Standard deviation of the per-head perturbation of the initial basis.
     """
 
-    def __init__(self, dim_in, dim_out, *, heads=4, hidden=2048, margin=0.2, seed=0, init="pca",
+    def __init__(self, dim_in, dim_out, *, heads=4, hidden=None, margin=0.2, seed=0, init="pca",
                  init_noise=0.01):
         self.dim_in = _positive_int("dim_in", dim_in)
         self.dim_out = _positive_int("dim_out", dim_out)
         if self.dim_out > self.dim_in:
             raise ValueError(f"dim_out={dim_out} exceeds dim_in={dim_in}: DIVE reduces")
         self.heads = _positive_int("heads", heads)
-        self.hidden = _positive_int("hidden", hidden)
+        self._hidden_given = hidden is not None
+        self.hidden = _DEFAULT_HIDDEN["self-supervised"] if hidden is None else _positive_int("hidden", hidden)
         if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
                 or not 0 < float(margin) < 2:
             raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
@@ -116,6 +122,12 @@ class DiveAdapter:
     def n_parameters(self):
         """Number of trained scalars."""
         return int(sum(v.size for v in self.params.values()))
+
+    def _settle_hidden(self, mode):
+        # the MLP width of a fit in ``mode`` when the constructor was not given one (set
+        # just before the weights it shapes, so that a refused fit leaves the adapter as it was)
+        if not self._hidden_given:
+            self.hidden = _DEFAULT_HIDDEN[mode]
 
     def _initial_params(self, x):
         """Seeded initial weights: torch-default-like uniform first layer, zero last layer
@@ -284,6 +296,7 @@ class DiveAdapter:
                 raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
             q, pair_q, pair_d = labelled_pairs(x, queries, positives, self.dim_in)
             hard_negatives = _positive_int("hard_negatives", hard_negatives)
+            self._settle_hidden("labelled")
             self.params = self._initial_params(np.concatenate([x, q]))
             nested_head_w = None if nested == 1 else self._nested_heads(np.concatenate([x, q]), nested)
             from ._train import train_dive_labelled  # needs torch, an optional dependency: imported on use
@@ -307,6 +320,7 @@ class DiveAdapter:
             triplets = self._pairs_to_triplets(x, pairs)
         elif triplets is not None:
             triplets = _index_arrays(triplets, 3, x.shape[0], "triplets")
+        self._settle_hidden("self-supervised")
         self.params = self._initial_params(x)
         from ._train import train_dive  # needs torch, an optional dependency: imported on use
 
