@@ -186,6 +186,22 @@ _HALVES = (", ".join(f"i32 {k}" for k in range(8)), ", ".join(f"i32 {k}" for k i
 _EVEN_ODD = (", ".join(f"i32 {2 * k}" for k in range(16)), ", ".join(f"i32 {2 * k + 1}" for k in range(16)))
 
 
+def _ir_scalar_lookups(add, tag, index, index_type, first, count, table):
+    """IR loading the u64 ``table[index[first + k]]`` for ``k < count`` one by one (``index``:
+    an i32 vector of ``index_type``) into a ``<count x i64>``; returns its name. The
+    decoders' split lookups (``DECODE_SPLIT_LOOKUPS``); ``tag`` keeps the names apart."""
+    built = "poison"
+    for k in range(count):
+        t = f"{k}_{tag}"
+        add(f"  %hi{t} = extractelement {index_type} {index}, i32 {first + k}")
+        add(f"  %hz{t} = zext i32 %hi{t} to i64")
+        add(f"  %hp{t} = getelementptr i64, ptr %{table}, i64 %hz{t}")
+        add(f"  %he{t} = load i64, ptr %hp{t}, align 8")
+        add(f"  %hv{t} = insertelement <{count} x i64> {built}, i64 %he{t}, i32 {k}")
+        built = f"%hv{t}"
+    return built
+
+
 def _ir_gather_pairs(add, g, index, table, low, high, split=False):
     """IR gathering the u64 ``table[index]`` of 16 lanes (``%{index}{g}``, i32) as two
     8-lane gathers, their low halves into ``%{low}{g}`` and high halves into ``%{high}{g}``
@@ -193,15 +209,7 @@ def _ir_gather_pairs(add, g, index, table, low, high, split=False):
     ``split``: lanes 8-15 load theirs one by one instead (``DECODE_SPLIT_LOOKUPS``)."""
     for h, part in enumerate(_HALVES):
         if split and h == 1:
-            built = "poison"
-            for k in range(8):
-                t = f"{k}_{g}"
-                add(f"  %hi{t} = extractelement <16 x i32> %{index}{g}, i32 {8 + k}")
-                add(f"  %hz{t} = zext i32 %hi{t} to i64")
-                add(f"  %hp{t} = getelementptr i64, ptr %{table}, i64 %hz{t}")
-                add(f"  %he{t} = load i64, ptr %hp{t}, align 8")
-                add(f"  %hv{t} = insertelement <8 x i64> {built}, i64 %he{t}, i32 {k}")
-                built = f"%hv{t}"
+            built = _ir_scalar_lookups(add, g, f"%{index}{g}", "<16 x i32>", 8, 8, table)
             add(f"  %gd{h}_{g} = bitcast <8 x i64> {built} to <16 x i32>")
             continue
         add(f"  %gi{h}_{g} = shufflevector <16 x i32> %{index}{g}, <16 x i32> poison, <8 x i32> <{part}>")
@@ -692,15 +700,7 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
         add(f"  %i{t} = and {v8} %x{t}, %mv")
         for q, part in enumerate(quads):
             if q == 1 and DECODE_SPLIT_LOOKUPS:  # lanes 4-7 by scalar loads (DECODE_SPLIT_LOOKUPS)
-                built = "poison"
-                for k in range(4):
-                    u = f"{k}_{t}"
-                    add(f"  %hi{u} = extractelement {v8} %i{t}, i32 {4 + k}")
-                    add(f"  %hz{u} = zext i32 %hi{u} to i64")
-                    add(f"  %hp{u} = getelementptr i64, ptr %table, i64 %hz{u}")
-                    add(f"  %he{u} = load i64, ptr %hp{u}, align 8")
-                    add(f"  %hv{u} = insertelement <4 x i64> {built}, i64 %he{u}, i32 {k}")
-                    built = f"%hv{u}"
+                built = _ir_scalar_lookups(add, t, f"%i{t}", v8, 4, 4, "table")
                 add(f"  %gd{q}_{t} = bitcast <4 x i64> {built} to {v8}")
                 continue
             add(f"  %gi{q}_{t} = shufflevector {v8} %i{t}, {v8} poison, <4 x i32> <{part}>")
