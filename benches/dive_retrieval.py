@@ -54,6 +54,26 @@ def validation_split(n_pairs, n_val=VALIDATION_PAIRS, seed=VALIDATION_SEED):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def validation_set(data):
+    """(train queries, train docs, fit rows, validation rows, qrels of the validation queries
+    among all the training docs) of the validation protocol. The training files only:
+    nothing of the test split is read."""
+    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
+                        for prefix in ("train-queries", "train-docs"))
+    fit_rows, val_rows = validation_split(len(train_q))
+    return train_q, train_d, fit_rows, val_rows, [{int(r): 1} for r in val_rows]  # row in train_d
+
+
+def fit_on_training_pairs(train_q, train_d, fit_rows, k, seed, threads, ctor, **fit):
+    """DIVE (constructor keywords ``ctor``, ``fit`` keywords ``fit``) fitted on the fit rows'
+    pairs: (adapter, wall seconds, CPU seconds)."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    a = DiveAdapter(train_q.shape[1], k, seed=seed, **ctor).fit(
+        train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
+        threads=threads, progress=False, **fit)
+    return a, time.perf_counter() - t0, time.process_time() - cpu0
+
+
 def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
     """DIVE's held-out quality per (dims, heads, seed) on the training pairs only.
 
@@ -61,21 +81,14 @@ def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
     relevant docs among 10,500 docs the adapter trained on: a 12,000-doc corpus, near the
     test corpus's 20,000) and, as a check, among the 1,500 unseen validation docs only.
     """
-    # the training files only: nothing of the test split is read
-    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
-                        for prefix in ("train-queries", "train-docs"))
-    fit_rows, val_rows = validation_split(len(train_q))
-    qrels_all = [{int(r): 1} for r in val_rows]                 # row in train_d
+    train_q, train_d, fit_rows, val_rows, qrels_all = validation_set(data)
     qrels_unseen = [{i: 1} for i in range(len(val_rows))]       # row in train_d[val_rows]
     rows = []
     for k in dims:
         for heads in heads_list:
             for seed in seeds:
-                t0, cpu0 = time.perf_counter(), time.process_time()
-                a = DiveAdapter(train_q.shape[1], k, heads=heads, seed=seed).fit(
-                    train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
-                    threads=threads, progress=False)
-                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                a, wall, cpu = fit_on_training_pairs(train_q, train_d, fit_rows, k, seed, threads,
+                                                     {"heads": heads})
                 zq, zd = a.transform(train_q[val_rows]), a.transform(train_d)
                 m_all = ranking_metrics(zq, zd, qrels_all)
                 m_unseen = ranking_metrics(zq, zd[val_rows], qrels_unseen)
@@ -115,20 +128,13 @@ def parse_config(spec):
 def validate_configs(data, specs, dims, seeds, threads=1, log=print):
     """DIVE's validation nDCG@10 (the heads protocol: training pairs only) per (dims, config,
     seed); configs are ``parse_config`` specs, one fit at a time."""
-    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
-                        for prefix in ("train-queries", "train-docs"))
-    fit_rows, val_rows = validation_split(len(train_q))
-    qrels_all = [{int(r): 1} for r in val_rows]
+    train_q, train_d, fit_rows, val_rows, qrels_all = validation_set(data)
     rows = []
     for k in dims:
         for spec in specs:
             name, ctor, fit = parse_config(spec)
             for seed in seeds:
-                t0, cpu0 = time.perf_counter(), time.process_time()
-                a = DiveAdapter(train_q.shape[1], k, seed=seed, **ctor).fit(
-                    train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
-                    threads=threads, progress=False, **fit)
-                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                a, wall, cpu = fit_on_training_pairs(train_q, train_d, fit_rows, k, seed, threads, ctor, **fit)
                 m_all = ranking_metrics(a.transform(train_q[val_rows]), a.transform(train_d), qrels_all)
                 best = max(a.history, key=lambda r: r.get("val_ndcg@10", -1))
                 row = {"dims": k, "config": name, "constructor": ctor, "fit": fit, "seed": seed,
@@ -193,20 +199,14 @@ def validate_stopping(data, dims, seeds, rules=("best", "smoothed"), threads=1, 
     """Early-stopping rules on the training pairs only (the heads protocol): one untruncated
     fit per (dims, seed), every epoch's weights scored on the validation queries; each rule
     keeps the epoch it would have kept."""
-    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
-                        for prefix in ("train-queries", "train-docs"))
-    fit_rows, val_rows = validation_split(len(train_q))
-    qrels_all = [{int(r): 1} for r in val_rows]
+    train_q, train_d, fit_rows, val_rows, qrels_all = validation_set(data)
     rows = []
     for k in dims:
         for seed in seeds:
             snapshots = []
-            t0, cpu0 = time.perf_counter(), time.process_time()
-            a = DiveAdapter(train_q.shape[1], k, seed=seed).fit(
-                train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
-                patience=None, threads=threads, progress=False,
+            a, wall, cpu = fit_on_training_pairs(
+                train_q, train_d, fit_rows, k, seed, threads, {}, patience=None,
                 epoch_callback=lambda record, weights: snapshots.append(weights))
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             per_epoch = []
             for weights in snapshots:
                 a.params = weights
