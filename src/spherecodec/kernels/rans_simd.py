@@ -375,12 +375,16 @@ def _encode_scalar_steps(values, shift, table, precision, scratch, x, starts, gr
             if i < n:
                 g = j // GROUP_LANES
                 x[j], starts[g] = encode_step(x[j], table[values[i] >> shift], precision, scratch, starts[g])
+    # unsigned indices and a shift of the values' own type spare Numba's negative-index
+    # code: the generic build's steps (what ARM runs) 3.1 -> 2.7 ns per value
+    shift = values.dtype.type(shift)
     for s in range(full - 1, first - 1, -1):
-        base = s * lanes
         for g in range(groups - 1, -1, -1):
             p = starts[g]
-            for j in range(GROUP_LANES * (g + 1) - 1, GROUP_LANES * g - 1, -1):
-                x[j], p = encode_step(x[j], table[values[base + j] >> shift], precision, scratch, p)
+            base = _U(s * lanes + GROUP_LANES * g)
+            for j in range(GROUP_LANES - 1, -1, -1):
+                k = GROUP_LANES * g + j
+                x[k], p = encode_step(x[k], table[values[base + _U(j)] >> shift], precision, scratch, p)
             starts[g] = p
 
 
