@@ -59,16 +59,76 @@ def _context(p, gain, offset, buckets, base):
     return base
 
 
+#: columns of predictions updated per pass: a block's tile of them (16 rows x 128 floats,
+#: 8 KiB) and the coefficient rows' slices stay in L1 while every earlier coordinate's term
+#: is added, instead of streaming whole rows of predictions (3 KiB each at d = 768) per term
+TILE = 128
+
+
 @njit(inline="always")
-def _update(pred, r, coef, k, xk, d):
-    # the one place predictions are accumulated: encoder and decoder both come here.
-    # Unsigned indices (and no row views, whose reference counts cost) spare Numba's
-    # negative-index checks, which would stop LLVM from vectorising the loop; each lane
-    # still does its own multiply, then its own add.
+def _update_range(pred, r, coef, k, xk, lo, hi):
+    # the term of coordinate k added to columns lo .. hi - 1 of row r (one add each)
     ur = _U(r)
     uk = _U(k)
-    for jj in range(uk + _U(1), _U(d)):
+    for jj in range(_U(lo), _U(hi)):
         pred[ur, jj] += coef[uk, jj] * xk
+
+
+@njit(inline="always")
+def _update_quad(pred, r, coef, k, x0, x1, x2, x3, lo, hi):
+    # the terms of coordinates k .. k + 3, in that order, added to columns lo .. hi - 1 of
+    # row r: each element still gets four separate multiply-then-add steps in order, with
+    # one load and one store of the prediction instead of four
+    ur = _U(r)
+    uk = _U(k)
+    for jj in range(_U(lo), _U(hi)):
+        pred[ur, jj] = (((pred[ur, jj] + coef[uk, jj] * x0) + coef[uk + _U(1), jj] * x1)
+                        + coef[uk + _U(2), jj] * x2) + coef[uk + _U(3), jj] * x3
+
+
+@njit(inline="always")
+def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
+    """Add the terms of coordinates ``k0 .. k1 - 1``, in that order, to the columns
+    ``lo .. hi - 1`` of rows ``r0 .. r1 - 1`` of ``values``, whose predictions are the
+    rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Four
+    coordinates per pass over the rows, so their coefficient slices serve the whole block."""
+    k = k0
+    while k + 4 <= k1:
+        for r in range(r0, r1):
+            _update_quad(pred, r - p0, coef, k, _sanitize(values[r, k]), _sanitize(values[r, k + 1]),
+                         _sanitize(values[r, k + 2]), _sanitize(values[r, k + 3]), lo, hi)
+        k += 4
+    while k < k1:
+        for r in range(r0, r1):
+            _update_range(pred, r - p0, coef, k, _sanitize(values[r, k]), lo, hi)
+        k += 1
+
+
+@njit(inline="always")
+def _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1):
+    """Within the tile ``t0 .. t1 - 1`` (rows as in ``_add_terms``): each column ``j``
+    there gets the terms of the tile's coordinates ``t0 .. min(j, K) - 1`` in order."""
+    kend = min(K, t1 - 1)
+    k = t0
+    while k < kend:
+        if k + 4 <= kend:
+            for r in range(r0, r1):
+                p = r - p0
+                # the columns k + 1 .. k + 3 take the first one to three of the four terms
+                x0 = _sanitize(values[r, k])
+                x1 = _sanitize(values[r, k + 1])
+                x2 = _sanitize(values[r, k + 2])
+                x3 = _sanitize(values[r, k + 3])
+                pred[p, k + 1] += coef[k, k + 1] * x0
+                pred[p, k + 2] = (pred[p, k + 2] + coef[k, k + 2] * x0) + coef[k + 1, k + 2] * x1
+                pred[p, k + 3] = (((pred[p, k + 3] + coef[k, k + 3] * x0) + coef[k + 1, k + 3] * x1)
+                                  + coef[k + 2, k + 3] * x2)
+                _update_quad(pred, p, coef, k, x0, x1, x2, x3, k + 4, t1)
+            k += 4
+        else:
+            for r in range(r0, r1):
+                _update_range(pred, r - p0, coef, k, _sanitize(values[r, k]), k + 1, t1)
+            k += 1
 
 
 @njit(nogil=True, cache=True)
@@ -82,23 +142,14 @@ def predict_rows(values, coef, bias, pred):
     K = min(coef.shape[0], d)
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
-        for r in range(r0, r1):
-            for j in range(d):
-                pred[r, j] = bias[j]
-        # a block of rows shares each coefficient row while it sits in L1; coordinates go
-        # in pairs as in decode_contexts (the same operations in the same order)
-        k = 0
-        while k < K:
-            if k + 1 < K:
-                for r in range(r0, r1):
-                    xk = _sanitize(values[r, k])
-                    pred[r, k + 1] += coef[k, k + 1] * xk
-                    _update_pair(pred, r, coef, k, xk, _sanitize(values[r, k + 1]), d)
-                k += 2
-            else:
-                for r in range(r0, r1):
-                    _update(pred, r, coef, k, _sanitize(values[r, k]), d)
-                k += 1
+        for t0 in range(0, d, TILE):
+            t1 = min(d, t0 + TILE)
+            for r in range(r0, r1):
+                for j in range(t0, t1):
+                    pred[r, j] = bias[j]
+            # earlier tiles' coordinates first, then the tile's own, each in order
+            _add_terms(pred, values, r0, r1, 0, coef, 0, min(K, t0), t0, t1)
+            _add_triangle(pred, values, r0, r1, 0, coef, t0, K, t1)
 
 
 @njit(nogil=True, cache=True)
@@ -167,16 +218,6 @@ def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, l
 
 
 @njit(inline="always")
-def _update_pair(pred, r, coef, k, xk, xk1, d):
-    # _update for k then k + 1, over the coordinates after k + 1: the same operations in
-    # the same order for every element
-    ur = _U(r)
-    uk = _U(k)
-    for jj in range(uk + _U(2), _U(d)):
-        pred[ur, jj] = (pred[ur, jj] + coef[uk, jj] * xk) + coef[uk + _U(1), jj] * xk1
-
-
-@njit(inline="always")
 def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buckets, slot_table,
                    slot_symbol, precision, mask, stream, last, raw, nibbles, out):
     """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block); lane = row in block % 4."""
@@ -232,32 +273,57 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
     nibbles = 2 * total
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
-        for r in range(r0, r1):
-            for j in range(d):
-                pred[r - r0, j] = bias[j]
-        j = 0
-        while j < d:
-            x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base,
-                                                 buckets, slot_table, slot_symbol, precision, mask,
-                                                 stream, last, raw, nibbles, out)
-            if j + 1 < K and j + 1 < d:
-                # two coordinates per pass over the predictions: column j + 1 gets x_j's
-                # term first, is decoded, then the rest take both terms in the same order
-                # (x_j's, then x_{j+1}'s) as _update would, with half the loads and stores
-                c01 = coef[j, j + 1]
-                for r in range(r0, r1):
-                    pred[r - r0, j + 1] += c01 * _sanitize(fout[r, j])
-                x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 1, r0, r1, pred, gain, offset,
-                                                     base, buckets, slot_table, slot_symbol, precision, mask,
+        for t0 in range(0, d, TILE):
+            t1 = min(d, t0 + TILE)
+            for r in range(r0, r1):
+                for j in range(t0, t1):
+                    pred[r - r0, j] = bias[j]
+            # the terms of the earlier tiles' (decoded) coordinates, then the tile's own as
+            # they are decoded: every prediction takes its terms in coordinate order
+            _add_terms(pred, fout, r0, r1, r0, coef, 0, min(K, t0), t0, t1)
+            j = t0
+            while j < t1:
+                if j + 4 <= min(K, t1):
+                    # four coordinates: each of j + 1 .. j + 3 gets the earlier ones' terms
+                    # just before it is decoded, the rest of the tile all four in one pass
+                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset,
+                                                         base, buckets, slot_table, slot_symbol, precision,
+                                                         mask, stream, last, raw, nibbles, out)
+                    c01 = coef[j, j + 1]
+                    for r in range(r0, r1):
+                        pred[r - r0, j + 1] += c01 * _sanitize(fout[r, j])
+                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 1, r0, r1, pred, gain, offset,
+                                                         base, buckets, slot_table, slot_symbol, precision,
+                                                         mask, stream, last, raw, nibbles, out)
+                    c02 = coef[j, j + 2]
+                    c12 = coef[j + 1, j + 2]
+                    for r in range(r0, r1):
+                        pred[r - r0, j + 2] = ((pred[r - r0, j + 2] + c02 * _sanitize(fout[r, j]))
+                                               + c12 * _sanitize(fout[r, j + 1]))
+                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 2, r0, r1, pred, gain, offset,
+                                                         base, buckets, slot_table, slot_symbol, precision,
+                                                         mask, stream, last, raw, nibbles, out)
+                    c03 = coef[j, j + 3]
+                    c13 = coef[j + 1, j + 3]
+                    c23 = coef[j + 2, j + 3]
+                    for r in range(r0, r1):
+                        pred[r - r0, j + 3] = (((pred[r - r0, j + 3] + c03 * _sanitize(fout[r, j]))
+                                                + c13 * _sanitize(fout[r, j + 1])) + c23 * _sanitize(fout[r, j + 2]))
+                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 3, r0, r1, pred, gain, offset,
+                                                         base, buckets, slot_table, slot_symbol, precision,
+                                                         mask, stream, last, raw, nibbles, out)
+                    for r in range(r0, r1):
+                        _update_quad(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]),
+                                     _sanitize(fout[r, j + 2]), _sanitize(fout[r, j + 3]), j + 4, t1)
+                    j += 4
+                    continue
+                x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base,
+                                                     buckets, slot_table, slot_symbol, precision, mask,
                                                      stream, last, raw, nibbles, out)
-                for r in range(r0, r1):
-                    _update_pair(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]), d)
-                j += 2
-                continue
-            if j < K:
-                for r in range(r0, r1):
-                    _update(pred, r - r0, coef, j, _sanitize(fout[r, j]), d)
-            j += 1
+                if j < K:
+                    for r in range(r0, r1):
+                        _update_range(pred, r - r0, coef, j, _sanitize(fout[r, j]), j + 1, t1)
+                j += 1
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
