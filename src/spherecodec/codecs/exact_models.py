@@ -92,7 +92,7 @@ class Model:
         self.base = cls.astype(np.int64) * buckets
         self.precision = precision
         self.freq = freq            # (contexts, 4096) int64, each row sums to 2**precision or 0
-        self._cum = None            # the encoder's cumulative frequencies, made when needed
+        self._entries = None        # the encoder's tables (kernels.predict.encoder_tables), made when needed
         self._slots = None
         self._cache = None
 
@@ -177,7 +177,7 @@ class Model:
         # the contexts of the fitted rows, for their chunks; a weak reference to the rows, so
         # that a state kept after the encode (spherecodec.fit) does not keep the array alive
         model._cache = (weakref.ref(rows), ctx)
-        model._cumulative()  # before the chunks are coded in threads
+        model._encoder_tables()  # before the chunks are coded in threads
         return model
 
     # -- shared section ----------------------------------------------------------------
@@ -262,12 +262,12 @@ class Model:
         model._slots = (slot_table, slot_symbol)
         return model
 
-    def _cumulative(self):
-        if self._cum is None:
-            cum = np.zeros_like(self.freq)
-            cum[:, 1:] = np.cumsum(self.freq, axis=1)[:, :-1]
-            self._cum = cum
-        return self._cum
+    def _encoder_tables(self):
+        if self._entries is None:
+            entries = np.empty(self.freq.shape, dtype=np.uint64)
+            _pk.encoder_tables(self.freq, entries)
+            self._entries = entries
+        return self._entries
 
     # -- chunks ------------------------------------------------------------------------
     def _contexts(self, rows):
@@ -300,13 +300,8 @@ class Model:
         bits = rows.view(np.uint32)
         total = n * d
         ctx = self._contexts(rows)
-        symbols = np.empty(total, dtype=np.uint16)
-        contexts = np.empty(total, dtype=np.uint8)
-        lanes = np.empty(total, dtype=np.uint8)
-        _pk.stream_order(bits, ctx, symbols, contexts, lanes)
         body = np.empty(2 * total + 16, dtype=np.uint8)
-        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self._cumulative(), self.precision,
-                                    body)
+        start = _pk.encode_contexts(bits, ctx, self._encoder_tables(), self.precision, body)
         if start < 0:
             return None
         nraw = raw_size(total, RAW_BITS)

@@ -27,8 +27,9 @@ coder's steps, constants and status codes are ``kernels.rans_core``'s.
 import numpy as np
 from numba import njit
 
-from .rans_core import (FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
-                        decode_step, encode_step_divide, flush_state, merge_float32, read_state)
+from .rans_core import (ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT,
+                        STATUS_OK, decode_step, encode_step, encoder_entry, flush_state, merge_float32,
+                        read_state)
 
 BLOCK_ROWS = 16
 #: the head symbol of a float32 is its top bits, above the raw ones (rans_core's split)
@@ -162,21 +163,6 @@ def contexts_of(pred, gain, offset, base, buckets, ctx):
 
 
 @njit(nogil=True, cache=True)
-def stream_order(bits, ctx, symbols, contexts, lanes):
-    """Head symbols, contexts and rANS lanes of a chunk (rows x d) in stream order."""
-    n, d = bits.shape
-    i = 0
-    for r0 in range(0, n, BLOCK_ROWS):
-        r1 = min(n, r0 + BLOCK_ROWS)
-        for j in range(d):
-            for r in range(r0, r1):
-                symbols[i] = bits[r, j] >> HEAD_SHIFT
-                contexts[i] = ctx[r, j]
-                lanes[i] = (r - r0) & 3
-                i += 1
-
-
-@njit(nogil=True, cache=True)
 def context_histogram(values, ctx, counts):
     """Add the head symbols of ``values`` (uint32) to ``counts[ctx, symbol]``."""
     n, d = values.shape
@@ -186,27 +172,51 @@ def context_histogram(values, ctx, counts):
 
 
 @njit(nogil=True, cache=True)
-def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
-    """rANS-encode ``symbols``, symbol ``i`` with table ``contexts[i]`` and state ``lanes[i]``.
+def encoder_tables(freq, entries):
+    """``entries[c, s]``: ``rans_core.encoder_entry`` of symbol ``s`` in context ``c``'s
+    table (``freq``: int64, contexts x alphabet, each row summing to 2**precision or 0)."""
+    for c in range(freq.shape[0]):
+        cum = 0
+        for s in range(freq.shape[1]):
+            entries[c, s] = encoder_entry(freq[c, s], cum)
+            cum += freq[c, s]
 
-    ``freq``/``cum`` are int64 (contexts x alphabet). The body fills ``out`` from its end
-    (``out`` needs ``2 * n + 16`` bytes); returns its start, or -1 when a symbol has no
-    frequency in its table (the caller then codes the chunk another way).
+
+@njit(nogil=True, cache=True)
+def encode_contexts(bits, ctx, entries, precision, out):
+    """rANS-encode the head symbols of a chunk (``bits``: uint32, rows x d), value
+    ``[r, j]`` with the table of context ``ctx[r, j]`` (``entries``: ``encoder_tables``),
+    in the stream order (blocks of ``BLOCK_ROWS`` rows; column by column; row ``r`` of a
+    block on state ``r % 4``), walked backwards as rANS encodes.
+
+    The body fills ``out`` from its end (``out`` needs ``2 * rows * d + 16`` bytes);
+    returns its start, or -1 when a symbol has no frequency in its table (the caller then
+    codes the chunk another way).
     """
-    n = symbols.size
+    n, d = bits.shape
     pos = out.size
-    xs = np.full(STATES, RANS_L, dtype=np.uint64)
-    for i in range(n - 1, -1, -1):
-        c = contexts[i]
-        s = symbols[i]
-        f = freq[c, s]
-        if f <= 0:
-            return -1
-        lane = lanes[i]
-        xs[lane], pos = encode_step_divide(xs[lane], _U(f), _U(cum[c, s]), precision, out, pos)
-    for j in range(STATES - 1, -1, -1):
-        pos = flush_state(xs[j], out, pos)
-    return pos
+    x0 = x1 = x2 = x3 = _U(RANS_L)
+    last_block = ((n - 1) // BLOCK_ROWS) * BLOCK_ROWS if n else 0
+    for r0 in range(last_block, -1, -BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for j in range(d - 1, -1, -1):
+            for r in range(r1 - 1, r0 - 1, -1):
+                e = entries[ctx[r, j], bits[r, j] >> HEAD_SHIFT]
+                if e & _U(ENTRY_MASK) == _U(0):
+                    return -1
+                lane = (r - r0) & 3
+                if lane == 0:
+                    x0, pos = encode_step(x0, e, precision, out, pos)
+                elif lane == 1:
+                    x1, pos = encode_step(x1, e, precision, out, pos)
+                elif lane == 2:
+                    x2, pos = encode_step(x2, e, precision, out, pos)
+                else:
+                    x3, pos = encode_step(x3, e, precision, out, pos)
+    pos = flush_state(x3, out, pos)
+    pos = flush_state(x2, out, pos)
+    pos = flush_state(x1, out, pos)
+    return flush_state(x0, out, pos)
 
 
 @njit(inline="always")
