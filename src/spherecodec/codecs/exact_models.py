@@ -64,6 +64,8 @@ _K_LAYOUT = (16, 2)
 RAW_BITS = _core.FLOAT32_RAW_BITS
 _FIT_ROWS = 4096
 _PROBE_ROWS = 1024
+#: columns per product when only the covariance's diagonal is needed (_covariance)
+_DIAGONAL_BLOCK = 32
 _HEAD = struct.Struct("<BBHHBBBB")
 _TABLE_BYTES_PER_SYMBOL = 3.0
 
@@ -122,7 +124,7 @@ class Model:
         m = max(1, sample.shape[0])
         mu = sample.mean(axis=0) if sample.size else np.zeros(d)
         centred = sample - mu
-        cov = centred.T @ centred / m
+        cov = _covariance(centred, m, max(_predictor_choices(level, d)))
         sd = np.sqrt(np.maximum(np.diag(cov), 0.0)) if d else np.zeros(0)
         probe = np.ascontiguousarray(rows[::max(1, n // _PROBE_ROWS)])
         probe_bits = probe.view(np.uint32)
@@ -367,6 +369,24 @@ def _quantized_predictor(cov, mu, K):
         _, counts = np.unique(upper, return_counts=True)
         bits = float(-(counts * np.log2(counts / upper.size)).sum()) + 24.0 * counts.size
     return coef, bias, bits
+
+
+def _covariance(centred, m, top):
+    """The covariance of the rows ``centred`` (divided by ``m``) as far as a predictor from
+    the first ``top`` coordinates reads it: its first ``top + 1`` rows and its diagonal
+    (the rest stays 0 when that is all; at level 3 it is 1/10 of the products). Each entry
+    is the one the full product gives, bit for bit (BLAS sums every entry in the same
+    order whatever the blocks: checked on the shared embeddings), so the model and the
+    bytes do not change."""
+    d = centred.shape[1]
+    if top + 1 + _DIAGONAL_BLOCK >= d:
+        return centred.T @ centred / m
+    cov = np.zeros((d, d))
+    cov[:top + 1] = centred[:, :top + 1].T @ centred / m
+    for b in range(top + 1, d, _DIAGONAL_BLOCK):
+        block = centred[:, b:b + _DIAGONAL_BLOCK]
+        cov[b:b + _DIAGONAL_BLOCK, b:b + _DIAGONAL_BLOCK] = block.T @ block / m
+    return cov
 
 
 def _probe_counts(pred, bits, gain, offset, colcls, buckets, classes):
