@@ -129,15 +129,33 @@ class Model:
         probe = np.ascontiguousarray(rows[::max(1, n // _PROBE_ROWS)])
         probe_bits = probe.view(np.uint32)
         scale = n / max(1, probe.shape[0])
-        zero = np.zeros(d)
 
-        def evaluate(pred, sr, coef_bits, centre, buckets, classes):
-            gain, offset, colcls = _context_params(centre, sd, sr, buckets, classes, d)
-            counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
-            coded, tables = _cost(counts)
-            return coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls)
+        def layout_costs(pred, sr, coef_bits, layouts):
+            """{(centre index, buckets, classes): (estimated bits, (buckets, classes, gain,
+            offset, colcls))} of the context layouts ``layouts`` (centre index, buckets,
+            classes). The probe's values are counted once per (centre, buckets) with the
+            most classes, and fewer classes are sums of those counts: the columns' class
+            ``i * classes // d`` by rank ``i`` is ``(i * 4 // d) // (4 // classes)``."""
+            top = max(classes for _, _, classes in layouts)
+            keys = sorted({(ci, buckets) for ci, buckets, _ in layouts})
+            params = {key: _context_params(centres[key[0]], sd, sr, key[1], top, d) for key in keys}
+            gains = np.stack([params[key][0] for key in keys])
+            offsets = np.stack([params[key][1] for key in keys])
+            counts = np.zeros((len(keys), top * max(key[1] for key in keys), _pk.ALPHABET), dtype=np.int64)
+            _pk.layout_histograms(pred, probe_bits, gains, offsets, np.array([key[1] for key in keys]),
+                                  params[keys[0]][2], counts)
+            out = {}
+            for ci, buckets, classes in layouts:
+                full = counts[keys.index((ci, buckets)), :top * buckets].reshape(classes, top // classes, buckets, -1)
+                coded, tables = _cost(full.sum(axis=1).reshape(classes * buckets, -1))
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, classes, d)
+                out[ci, buckets, classes] = (coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls))
+            return out
 
         # the predictor size first, with one context layout; then every layout for it
+        # buckets centred on 0 line up with the head symbol's sign; centred on the
+        # column mean they suit columns far from 0
+        centres = (np.zeros(d), mu)
         best = None
         probe64 = _sanitized64(probe)
         for K in _predictor_choices(level, d):
@@ -145,18 +163,17 @@ class Model:
             pred = np.empty(probe.shape, dtype=np.float32)
             _pk.predict_rows(probe, coef, bias, pred)
             sr = (probe64 - pred).std(axis=0) if probe.size else np.zeros(d)
-            cost, _ = evaluate(pred, sr, coef_bits, zero, *_K_LAYOUT)
+            cost, _ = layout_costs(pred, sr, coef_bits, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
                 best = (cost, coef, bias, pred, sr, coef_bits)
         _, coef, bias, pred, sr, coef_bits = best
         best = None
-        # buckets centred on 0 line up with the head symbol's sign; centred on the
-        # column mean they suit columns far from 0
-        for centre in (zero, mu):
-            for buckets, classes in CONTEXT_CHOICES:
-                cost, layout = evaluate(pred, sr, coef_bits, centre, buckets, classes)
-                if best is None or cost < best[0]:
-                    best = (cost, coef, bias) + layout
+        layouts = [(ci, buckets, classes) for ci in range(len(centres)) for buckets, classes in CONTEXT_CHOICES]
+        costs = layout_costs(pred, sr, coef_bits, layouts)
+        for key in layouts:  # in this order, so that a tie goes to the same layout as ever
+            cost, layout = costs[key]
+            if best is None or cost < best[0]:
+                best = (cost, coef, bias) + layout
         # the model's own fields, and what level 1 would spend: one table per ~1 MiB chunk
         fixed = 8.0 * (_HEAD.size + 13 * d)
         plain_counts = np.bincount((probe_bits >> _pk.HEAD_SHIFT).reshape(-1), minlength=_pk.ALPHABET)
@@ -387,14 +404,6 @@ def _covariance(centred, m, top):
         block = centred[:, b:b + _DIAGONAL_BLOCK]
         cov[b:b + _DIAGONAL_BLOCK, b:b + _DIAGONAL_BLOCK] = block.T @ block / m
     return cov
-
-
-def _probe_counts(pred, bits, gain, offset, colcls, buckets, classes):
-    ctx = np.empty(pred.shape, dtype=np.uint8)
-    _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
-    counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-    _pk.context_histogram(bits, ctx, counts)
-    return counts
 
 
 def _coef_count(K, d):
