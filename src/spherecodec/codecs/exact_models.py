@@ -134,19 +134,22 @@ class Model:
             """{(centre index, buckets, classes): (estimated bits, (buckets, classes, gain,
             offset, colcls))} of the context layouts ``layouts`` (centre index, buckets,
             classes). The probe's values are counted once per (centre, buckets) with the
-            most classes, and fewer classes are sums of those counts: the columns' class
-            ``i * classes // d`` by rank ``i`` is ``(i * 4 // d) // (4 // classes)``."""
+            most classes (half the passes of one per layout), and fewer classes are sums
+            of those counts: the class ``i * classes // d`` of the column of rank ``i``
+            is ``(i * top // d) // (top // classes)``."""
             top = max(classes for _, _, classes in layouts)
-            keys = sorted({(ci, buckets) for ci, buckets, _ in layouts})
-            params = {key: _context_params(centres[key[0]], sd, sr, key[1], top, d) for key in keys}
-            gains = np.stack([params[key][0] for key in keys])
-            offsets = np.stack([params[key][1] for key in keys])
-            counts = np.zeros((len(keys), top * max(key[1] for key in keys), _pk.ALPHABET), dtype=np.int64)
-            _pk.layout_histograms(pred, probe_bits, gains, offsets, np.array([key[1] for key in keys]),
-                                  params[keys[0]][2], counts)
+            # one bucket is one context per class whatever the centre: counted once
+            keys = sorted({(0 if buckets == 1 else ci, buckets) for ci, buckets, _ in layouts})
+            counts = {}
+            ctx = np.empty(pred.shape, dtype=np.uint8)
+            for ci, buckets in keys:
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, top, d)
+                _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
+                counts[ci, buckets] = np.zeros((top * buckets, _pk.ALPHABET), dtype=np.int64)
+                _pk.context_histogram(probe_bits, ctx, counts[ci, buckets])
             out = {}
             for ci, buckets, classes in layouts:
-                full = counts[keys.index((ci, buckets)), :top * buckets].reshape(classes, top // classes, buckets, -1)
+                full = counts[0 if buckets == 1 else ci, buckets].reshape(classes, top // classes, buckets, -1)
                 coded, tables = _cost(full.sum(axis=1).reshape(classes * buckets, -1))
                 gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, classes, d)
                 out[ci, buckets, classes] = (coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls))

@@ -172,24 +172,6 @@ def context_histogram(values, ctx, counts):
 
 
 @njit(nogil=True, cache=True)
-def layout_histograms(pred, values, gains, offsets, buckets, cls, counts):
-    """``context_histogram`` for several context layouts in one pass over the values:
-    layout ``i`` has ``buckets[i]`` buckets, per-column ``gains[i]`` and ``offsets[i]``;
-    every layout's column classes are ``cls`` (the contexts of ``contexts_of`` with base
-    ``cls * buckets[i]``); its counts go to ``counts[i]`` (contexts x alphabet)."""
-    n, d = pred.shape
-    layouts = gains.shape[0]
-    for r in range(n):
-        for j in range(d):
-            p = pred[r, j]
-            s = values[r, j] >> HEAD_SHIFT
-            c = np.int64(cls[j])
-            for i in range(layouts):
-                b = buckets[i]
-                counts[i, _context(p, gains[i, j], offsets[i, j], b, c * b), s] += 1
-
-
-@njit(nogil=True, cache=True)
 def encoder_tables(freq, entries):
     """``entries[c, s]``: ``rans_core.encoder_entry`` of symbol ``s`` in context ``c``'s
     table (``freq``: int64, contexts x alphabet, each row summing to 2**precision or 0)."""
