@@ -281,7 +281,11 @@ class Model:
         if pos != data.size:
             raise CorruptBlobError(f"{data.size - pos} unexpected bytes after the exact model")
         model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
-        model._slots = (slot_table, slot_symbol)
+        # the slots as read_table laid them out (a fitted model builds its own: the test
+        # suite checks they agree); the symbols' frequencies from the parsed tables
+        symbol_entry = np.empty(freq.size, dtype=np.uint32)
+        _pk.decoder_tables(freq, precision, np.empty_like(slot_symbol), symbol_entry)
+        model._slots = (slot_symbol, symbol_entry)
         return model
 
     def _encoder_tables(self):
@@ -348,11 +352,11 @@ class Model:
         if pos < 0 or pos + size != payload.size:
             raise CorruptBlobError("chunk's rANS body length does not match its size")
         if self._slots is None:
-            self._slots = _slot_tables(self.freq, self.precision)
-        slot_table, slot_symbol = self._slots
+            self._slots = _decoder_tables(self.freq, self.precision)
+        slot_symbol, symbol_entry = self._slots
         bits = out.view(np.uint32)
         pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
-        status = _pk.decode_contexts(payload[pos:], payload[1:1 + nraw], slot_table, slot_symbol,
+        status = _pk.decode_contexts(payload[pos:], payload[1:1 + nraw], slot_symbol, symbol_entry,
                                      self.precision, self.coef, self.bias, self.gain, self.offset,
                                      self.base, self.buckets, bits, pred)
         if status != _core.STATUS_OK:
@@ -455,13 +459,9 @@ def _cost(counts):
     return bits, 8 * _TABLE_BYTES_PER_SYMBOL * c.size
 
 
-def _slot_tables(freq, precision):
-    """The decoder's slot tables of ``freq`` (contexts x alphabet), laid out as
-    ``kernels.rans.read_table`` builds them: context ``c`` owns slots ``c * 2**precision``
-    onwards, each symbol's in increasing symbol order."""
-    size = 1 << precision
-    slot_table = np.zeros(freq.shape[0] * size, dtype=np.uint32)
-    slot_symbol = np.zeros(freq.shape[0] * size, dtype=np.uint16)
-    for c in range(freq.shape[0]):
-        _rans.slot_tables(freq[c], slot_table[c * size:(c + 1) * size], slot_symbol[c * size:(c + 1) * size])
-    return slot_table, slot_symbol
+def _decoder_tables(freq, precision):
+    """The decoder's (slot symbols, symbol entries) of ``freq`` (``kernels.predict.decoder_tables``)."""
+    slot_symbol = np.zeros(freq.shape[0] << precision, dtype=np.uint16)
+    symbol_entry = np.empty(freq.size, dtype=np.uint32)
+    _pk.decoder_tables(freq, precision, slot_symbol, symbol_entry)
+    return slot_symbol, symbol_entry

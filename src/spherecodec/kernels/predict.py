@@ -27,13 +27,14 @@ coder's steps, constants and status codes are ``kernels.rans_core``'s.
 import numpy as np
 from numba import njit
 
-from .rans_core import (ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT,
-                        STATUS_OK, decode_step, encode_step, encoder_entry, flush_state, merge_float32,
-                        read_state)
+from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
+                        STATE_BYTES, STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, encode_step, encoder_entry,
+                        flush_state, read_state, read_word)
 
 BLOCK_ROWS = 16
 #: the head symbol of a float32 is its top bits, above the raw ones (rans_core's split)
 HEAD_SHIFT = FLOAT32_RAW_BITS
+HEAD_BITS = FLOAT32_SYMBOL_BITS
 ALPHABET = FLOAT32_ALPHABET
 #: rANS states, dealt to the symbols of a block's column row by row
 STATES = 4
@@ -219,50 +220,96 @@ def encode_contexts(bits, ctx, entries, precision, out):
     return flush_state(x0, out, pos)
 
 
-@njit(inline="always")
-def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, last, raw, v, nibbles):
-    slot = (_U(c) << _U(precision)) | _U(x & mask)
-    symbol = slot_symbol[slot]
-    x, pos = decode_step(x, slot_table[slot], precision, stream, pos, last)
-    return x, pos, merge_float32(symbol, raw, nibbles, v)
+@njit(nogil=True, cache=True)
+def decoder_tables(freq, precision, slot_symbol, symbol_entry):
+    """The decoder's tables of ``freq`` (int64, contexts x alphabet): ``slot_symbol``
+    (uint16, contexts * 2**precision) maps context ``c``'s slot ``c << precision | v`` to its
+    symbol (each symbol's slots in increasing symbol order, as ``kernels.rans.read_table``
+    lays them out); ``symbol_entry`` (uint32, contexts * alphabet) holds each symbol's
+    frequency (bits 0-15) and cumulative frequency (16-31)."""
+    contexts, alphabet = freq.shape
+    size = 1 << precision
+    for c in range(contexts):
+        cum = 0
+        for s in range(alphabet):
+            f = freq[c, s]
+            symbol_entry[c * alphabet + s] = np.uint32(f | (cum << ENTRY_BITS))
+            for slot in range(cum, min(cum + f, size)):
+                slot_symbol[c * size + slot] = s
+            cum += f
 
 
 @njit(inline="always")
-def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buckets, slot_table,
-                   slot_symbol, precision, mask, stream, last, raw, nibbles, out):
-    """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block); lane = row in block % 4."""
-    d = out.shape[1]
+def _decode_value(x, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last):
+    # the slot's symbol (2 bytes a slot: a context's 2**12 slots take 8 KiB), then that
+    # symbol's frequency and cumulative frequency, a table of few hot lines: two loads,
+    # but from 1/3 of the memory of one 6-byte entry per slot, which stays in L2
+    low = x & mask
+    symbol = slot_symbol[(_U(c) << _U(precision)) | _U(low)]
+    e = np.int64(symbol_entry[(_U(c) << _U(HEAD_BITS)) | _U(symbol)])
+    x = (e & ENTRY_MASK) * (x >> precision) + low - (e >> ENTRY_BITS)
+    w = read_word(stream, _U(min(pos, last)))
+    if x < RANS_L:
+        x = (x << WORD_BITS) | w
+        pos += WORD_BYTES
+    return x, pos, symbol
+
+
+@njit(inline="always")
+def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buckets, slot_symbol,
+                   symbol_entry, precision, mask, stream, last, out):
+    """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block); lane = row in block % 4.
+    ``out`` holds the values' raw low bits already: each head symbol is ORed in above them."""
     g = gain[j]
     o = offset[j]
     b = base[j]
     for r in range(r0, r1, 4):
         c = _context(pred[r - r0, j], g, o, buckets, b)
-        x0, pos, out[r, j] = _decode_value(x0, pos, c, slot_table, slot_symbol, precision, mask,
-                                           stream, last, raw, _U(r * d + j), nibbles)
+        x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
         if r + 1 < r1:
             c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
-            x1, pos, out[r + 1, j] = _decode_value(x1, pos, c, slot_table, slot_symbol, precision,
-                                                   mask, stream, last, raw, _U((r + 1) * d + j), nibbles)
+            x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
         if r + 2 < r1:
             c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
-            x2, pos, out[r + 2, j] = _decode_value(x2, pos, c, slot_table, slot_symbol, precision,
-                                                   mask, stream, last, raw, _U((r + 2) * d + j), nibbles)
+            x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
         if r + 3 < r1:
             c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
-            x3, pos, out[r + 3, j] = _decode_value(x3, pos, c, slot_table, slot_symbol, precision,
-                                                   mask, stream, last, raw, _U((r + 3) * d + j), nibbles)
+            x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
     return x0, x1, x2, x3, pos
 
 
+@njit(inline="always")
+def _unpack_low_bits(raw, nibbles, out):
+    # the raw low 20 bits of every value (kernels.bits layout: 16-bit plane, then the
+    # 4-bit plane, two values a byte) into out, two values a step: a vectorisable pass
+    # that spares the decoding loop three byte loads per value
+    flat = out.reshape(-1)
+    total = flat.size
+    for h in range(total // 2):
+        i = _U(2 * h)
+        nib = np.uint32(raw[_U(nibbles) + _U(h)])
+        flat[i] = (np.uint32(raw[_U(2) * i]) | (np.uint32(raw[_U(2) * i + _U(1)]) << np.uint32(8))
+                   | ((nib & np.uint32(15)) << np.uint32(16)))
+        flat[i + _U(1)] = (np.uint32(raw[_U(2) * i + _U(2)]) | (np.uint32(raw[_U(2) * i + _U(3)]) << np.uint32(8))
+                           | ((nib >> np.uint32(4)) << np.uint32(16)))
+    if total & 1:
+        i = _U(total - 1)
+        flat[i] = (np.uint32(raw[_U(2) * i]) | (np.uint32(raw[_U(2) * i + _U(1)]) << np.uint32(8))
+                   | ((np.uint32(raw[_U(nibbles) + (i >> _U(1))]) & np.uint32(15)) << np.uint32(16)))
+
+
 @njit(nogil=True, cache=True)
-def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias, gain, offset,
+def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, gain, offset,
                     base, buckets, out, pred):
     """Decode a chunk: predictions, contexts and symbols interleaved; return a status.
 
     ``out`` is uint32 (rows x d) and receives the values' bits; ``raw`` holds their low 20
     bits (``kernels.bits`` layout: 16-bit plane, then 4-bit plane, row-major value order);
-    ``slot_table``/``slot_symbol`` are flat (contexts * 2**precision), context ``c``'s
-    slots at ``c << precision``; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
+    ``slot_symbol``/``symbol_entry`` are ``decoder_tables``'; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
     other arguments are those of ``predict_rows`` and ``contexts_of``; every
     ``base[j] + buckets - 1`` must index a table.
     """
@@ -280,7 +327,7 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
     pos = STATES * STATE_BYTES
     last = end - 2
     mask = np.int64((1 << precision) - 1)
-    nibbles = 2 * total
+    _unpack_low_bits(raw, 2 * total, out)
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
         for t0 in range(0, d, TILE):
@@ -297,22 +344,22 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
                     # four coordinates: each of j + 1 .. j + 3 gets the earlier ones' terms
                     # just before it is decoded, the rest of the tile all four in one pass
                     x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_table, slot_symbol, precision,
-                                                         mask, stream, last, raw, nibbles, out)
+                                                         base, buckets, slot_symbol, symbol_entry, precision,
+                                                         mask, stream, last, out)
                     c01 = coef[j, j + 1]
                     for r in range(r0, r1):
                         pred[r - r0, j + 1] += c01 * _sanitize(fout[r, j])
                     x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 1, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_table, slot_symbol, precision,
-                                                         mask, stream, last, raw, nibbles, out)
+                                                         base, buckets, slot_symbol, symbol_entry, precision,
+                                                         mask, stream, last, out)
                     c02 = coef[j, j + 2]
                     c12 = coef[j + 1, j + 2]
                     for r in range(r0, r1):
                         pred[r - r0, j + 2] = ((pred[r - r0, j + 2] + c02 * _sanitize(fout[r, j]))
                                                + c12 * _sanitize(fout[r, j + 1]))
                     x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 2, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_table, slot_symbol, precision,
-                                                         mask, stream, last, raw, nibbles, out)
+                                                         base, buckets, slot_symbol, symbol_entry, precision,
+                                                         mask, stream, last, out)
                     c03 = coef[j, j + 3]
                     c13 = coef[j + 1, j + 3]
                     c23 = coef[j + 2, j + 3]
@@ -320,16 +367,16 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
                         pred[r - r0, j + 3] = (((pred[r - r0, j + 3] + c03 * _sanitize(fout[r, j]))
                                                 + c13 * _sanitize(fout[r, j + 1])) + c23 * _sanitize(fout[r, j + 2]))
                     x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 3, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_table, slot_symbol, precision,
-                                                         mask, stream, last, raw, nibbles, out)
+                                                         base, buckets, slot_symbol, symbol_entry, precision,
+                                                         mask, stream, last, out)
                     for r in range(r0, r1):
                         _update_quad(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]),
                                      _sanitize(fout[r, j + 2]), _sanitize(fout[r, j + 3]), j + 4, t1)
                     j += 4
                     continue
                 x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base,
-                                                     buckets, slot_table, slot_symbol, precision, mask,
-                                                     stream, last, raw, nibbles, out)
+                                                     buckets, slot_symbol, symbol_entry, precision, mask,
+                                                     stream, last, out)
                 if j < K:
                     for r in range(r0, r1):
                         _update_range(pred, r - r0, coef, j, _sanitize(fout[r, j]), j + 1, t1)
