@@ -89,12 +89,35 @@ def _update_quad(pred, r, coef, k, x0, x1, x2, x3, lo, hi):
 
 
 @njit(inline="always")
+def _update_oct(pred, r, coef, k, xa, xb, lo, hi):
+    # _update_quad for coordinates k .. k + 7 (values: the tuples xa, then xb): eight
+    # multiply-then-add steps in order per element, one load and store of the prediction
+    ur = _U(r)
+    uk = _U(k)
+    for jj in range(_U(lo), _U(hi)):
+        p = (((pred[ur, jj] + coef[uk, jj] * xa[0]) + coef[uk + _U(1), jj] * xa[1])
+             + coef[uk + _U(2), jj] * xa[2]) + coef[uk + _U(3), jj] * xa[3]
+        pred[ur, jj] = ((((p + coef[uk + _U(4), jj] * xb[0]) + coef[uk + _U(5), jj] * xb[1])
+                         + coef[uk + _U(6), jj] * xb[2]) + coef[uk + _U(7), jj] * xb[3])
+
+
+@njit(inline="always")
+def _quad_of(values, r, k):
+    return (_sanitize(values[r, k]), _sanitize(values[r, k + 1]), _sanitize(values[r, k + 2]),
+            _sanitize(values[r, k + 3]))
+
+
+@njit(inline="always")
 def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
     """Add the terms of coordinates ``k0 .. k1 - 1``, in that order, to the columns
     ``lo .. hi - 1`` of rows ``r0 .. r1 - 1`` of ``values``, whose predictions are the
     rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Four
     coordinates per pass over the rows, so their coefficient slices serve the whole block."""
     k = k0
+    while k + 8 <= k1:
+        for r in range(r0, r1):
+            _update_oct(pred, r - p0, coef, k, _quad_of(values, r, k), _quad_of(values, r, k + 4), lo, hi)
+        k += 8
     while k + 4 <= k1:
         for r in range(r0, r1):
             _update_quad(pred, r - p0, coef, k, _sanitize(values[r, k]), _sanitize(values[r, k + 1]),
