@@ -71,11 +71,9 @@ _TABLE_BYTES_PER_SYMBOL = 3.0
 
 
 def _sanitized64(rows):
-    with np.errstate(invalid="ignore"):  # signalling NaNs
-        x = rows.astype(np.float64)
-    a = np.abs(x)
-    x[~((a >= 1e-30) & (a <= 1e30))] = 0.0
-    return x
+    out = np.empty(rows.shape, dtype=np.float64)
+    _pk.sanitized64(rows, out)
+    return out
 
 
 class Model:

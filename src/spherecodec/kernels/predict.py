@@ -178,6 +178,18 @@ def predict_rows(values, coef, bias, pred):
 
 
 @njit(nogil=True, cache=True)
+def sanitized64(rows, out):
+    """``out`` (float64) = ``rows`` (float32) where ``1e-30 <= |x| <= 1e30`` in float64
+    (NaN: no), else 0: the values the model is fitted on."""
+    n, d = rows.shape
+    for r in range(n):
+        for j in range(d):
+            x = np.float64(rows[r, j])
+            a = abs(x)
+            out[r, j] = x if a >= 1e-30 and a <= 1e30 else 0.0
+
+
+@njit(nogil=True, cache=True)
 def contexts_of(pred, gain, offset, base, buckets, ctx):
     """Context of every prediction: ``base[j] + clamp(floor(p * gain[j] + offset[j]))``."""
     n, d = pred.shape
@@ -224,7 +236,9 @@ def encode_contexts(bits, ctx, entries, precision, out):
     for r0 in range(last_block, -1, -BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
         for j in range(d - 1, -1, -1):
-            for r in range(r1 - 1, r0 - 1, -1):
+            r = r1 - 1
+            # the rows above the last multiple of 4 (a short last block), one at a time
+            while (r - r0) & 3 != 3:
                 e = entries[ctx[r, j], bits[r, j] >> HEAD_SHIFT]
                 if e & _U(ENTRY_MASK) == _U(0):
                     return -1
@@ -233,10 +247,24 @@ def encode_contexts(bits, ctx, entries, precision, out):
                     x0, pos = encode_step(x0, e, precision, out, pos)
                 elif lane == 1:
                     x1, pos = encode_step(x1, e, precision, out, pos)
-                elif lane == 2:
-                    x2, pos = encode_step(x2, e, precision, out, pos)
                 else:
-                    x3, pos = encode_step(x3, e, precision, out, pos)
+                    x2, pos = encode_step(x2, e, precision, out, pos)
+                r -= 1
+            # then four rows a step, states 3, 2, 1, 0: no lane to pick
+            while r >= r0:
+                e3 = entries[ctx[r, j], bits[r, j] >> HEAD_SHIFT]
+                e2 = entries[ctx[r - 1, j], bits[r - 1, j] >> HEAD_SHIFT]
+                e1 = entries[ctx[r - 2, j], bits[r - 2, j] >> HEAD_SHIFT]
+                e0 = entries[ctx[r - 3, j], bits[r - 3, j] >> HEAD_SHIFT]
+                if (e3 & e2 & e1 & e0 & _U(ENTRY_MASK)) == _U(0):
+                    if ((e3 & _U(ENTRY_MASK)) == _U(0) or (e2 & _U(ENTRY_MASK)) == _U(0)
+                            or (e1 & _U(ENTRY_MASK)) == _U(0) or (e0 & _U(ENTRY_MASK)) == _U(0)):
+                        return -1
+                x3, pos = encode_step(x3, e3, precision, out, pos)
+                x2, pos = encode_step(x2, e2, precision, out, pos)
+                x1, pos = encode_step(x1, e1, precision, out, pos)
+                x0, pos = encode_step(x0, e0, precision, out, pos)
+                r -= 4
     pos = flush_state(x3, out, pos)
     pos = flush_state(x2, out, pos)
     pos = flush_state(x1, out, pos)
