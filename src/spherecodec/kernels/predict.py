@@ -236,9 +236,7 @@ def encode_contexts(bits, ctx, entries, precision, out):
     for r0 in range(last_block, -1, -BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
         for j in range(d - 1, -1, -1):
-            r = r1 - 1
-            # the rows above the last multiple of 4 (a short last block), one at a time
-            while (r - r0) & 3 != 3:
+            for r in range(r1 - 1, r0 - 1, -1):
                 e = entries[ctx[r, j], bits[r, j] >> HEAD_SHIFT]
                 if e & _U(ENTRY_MASK) == _U(0):
                     return -1
@@ -247,24 +245,10 @@ def encode_contexts(bits, ctx, entries, precision, out):
                     x0, pos = encode_step(x0, e, precision, out, pos)
                 elif lane == 1:
                     x1, pos = encode_step(x1, e, precision, out, pos)
-                else:
+                elif lane == 2:
                     x2, pos = encode_step(x2, e, precision, out, pos)
-                r -= 1
-            # then four rows a step, states 3, 2, 1, 0: no lane to pick
-            while r >= r0:
-                e3 = entries[ctx[r, j], bits[r, j] >> HEAD_SHIFT]
-                e2 = entries[ctx[r - 1, j], bits[r - 1, j] >> HEAD_SHIFT]
-                e1 = entries[ctx[r - 2, j], bits[r - 2, j] >> HEAD_SHIFT]
-                e0 = entries[ctx[r - 3, j], bits[r - 3, j] >> HEAD_SHIFT]
-                if (e3 & e2 & e1 & e0 & _U(ENTRY_MASK)) == _U(0):
-                    if ((e3 & _U(ENTRY_MASK)) == _U(0) or (e2 & _U(ENTRY_MASK)) == _U(0)
-                            or (e1 & _U(ENTRY_MASK)) == _U(0) or (e0 & _U(ENTRY_MASK)) == _U(0)):
-                        return -1
-                x3, pos = encode_step(x3, e3, precision, out, pos)
-                x2, pos = encode_step(x2, e2, precision, out, pos)
-                x1, pos = encode_step(x1, e1, precision, out, pos)
-                x0, pos = encode_step(x0, e0, precision, out, pos)
-                r -= 4
+                else:
+                    x3, pos = encode_step(x3, e, precision, out, pos)
     pos = flush_state(x3, out, pos)
     pos = flush_state(x2, out, pos)
     pos = flush_state(x1, out, pos)
