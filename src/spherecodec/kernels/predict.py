@@ -298,6 +298,22 @@ def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buc
     g = gain[j]
     o = offset[j]
     b = base[j]
+    if r1 - r0 == BLOCK_ROWS:
+        # a whole block: four rows a step, no row to check
+        for r in range(r0, r1, 4):
+            c = _context(pred[r - r0, j], g, o, buckets, b)
+            x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
+            x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
+            x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
+            x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        return x0, x1, x2, x3, pos
     for r in range(r0, r1, 4):
         c = _context(pred[r - r0, j], g, o, buckets, b)
         x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
