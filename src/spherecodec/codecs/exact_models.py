@@ -183,12 +183,10 @@ class Model:
         if best is None or best[0] + fixed >= plain_coded * scale + plain_table * chunks:
             return None
         _, coef, bias, buckets, classes, gain, offset, colcls = best
-        pred = np.empty((n, d), dtype=np.float32)
-        _pk.predict_rows(rows, coef, bias, pred)
         ctx = np.empty((n, d), dtype=np.uint8)
-        _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
         counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-        _pk.context_histogram(rows.view(np.uint32), ctx, counts)
+        _pk.count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx, counts,
+                           np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
         # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
         precision = 12 if used <= 2048 else 13

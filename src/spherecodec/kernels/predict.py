@@ -178,6 +178,30 @@ def predict_rows(values, coef, bias, pred):
 
 
 @njit(nogil=True, cache=True)
+def count_contexts(values, bits, coef, bias, gain, offset, base, buckets, ctx, counts, pred):
+    """``predict_rows``, ``contexts_of`` and ``context_histogram`` in one pass over
+    ``values`` (float32, rows x d; ``bits``: their uint32 view), a block of rows at a time:
+    the contexts go to ``ctx``, the head symbols are added to ``counts``; ``pred`` is
+    scratch (``BLOCK_ROWS`` x d), so no prediction of the whole array is stored."""
+    n, d = values.shape
+    K = min(coef.shape[0], d)
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for t0 in range(0, d, TILE):
+            t1 = min(d, t0 + TILE)
+            for r in range(r0, r1):
+                for j in range(t0, t1):
+                    pred[r - r0, j] = bias[j]
+            _add_terms(pred, values, r0, r1, r0, coef, 0, min(K, t0), t0, t1)
+            _add_triangle(pred, values, r0, r1, r0, coef, t0, K, t1)
+        for r in range(r0, r1):
+            for j in range(d):
+                c = _context(pred[r - r0, j], gain[j], offset[j], buckets, base[j])
+                ctx[r, j] = c
+                counts[c, bits[r, j] >> HEAD_SHIFT] += 1
+
+
+@njit(nogil=True, cache=True)
 def sanitized64(rows, out):
     """``out`` (float64) = ``rows`` (float32) where ``1e-30 <= |x| <= 1e30`` in float64
     (NaN: no), else 0: the values the model is fitted on."""
