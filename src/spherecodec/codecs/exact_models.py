@@ -386,7 +386,10 @@ def _quantized_predictor(cov, mu, K):
     bits = 0.0
     if K:
         upper = np.concatenate([q[k + 1:, k] for k in range(K)]).astype(np.int64)
-        _, counts = np.unique(upper, return_counts=True)
+        # the counts of the distinct coefficients in increasing order, as np.unique gives
+        # them, without its sort (coefficients lie in -32767 .. 32767)
+        counts = np.bincount(upper + 32767, minlength=1)
+        counts = counts[counts > 0]
         bits = float(-(counts * np.log2(counts / upper.size)).sum()) + 24.0 * counts.size
     return coef, bias, bits
 
