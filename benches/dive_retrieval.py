@@ -18,6 +18,14 @@ searched among all the training docs; DIVE trains on the other pairs (docs/dive.
 one untruncated fit per (dims, seed), each rule's kept epoch scored on the validation queries.
 
     python benches/dive_retrieval.py --validate-stopping --dims 48 96 --seeds 0 1 2 3 [--json OUT]
+
+``--validate-configs NAME:KEY=VALUE,...`` scores DIVE settings the same way (the heads
+protocol), each against the defaults ("default", no KEY=VALUE) with the paired difference
+per seed; ``hidden``, ``heads``, ``init`` and ``init_noise`` go to the constructor, every other
+key to ``fit`` (docs/dive.md, "A model-side lever at 48 dims").
+
+    python benches/dive_retrieval.py --validate-configs default hidden512:hidden=512 \
+        drop:dropout=0.1 --dims 48 --seeds 0 1 2 [--json OUT]
 """
 
 import argparse
@@ -46,6 +54,26 @@ def validation_split(n_pairs, n_val=VALIDATION_PAIRS, seed=VALIDATION_SEED):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def validation_set(data):
+    """(train queries, train docs, fit rows, validation rows, qrels of the validation queries
+    among all the training docs) of the validation protocol. The training files only:
+    nothing of the test split is read."""
+    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
+                        for prefix in ("train-queries", "train-docs"))
+    fit_rows, val_rows = validation_split(len(train_q))
+    return train_q, train_d, fit_rows, val_rows, [{int(r): 1} for r in val_rows]  # row in train_d
+
+
+def fit_on_training_pairs(train_q, train_d, fit_rows, k, seed, threads, ctor, **fit):
+    """DIVE (constructor keywords ``ctor``, ``fit`` keywords ``fit``) fitted on the fit rows'
+    pairs: (adapter, wall seconds, CPU seconds)."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    a = DiveAdapter(train_q.shape[1], k, seed=seed, **ctor).fit(
+        train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
+        threads=threads, progress=False, **fit)
+    return a, time.perf_counter() - t0, time.process_time() - cpu0
+
+
 def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
     """DIVE's held-out quality per (dims, heads, seed) on the training pairs only.
 
@@ -53,21 +81,14 @@ def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
     relevant docs among 10,500 docs the adapter trained on: a 12,000-doc corpus, near the
     test corpus's 20,000) and, as a check, among the 1,500 unseen validation docs only.
     """
-    # the training files only: nothing of the test split is read
-    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
-                        for prefix in ("train-queries", "train-docs"))
-    fit_rows, val_rows = validation_split(len(train_q))
-    qrels_all = [{int(r): 1} for r in val_rows]                 # row in train_d
+    train_q, train_d, fit_rows, val_rows, qrels_all = validation_set(data)
     qrels_unseen = [{i: 1} for i in range(len(val_rows))]       # row in train_d[val_rows]
     rows = []
     for k in dims:
         for heads in heads_list:
             for seed in seeds:
-                t0, cpu0 = time.perf_counter(), time.process_time()
-                a = DiveAdapter(train_q.shape[1], k, heads=heads, seed=seed).fit(
-                    train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
-                    threads=threads, progress=False)
-                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                a, wall, cpu = fit_on_training_pairs(train_q, train_d, fit_rows, k, seed, threads,
+                                                     {"heads": heads})
                 zq, zd = a.transform(train_q[val_rows]), a.transform(train_d)
                 m_all = ranking_metrics(zq, zd, qrels_all)
                 m_unseen = ranking_metrics(zq, zd[val_rows], qrels_unseen)
@@ -82,6 +103,73 @@ def validate_heads(data, heads_list, dims, seeds, threads=1, log=print):
                     f"load {row['load']:.1f})")
     return {"data": os.path.abspath(data), "validation_pairs": len(val_rows),
             "fit_pairs": len(fit_rows), "validation_seed": VALIDATION_SEED, "rows": rows}
+
+
+CONSTRUCTOR_KEYS = ("hidden", "heads", "init", "init_noise")
+
+
+def parse_config(spec):
+    """``"name:key=value,key=value"`` -> (name, constructor kwargs, fit kwargs); values are
+    JSON numbers (or bare strings)."""
+    name, _, body = spec.partition(":")
+    ctor, fit = {}, {}
+    for item in filter(None, body.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"config {spec!r}: {item!r} is not key=value")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        (ctor if key in CONSTRUCTOR_KEYS else fit)[key] = value
+    return name, ctor, fit
+
+
+def validate_configs(data, specs, dims, seeds, threads=1, log=print):
+    """DIVE's validation nDCG@10 (the heads protocol: training pairs only) per (dims, config,
+    seed); configs are ``parse_config`` specs, one fit at a time."""
+    train_q, train_d, fit_rows, val_rows, qrels_all = validation_set(data)
+    rows = []
+    for k in dims:
+        for spec in specs:
+            name, ctor, fit = parse_config(spec)
+            for seed in seeds:
+                a, wall, cpu = fit_on_training_pairs(train_q, train_d, fit_rows, k, seed, threads, ctor, **fit)
+                m_all = ranking_metrics(a.transform(train_q[val_rows]), a.transform(train_d), qrels_all)
+                best = max(a.history, key=lambda r: r.get("val_ndcg@10", -1))
+                row = {"dims": k, "config": name, "constructor": ctor, "fit": fit, "seed": seed,
+                       "val_all": m_all, "best_epoch": best["epoch"], "epochs_run": len(a.history) - 1,
+                       "inner_val_ndcg@10": [r["val_ndcg@10"] for r in a.history],
+                       "fit_seconds": wall, "fit_cpu_seconds": cpu, "load": os.getloadavg()[0]}
+                rows.append(row)
+                log(f"  {k:>3} dims {name} seed {seed}: val nDCG@10 {m_all['ndcg@10']:.4f}  best epoch "
+                    f"{best['epoch']}/{row['epochs_run']}  fit {wall:.0f} s (CPU {cpu:.0f} s, "
+                    f"load {row['load']:.1f})")
+    return {"data": os.path.abspath(data), "validation_pairs": len(val_rows),
+            "fit_pairs": len(fit_rows), "validation_seed": VALIDATION_SEED, "rows": rows}
+
+
+def configs_table(results, base="default"):
+    """Markdown: per dims and config, validation nDCG@10 mean ± sd and the paired difference
+    to ``base`` over the seeds both have (mean ± standard error)."""
+    lines = ["| dims | config | nDCG@10 (mean ± sd) | paired diff. to default (± se) | seeds |",
+             "|---|---|---|---|---|"]
+    for d in sorted({r["dims"] for r in results["rows"]}):
+        by = {}
+        for r in results["rows"]:
+            if r["dims"] == d:
+                by.setdefault(r["config"], {})[r["seed"]] = r["val_all"]["ndcg@10"]
+        for name, vals in by.items():
+            v = np.array(list(vals.values()))
+            cell = f"{v.mean():.4f} ± {v.std(ddof=1) if v.size > 1 else 0:.4f}"
+            diff_cell = ""
+            if name != base and base in by:
+                common = sorted(set(vals) & set(by[base]))
+                diff = np.array([vals[s] - by[base][s] for s in common])
+                se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.nan
+                diff_cell = f"{diff.mean():+.4f} ± {se:.4f}"
+            lines.append(f"| {d} | {name} | {cell} | {diff_cell} | {','.join(map(str, vals))} |")
+    return "\n".join(lines)
 
 
 def select_epoch(scores, rule, patience=3):
@@ -111,20 +199,14 @@ def validate_stopping(data, dims, seeds, rules=("best", "smoothed"), threads=1, 
     """Early-stopping rules on the training pairs only (the heads protocol): one untruncated
     fit per (dims, seed), every epoch's weights scored on the validation queries; each rule
     keeps the epoch it would have kept."""
-    train_q, train_d = (np.load(sorted(glob.glob(os.path.join(data, f"{prefix}-*.npy")))[0])
-                        for prefix in ("train-queries", "train-docs"))
-    fit_rows, val_rows = validation_split(len(train_q))
-    qrels_all = [{int(r): 1} for r in val_rows]
+    train_q, train_d, fit_rows, val_rows, qrels_all = validation_set(data)
     rows = []
     for k in dims:
         for seed in seeds:
             snapshots = []
-            t0, cpu0 = time.perf_counter(), time.process_time()
-            a = DiveAdapter(train_q.shape[1], k, seed=seed).fit(
-                train_d[fit_rows], queries=train_q[fit_rows], positives=np.arange(len(fit_rows)),
-                patience=None, threads=threads, progress=False,
+            a, wall, cpu = fit_on_training_pairs(
+                train_q, train_d, fit_rows, k, seed, threads, {}, patience=None,
                 epoch_callback=lambda record, weights: snapshots.append(weights))
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             per_epoch = []
             for weights in snapshots:
                 a.params = weights
@@ -207,10 +289,26 @@ def main(argv=None):
                     help="no test split: score these head counts on held-out training pairs")
     ap.add_argument("--validate-stopping", action="store_true",
                     help="no test split: score early-stopping rules on held-out training pairs")
+    ap.add_argument("--validate-configs", nargs="+", metavar="NAME:KEY=VALUE,...",
+                    help="no test split: score these DIVE settings on held-out training pairs")
+    ap.add_argument("--merge-configs", nargs="+", metavar="JSON",
+                    help="no runs: print the table of earlier --validate-configs JSON files together")
     ap.add_argument("--dims", type=int, nargs="+", default=[48, 96],
                     help="with --validate-heads / --validate-stopping")
     ap.add_argument("--json", help="with --validate-heads: write the rows here")
     args = ap.parse_args(argv)
+    if args.merge_configs:
+        parts = [json.load(open(path)) for path in args.merge_configs]
+        print(configs_table({**parts[0], "rows": [r for part in parts for r in part["rows"]]}))
+        return 0
+    if args.validate_configs:
+        results = validate_configs(args.data, args.validate_configs, args.dims, args.seeds,
+                                   args.threads, log=lambda s: print(s, flush=True))
+        print(configs_table(results))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+        return 0
     if args.validate_stopping:
         results = validate_stopping(args.data, args.dims, args.seeds, threads=args.threads,
                                     log=lambda s: print(s, flush=True))

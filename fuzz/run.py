@@ -109,6 +109,8 @@ def worker(args):
     wide = mutate.make_array("unit", (44, 384), "float32", seed=0)
     for dtype in spherecodec.layout.DTYPES:
         spherecodec.decode(spherecodec.encode(wide.astype(dtype), threads=1), threads=1)
+    # and the checksums of several chunks at once (a blob of many chunks, at threads=1)
+    spherecodec.decode(spherecodec.encode(wide, chunk_rows=4, threads=1), threads=1)
     if args.alloc:
         tracemalloc.start()
     # SPHC_FUZZ_SELFTEST="crash:5,hang:9,raise:3" makes those cases segfault, hang or raise

@@ -117,6 +117,39 @@ def test_smoothed_early_stopping_keeps_the_best_three_epoch_mean(sample):
         DiveAdapter(32, 8).fit(train_d, queries=train_q, positives=np.arange(500), early_stopping="last")
 
 
+def test_dropout_acts_in_training_only_and_is_seeded(sample):
+    train_d, train_q, corpus, _ = sample
+    fit = lambda seed, p: DiveAdapter(32, 8, heads=2, hidden=16, seed=seed).fit(  # noqa: E731
+        train_d, queries=train_q, positives=np.arange(500), dropout=p, **{**FAST, "epochs": 1})
+    plain, dropped, again = fit(1, 0.0), fit(1, 0.3), fit(1, 0.3)
+    assert plain.history[1]["loss"] != dropped.history[1]["loss"]  # training sees the dropout
+    assert dropped.weights_hash() == again.weights_hash() != plain.weights_hash()
+    # inference never drops: the numpy transform and torch agree
+    assert np.abs(dropped.transform(corpus) - dropped.torch_transform(corpus)).max() < 1e-5
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), not 1.5"):
+        fit(1, 1.5)
+    with pytest.raises(ValueError, match="dropout= are the labelled mode's"):
+        DiveAdapter(32, 8).fit(train_d, dropout=0.1, **TINY)
+
+
+def test_nested_output_trains_a_wider_head_and_keeps_its_prefix(sample):
+    train_d, train_q, corpus, _ = sample
+    fit = lambda nested: DiveAdapter(32, 8, heads=2, hidden=16, seed=1).fit(  # noqa: E731
+        train_d, queries=train_q, positives=np.arange(500), nested=nested, **{**FAST, "epochs": 1})
+    plain, nested, again = fit(1), fit(2), fit(2)
+    # the kept columns start where the plain fit starts (epoch 0 is scored on them alone) ...
+    assert nested.history[0]["val_ndcg@10"] == pytest.approx(plain.history[0]["val_ndcg@10"], abs=1e-6)
+    # ... but training also pulls on the 8 extra columns, which are not kept
+    assert nested.params["head_w"].shape == plain.params["head_w"].shape == (2, 32, 8)
+    assert nested.history[1]["loss"] > plain.history[1]["loss"]  # two widths' losses
+    assert nested.weights_hash() == again.weights_hash() != plain.weights_hash()
+    assert np.abs(nested.transform(corpus) - nested.torch_transform(corpus)).max() < 1e-5
+    with pytest.raises(ValueError, match="nested=5 needs nested x dim_out = 40 <= dim_in = 32"):
+        fit(5)
+    with pytest.raises(ValueError, match="nested= and dropout= are the labelled mode's"):
+        DiveAdapter(32, 8).fit(train_d, nested=2, **TINY)
+
+
 def test_several_relevant_docs_per_query(sample):
     train_d, train_q, _, _ = sample
     # queries 0..199 each relevant to their own doc and to doc i + 200 (an unrelated one)
@@ -242,3 +275,19 @@ def test_retrieval_bench_on_a_set_directory(tmp_path, sample, capsys):
     table = open(paths[0]).read()
     assert "| linear |" in table and "±" in table
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["retrieval.md", "retrieval.json", "retrieval.png"]
+
+
+def test_the_mlp_width_follows_the_mode_unless_given(sample):
+    # hidden=None: 2048 until a fit, 4096 for a labelled fit, 2048 for a self-supervised one;
+    # a given width is kept in both modes, and the config rebuilds the fitted adapter
+    train_d, train_q, _, _ = sample
+    a = DiveAdapter(32, 8, heads=2, seed=3)
+    assert a.hidden == 2048 and a.params["w1"].shape == (32, 2048)
+    a.fit(train_d, queries=train_q, positives=np.arange(500), **{**FAST, "epochs": 1})
+    assert a.hidden == 4096 and a.params["w1"].shape == (32, 4096)
+    assert DiveAdapter(**a.get_config()).hidden == 4096
+    a.fit(train_d, **{**FAST, "epochs": 1})
+    assert a.hidden == 2048 and a.params["w1"].shape == (32, 2048)
+    given = DiveAdapter(32, 8, heads=2, hidden=24, seed=3)
+    given.fit(train_d, queries=train_q, positives=np.arange(500), **{**FAST, "epochs": 1})
+    assert given.hidden == 24 and given.params["w1"].shape == (32, 24)

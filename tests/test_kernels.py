@@ -14,13 +14,28 @@ from spherecodec import entropy
 from spherecodec.errors import CorruptBlobError
 from spherecodec.kernels import rans_simd
 from spherecodec.kernels.bits import merge_low_bits, pack_and_count, pack_low_bits, raw_size
-from spherecodec.kernels.checksum import xxh64
+from spherecodec.kernels.checksum import xxh64, xxh64_many
 
 
 @given(st.binary(max_size=300))
 @settings(max_examples=300, deadline=None)
 def test_xxh64_matches_reference(data):
     assert int(xxh64(np.frombuffer(data, dtype=np.uint8))) == xxhash.xxh64_intdigest(data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_xxh64_many_hashes_each_range_as_the_reference(data):
+    # ranges of any length (a group of four side by side runs their common whole stripes
+    # in vector registers, then each its own rest), overlapping or not, in groups of four
+    # and a partial group
+    blob = np.frombuffer(data.draw(st.binary(min_size=1, max_size=3000)), dtype=np.uint8)
+    count = data.draw(st.integers(1, 9))
+    starts = np.array(data.draw(st.lists(st.integers(0, blob.size), min_size=count, max_size=count)), np.int64)
+    ends = np.array([data.draw(st.integers(int(a), blob.size)) for a in starts], np.int64)
+    expected = [xxhash.xxh64_intdigest(blob[a:b].tobytes()) for a, b in zip(starts, ends)]
+    for vector in (True, False):
+        assert [int(h) for h in xxh64_many(blob, starts, ends, vector)] == expected
 
 
 def test_xxh64_detects_every_single_bit_flip():
@@ -137,7 +152,7 @@ def _digest(data):
     return hashlib.sha256(bytes(data)).hexdigest()[:16]
 
 
-@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize("vector", rans_simd.ENCODE_KINDS, ids=["scalar", "gather", "loads"])
 def test_every_rans_coder_writes_its_pinned_bytes_on_the_sample(vector):
     x = load_sample()
     values = x.reshape(-1).view(np.uint32)

@@ -136,18 +136,22 @@ def test_short_streams_keep_the_8_lane_layout():
 
 
 @pytest.mark.parametrize("groups", [2, 4])
-def test_vector_encoder_writes_the_scalar_encoders_bytes(groups):
-    values = skewed_symbols(5 * MIN + 5, 4096, 2).astype(np.uint32) << np.uint32(20)
-    counts = np.bincount(values >> 20, minlength=4096)
+@pytest.mark.parametrize("dtype, shift, alphabet", [(np.uint32, 20, 4096), (np.uint16, 4, 4096), (np.uint8, 0, 256)])
+def test_vector_encoders_write_the_scalar_encoders_bytes(groups, dtype, shift, alphabet):
+    # every kind of steps (scalar, vector with gathers, vector with scalar loads), on the
+    # value widths the codecs code: float32 and bfloat16 heads, mask bytes
+    values = skewed_symbols(5 * MIN + 5, alphabet, 2).astype(dtype) << dtype(shift)
+    values |= (np.arange(values.size) % (1 << shift)).astype(dtype)  # low bits the shift drops
+    counts = np.bincount(values >> shift, minlength=alphabet)
     precision = entropy.choose_precision(int(np.count_nonzero(counts)))
     table = rans.encoder_table(entropy.quantize_frequencies(counts, precision))
     bodies = []
-    for vector in (True, False):
+    for vector in rans_simd.ENCODE_KINDS:
         scratch = np.zeros(rans_simd.encode_scratch_size(values.size, groups), dtype=np.uint8)
-        starts = rans_simd._encode_substreams(values, np.uint64(20), table, precision, scratch, vector, groups)
+        starts = rans_simd._encode_substreams(values, np.uint64(shift), table, precision, scratch, vector, groups)
         part = scratch.size // groups
         bodies.append(b"".join(scratch[start:(g + 1) * part].tobytes() for g, start in enumerate(starts)))
-    assert bodies[0] == bodies[1]
+    assert bodies[1] == bodies[0] and bodies[2] == bodies[0]
 
 
 @settings(max_examples=60, deadline=None)
@@ -238,7 +242,7 @@ def test_cpus_without_avx512_decode_through_the_scalar_kernels(monkeypatch):
 
 
 @pytest.mark.parametrize("n", [MIN, MIN + 1, 3 * MIN + 17, 2 * MIN + 32, MIN64 + 5])
-@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize("vector", rans_simd.ENCODE_KINDS, ids=["scalar", "gather", "loads"])
 def test_raw_bits_and_stream_in_one_call_write_the_separate_steps_bytes(n, vector):
     # the exact codec writes a chunk's raw bits and its stream in one nogil call: the same
     # bytes as packing the raw bits, then coding a stream of the heads
@@ -275,13 +279,17 @@ def test_copy_bytes_copies_and_checks_its_bounds():
         copy_bytes(dst[::-1], 0, src, 0, 10)
 
 
-_AVX2_CHILD = """
+_CHILD = """
 import sys
 import numpy as np
 import spherecodec
 from spherecodec.kernels import rans_simd
-assert rans_simd.VECTOR_ISA == "avx2", rans_simd.VECTOR_ISA
-folder = sys.argv[1]
+folder, build = sys.argv[1:]
+if build == "haswell":
+    assert rans_simd.VECTOR_ISA == "avx2", rans_simd.VECTOR_ISA
+else:  # the table lookups this host does not take by default, compiled before any decoding
+    assert rans_simd.VECTOR_ISA == "avx512", rans_simd.VECTOR_ISA
+    rans_simd.DECODE_SPLIT_LOOKUPS = not rans_simd.DECODE_SPLIT_LOOKUPS
 for name in ("f32", "bf16", "f16", "f32_32"):
     blob = open(f"{folder}/{name}.sphc", "rb").read()
     expected = np.load(f"{folder}/{name}.npy")
@@ -298,17 +306,25 @@ print("ok")
 """
 
 
-def test_the_avx2_build_decodes_every_wide_layout_to_the_same_bits(tmp_path):
+@pytest.mark.parametrize("build", ["haswell", "other-lookups"])
+def test_other_builds_decode_every_wide_layout_to_the_same_bits(tmp_path, build):
     """What an AVX2-only CPU runs (``NUMBA_CPU_NAME=haswell``: the 8-lane vector steps, words
-    gathered at table offsets) decodes blobs of both wide layouts to their bits, and rejects
-    a damaged one. A child process: the build is chosen when Numba starts."""
+    gathered at table offsets), and the AVX-512 steps with the table lookups this host does
+    not take (``DECODE_SPLIT_LOOKUPS``: AMD hosts split them between a gather and scalar
+    loads, others gather), decode blobs of both wide layouts to their bits and reject a
+    damaged one. A child process with its own kernel cache: the build and the lookups are
+    chosen when the kernels compile."""
+    if build == "other-lookups" and rans_simd.VECTOR_ISA != "avx512":
+        pytest.skip("the AVX-512 steps need a host with AVX-512 VBMI2")
     x = load_sample()
     cases = {"f32": x, "bf16": x.astype(ml_dtypes.bfloat16), "f16": x.astype(np.float16),
              "f32_32": x[:100]}  # 38,400 values: the 32-lane layout
     for name, array in cases.items():
         (tmp_path / f"{name}.sphc").write_bytes(spherecodec.encode(array, threads=1))
         np.save(tmp_path / f"{name}.npy", array)
-    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CACHE_DIR=str(tmp_path / "numba-haswell"))
-    proc = subprocess.run([sys.executable, "-c", _AVX2_CHILD, str(tmp_path)], env=env, capture_output=True,
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"numba-{build}"))
+    if build == "haswell":
+        env["NUMBA_CPU_NAME"] = "haswell"
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path), build], env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -15,7 +15,8 @@ from . import layout
 from .blobsink import MemorySink
 from .codecs.exact import SMALL_BLOB_VALUES, decode_small_blob, encode_small_blob, small_blob_plan
 from .errors import CorruptBlobError, TruncatedBlobError, UnsupportedError
-from .kernels.checksum import xxh64
+from .kernels.checksum import MANY as CHECK_MANY
+from .kernels.checksum import VECTOR_HASH, xxh64, xxh64_many
 from .layout import ALLOCATION_SLACK, FORMAT_VERSION, MAGIC, checksum
 from .pipeline import (ChunkPlan, CodecCalls, Workers, as_rows, decode_chunks, decoded_shape, encode_array,
                        make_codec, resolve_chunk_rows, resolve_threads)
@@ -180,6 +181,11 @@ class Header:
         if n_chunks:
             np.cumsum(self.lengths.astype(np.int64), out=self.offsets[1:])
         self.offsets += self.data_start
+        #: chunks whose checksum ``chunk`` has seen hold; with ``check_ahead`` > 1 it checks
+        #: that many chunks from the one asked in one call (``decode`` at threads=1, which
+        #: asks for them in order)
+        self.checked = np.zeros(n_chunks, dtype=bool)
+        self.check_ahead = 1
         self.calls = CodecCalls.for_blob(meta["codec"], meta["params"], self.shared, self.dtype, self.dim)
         self.codec, self.state = self.calls.codec, self.calls.state
         self.budget = ALLOCATION_SLACK + self.calls.max_expansion * size
@@ -242,7 +248,17 @@ class Header:
     def chunk(self, i):
         """Payload bytes of chunk ``i`` as a uint8 array, checksum verified."""
         payload = self.blob[self.offsets[i]:self.offsets[i + 1]]
-        if xxh64(payload) != self.checksums[i]:
+        if self.checked[i]:
+            return payload
+        if self.check_ahead > 1:
+            # XXH64 runs 3-4x faster on several buffers side by side (kernels.checksum)
+            end = min(i + self.check_ahead, self.n_chunks)
+            sums = xxh64_many(self.blob, self.offsets[i:end], self.offsets[i + 1:end + 1], VECTOR_HASH)
+            bad = np.flatnonzero(sums != self.checksums[i:end])
+            if bad.size:
+                raise CorruptBlobError(f"checksum mismatch in chunk {i + int(bad[0])}")
+            self.checked[i:end] = True
+        elif xxh64(payload) != self.checksums[i]:
             raise CorruptBlobError(f"checksum mismatch in chunk {i}")
         return payload
 
@@ -274,6 +290,8 @@ def decode(blob, *, threads=None, out=None):
         finally:
             release_scratch()
         return result
+    if threads == 1:  # the chunks in order: check their sums a few at a time
+        header.check_ahead = CHECK_MANY
     with Workers(threads) as workers:
         decode_chunks(header, result.reshape(header.rows, header.dim), range(header.n_chunks), workers)
     return result

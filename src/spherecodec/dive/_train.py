@@ -21,6 +21,8 @@ class ResidualMLP(nn.Module):
 
     def __init__(self, dim, hidden):
         super().__init__()
+        #: dropout on the hidden activations while training (labelled fits only; 0: none)
+        self.dropout = 0.0
         self.fc1 = nn.Linear(dim, hidden)
         self.norm = nn.LayerNorm(hidden)
         self.fc2 = nn.Linear(hidden, dim)
@@ -29,7 +31,10 @@ class ResidualMLP(nn.Module):
         nn.init.zeros_(self.fc2.bias)
 
     def forward(self, x):
-        return x + self.fc2(F.gelu(self.norm(self.fc1(x)), approximate="tanh"))
+        h = F.gelu(self.norm(self.fc1(x)), approximate="tanh")
+        if self.training and self.dropout > 0:
+            h = F.dropout(h, self.dropout, training=True)
+        return x + self.fc2(h)
 
     def load_numpy(self, p):
         with torch.no_grad():
@@ -58,11 +63,14 @@ class DiveNet(nn.Module):
         self.head_w = nn.Parameter(torch.zeros(heads, dim_in, dim_out))
         self.head_b = nn.Parameter(torch.zeros(heads, dim_out))
 
+    def raw_views(self, x):
+        """Per-head projections before normalisation, shape (heads, rows, dim_out)."""
+        h = self.mlp(x)
+        return torch.matmul(h, self.head_w) + self.head_b[:, None, :]
+
     def views(self, x):
         """Per-head unit vectors, shape (heads, rows, dim_out)."""
-        h = self.mlp(x)
-        z = torch.matmul(h, self.head_w) + self.head_b[:, None, :]
-        return F.normalize(z, dim=-1)
+        return F.normalize(self.raw_views(x), dim=-1)
 
     @staticmethod
     def combine(views):
@@ -514,7 +522,7 @@ def info_nce(q, d, mask, temperature):
 def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch_size, lr, head_lr,
                         weight_decay, val_fraction, patience, nt_xent_weight, temperature,
                         hard_negatives, symmetric, margin, steps_per_epoch, threads, progress,
-                        early_stopping="best", epoch_callback=None):
+                        early_stopping="best", epoch_callback=None, dropout=0.0, nested_head_w=None):
     """Supervised DIVE on (query, relevant doc) pairs; returns (best weights, history).
 
     Per step, ``batch_size`` pairs; each pair gets one hard negative drawn from its query's
@@ -528,12 +536,39 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
     the epoch with the best centred 3-epoch mean of it (epochs e-1, e, e+1; two at the ends),
     ``patience`` counted on that mean. Training itself is the same: only the kept epoch and
     the stopping epoch differ. ``epoch_callback(record, weights)`` is called after every epoch
-    (epoch 0 included) with its history record and a copy of its weights.
+    (epoch 0 included) with its history record and a copy of its weights. ``dropout`` drops
+    the residual MLP's hidden activations in training steps (never when mining or scoring).
+
+    ``nested_head_w`` (heads, dim_in, extra columns), or None: a Matryoshka-style auxiliary
+    output. The heads are trained with these extra columns after their ``dim_out`` ones;
+    every loss above is taken on the normalised first ``dim_out`` columns (the kept output)
+    and, at equal weight, on the normalised full width. Mining, scoring and the returned
+    weights use the first ``dim_out`` columns only.
     """
     rng = np.random.default_rng(adapter.seed)
     with torch_settings(adapter.seed, threads):
-        net = DiveNet(adapter.dim_in, adapter.dim_out, adapter.heads, adapter.hidden)
-        net.load_numpy(adapter.params)
+        k = adapter.dim_out
+        if nested_head_w is None:
+            net = DiveNet(adapter.dim_in, k, adapter.heads, adapter.hidden)
+            net.load_numpy(adapter.params)
+            model, widths, export = net, (None,), net.to_numpy
+        else:
+            wide = nested_head_w.shape[2] + k
+            net = DiveNet(adapter.dim_in, wide, adapter.heads, adapter.hidden)
+            net.load_numpy({**adapter.params,
+                            "head_w": np.concatenate([adapter.params["head_w"], nested_head_w], axis=2),
+                            "head_b": np.zeros((adapter.heads, wide), np.float32)})
+
+            def model(x):
+                return net.combine(F.normalize(net.raw_views(x)[..., :k], dim=-1))
+
+            def export():
+                p = net.to_numpy()
+                p["head_w"] = np.ascontiguousarray(p["head_w"][:, :, :k])
+                p["head_b"] = np.ascontiguousarray(p["head_b"][:, :k])
+                return p
+            widths = (k, wide)
+        net.mlp.dropout = float(dropout)
         data = LabelledPairs(docs, queries, pair_q, pair_d, val_fraction, rng)
         dt, qt = torch.from_numpy(docs), torch.from_numpy(queries)
         frozen_neg = data.negatives(None, hard_negatives)
@@ -545,14 +580,14 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
         def evaluate(record):
             net.eval()
             if len(data.val_q):
-                record["val_ndcg@10"] = data.val_score(net)
+                record["val_ndcg@10"] = data.val_score(model)
                 return record["val_ndcg@10"]
             return -record.get("loss", math.inf)
 
         initial = {"epoch": 0}
         history = [initial]
         scores = [evaluate(initial)]
-        weights = net.to_numpy()
+        weights = export()
         if epoch_callback is not None:
             epoch_callback(initial, weights)
         previous = weights  # the smoothed rule judges an epoch one epoch later
@@ -562,7 +597,7 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
             for epoch in range(epochs):
                 t0 = time.perf_counter()
                 net.eval()
-                pool = np.concatenate([frozen_neg, data.negatives(net, hard_negatives)], axis=1)
+                pool = np.concatenate([frozen_neg, data.negatives(model, hard_negatives)], axis=1)
                 net.train()
                 sums = np.zeros(3)  # loss, hinge, nt-xent
                 zero = n_trip = steps = 0
@@ -574,20 +609,32 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
                     bq, bd = data.pair_q[batch], data.pair_d[batch]
                     bn = pool[bq, rng.integers(0, pool.shape[1], len(batch))]
                     b = len(batch)
-                    vq, vd, vn = (net.views(t[torch.from_numpy(i)]) for t, i in ((qt, bq), (dt, bd), (dt, bn)))
-                    oq, od, on = net.combine(vq), net.combine(vd), net.combine(vn)
-                    hinge = F.relu(margin - (oq * od).sum(-1) + (oq * on).sum(-1))
+                    if widths == (None,):
+                        raws = None
+                    else:
+                        raws = [net.raw_views(t[torch.from_numpy(i)]) for t, i in ((qt, bq), (dt, bd), (dt, bn))]
                     cand = np.concatenate([bd, bn])
                     mask = data.false_negative_mask(bq, cand, np.arange(b))
-                    vdn, odn = torch.cat([vd, vn], 1), torch.cat([od, on])
-                    # head-wise NT-Xent (mean over heads) plus the same loss on the ensemble output
-                    nt = sum(info_nce(vq[h], vdn[h], mask, temperature) for h in range(adapter.heads)) \
-                        / adapter.heads + info_nce(oq, odn, mask, temperature)
-                    if symmetric:
-                        back = data.false_negative_mask(bq, bd, np.arange(b)).T
-                        nt = nt + sum(info_nce(vd[h], vq[h], back, temperature) for h in range(adapter.heads)) \
-                            / adapter.heads + info_nce(od, oq, back, temperature)
-                    loss = hinge.mean() + nt_xent_weight * nt
+                    back = data.false_negative_mask(bq, bd, np.arange(b)).T if symmetric else None
+                    loss = None
+                    for width in widths:
+                        if raws is None:
+                            vq, vd, vn = (net.views(t[torch.from_numpy(i)]) for t, i in ((qt, bq), (dt, bd), (dt, bn)))
+                        else:
+                            vq, vd, vn = (F.normalize(z[..., :width], dim=-1) for z in raws)
+                        oq, od, on = net.combine(vq), net.combine(vd), net.combine(vn)
+                        hinge_w = F.relu(margin - (oq * od).sum(-1) + (oq * on).sum(-1))
+                        vdn, odn = torch.cat([vd, vn], 1), torch.cat([od, on])
+                        # head-wise NT-Xent (mean over heads) plus the same loss on the ensemble output
+                        nt_w = sum(info_nce(vq[h], vdn[h], mask, temperature) for h in range(adapter.heads)) \
+                            / adapter.heads + info_nce(oq, odn, mask, temperature)
+                        if symmetric:
+                            nt_w = nt_w + sum(info_nce(vd[h], vq[h], back, temperature) for h in range(adapter.heads)) \
+                                / adapter.heads + info_nce(od, oq, back, temperature)
+                        term = hinge_w.mean() + nt_xent_weight * nt_w
+                        loss = term if loss is None else loss + term
+                        if width == widths[0]:
+                            hinge, nt = hinge_w, nt_w  # the kept output's terms are logged
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
                     optimiser.step()
@@ -605,14 +652,14 @@ def train_dive_labelled(adapter, docs, queries, pair_q, pair_d, *, epochs, batch
                 scores.append(score)
                 bar.update(loss=record["loss"], zero_grad=record["zero_grad_fraction"], val=score)
                 if epoch_callback is not None:
-                    epoch_callback(record, net.to_numpy())
+                    epoch_callback(record, export())
                 if early_stopping == "smoothed":
                     # the previous epoch's centred mean is complete now (its epochs e-1, e, e+1)
                     judged, kept = float(np.mean(scores[max(0, epoch - 1):epoch + 2])), previous
-                    previous = net.to_numpy()
+                    previous = export()
                     stop = best.offer(judged, lambda: kept)
                 else:
-                    stop = best.offer(score, net.to_numpy)
+                    stop = best.offer(score, export)
                 if stop:
                     break
             if early_stopping == "smoothed":

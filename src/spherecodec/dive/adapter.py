@@ -19,6 +19,9 @@ _MODE_DEFAULTS = {
     "labelled": dict(epochs=8, batch_size=512, lr=1e-4, head_lr=1e-3, nt_xent_weight=1.0,
                      temperature=0.05, steps_per_epoch=None, val_fraction=0.05, margin=0.1),
 }
+#: the residual MLP's width when the constructor is not given one, by the mode ``fit`` runs:
+#: labelled fits chose 4096 on held-out training pairs (docs/dive.md, "More capacity")
+_DEFAULT_HIDDEN = {"self-supervised": 2048, "labelled": 4096}
 
 
 def _positive_int(name, value, minimum=1):
@@ -66,8 +69,10 @@ class DiveAdapter:
         Input (frozen) and reduced dimensions, ``dim_out <= dim_in``.
     heads : int
         Projection heads (the implicit view ensemble).
-    hidden : int
-        Width of the residual MLP ``x + Linear(GELU(LayerNorm(Linear(x))))``.
+    hidden : int or None
+        Width of the residual MLP ``x + Linear(GELU(LayerNorm(Linear(x))))``. None
+        (default): 4096 for a labelled fit, 2048 otherwise (``fit`` settles it; until then
+        2048).
     margin : float
         Hinge triplet margin (an upper bound on the per-triplet margin when self-supervised).
     seed : int
@@ -79,14 +84,15 @@ class DiveAdapter:
         Standard deviation of the per-head perturbation of the initial basis.
     """
 
-    def __init__(self, dim_in, dim_out, *, heads=4, hidden=2048, margin=0.2, seed=0, init="pca",
+    def __init__(self, dim_in, dim_out, *, heads=4, hidden=None, margin=0.2, seed=0, init="pca",
                  init_noise=0.01):
         self.dim_in = _positive_int("dim_in", dim_in)
         self.dim_out = _positive_int("dim_out", dim_out)
         if self.dim_out > self.dim_in:
             raise ValueError(f"dim_out={dim_out} exceeds dim_in={dim_in}: DIVE reduces")
         self.heads = _positive_int("heads", heads)
-        self.hidden = _positive_int("hidden", hidden)
+        self._hidden_given = hidden is not None
+        self.hidden = _DEFAULT_HIDDEN["self-supervised"] if hidden is None else _positive_int("hidden", hidden)
         if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
                 or not 0 < float(margin) < 2:
             raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
@@ -117,6 +123,12 @@ class DiveAdapter:
         """Number of trained scalars."""
         return int(sum(v.size for v in self.params.values()))
 
+    def _settle_hidden(self, mode):
+        # the MLP width of a fit in ``mode`` when the constructor was not given one (set
+        # just before the weights it shapes, so that a refused fit leaves the adapter as it was)
+        if not self._hidden_given:
+            self.hidden = _DEFAULT_HIDDEN[mode]
+
     def _initial_params(self, x):
         """Seeded initial weights: torch-default-like uniform first layer, zero last layer
         (the residual branch starts as the identity), heads from PCA of ``x`` or random."""
@@ -138,6 +150,20 @@ class DiveAdapter:
             "head_w": (basis[None] + noise).astype(np.float32),
             "head_b": np.zeros((self.heads, k), np.float32),
         }
+
+    def _nested_heads(self, x, nested):
+        """The extra head columns of ``fit(..., nested=)``: PCA directions ``dim_out`` to
+        ``nested`` x ``dim_out`` of ``x`` (or random ones with ``init="random"``), with the
+        heads' noise from a generator of its own (the kept columns' start is unchanged)."""
+        d, k = self.dim_in, self.dim_out
+        wide = k * nested
+        rng = np.random.default_rng([self.seed, nested])
+        if self.init == "pca":
+            basis = pca_basis(x, wide)[:, k:]
+        else:
+            basis = np.linalg.qr(rng.standard_normal((d, wide)))[0][:, k:]
+        noise = rng.standard_normal((self.heads, d, wide - k)) * self.init_noise / np.sqrt(d)
+        return (basis[None] + noise).astype(np.float32)
 
     def weights_hash(self):
         """sha256 (hex) of the configuration and every weight: names the adapter in blobs."""
@@ -177,7 +203,7 @@ class DiveAdapter:
             nt_xent_weight=None, temperature=None, kl_weight=1.0, kl_temperature=0.05, neighbours=10,
             candidate_depth=30, random_candidates=512, hard_negatives=20, teacher_margin=1.0,
             steps_per_epoch="auto", symmetric=True, margin=None, threads=1, progress=True,
-            early_stopping="best", epoch_callback=None):
+            early_stopping="best", epoch_callback=None, dropout=0.0, nested=1):
         """Train on frozen ``embeddings`` (rows, dim_in); returns ``self``.
 
         With ``triplets`` (query, positive, negative) or ``pairs`` (query, positive) index
@@ -193,6 +219,11 @@ class DiveAdapter:
         margin is ``margin`` (0.1), not the constructor's (the self-supervised mode's cap).
         ``early_stopping`` ("best" or "smoothed": best centred 3-epoch mean of the held-out
         nDCG@10) picks the kept epoch; ``epoch_callback(record, weights)`` sees every epoch.
+        ``dropout`` (labelled mode only) drops the residual MLP's hidden activations while
+        training (inference never drops). ``nested`` (labelled mode only; default 1: off) trains
+        the heads at ``nested`` x ``dim_out`` columns with the losses on the first ``dim_out``
+        (the kept output) plus, at equal weight, on the full width (a Matryoshka-style
+        auxiliary output, started from the wider PCA); only the first ``dim_out`` are kept.
 
         Settings left at None (``steps_per_epoch`` at "auto") take the mode's default
         (``_MODE_DEFAULTS``): labelled 8 full epochs of 512 pairs, MLP lr 1e-4, heads 1e-3,
@@ -247,8 +278,17 @@ class DiveAdapter:
             raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction!r}")
         if early_stopping not in ("best", "smoothed"):
             raise ValueError(f"early_stopping must be 'best' or 'smoothed', not {early_stopping!r}")
-        if not labelled and (early_stopping != "best" or epoch_callback is not None):
-            raise ValueError("early_stopping= and epoch_callback= are the labelled mode's (queries=)")
+        if not isinstance(dropout, (int, float, np.floating)) or isinstance(dropout, bool) \
+                or not 0 <= float(dropout) < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), not {dropout!r}")
+        nested = _positive_int("nested", nested)
+        if nested > 1 and self.dim_out * nested > self.dim_in:
+            raise ValueError(f"nested={nested} needs nested x dim_out = {nested * self.dim_out} "
+                             f"<= dim_in = {self.dim_in}; lower nested")
+        if not labelled and (early_stopping != "best" or epoch_callback is not None or dropout
+                             or nested != 1):
+            raise ValueError("early_stopping=, epoch_callback=, nested= and dropout= are the labelled "
+                             "mode's (queries=)")
         if labelled:
             margin = mode["margin"] if margin is None else margin
             if not isinstance(margin, (int, float, np.floating)) or isinstance(margin, bool) \
@@ -256,7 +296,9 @@ class DiveAdapter:
                 raise ValueError(f"margin must be a number in (0, 2), not {margin!r}")
             q, pair_q, pair_d = labelled_pairs(x, queries, positives, self.dim_in)
             hard_negatives = _positive_int("hard_negatives", hard_negatives)
+            self._settle_hidden("labelled")
             self.params = self._initial_params(np.concatenate([x, q]))
+            nested_head_w = None if nested == 1 else self._nested_heads(np.concatenate([x, q]), nested)
             from ._train import train_dive_labelled  # needs torch, an optional dependency: imported on use
 
             self.params, self.history = train_dive_labelled(
@@ -265,7 +307,8 @@ class DiveAdapter:
                 patience=patience, nt_xent_weight=nt_xent_weight, temperature=temperature,
                 hard_negatives=hard_negatives, symmetric=bool(symmetric), margin=float(margin),
                 steps_per_epoch=steps_per_epoch, threads=threads, progress=progress,
-                early_stopping=early_stopping, epoch_callback=epoch_callback)
+                early_stopping=early_stopping, epoch_callback=epoch_callback, dropout=float(dropout),
+                nested_head_w=nested_head_w)
             self.fitted = True
             return self
         if margin is not None:
@@ -277,6 +320,7 @@ class DiveAdapter:
             triplets = self._pairs_to_triplets(x, pairs)
         elif triplets is not None:
             triplets = _index_arrays(triplets, 3, x.shape[0], "triplets")
+        self._settle_hidden("self-supervised")
         self.params = self._initial_params(x)
         from ._train import train_dive  # needs torch, an optional dependency: imported on use
 

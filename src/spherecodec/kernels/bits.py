@@ -8,7 +8,9 @@ the common widths (16 of float32's 20 raw bits) plain loads and stores.
 import numpy as np
 from numba import njit
 
-from .rans_core import FLOAT32_RAW_BITS
+
+#: ``histogram`` counts into two tables from this many values on
+TWO_TABLES = 1 << 16
 
 
 @njit(cache=True)
@@ -25,9 +27,11 @@ def pack_low_bits(values, k, out):
     kr = k % 8
     pos = 0
     if kb == 2:
+        # 16-bit stores, little endian like every CPU Numba compiles for: LLVM vectorises
+        # this loop, not its bytewise form (2.0 against 6.0 us for a 32 x 384 float32 blob)
+        words = out[:2 * n].view(np.uint16)
         for i in range(n):
-            out[2 * i] = values[i] & 0xFF
-            out[2 * i + 1] = (values[i] >> 8) & 0xFF
+            words[i] = values[i] & 0xFFFF
         pos = 2 * n
     else:
         for i in range(n):
@@ -36,9 +40,16 @@ def pack_low_bits(values, k, out):
                 out[pos] = (v >> np.uint64(8 * b)) & np.uint64(0xFF)
                 pos += 1
     if kr == 4:
-        shift = 8 * kb
-        for j in range(n // 2):
-            out[pos + j] = ((values[2 * j] >> shift) & 0xF) | (((values[2 * j + 1] >> shift) & 0xF) << 4)
+        # a shift of the values' own type (an int64 one makes every value signed 64-bit)
+        # and a slice: LLVM vectorises the loop (1.7 against 6.1 us for 32 x 384 float32)
+        shift = values.dtype.type(8 * kb)
+        nibbles = out[pos:pos + n // 2]
+        if kb == 0:  # bfloat16: no shift at all, 4x faster again
+            for j in range(n // 2):
+                nibbles[j] = (values[2 * j] & 0xF) | ((values[2 * j + 1] & 0xF) << 4)
+        else:
+            for j in range(n // 2):
+                nibbles[j] = ((values[2 * j] >> shift) & 0xF) | (((values[2 * j + 1] >> shift) & 0xF) << 4)
         pos += n // 2
         if n & 1:
             out[pos] = (values[n - 1] >> shift) & 0xF
@@ -63,55 +74,40 @@ def pack_low_bits(values, k, out):
 
 @njit(nogil=True, cache=True)
 def pack_and_count(values, k, out, counts):
-    """``pack_low_bits`` and, in the same pass, ``counts[values >> k] += 1`` (one read of the
-    values instead of two); returns the raw bytes used."""
+    """``pack_low_bits`` and ``counts[values >> k] += 1`` (``histogram``) in one call;
+    returns the raw bytes used. Two passes, each one a loop LLVM compiles well (the packing
+    vectorised): on 2**19 float32 0.43 ns per value, against 0.57 for one pass doing both;
+    bfloat16 0.33 against 0.43 (Zen 4)."""
+    pos = pack_low_bits(values, k, out)
+    histogram(values, k, counts)
+    return pos
+
+
+@njit(nogil=True, cache=True)
+def histogram(values, shift, counts):
+    """Add the count of each symbol ``values >> shift`` to ``counts``.
+
+    From ``TWO_TABLES`` values on, odd and even values count into two tables, summed at the
+    end: a run of equal symbols (common: embeddings' exponents) then does not wait on its
+    own previous increment; below, zeroing and summing the second table costs more than
+    it saves (a 32-row blob)."""
     n = values.size
-    # odd and even values count into two tables, summed at the end: a run of equal symbols
-    # (common: embeddings' exponents) then does not wait on its own previous increment
+    # unsigned indices (a shift of the values' own type keeps them so) spare Numba's
+    # negative-index wraparound code (measured: 20% of the loop)
+    s = values.dtype.type(shift)
+    if n < TWO_TABLES:
+        for i in range(n):
+            counts[values[i] >> s] += 1
+        return
     odd = np.zeros_like(counts)
-    if k == FLOAT32_RAW_BITS:  # float32 at the exact codec's split: a 16-bit plane and a 4-bit plane
-        half = n // 2
-        nib = np.uint64(2 * n)
-        # unsigned indices spare Numba's negative-index wraparound code (measured: 20% of
-        # this loop's time)
-        for i in range(half):
-            j = np.uint64(i)
-            a = values[2 * j]
-            b = values[2 * j + 1]
-            out[4 * j] = a & 0xFF
-            out[4 * j + 1] = (a >> 8) & 0xFF
-            out[4 * j + 2] = b & 0xFF
-            out[4 * j + 3] = (b >> 8) & 0xFF
-            out[nib + j] = ((a >> 16) & 0xF) | (((b >> 16) & 0xF) << 4)
-            counts[np.uint64(a >> FLOAT32_RAW_BITS)] += 1
-            odd[np.uint64(b >> FLOAT32_RAW_BITS)] += 1
-        if n & 1:
-            a = values[n - 1]
-            out[2 * n - 2] = a & 0xFF
-            out[2 * n - 1] = (a >> 8) & 0xFF
-            out[nib + half] = (a >> 16) & 0xF
-            counts[a >> FLOAT32_RAW_BITS] += 1
-        for s in range(counts.size):
-            counts[s] += odd[s]
-        return raw_size(n, k)
-    if k == 4:  # bfloat16 (and float32 that was bfloat16, shifted): one nibble plane
-        half = n // 2
-        for j in range(half):
-            a = values[2 * j]
-            b = values[2 * j + 1]
-            out[j] = (a & 0xF) | ((b & 0xF) << 4)
-            counts[a >> 4] += 1
-            odd[b >> 4] += 1
-        if n & 1:
-            a = values[n - 1]
-            out[half] = a & 0xF
-            counts[a >> 4] += 1
-        for s in range(counts.size):
-            counts[s] += odd[s]
-        return raw_size(n, k)
-    for i in range(n):
-        counts[values[i] >> k] += 1
-    return pack_low_bits(values, k, out)
+    for i in range(n // 2):
+        j = np.uint64(i)
+        counts[values[2 * j] >> s] += 1
+        odd[values[2 * j + 1] >> s] += 1
+    if n & 1:
+        counts[values[n - 1] >> s] += 1
+    for c in range(counts.size):
+        counts[c] += odd[c]
 
 
 @njit(nogil=True, cache=True)

@@ -22,15 +22,15 @@ machines). The vector steps are LLVM IR (``_decoder_ir``, ``_encoder_ir``, aroun
 ``rans_core``'s ``ir_decode_step``/``ir_encode_step``) linked into Numba kernels by
 intrinsics, because Numba cannot express them: per 16 lanes the decoder does two 64-bit
 gathers from one table holding each slot's entry and symbol, a multiply and an expanding
-load of the words; the encoder gathers each symbol's frequency and reciprocal the same
-way and writes the overflowing lanes' words compressed in a register with a masked
+load of the words; the encoder fetches each symbol's frequency and reciprocal the same
+way (or by scalar loads where gathers are slow: ``_encode_kind``) and writes the overflowing lanes' words compressed in a register with a masked
 store. On AVX2 (``VECTOR_ISA``), which has no expanding load, the decoder's steps take
 8 lanes at a time and hand each half-group's next 8 words to its lanes with a permutation
 (``vpermd``) at offsets from a table indexed by its mask (``_decoder_ir_avx2``: 1.4
 against 3.3 ns per float32 for the scalar steps, 1.15 against 2.5 per bfloat16, in the
 haswell build on the EPYC). The IR uses LLVM's target-independent intrinsics, so it is
 correct anywhere; where neither applies (or Numba compiles for a generic CPU) the scalar
-kernels here code the same layouts (``decode_scalar``, ``_encode_substreams(vector=False)``),
+kernels here code the same layouts (``decode_scalar``, ``_encode_substreams(vector=ENCODE_SCALAR)``),
 and the tests hold the vector kernels to them byte for byte. All arithmetic is integer.
 """
 
@@ -86,10 +86,37 @@ def _vector_isa():
 VECTOR_ISA = _vector_isa()
 #: True when the vector decoder runs (else ``decode_scalar`` is used)
 VECTOR = VECTOR_ISA is not None
-#: the encoder's vector steps (the same bytes as its scalar ones, which other CPUs take).
-#: AVX2 lacks the compressing shuffle they use, but LLVM's AVX2 form of it still beats the
-#: scalar steps 3x (the haswell build: 1.7 against 5.5 ns per bfloat16 value)
-VECTOR_ENCODE = VECTOR
+#: the encoder's steps, all writing the same bytes: ENCODE_SCALAR (Numba code),
+#: ENCODE_GATHER (vector steps fetching each lane's table entry with a hardware gather) or
+#: ENCODE_LOADS (vector steps fetching them with one scalar load per lane, the symbol read
+#: from the values in memory: no gather, no extraction from a vector register)
+ENCODE_SCALAR, ENCODE_GATHER, ENCODE_LOADS = 0, 1, 2
+ENCODE_KINDS = (ENCODE_SCALAR, ENCODE_GATHER, ENCODE_LOADS)
+
+
+def _encode_kind():
+    """The encoder steps for this build and host (``VECTOR_ENCODE``).
+
+    AVX2 lacks the compressing shuffle the vector steps use, but LLVM's AVX2 form of it
+    still beats the scalar steps 3x, so both vector ISAs take them. AMD's cores (LLVM's
+    ``znver*``) gather slowly: on the Zen 4 EPYC of these machines a 1 MiB chunk of
+    bfloat16 codes its steps in 0.90 ns per value with gathers and 0.54 with scalar loads
+    (AVX2 build: 0.89 and 0.43). Intel's gathers are faster and the loads' inserts would
+    queue on its one shuffle port, so other hosts keep the gathers.
+    """
+    if not VECTOR:
+        return ENCODE_SCALAR
+    return ENCODE_LOADS if llvm.get_host_cpu_name().startswith("znver") else ENCODE_GATHER
+
+
+#: which encoder steps ``entropy`` runs (the ENCODE_* kinds); tests run every kind
+VECTOR_ENCODE = _encode_kind()
+#: the vector decoders' table lookups: on AMD hosts half of the entries come from gathers
+#: and half from scalar loads, so that the gather unit and the load ports work side by
+#: side (Zen 4, AVX-512: 0.55 against 0.64 ns per bfloat16 symbol with gathers only, 0.56
+#: with loads only; the AVX2 build: 0.72 against 0.79); elsewhere gathers only. Read when
+#: the kernels compile (a test compiles the other choice in a child process).
+DECODE_SPLIT_LOOKUPS = VECTOR and llvm.get_host_cpu_name().startswith("znver")
 #: lanes per vector register in the decoder's IR: 16 (AVX-512) or 8 (AVX2: each group of 16
 #: lanes is two halves, whose words an 8-lane gather fetches at offsets from a table)
 VECTOR_WIDTH = 8 if VECTOR_ISA == "avx2" else GROUP_LANES
@@ -159,11 +186,32 @@ _HALVES = (", ".join(f"i32 {k}" for k in range(8)), ", ".join(f"i32 {k}" for k i
 _EVEN_ODD = (", ".join(f"i32 {2 * k}" for k in range(16)), ", ".join(f"i32 {2 * k + 1}" for k in range(16)))
 
 
-def _ir_gather_pairs(add, g, index, table, low, high):
+def _ir_scalar_lookups(add, tag, index, index_type, first, count, table):
+    """IR loading the u64 ``table[index[first + k]]`` for ``k < count`` one by one (``index``:
+    an i32 vector of ``index_type``) into a ``<count x i64>``; returns its name. The
+    decoders' split lookups (``DECODE_SPLIT_LOOKUPS``); ``tag`` keeps the names apart."""
+    built = "poison"
+    for k in range(count):
+        t = f"{k}_{tag}"
+        add(f"  %hi{t} = extractelement {index_type} {index}, i32 {first + k}")
+        add(f"  %hz{t} = zext i32 %hi{t} to i64")
+        add(f"  %hp{t} = getelementptr i64, ptr %{table}, i64 %hz{t}")
+        add(f"  %he{t} = load i64, ptr %hp{t}, align 8")
+        add(f"  %hv{t} = insertelement <{count} x i64> {built}, i64 %he{t}, i32 {k}")
+        built = f"%hv{t}"
+    return built
+
+
+def _ir_gather_pairs(add, g, index, table, low, high, split=False):
     """IR gathering the u64 ``table[index]`` of 16 lanes (``%{index}{g}``, i32) as two
     8-lane gathers, their low halves into ``%{low}{g}`` and high halves into ``%{high}{g}``
-    (<16 x i32>): one gathered element per lane instead of one per lane and half."""
+    (<16 x i32>): one gathered element per lane instead of one per lane and half.
+    ``split``: lanes 8-15 load theirs one by one instead (``DECODE_SPLIT_LOOKUPS``)."""
     for h, part in enumerate(_HALVES):
+        if split and h == 1:
+            built = _ir_scalar_lookups(add, g, f"%{index}{g}", "<16 x i32>", 8, 8, table)
+            add(f"  %gd{h}_{g} = bitcast <8 x i64> {built} to <16 x i32>")
+            continue
         add(f"  %gi{h}_{g} = shufflevector <16 x i32> %{index}{g}, <16 x i32> poison, <8 x i32> <{part}>")
         add(f"  %gp{h}_{g} = getelementptr i64, ptr %{table}, <8 x i32> %gi{h}_{g}")
         add(f"  %gq{h}_{g} = call <8 x i64> @llvm.masked.gather.v8i64.v8p0(<8 x ptr> %gp{h}_{g}, i32 8, "
@@ -173,12 +221,36 @@ def _ir_gather_pairs(add, g, index, table, low, high):
         add(f"  %{name}{g} = shufflevector <16 x i32> %gd0_{g}, <16 x i32> %gd1_{g}, <16 x i32> <{part}>")
 
 
-def _encoder_ir(name, bits, groups):
+def _ir_load_entries(add, g, bits, low, high):
+    """IR fetching the u64 ``table`` entries of group ``g``'s 16 symbols (the values from
+    ``%o{g}`` shifted right by ``%shift64``) with one scalar load each, their low halves
+    into ``%{low}{g}`` and high halves into ``%{high}{g}`` (<16 x i32>), as
+    ``_ir_gather_pairs`` does with gathers."""
+    for h in range(2):
+        built = "poison"
+        for k in range(8):
+            lane, t = 8 * h + k, f"{h}_{k}_{g}"
+            add(f"  %lo{t} = add i64 %o{g}, {lane}")
+            add(f"  %la{t} = getelementptr i{bits}, ptr %values, i64 %lo{t}")
+            add(f"  %lw{t} = load i{bits}, ptr %la{t}, align 1")
+            add(f"  %lx{t} = zext i{bits} %lw{t} to i64" if bits < 64 else f"  %lx{t} = or i64 %lw{t}, 0")
+            add(f"  %ls{t} = lshr i64 %lx{t}, %shift64")
+            add(f"  %lp{t} = getelementptr i64, ptr %table, i64 %ls{t}")
+            add(f"  %le{t} = load i64, ptr %lp{t}, align 8")
+            add(f"  %lv{t} = insertelement <8 x i64> {built}, i64 %le{t}, i32 {k}")
+            built = f"%lv{t}"
+        add(f"  %gd{h}_{g} = bitcast <8 x i64> {built} to <16 x i32>")
+    for name, part in zip((low, high), _EVEN_ODD):
+        add(f"  %{name}{g} = shufflevector <16 x i32> %gd0_{g}, <16 x i32> %gd1_{g}, <16 x i32> <{part}>")
+
+
+def _encoder_ir(name, bits, groups, loads):
     """LLVM IR of the encoder's vector steps for ``bits``-bit values: ``void f(values,
     steps, shift, table, precision, scratch, positions, states)`` codes steps
     ``steps - 1 .. 0`` of every group backwards into ``scratch`` from ``positions``
     (i64 x groups, updated) with the states (u32 x 16 groups, updated). ``table`` is
-    ``rans.encoder_table`` (u64: frequency | cumulative << 16 | reciprocal << 32)."""
+    ``rans.encoder_table`` (u64: frequency | cumulative << 16 | reciprocal << 32),
+    read by gathers or, with ``loads``, by scalar loads (``_encode_kind``)."""
     vec = f"<16 x i{bits}>"
     lanes = GROUP_LANES * groups
     lines = [
@@ -191,6 +263,7 @@ def _encoder_ir(name, bits, groups):
         "entry:",
         _shift_line(bits),
         *_splat("sv", vec, f"i{bits}", "%shw"),
+        "  %shift64 = zext i32 %shift to i64",
         f"  %up = sub i32 {STATE_BITS}, %prec",
         *_splat("uv", "<16 x i32>", "i32", "%up"),
         *_splat("pv", "<16 x i32>", "i32", "%prec"),
@@ -206,14 +279,17 @@ def _encoder_ir(name, bits, groups):
     add(f"  %ob = mul i64 %k1, {lanes}")
     for g in range(groups):
         add(f"  %o{g} = add i64 %ob, {GROUP_LANES * g}")
-        add(f"  %vp{g} = getelementptr i{bits}, ptr %values, i64 %o{g}")
-        add(f"  %vl{g} = load {vec}, ptr %vp{g}, align 1")
-        add(f"  %vs{g} = lshr {vec} %vl{g}, %sv")
-        if bits == 32:
-            add(f"  %sy{g} = or <16 x i32> %vs{g}, zeroinitializer")
+        if loads:
+            _ir_load_entries(add, g, bits, "fc", "rc")
         else:
-            add(f"  %sy{g} = {'zext' if bits < 32 else 'trunc'} {vec} %vs{g} to <16 x i32>")
-        _ir_gather_pairs(add, g, "sy", "table", "fc", "rc")
+            add(f"  %vp{g} = getelementptr i{bits}, ptr %values, i64 %o{g}")
+            add(f"  %vl{g} = load {vec}, ptr %vp{g}, align 1")
+            add(f"  %vs{g} = lshr {vec} %vl{g}, %sv")
+            if bits == 32:
+                add(f"  %sy{g} = or <16 x i32> %vs{g}, zeroinitializer")
+            else:
+                add(f"  %sy{g} = {'zext' if bits < 32 else 'trunc'} {vec} %vs{g} to <16 x i32>")
+            _ir_gather_pairs(add, g, "sy", "table", "fc", "rc")
         ir_encode_step(add, g, lambda g: lines.extend(_splat(f"cv{g}", "<16 x i16>", "i16", f"%cn{g}")))
     add("  %more = icmp ugt i64 %k1, 0")
     add("  br i1 %more, label %step, label %exit")
@@ -225,17 +301,19 @@ def _encoder_ir(name, bits, groups):
     return "\n".join(lines)
 
 
-def _encode_steps_intrinsic(groups):
-    """A Numba intrinsic running ``_encoder_ir``'s steps for ``groups`` groups."""
+def _encode_steps_intrinsic(groups, loads):
+    """A Numba intrinsic running ``_encoder_ir``'s steps for ``groups`` groups (``loads``:
+    the table read by scalar loads, not gathers)."""
 
     @intrinsic
     def steps_kernel(typingctx, values, steps, shift, table, precision, scratch, positions, states):
         bits = values.dtype.bitwidth
-        name = f"spherecodec_rans{GROUP_LANES * groups}_encode_u{bits}"
+        name = f"spherecodec_rans{GROUP_LANES * groups}_encode_u{bits}{'_loads' if loads else ''}"
         sig = types.void(values, steps, shift, table, precision, scratch, positions, states)
 
         def codegen(context, builder, signature, args):
-            context.active_code_library.add_llvm_module(llvm.parse_assembly(_encoder_ir(name, bits, groups)))
+            ir_text = _encoder_ir(name, bits, groups, loads)
+            context.active_code_library.add_llvm_module(llvm.parse_assembly(ir_text))
             ptr = ir.PointerType()
             i32 = ir.IntType(32)
             fnty = ir.FunctionType(ir.VoidType(), [ptr, ir.IntType(64), i32, ptr, i32, ptr, ptr, ptr])
@@ -253,8 +331,10 @@ def _encode_steps_intrinsic(groups):
     return steps_kernel
 
 
-_vector_encode_steps_2 = _encode_steps_intrinsic(2)
-_vector_encode_steps_4 = _encode_steps_intrinsic(4)
+_gather_steps_2 = _encode_steps_intrinsic(2, False)
+_gather_steps_4 = _encode_steps_intrinsic(4, False)
+_load_steps_2 = _encode_steps_intrinsic(2, True)
+_load_steps_4 = _encode_steps_intrinsic(4, True)
 
 
 @njit(nogil=True, cache=True)
@@ -263,7 +343,7 @@ def encode_into(values, shift, table, precision, scratch, out, pos, vector, grou
     wide layout of ``groups`` groups (2 or 4): the body's byte length (varint), then the
     body; return the position after it. ``table`` comes from ``rans.encoder_table``;
     ``scratch`` holds ``encode_scratch_size(n, groups)`` bytes, ``out`` as many from
-    ``pos``; ``vector``: the AVX-512 steps (``VECTOR_ENCODE``), the same bytes.
+    ``pos``; ``vector``: which steps (``VECTOR_ENCODE``'s kinds), the same bytes.
     ``rans.encode_stream_wide`` calls it."""
     starts = _encode_substreams(values, shift, table, precision, scratch, vector, groups)
     part = scratch.size // groups
@@ -316,15 +396,19 @@ def _encode_substreams_for(values, shift, table, precision, scratch, vector, gro
         starts[g] = (g + 1) * part
     # the decoder reads a step's words in lane order after decoding it: the encoder, going
     # backwards, emits them in reverse lane order before coding the step
-    if vector:
+    if vector != ENCODE_SCALAR:
         _encode_scalar_steps(values, shift, table, precision, scratch, x, starts, groups, full)
         states = x.astype(np.uint32)
-        if groups == 4:
-            _vector_encode_steps_4(values, np.int64(full), np.int64(shift), table, np.int64(precision),
-                                   scratch, starts, states)
+        steps, shift64, precision64 = np.int64(full), np.int64(shift), np.int64(precision)
+        if vector == ENCODE_LOADS:
+            if groups == 4:
+                _load_steps_4(values, steps, shift64, table, precision64, scratch, starts, states)
+            else:
+                _load_steps_2(values, steps, shift64, table, precision64, scratch, starts, states)
+        elif groups == 4:
+            _gather_steps_4(values, steps, shift64, table, precision64, scratch, starts, states)
         else:
-            _vector_encode_steps_2(values, np.int64(full), np.int64(shift), table, np.int64(precision),
-                                   scratch, starts, states)
+            _gather_steps_2(values, steps, shift64, table, precision64, scratch, starts, states)
         for j in range(lanes):  # a loop, not a slice assignment (whose error path is slow to compile)
             x[j] = states[j]
     else:
@@ -338,8 +422,8 @@ def _encode_substreams_for(values, shift, table, precision, scratch, vector, gro
 @njit(nogil=True, cache=True)
 def _encode_substreams(values, shift, table, precision, scratch, vector, groups):
     """Code every group's substream backwards into its part of ``scratch`` (``groups``
-    parts); return where each starts. ``vector``: the whole steps by ``_encoder_ir``'s
-    kernel (same bytes)."""
+    parts); return where each starts. ``vector``: an ENCODE_* kind, the whole steps by
+    ``_encoder_ir``'s kernels unless ENCODE_SCALAR (same bytes)."""
     if groups == 4:
         return _encode_substreams_for(values, shift, table, precision, scratch, vector, 4)
     return _encode_substreams_for(values, shift, table, precision, scratch, vector, 2)
@@ -541,7 +625,7 @@ def _decoder_ir(name, out_bits, fused, nibble, groups):
     _ir_next_step(add, groups)
     for g in range(groups):
         add(f"  %i{g} = and <16 x i32> %x{g}, %mv")
-        _ir_gather_pairs(add, g, "i", "table", "e", "s")
+        _ir_gather_pairs(add, g, "i", "table", "e", "s", DECODE_SPLIT_LOOKUPS)
         add(f"  %o{g} = add i64 %ob, {GROUP_LANES * g}")
         add(f"  %op{g} = getelementptr i{out_bits}, ptr %out, i64 %o{g}")
         if fused:
@@ -615,6 +699,10 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
         t = f"{g}_{h}"
         add(f"  %i{t} = and {v8} %x{t}, %mv")
         for q, part in enumerate(quads):
+            if q == 1 and DECODE_SPLIT_LOOKUPS:  # lanes 4-7 by scalar loads (DECODE_SPLIT_LOOKUPS)
+                built = _ir_scalar_lookups(add, t, f"%i{t}", v8, 4, 4, "table")
+                add(f"  %gd{q}_{t} = bitcast <4 x i64> {built} to {v8}")
+                continue
             add(f"  %gi{q}_{t} = shufflevector {v8} %i{t}, {v8} poison, <4 x i32> <{part}>")
             add(f"  %gp{q}_{t} = getelementptr i64, ptr %table, <4 x i32> %gi{q}_{t}")
             add(f"  %gq{q}_{t} = call <4 x i64> @llvm.masked.gather.v4i64.v4p0(<4 x ptr> %gp{q}_{t}, i32 8, "
@@ -715,7 +803,8 @@ def _vector_steps_intrinsic(variant, groups):
         bits = out.dtype.bitwidth
         if (fused and bits != 32) or (nibble and bits not in (16, 32)):
             return None
-        name = f"spherecodec_rans{GROUP_LANES * groups}_decode_{variant}_u{bits}"
+        split = "_split" if DECODE_SPLIT_LOOKUPS else ""
+        name = f"spherecodec_rans{GROUP_LANES * groups}_decode_{variant}_u{bits}{split}"
         sig = types.int64(stream, bounds, table, precision, out, steps, states, raw, extra)
 
         def codegen(context, builder, signature, args):
