@@ -352,11 +352,19 @@ class Model:
         slot_symbol, symbol_entry = self._slots
         bits = out.view(np.uint32)
         pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
-        status = _pk.decode_contexts(payload[pos:], payload[1:1 + nraw], slot_symbol, symbol_entry,
+        status = _pk.decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol, symbol_entry,
                                      self.precision, self.coef, self.bias, self.gain, self.offset,
                                      self.base, self.buckets, bits, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
+
+
+def _read_only(array):
+    """A read-only view of ``array``: payloads come both from bytes (read-only) and from
+    writable buffers, and one array type spares the decoder a second compilation."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _one_blas_thread():

@@ -41,6 +41,8 @@ STATES = 4
 _TINY = np.float32(1e-30)
 _HUGE = np.float32(1e30)
 _U = np.uint64
+#: a literal 0 argument would make Numba compile a callee once more for the type Literal[int](0)
+_ZERO = np.int64(0)
 
 
 @njit(inline="always")
@@ -107,12 +109,15 @@ def _quad_of(values, r, k):
             _sanitize(values[r, k + 3]))
 
 
-@njit(inline="always")
+@njit(nogil=True)
 def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
     """Add the terms of coordinates ``k0 .. k1 - 1``, in that order, to the columns
     ``lo .. hi - 1`` of rows ``r0 .. r1 - 1`` of ``values``, whose predictions are the
-    rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Four
-    coordinates per pass over the rows, so their coefficient slices serve the whole block."""
+    rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Eight, then
+    four coordinates per pass over the rows, so their coefficient slices serve the whole block.
+
+    The one tile routine: prediction, counting and decoding all call it (not inlined, so
+    it is compiled once per signature instead of once per caller)."""
     k = k0
     while k + 8 <= k1:
         for r in range(r0, r1):
@@ -130,30 +135,41 @@ def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
 
 
 @njit(inline="always")
-def _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1):
-    """Within the tile ``t0 .. t1 - 1`` (rows as in ``_add_terms``): each column ``j``
-    there gets the terms of the tile's coordinates ``t0 .. min(j, K) - 1`` in order."""
-    kend = min(K, t1 - 1)
-    k = t0
-    while k < kend:
-        if k + 4 <= kend:
-            for r in range(r0, r1):
-                p = r - p0
-                # the columns k + 1 .. k + 3 take the first one to three of the four terms
-                x0 = _sanitize(values[r, k])
-                x1 = _sanitize(values[r, k + 1])
-                x2 = _sanitize(values[r, k + 2])
-                x3 = _sanitize(values[r, k + 3])
-                pred[p, k + 1] += coef[k, k + 1] * x0
-                pred[p, k + 2] = (pred[p, k + 2] + coef[k, k + 2] * x0) + coef[k + 1, k + 2] * x1
-                pred[p, k + 3] = (((pred[p, k + 3] + coef[k, k + 3] * x0) + coef[k + 1, k + 3] * x1)
-                                  + coef[k + 2, k + 3] * x2)
-                _update_quad(pred, p, coef, k, x0, x1, x2, x3, k + 4, t1)
-            k += 4
-        else:
-            for r in range(r0, r1):
-                _update_range(pred, r - p0, coef, k, _sanitize(values[r, k]), k + 1, t1)
-            k += 1
+def _group_size(j, K, t1):
+    # coordinates are taken four at a time while four of them have terms within the tile
+    return 4 if j + 4 <= min(K, t1) else 1
+
+
+@njit(inline="always")
+def _add_group_terms(pred, values, r0, r1, p0, coef, j, i):
+    # column i takes the terms of its group's earlier coordinates j .. i - 1, in order
+    # (the rest of the tile takes them all at once, in _add_terms, after the group)
+    for r in range(r0, r1):
+        p = pred[r - p0, i]
+        for k in range(j, i):
+            p += coef[k, i] * _sanitize(values[r, k])
+        pred[r - p0, i] = p
+
+
+@njit(nogil=True)
+def _predict_block(pred, values, r0, r1, p0, coef, bias, K):
+    """Predictions of rows ``r0 .. r1 - 1`` of ``values`` into the rows ``r - p0`` of
+    ``pred``, a tile of columns at a time: the terms of the earlier tiles' coordinates,
+    then the tile's own in groups, as ``decode_contexts`` adds them."""
+    d = values.shape[1]
+    for t0 in range(0, d, TILE):
+        t1 = min(d, t0 + TILE)
+        for r in range(r0, r1):
+            for j in range(t0, t1):
+                pred[r - p0, j] = bias[j]
+        _add_terms(pred, values, r0, r1, p0, coef, _ZERO, min(K, t0), t0, t1)
+        j = t0
+        while j < min(K, t1 - 1):
+            g = _group_size(j, K, t1)
+            for i in range(j + 1, j + g):
+                _add_group_terms(pred, values, r0, r1, p0, coef, j, i)
+            _add_terms(pred, values, r0, r1, p0, coef, j, min(j + g, K), j + g, t1)
+            j += g
 
 
 @njit(nogil=True, cache=True)
@@ -166,15 +182,7 @@ def predict_rows(values, coef, bias, pred):
     n, d = values.shape
     K = min(coef.shape[0], d)
     for r0 in range(0, n, BLOCK_ROWS):
-        r1 = min(n, r0 + BLOCK_ROWS)
-        for t0 in range(0, d, TILE):
-            t1 = min(d, t0 + TILE)
-            for r in range(r0, r1):
-                for j in range(t0, t1):
-                    pred[r, j] = bias[j]
-            # earlier tiles' coordinates first, then the tile's own, each in order
-            _add_terms(pred, values, r0, r1, 0, coef, 0, min(K, t0), t0, t1)
-            _add_triangle(pred, values, r0, r1, 0, coef, t0, K, t1)
+        _predict_block(pred, values, r0, min(n, r0 + BLOCK_ROWS), _ZERO, coef, bias, K)
 
 
 @njit(nogil=True, cache=True)
@@ -187,13 +195,7 @@ def count_contexts(values, bits, coef, bias, gain, offset, base, buckets, ctx, c
     K = min(coef.shape[0], d)
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
-        for t0 in range(0, d, TILE):
-            t1 = min(d, t0 + TILE)
-            for r in range(r0, r1):
-                for j in range(t0, t1):
-                    pred[r - r0, j] = bias[j]
-            _add_terms(pred, values, r0, r1, r0, coef, 0, min(K, t0), t0, t1)
-            _add_triangle(pred, values, r0, r1, r0, coef, t0, K, t1)
+        _predict_block(pred, values, r0, r1, r0, coef, bias, K)
         for r in range(r0, r1):
             for j in range(d):
                 c = _context(pred[r - r0, j], gain[j], offset[j], buckets, base[j])
@@ -322,38 +324,35 @@ def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buc
     g = gain[j]
     o = offset[j]
     b = base[j]
-    if r1 - r0 == BLOCK_ROWS:
-        # a whole block: four rows a step, no row to check
-        for r in range(r0, r1, 4):
-            c = _context(pred[r - r0, j], g, o, buckets, b)
-            x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
-            x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
-            x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
-            x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        return x0, x1, x2, x3, pos
-    for r in range(r0, r1, 4):
+    # four rows a step with no row to check (all of a whole block), then a short block's
+    # last one to three rows on lanes 0, 1, 2
+    full = r0 + ((r1 - r0) & ~3)
+    for r in range(r0, full, 4):
         c = _context(pred[r - r0, j], g, o, buckets, b)
         x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
         out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        if r + 1 < r1:
-            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
+        c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
+        x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
+        x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
+        x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+    if full < r1:
+        c = _context(pred[full - r0, j], g, o, buckets, b)
+        x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[full, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        if full + 1 < r1:
+            c = _context(pred[full + 1 - r0, j], g, o, buckets, b)
             x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        if r + 2 < r1:
-            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
-            x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        if r + 3 < r1:
-            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
-            x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            out[full + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            if full + 2 < r1:
+                c = _context(pred[full + 2 - r0, j], g, o, buckets, b)
+                x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream,
+                                                last)
+                out[full + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
     return x0, x1, x2, x3, pos
 
 
@@ -411,51 +410,19 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                 for j in range(t0, t1):
                     pred[r - r0, j] = bias[j]
             # the terms of the earlier tiles' (decoded) coordinates, then the tile's own as
-            # they are decoded: every prediction takes its terms in coordinate order
-            _add_terms(pred, fout, r0, r1, r0, coef, 0, min(K, t0), t0, t1)
+            # they are decoded, in _predict_block's groups: every prediction takes its terms
+            # in coordinate order
+            _add_terms(pred, fout, r0, r1, r0, coef, _ZERO, min(K, t0), t0, t1)
             j = t0
             while j < t1:
-                if j + 4 <= min(K, t1):
-                    # four coordinates: each of j + 1 .. j + 3 gets the earlier ones' terms
-                    # just before it is decoded, the rest of the tile all four in one pass
-                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset,
+                g = _group_size(j, K, t1)
+                for i in range(j, j + g):
+                    _add_group_terms(pred, fout, r0, r1, r0, coef, j, i)
+                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, i, r0, r1, pred, gain, offset,
                                                          base, buckets, slot_symbol, symbol_entry, precision,
                                                          mask, stream, last, out)
-                    c01 = coef[j, j + 1]
-                    for r in range(r0, r1):
-                        pred[r - r0, j + 1] += c01 * _sanitize(fout[r, j])
-                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 1, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_symbol, symbol_entry, precision,
-                                                         mask, stream, last, out)
-                    c02 = coef[j, j + 2]
-                    c12 = coef[j + 1, j + 2]
-                    for r in range(r0, r1):
-                        pred[r - r0, j + 2] = ((pred[r - r0, j + 2] + c02 * _sanitize(fout[r, j]))
-                                               + c12 * _sanitize(fout[r, j + 1]))
-                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 2, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_symbol, symbol_entry, precision,
-                                                         mask, stream, last, out)
-                    c03 = coef[j, j + 3]
-                    c13 = coef[j + 1, j + 3]
-                    c23 = coef[j + 2, j + 3]
-                    for r in range(r0, r1):
-                        pred[r - r0, j + 3] = (((pred[r - r0, j + 3] + c03 * _sanitize(fout[r, j]))
-                                                + c13 * _sanitize(fout[r, j + 1])) + c23 * _sanitize(fout[r, j + 2]))
-                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 3, r0, r1, pred, gain, offset,
-                                                         base, buckets, slot_symbol, symbol_entry, precision,
-                                                         mask, stream, last, out)
-                    for r in range(r0, r1):
-                        _update_quad(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]),
-                                     _sanitize(fout[r, j + 2]), _sanitize(fout[r, j + 3]), j + 4, t1)
-                    j += 4
-                    continue
-                x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base,
-                                                     buckets, slot_symbol, symbol_entry, precision, mask,
-                                                     stream, last, out)
-                if j < K:
-                    for r in range(r0, r1):
-                        _update_range(pred, r - r0, coef, j, _sanitize(fout[r, j]), j + 1, t1)
-                j += 1
+                _add_terms(pred, fout, r0, r1, r0, coef, j, min(j + g, K), j + g, t1)
+                j += g
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
