@@ -135,27 +135,37 @@ def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
 
 
 @njit(inline="always")
-def _group_size(j, K, t1):
-    # coordinates are taken four at a time while four of them have terms within the tile
-    return 4 if j + 4 <= min(K, t1) else 1
-
-
-@njit(inline="always")
-def _add_group_terms(pred, values, r0, r1, p0, coef, j, i):
-    # column i takes the terms of its group's earlier coordinates j .. i - 1, in order
-    # (the rest of the tile takes them all at once, in _add_terms, after the group)
-    for r in range(r0, r1):
-        p = pred[r - p0, i]
-        for k in range(j, i):
-            p += coef[k, i] * _sanitize(values[r, k])
-        pred[r - p0, i] = p
+def _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1):
+    """Within the tile ``t0 .. t1 - 1`` (rows as in ``_add_terms``): each column ``j``
+    there gets the terms of the tile's coordinates ``t0 .. min(j, K) - 1`` in order."""
+    kend = min(K, t1 - 1)
+    k = t0
+    while k < kend:
+        if k + 4 <= kend:
+            for r in range(r0, r1):
+                p = r - p0
+                # the columns k + 1 .. k + 3 take the first one to three of the four terms
+                x0 = _sanitize(values[r, k])
+                x1 = _sanitize(values[r, k + 1])
+                x2 = _sanitize(values[r, k + 2])
+                x3 = _sanitize(values[r, k + 3])
+                pred[p, k + 1] += coef[k, k + 1] * x0
+                pred[p, k + 2] = (pred[p, k + 2] + coef[k, k + 2] * x0) + coef[k + 1, k + 2] * x1
+                pred[p, k + 3] = (((pred[p, k + 3] + coef[k, k + 3] * x0) + coef[k + 1, k + 3] * x1)
+                                  + coef[k + 2, k + 3] * x2)
+                _update_quad(pred, p, coef, k, x0, x1, x2, x3, k + 4, t1)
+            k += 4
+        else:
+            for r in range(r0, r1):
+                _update_range(pred, r - p0, coef, k, _sanitize(values[r, k]), k + 1, t1)
+            k += 1
 
 
 @njit(nogil=True)
 def _predict_block(pred, values, r0, r1, p0, coef, bias, K):
     """Predictions of rows ``r0 .. r1 - 1`` of ``values`` into the rows ``r - p0`` of
     ``pred``, a tile of columns at a time: the terms of the earlier tiles' coordinates,
-    then the tile's own in groups, as ``decode_contexts`` adds them."""
+    then the tile's own. One compiled routine for ``predict_rows`` and ``count_contexts``."""
     d = values.shape[1]
     for t0 in range(0, d, TILE):
         t1 = min(d, t0 + TILE)
@@ -163,13 +173,7 @@ def _predict_block(pred, values, r0, r1, p0, coef, bias, K):
             for j in range(t0, t1):
                 pred[r - p0, j] = bias[j]
         _add_terms(pred, values, r0, r1, p0, coef, _ZERO, min(K, t0), t0, t1)
-        j = t0
-        while j < min(K, t1 - 1):
-            g = _group_size(j, K, t1)
-            for i in range(j + 1, j + g):
-                _add_group_terms(pred, values, r0, r1, p0, coef, j, i)
-            _add_terms(pred, values, r0, r1, p0, coef, j, min(j + g, K), j + g, t1)
-            j += g
+        _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1)
 
 
 @njit(nogil=True, cache=True)
@@ -324,35 +328,38 @@ def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buc
     g = gain[j]
     o = offset[j]
     b = base[j]
-    # four rows a step with no row to check (all of a whole block), then a short block's
-    # last one to three rows on lanes 0, 1, 2
-    full = r0 + ((r1 - r0) & ~3)
-    for r in range(r0, full, 4):
-        c = _context(pred[r - r0, j], g, o, buckets, b)
-        x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-        out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
-        x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-        out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
-        x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-        out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
-        x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-        out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-    if full < r1:
-        c = _context(pred[full - r0, j], g, o, buckets, b)
-        x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-        out[full, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-        if full + 1 < r1:
-            c = _context(pred[full + 1 - r0, j], g, o, buckets, b)
+    if r1 - r0 == BLOCK_ROWS:
+        # a whole block: four rows a step, no row to check
+        for r in range(r0, r1, 4):
+            c = _context(pred[r - r0, j], g, o, buckets, b)
+            x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
             x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
-            out[full + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
-            if full + 2 < r1:
-                c = _context(pred[full + 2 - r0, j], g, o, buckets, b)
-                x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream,
-                                                last)
-                out[full + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
+            x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
+            x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        return x0, x1, x2, x3, pos
+    # a short block (a chunk's last): one row at a time on its lane's state (a single
+    # copy of the step, as this path is rare)
+    for r in range(r0, r1):
+        lane = (r - r0) & 3
+        x = x0 if lane == 0 else (x1 if lane == 1 else (x2 if lane == 2 else x3))
+        c = _context(pred[r - r0, j], g, o, buckets, b)
+        x, pos, symbol = _decode_value(x, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        if lane == 0:
+            x0 = x
+        elif lane == 1:
+            x1 = x
+        elif lane == 2:
+            x2 = x
+        else:
+            x3 = x
     return x0, x1, x2, x3, pos
 
 
@@ -410,18 +417,42 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                 for j in range(t0, t1):
                     pred[r - r0, j] = bias[j]
             # the terms of the earlier tiles' (decoded) coordinates, then the tile's own as
-            # they are decoded, in _predict_block's groups: every prediction takes its terms
-            # in coordinate order
+            # they are decoded: every prediction takes its terms in coordinate order
             _add_terms(pred, fout, r0, r1, r0, coef, _ZERO, min(K, t0), t0, t1)
             j = t0
             while j < t1:
-                g = _group_size(j, K, t1)
+                # four coordinates at a time while their terms reach four columns of the tile:
+                # each of j + 1 .. j + 3 takes the earlier ones' terms just before it is
+                # decoded, the rest of the tile all four after them, in one pass
+                g = 4 if j + 4 <= min(K, t1) else 1
                 for i in range(j, j + g):
-                    _add_group_terms(pred, fout, r0, r1, r0, coef, j, i)
+                    if i == j + 1:
+                        c01 = coef[j, i]
+                        for r in range(r0, r1):
+                            pred[r - r0, i] += c01 * _sanitize(fout[r, j])
+                    elif i == j + 2:
+                        c02 = coef[j, i]
+                        c12 = coef[j + 1, i]
+                        for r in range(r0, r1):
+                            pred[r - r0, i] = ((pred[r - r0, i] + c02 * _sanitize(fout[r, j]))
+                                               + c12 * _sanitize(fout[r, j + 1]))
+                    elif i == j + 3:
+                        c03 = coef[j, i]
+                        c13 = coef[j + 1, i]
+                        c23 = coef[j + 2, i]
+                        for r in range(r0, r1):
+                            pred[r - r0, i] = (((pred[r - r0, i] + c03 * _sanitize(fout[r, j]))
+                                                + c13 * _sanitize(fout[r, j + 1])) + c23 * _sanitize(fout[r, j + 2]))
                     x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, i, r0, r1, pred, gain, offset,
                                                          base, buckets, slot_symbol, symbol_entry, precision,
                                                          mask, stream, last, out)
-                _add_terms(pred, fout, r0, r1, r0, coef, j, min(j + g, K), j + g, t1)
+                if g == 4:
+                    for r in range(r0, r1):
+                        _update_quad(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]),
+                                     _sanitize(fout[r, j + 2]), _sanitize(fout[r, j + 3]), j + 4, t1)
+                elif j < K:
+                    for r in range(r0, r1):
+                        _update_range(pred, r - r0, coef, j, _sanitize(fout[r, j]), j + 1, t1)
                 j += g
     if pos != end:
         return STATUS_CORRUPT
