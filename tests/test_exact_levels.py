@@ -121,6 +121,11 @@ def test_the_fitted_state_decodes_what_it_encoded(data):
     again = np.empty_like(rows)
     codec.decode_chunk(payload, again, loaded)
     assert_same_bits(again, rows)
+    # a read-only payload (a blob's bytes) reaches the decoder compiled for the writable one
+    again[:] = 0
+    codec.decode_chunk(np.frombuffer(payload.tobytes(), np.uint8), again, loaded)
+    assert_same_bits(again, rows)
+    assert len(pk.decode_contexts.signatures) == 1
     assert len(fitted.model._slots) == len(loaded.model._slots) == 2
     for mine, theirs in zip(fitted.model._slots, loaded.model._slots):
         assert np.array_equal(mine, theirs)

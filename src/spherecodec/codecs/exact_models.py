@@ -185,8 +185,8 @@ class Model:
         _, coef, bias, buckets, classes, gain, offset, colcls = best
         ctx = np.empty((n, d), dtype=np.uint8)
         counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-        _pk.count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx, counts,
-                           np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
+        _pk.count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets,
+                           buckets, ctx, counts, np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
         # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
         precision = 12 if used <= 2048 else 13
@@ -352,8 +352,8 @@ class Model:
         slot_symbol, symbol_entry = self._slots
         bits = out.view(np.uint32)
         pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
-        status = _pk.decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol, symbol_entry,
-                                     self.precision, self.coef, self.bias, self.gain, self.offset,
+        status = _pk.decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol,
+                                     symbol_entry, self.precision, self.coef, self.bias, self.gain, self.offset,
                                      self.base, self.buckets, bits, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
