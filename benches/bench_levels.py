@@ -6,14 +6,16 @@ As pytest-benchmark microbenchmarks::
 
 As a table (what docs/exact-levels.md quotes)::
 
-    python benches/bench_levels.py [EMBEDDINGS.npy ...] [--repeats N] [--sweep]
+    python benches/bench_levels.py [EMBEDDINGS.npy ...] [--repeats N] [--levels 3 5] [--no-peers] [--sweep]
 
 The table gives each level's ratio and its median encode/decode speed over interleaved
 runs, as wall-clock and as process CPU time (the machine these numbers come from is shared,
 so CPU time is the steadier single-thread figure), next to ZipNN and pcodec (level 8)
 measured in the same run. ``--sweep`` adds the ratio for several predictor sizes K.
-Every round trip is checked bit for bit. Uses the shared MiniLM embeddings when present
-(../shared/data), else the sample shipped in tests/data.
+Every round trip is checked bit for bit. Uses the shared MiniLM (384-d) and mpnet (768-d)
+embeddings when present (../shared/data), else the sample shipped in tests/data. The
+library measured is whichever ``import spherecodec`` finds, so the same script compares
+two checkouts (``PYTHONPATH=checkout/src``).
 """
 
 import argparse
@@ -29,6 +31,7 @@ from spherecodec.codecs import exact_models
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SENTENCES = SHARED / "minilm-stdlib-sentences-384.npy"
+MPNET = SHARED / "mpnet-stdlib-sentences-768.npy"  # issue 18's levels target is at 768-d too
 SAMPLE = ROOT / "tests" / "data" / "minilm-sentences-512.npy"
 LEVELS = list(range(1, exact_models.MAX_LEVEL + 1))
 
@@ -89,7 +92,7 @@ def _peers(a):
     return peers
 
 
-def table(path, repeats):
+def table(path, repeats, levels=LEVELS, peers=True):
     """Print one file's table: ratio, encode and decode MB/s (wall and CPU) per level and peer."""
     a = np.ascontiguousarray(np.load(path))
     bits = a.view(np.uint32)
@@ -97,7 +100,7 @@ def table(path, repeats):
     runs = [(f"exact level {level}",
              (lambda level=level: spherecodec.encode(a, threads=1, level=level)),
              (lambda blob: spherecodec.decode(blob, threads=1)))
-            for level in LEVELS] + _peers(a)
+            for level in levels] + (_peers(a) if peers else [])
     stats = {name: {"ratio": 0.0, "enc": [], "enc_cpu": [], "dec": [], "dec_cpu": []} for name, _, _ in runs}
     for rep in range(repeats):  # interleaved, so load on the machine hits every codec alike
         for name, enc, dec in runs:
@@ -147,14 +150,17 @@ def sweep(path, sizes=(0, 8, 16, 32, 64, 128, 192, 256, None)):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = [p for p in (SENTENCES, SHARED / "minilm-stdlib-tokens-unit-384.npy",
+    default = [p for p in (SENTENCES, MPNET, SHARED / "minilm-stdlib-tokens-unit-384.npy",
                            SHARED / "minilm-stdlib-tokens-raw-384.npy") if p.exists()] or [SAMPLE]
     parser.add_argument("data", nargs="*", default=[str(p) for p in default])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--levels", type=int, nargs="+", default=LEVELS, choices=LEVELS,
+                        help="the levels to measure (default: all)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out ZipNN and pcodec")
     parser.add_argument("--sweep", action="store_true", help="also the ratio for several predictor sizes")
     args = parser.parse_args()
     for path in args.data:
-        table(path, args.repeats)
+        table(path, args.repeats, args.levels, not args.no_peers)
         if args.sweep:
             sweep(path)
 

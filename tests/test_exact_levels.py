@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import spherecodec
+from spherecodec import entropy
 from common import (DATA, assert_same_bits, build_blob, check_config_round_trip, check_corruptions,
                     check_round_trip_exact, check_truncations, load_sample, parse_layout,
                     refresh_checksums)
@@ -120,6 +121,11 @@ def test_the_fitted_state_decodes_what_it_encoded(data):
     again = np.empty_like(rows)
     codec.decode_chunk(payload, again, loaded)
     assert_same_bits(again, rows)
+    # a read-only payload (a blob's bytes) reaches the decoder compiled for the writable one
+    again[:] = 0
+    codec.decode_chunk(np.frombuffer(payload.tobytes(), np.uint8), again, loaded)
+    assert_same_bits(again, rows)
+    assert len(pk.decode_contexts.signatures) == 1
     assert len(fitted.model._slots) == len(loaded.model._slots) == 2
     for mine, theirs in zip(fitted.model._slots, loaded.model._slots):
         assert np.array_equal(mine, theirs)
@@ -244,6 +250,47 @@ def test_predictions_follow_the_documented_float32_order(data):
     for k in range(K):
         expected[:, k + 1:] = expected[:, k + 1:] + coef[k, k + 1:] * clean[:, k:k + 1]
     assert_same_bits(pred, expected)
+
+
+@pytest.mark.parametrize("K", [13, 131, 299])
+def test_wide_rows_predict_and_round_trip_across_column_tiles(K):
+    """Rows wider than the kernels' column tiles (pk.TILE): predictions still equal numpy's
+    one-coordinate-at-a-time float32 sums, and a chunk coded with them decodes bit for bit
+    (37 rows: two whole blocks and a short one; K not a multiple of the 4 or 8 terms the
+    kernels add per pass)."""
+    rng = np.random.default_rng(K)
+    n, d = 37, 2 * pk.TILE + 44
+    x = (rng.standard_normal((n, 6)) @ rng.standard_normal((6, d)) + 0.1 * rng.standard_normal((n, d)))
+    x = x.astype(np.float32)
+    x[2, 5] = np.float32(-1e-39)
+    x[3, pk.TILE + 1] = np.nan
+    coef = (rng.integers(-300, 300, size=(K, d)) / 256).astype(np.float32)
+    bias = rng.standard_normal(d).astype(np.float32)
+    pred = np.empty_like(x)
+    pk.predict_rows(x, coef, bias, pred)
+    clean = np.where((np.abs(x) >= 1e-30) & (np.abs(x) <= 1e30), x, np.float32(0))
+    expected = np.tile(bias, (n, 1))
+    for k in range(K):
+        expected[:, k + 1:] = expected[:, k + 1:] + coef[k, k + 1:] * clean[:, k:k + 1]
+    assert_same_bits(pred, expected)
+    # a model made for these rows (its tables count their contexts), coded and decoded
+    buckets = 4
+    gain = (buckets / (6.0 * (np.abs(pred).max(axis=0) + 1e-3))).astype(np.float32)
+    offset = np.full(d, buckets / 2, np.float32)
+    colcls = np.zeros(d, np.uint8)
+    ctx = np.empty(x.shape, np.uint8)
+    pk.contexts_of(pred, gain, offset, np.zeros(d, np.int64), buckets, ctx)
+    counts = np.zeros((buckets, pk.ALPHABET), np.int64)
+    pk.context_histogram(x.view(np.uint32), ctx, counts)
+    freq = np.stack([entropy.quantize_frequencies(c, 12) for c in counts])
+    model = Model(MAX_LEVEL, d, coef, bias, gain, offset, colcls, buckets, 1, 12, freq)
+    payload = model.encode_chunk(x, MODE_MODELLED)
+    assert payload is not None and payload[0] == MODE_MODELLED
+    parsed = Model.from_bytes(np.frombuffer(model.to_bytes(), np.uint8), MAX_LEVEL, d)
+    for decoder in (model, parsed):
+        out = np.empty_like(x)
+        decoder.decode_chunk(payload, out)
+        assert_same_bits(out, x)
 
 
 def test_context_clamps_and_handles_extremes():

@@ -64,16 +64,16 @@ _K_LAYOUT = (16, 2)
 RAW_BITS = _core.FLOAT32_RAW_BITS
 _FIT_ROWS = 4096
 _PROBE_ROWS = 1024
+#: columns per product when only the covariance's diagonal is needed (_covariance)
+_DIAGONAL_BLOCK = 32
 _HEAD = struct.Struct("<BBHHBBBB")
 _TABLE_BYTES_PER_SYMBOL = 3.0
 
 
 def _sanitized64(rows):
-    with np.errstate(invalid="ignore"):  # signalling NaNs
-        x = rows.astype(np.float64)
-    a = np.abs(x)
-    x[~((a >= 1e-30) & (a <= 1e30))] = 0.0
-    return x
+    out = np.empty(rows.shape, dtype=np.float64)
+    _pk.sanitized64(rows, out)
+    return out
 
 
 class Model:
@@ -92,7 +92,7 @@ class Model:
         self.base = cls.astype(np.int64) * buckets
         self.precision = precision
         self.freq = freq            # (contexts, 4096) int64, each row sums to 2**precision or 0
-        self._cum = None            # the encoder's cumulative frequencies, made when needed
+        self._entries = None        # the encoder's tables (kernels.predict.encoder_tables), made when needed
         self._slots = None
         self._cache = None
 
@@ -122,20 +122,41 @@ class Model:
         m = max(1, sample.shape[0])
         mu = sample.mean(axis=0) if sample.size else np.zeros(d)
         centred = sample - mu
-        cov = centred.T @ centred / m
+        cov = _covariance(centred, m, max(_predictor_choices(level, d)))
         sd = np.sqrt(np.maximum(np.diag(cov), 0.0)) if d else np.zeros(0)
         probe = np.ascontiguousarray(rows[::max(1, n // _PROBE_ROWS)])
         probe_bits = probe.view(np.uint32)
         scale = n / max(1, probe.shape[0])
-        zero = np.zeros(d)
 
-        def evaluate(pred, sr, coef_bits, centre, buckets, classes):
-            gain, offset, colcls = _context_params(centre, sd, sr, buckets, classes, d)
-            counts = _probe_counts(pred, probe_bits, gain, offset, colcls, buckets, classes)
-            coded, tables = _cost(counts)
-            return coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls)
+        def layout_costs(pred, sr, coef_bits, layouts):
+            """{(centre index, buckets, classes): (estimated bits, (buckets, classes, gain,
+            offset, colcls))} of the context layouts ``layouts`` (centre index, buckets,
+            classes). The probe's values are counted once per (centre, buckets) with the
+            most classes (half the passes of one per layout), and fewer classes are sums
+            of those counts: the class ``i * classes // d`` of the column of rank ``i``
+            is ``(i * top // d) // (top // classes)``."""
+            top = max(classes for _, _, classes in layouts)
+            # one bucket is one context per class whatever the centre: counted once
+            keys = sorted({(0 if buckets == 1 else ci, buckets) for ci, buckets, _ in layouts})
+            counts = {}
+            ctx = np.empty(pred.shape, dtype=np.uint8)
+            for ci, buckets in keys:
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, top, d)
+                _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
+                counts[ci, buckets] = np.zeros((top * buckets, _pk.ALPHABET), dtype=np.int64)
+                _pk.context_histogram(probe_bits, ctx, counts[ci, buckets])
+            out = {}
+            for ci, buckets, classes in layouts:
+                full = counts[0 if buckets == 1 else ci, buckets].reshape(classes, top // classes, buckets, -1)
+                coded, tables = _cost(full.sum(axis=1).reshape(classes * buckets, -1))
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, classes, d)
+                out[ci, buckets, classes] = (coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls))
+            return out
 
         # the predictor size first, with one context layout; then every layout for it
+        # buckets centred on 0 line up with the head symbol's sign; centred on the
+        # column mean they suit columns far from 0
+        centres = (np.zeros(d), mu)
         best = None
         probe64 = _sanitized64(probe)
         for K in _predictor_choices(level, d):
@@ -143,18 +164,17 @@ class Model:
             pred = np.empty(probe.shape, dtype=np.float32)
             _pk.predict_rows(probe, coef, bias, pred)
             sr = (probe64 - pred).std(axis=0) if probe.size else np.zeros(d)
-            cost, _ = evaluate(pred, sr, coef_bits, zero, *_K_LAYOUT)
+            cost, _ = layout_costs(pred, sr, coef_bits, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
                 best = (cost, coef, bias, pred, sr, coef_bits)
         _, coef, bias, pred, sr, coef_bits = best
         best = None
-        # buckets centred on 0 line up with the head symbol's sign; centred on the
-        # column mean they suit columns far from 0
-        for centre in (zero, mu):
-            for buckets, classes in CONTEXT_CHOICES:
-                cost, layout = evaluate(pred, sr, coef_bits, centre, buckets, classes)
-                if best is None or cost < best[0]:
-                    best = (cost, coef, bias) + layout
+        layouts = [(ci, buckets, classes) for ci in range(len(centres)) for buckets, classes in CONTEXT_CHOICES]
+        costs = layout_costs(pred, sr, coef_bits, layouts)
+        for key in layouts:  # in this order, so that a tie goes to the same layout as ever
+            cost, layout = costs[key]
+            if best is None or cost < best[0]:
+                best = (cost, coef, bias) + layout
         # the model's own fields, and what level 1 would spend: one table per ~1 MiB chunk
         fixed = 8.0 * (_HEAD.size + 13 * d)
         plain_counts = np.bincount((probe_bits >> _pk.HEAD_SHIFT).reshape(-1), minlength=_pk.ALPHABET)
@@ -163,12 +183,10 @@ class Model:
         if best is None or best[0] + fixed >= plain_coded * scale + plain_table * chunks:
             return None
         _, coef, bias, buckets, classes, gain, offset, colcls = best
-        pred = np.empty((n, d), dtype=np.float32)
-        _pk.predict_rows(rows, coef, bias, pred)
         ctx = np.empty((n, d), dtype=np.uint8)
-        _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
         counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-        _pk.context_histogram(rows.view(np.uint32), ctx, counts)
+        _pk.count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets,
+                           buckets, ctx, counts, np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
         # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
         precision = 12 if used <= 2048 else 13
@@ -177,7 +195,7 @@ class Model:
         # the contexts of the fitted rows, for their chunks; a weak reference to the rows, so
         # that a state kept after the encode (spherecodec.fit) does not keep the array alive
         model._cache = (weakref.ref(rows), ctx)
-        model._cumulative()  # before the chunks are coded in threads
+        model._encoder_tables()  # before the chunks are coded in threads
         return model
 
     # -- shared section ----------------------------------------------------------------
@@ -259,15 +277,19 @@ class Model:
         if pos != data.size:
             raise CorruptBlobError(f"{data.size - pos} unexpected bytes after the exact model")
         model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
-        model._slots = (slot_table, slot_symbol)
+        # the slots as read_table laid them out (a fitted model builds its own: the test
+        # suite checks they agree); the symbols' frequencies from the parsed tables
+        symbol_entry = np.empty(freq.size, dtype=np.uint32)
+        _pk.decoder_tables(freq, precision, np.empty_like(slot_symbol), symbol_entry)
+        model._slots = (slot_symbol, symbol_entry)
         return model
 
-    def _cumulative(self):
-        if self._cum is None:
-            cum = np.zeros_like(self.freq)
-            cum[:, 1:] = np.cumsum(self.freq, axis=1)[:, :-1]
-            self._cum = cum
-        return self._cum
+    def _encoder_tables(self):
+        if self._entries is None:
+            entries = np.empty(self.freq.shape, dtype=np.uint64)
+            _pk.encoder_tables(self.freq, entries)
+            self._entries = entries
+        return self._entries
 
     # -- chunks ------------------------------------------------------------------------
     def _contexts(self, rows):
@@ -300,13 +322,8 @@ class Model:
         bits = rows.view(np.uint32)
         total = n * d
         ctx = self._contexts(rows)
-        symbols = np.empty(total, dtype=np.uint16)
-        contexts = np.empty(total, dtype=np.uint8)
-        lanes = np.empty(total, dtype=np.uint8)
-        _pk.stream_order(bits, ctx, symbols, contexts, lanes)
         body = np.empty(2 * total + 16, dtype=np.uint8)
-        start = _pk.encode_contexts(symbols, contexts, lanes, self.freq, self._cumulative(), self.precision,
-                                    body)
+        start = _pk.encode_contexts(bits, ctx, self._encoder_tables(), self.precision, body)
         if start < 0:
             return None
         nraw = raw_size(total, RAW_BITS)
@@ -331,15 +348,23 @@ class Model:
         if pos < 0 or pos + size != payload.size:
             raise CorruptBlobError("chunk's rANS body length does not match its size")
         if self._slots is None:
-            self._slots = _slot_tables(self.freq, self.precision)
-        slot_table, slot_symbol = self._slots
+            self._slots = _decoder_tables(self.freq, self.precision)
+        slot_symbol, symbol_entry = self._slots
         bits = out.view(np.uint32)
         pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
-        status = _pk.decode_contexts(payload[pos:], payload[1:1 + nraw], slot_table, slot_symbol,
-                                     self.precision, self.coef, self.bias, self.gain, self.offset,
+        status = _pk.decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol,
+                                     symbol_entry, self.precision, self.coef, self.bias, self.gain, self.offset,
                                      self.base, self.buckets, bits, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
+
+
+def _read_only(array):
+    """A read-only view of ``array``: payloads come both from bytes (read-only) and from
+    writable buffers, and one array type spares the decoder a second compilation."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _one_blas_thread():
@@ -369,17 +394,30 @@ def _quantized_predictor(cov, mu, K):
     bits = 0.0
     if K:
         upper = np.concatenate([q[k + 1:, k] for k in range(K)]).astype(np.int64)
-        _, counts = np.unique(upper, return_counts=True)
+        # the counts of the distinct coefficients in increasing order, as np.unique gives
+        # them, without its sort (coefficients lie in -32767 .. 32767)
+        counts = np.bincount(upper + 32767, minlength=1)
+        counts = counts[counts > 0]
         bits = float(-(counts * np.log2(counts / upper.size)).sum()) + 24.0 * counts.size
     return coef, bias, bits
 
 
-def _probe_counts(pred, bits, gain, offset, colcls, buckets, classes):
-    ctx = np.empty(pred.shape, dtype=np.uint8)
-    _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
-    counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-    _pk.context_histogram(bits, ctx, counts)
-    return counts
+def _covariance(centred, m, top):
+    """The covariance of the rows ``centred`` (divided by ``m``) as far as a predictor from
+    the first ``top`` coordinates reads it: its first ``top + 1`` rows and its diagonal
+    (the rest stays 0 when that is all; at level 3 it is 1/10 of the products). Each entry
+    is the one the full product gives, bit for bit (BLAS sums every entry in the same
+    order whatever the blocks: checked on the shared embeddings), so the model and the
+    bytes do not change."""
+    d = centred.shape[1]
+    if top + 1 + _DIAGONAL_BLOCK >= d:
+        return centred.T @ centred / m
+    cov = np.zeros((d, d))
+    cov[:top + 1] = centred[:, :top + 1].T @ centred / m
+    for b in range(top + 1, d, _DIAGONAL_BLOCK):
+        block = centred[:, b:b + _DIAGONAL_BLOCK]
+        cov[b:b + _DIAGONAL_BLOCK, b:b + _DIAGONAL_BLOCK] = block.T @ block / m
+    return cov
 
 
 def _coef_count(K, d):
@@ -428,13 +466,9 @@ def _cost(counts):
     return bits, 8 * _TABLE_BYTES_PER_SYMBOL * c.size
 
 
-def _slot_tables(freq, precision):
-    """The decoder's slot tables of ``freq`` (contexts x alphabet), laid out as
-    ``kernels.rans.read_table`` builds them: context ``c`` owns slots ``c * 2**precision``
-    onwards, each symbol's in increasing symbol order."""
-    size = 1 << precision
-    slot_table = np.zeros(freq.shape[0] * size, dtype=np.uint32)
-    slot_symbol = np.zeros(freq.shape[0] * size, dtype=np.uint16)
-    for c in range(freq.shape[0]):
-        _rans.slot_tables(freq[c], slot_table[c * size:(c + 1) * size], slot_symbol[c * size:(c + 1) * size])
-    return slot_table, slot_symbol
+def _decoder_tables(freq, precision):
+    """The decoder's (slot symbols, symbol entries) of ``freq`` (``kernels.predict.decoder_tables``)."""
+    slot_symbol = np.zeros(freq.shape[0] << precision, dtype=np.uint16)
+    symbol_entry = np.empty(freq.size, dtype=np.uint32)
+    _pk.decoder_tables(freq, precision, slot_symbol, symbol_entry)
+    return slot_symbol, symbol_entry

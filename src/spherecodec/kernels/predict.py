@@ -27,18 +27,22 @@ coder's steps, constants and status codes are ``kernels.rans_core``'s.
 import numpy as np
 from numba import njit
 
-from .rans_core import (FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
-                        decode_step, encode_step_divide, flush_state, merge_float32, read_state)
+from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
+                        STATE_BYTES, STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, encode_step, encoder_entry,
+                        flush_state, read_state, read_word)
 
 BLOCK_ROWS = 16
 #: the head symbol of a float32 is its top bits, above the raw ones (rans_core's split)
 HEAD_SHIFT = FLOAT32_RAW_BITS
+HEAD_BITS = FLOAT32_SYMBOL_BITS
 ALPHABET = FLOAT32_ALPHABET
 #: rANS states, dealt to the symbols of a block's column row by row
 STATES = 4
 _TINY = np.float32(1e-30)
 _HUGE = np.float32(1e30)
 _U = np.uint64
+#: a literal 0 argument would make Numba compile a callee once more for the type Literal[int](0)
+_ZERO = np.int64(0)
 
 
 @njit(inline="always")
@@ -59,16 +63,117 @@ def _context(p, gain, offset, buckets, base):
     return base
 
 
+#: columns of predictions updated per pass: a block's tile of them (16 rows x 128 floats,
+#: 8 KiB) and the coefficient rows' slices stay in L1 while every earlier coordinate's term
+#: is added, instead of streaming whole rows of predictions (3 KiB each at d = 768) per term
+TILE = 128
+
+
 @njit(inline="always")
-def _update(pred, r, coef, k, xk, d):
-    # the one place predictions are accumulated: encoder and decoder both come here.
-    # Unsigned indices (and no row views, whose reference counts cost) spare Numba's
-    # negative-index checks, which would stop LLVM from vectorising the loop; each lane
-    # still does its own multiply, then its own add.
+def _update_range(pred, r, coef, k, xk, lo, hi):
+    # the term of coordinate k added to columns lo .. hi - 1 of row r (one add each)
     ur = _U(r)
     uk = _U(k)
-    for jj in range(uk + _U(1), _U(d)):
+    for jj in range(_U(lo), _U(hi)):
         pred[ur, jj] += coef[uk, jj] * xk
+
+
+@njit(inline="always")
+def _update_quad(pred, r, coef, k, x0, x1, x2, x3, lo, hi):
+    # the terms of coordinates k .. k + 3, in that order, added to columns lo .. hi - 1 of
+    # row r: each element still gets four separate multiply-then-add steps in order, with
+    # one load and one store of the prediction instead of four
+    ur = _U(r)
+    uk = _U(k)
+    for jj in range(_U(lo), _U(hi)):
+        pred[ur, jj] = (((pred[ur, jj] + coef[uk, jj] * x0) + coef[uk + _U(1), jj] * x1)
+                        + coef[uk + _U(2), jj] * x2) + coef[uk + _U(3), jj] * x3
+
+
+@njit(inline="always")
+def _update_oct(pred, r, coef, k, xa, xb, lo, hi):
+    # _update_quad for coordinates k .. k + 7 (values: the tuples xa, then xb): eight
+    # multiply-then-add steps in order per element, one load and store of the prediction
+    ur = _U(r)
+    uk = _U(k)
+    for jj in range(_U(lo), _U(hi)):
+        p = (((pred[ur, jj] + coef[uk, jj] * xa[0]) + coef[uk + _U(1), jj] * xa[1])
+             + coef[uk + _U(2), jj] * xa[2]) + coef[uk + _U(3), jj] * xa[3]
+        pred[ur, jj] = ((((p + coef[uk + _U(4), jj] * xb[0]) + coef[uk + _U(5), jj] * xb[1])
+                         + coef[uk + _U(6), jj] * xb[2]) + coef[uk + _U(7), jj] * xb[3])
+
+
+@njit(inline="always")
+def _quad_of(values, r, k):
+    return (_sanitize(values[r, k]), _sanitize(values[r, k + 1]), _sanitize(values[r, k + 2]),
+            _sanitize(values[r, k + 3]))
+
+
+@njit(nogil=True)
+def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
+    """Add the terms of coordinates ``k0 .. k1 - 1``, in that order, to the columns
+    ``lo .. hi - 1`` of rows ``r0 .. r1 - 1`` of ``values``, whose predictions are the
+    rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Eight, then
+    four coordinates per pass over the rows, so their coefficient slices serve the whole block.
+
+    The one tile routine: prediction, counting and decoding all call it (not inlined, so
+    it is compiled once per signature instead of once per caller)."""
+    k = k0
+    while k + 8 <= k1:
+        for r in range(r0, r1):
+            _update_oct(pred, r - p0, coef, k, _quad_of(values, r, k), _quad_of(values, r, k + 4), lo, hi)
+        k += 8
+    while k + 4 <= k1:
+        for r in range(r0, r1):
+            _update_quad(pred, r - p0, coef, k, _sanitize(values[r, k]), _sanitize(values[r, k + 1]),
+                         _sanitize(values[r, k + 2]), _sanitize(values[r, k + 3]), lo, hi)
+        k += 4
+    while k < k1:
+        for r in range(r0, r1):
+            _update_range(pred, r - p0, coef, k, _sanitize(values[r, k]), lo, hi)
+        k += 1
+
+
+@njit(inline="always")
+def _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1):
+    """Within the tile ``t0 .. t1 - 1`` (rows as in ``_add_terms``): each column ``j``
+    there gets the terms of the tile's coordinates ``t0 .. min(j, K) - 1`` in order."""
+    kend = min(K, t1 - 1)
+    k = t0
+    while k < kend:
+        if k + 4 <= kend:
+            for r in range(r0, r1):
+                p = r - p0
+                # the columns k + 1 .. k + 3 take the first one to three of the four terms
+                x0 = _sanitize(values[r, k])
+                x1 = _sanitize(values[r, k + 1])
+                x2 = _sanitize(values[r, k + 2])
+                x3 = _sanitize(values[r, k + 3])
+                pred[p, k + 1] += coef[k, k + 1] * x0
+                pred[p, k + 2] = (pred[p, k + 2] + coef[k, k + 2] * x0) + coef[k + 1, k + 2] * x1
+                pred[p, k + 3] = (((pred[p, k + 3] + coef[k, k + 3] * x0) + coef[k + 1, k + 3] * x1)
+                                  + coef[k + 2, k + 3] * x2)
+                _update_quad(pred, p, coef, k, x0, x1, x2, x3, k + 4, t1)
+            k += 4
+        else:
+            for r in range(r0, r1):
+                _update_range(pred, r - p0, coef, k, _sanitize(values[r, k]), k + 1, t1)
+            k += 1
+
+
+@njit(nogil=True)
+def _predict_block(pred, values, r0, r1, p0, coef, bias, K):
+    """Predictions of rows ``r0 .. r1 - 1`` of ``values`` into the rows ``r - p0`` of
+    ``pred``, a tile of columns at a time: the terms of the earlier tiles' coordinates,
+    then the tile's own. One compiled routine for ``predict_rows`` and ``count_contexts``."""
+    d = values.shape[1]
+    for t0 in range(0, d, TILE):
+        t1 = min(d, t0 + TILE)
+        for r in range(r0, r1):
+            for j in range(t0, t1):
+                pred[r - p0, j] = bias[j]
+        _add_terms(pred, values, r0, r1, p0, coef, _ZERO, min(K, t0), t0, t1)
+        _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1)
 
 
 @njit(nogil=True, cache=True)
@@ -81,24 +186,37 @@ def predict_rows(values, coef, bias, pred):
     n, d = values.shape
     K = min(coef.shape[0], d)
     for r0 in range(0, n, BLOCK_ROWS):
+        _predict_block(pred, values, r0, min(n, r0 + BLOCK_ROWS), _ZERO, coef, bias, K)
+
+
+@njit(nogil=True, cache=True)
+def count_contexts(values, bits, coef, bias, gain, offset, base, buckets, ctx, counts, pred):
+    """``predict_rows``, ``contexts_of`` and ``context_histogram`` in one pass over
+    ``values`` (float32, rows x d; ``bits``: their uint32 view), a block of rows at a time:
+    the contexts go to ``ctx``, the head symbols are added to ``counts``; ``pred`` is
+    scratch (``BLOCK_ROWS`` x d), so no prediction of the whole array is stored."""
+    n, d = values.shape
+    K = min(coef.shape[0], d)
+    for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
+        _predict_block(pred, values, r0, r1, r0, coef, bias, K)
         for r in range(r0, r1):
             for j in range(d):
-                pred[r, j] = bias[j]
-        # a block of rows shares each coefficient row while it sits in L1; coordinates go
-        # in pairs as in decode_contexts (the same operations in the same order)
-        k = 0
-        while k < K:
-            if k + 1 < K:
-                for r in range(r0, r1):
-                    xk = _sanitize(values[r, k])
-                    pred[r, k + 1] += coef[k, k + 1] * xk
-                    _update_pair(pred, r, coef, k, xk, _sanitize(values[r, k + 1]), d)
-                k += 2
-            else:
-                for r in range(r0, r1):
-                    _update(pred, r, coef, k, _sanitize(values[r, k]), d)
-                k += 1
+                c = _context(pred[r - r0, j], gain[j], offset[j], buckets, base[j])
+                ctx[r, j] = c
+                counts[c, bits[r, j] >> HEAD_SHIFT] += 1
+
+
+@njit(nogil=True, cache=True)
+def sanitized64(rows, out):
+    """``out`` (float64) = ``rows`` (float32) where ``1e-30 <= |x| <= 1e30`` in float64
+    (NaN: no), else 0: the values the model is fitted on."""
+    n, d = rows.shape
+    for r in range(n):
+        for j in range(d):
+            x = np.float64(rows[r, j])
+            a = abs(x)
+            out[r, j] = x if a >= 1e-30 and a <= 1e30 else 0.0
 
 
 @njit(nogil=True, cache=True)
@@ -111,21 +229,6 @@ def contexts_of(pred, gain, offset, base, buckets, ctx):
 
 
 @njit(nogil=True, cache=True)
-def stream_order(bits, ctx, symbols, contexts, lanes):
-    """Head symbols, contexts and rANS lanes of a chunk (rows x d) in stream order."""
-    n, d = bits.shape
-    i = 0
-    for r0 in range(0, n, BLOCK_ROWS):
-        r1 = min(n, r0 + BLOCK_ROWS)
-        for j in range(d):
-            for r in range(r0, r1):
-                symbols[i] = bits[r, j] >> HEAD_SHIFT
-                contexts[i] = ctx[r, j]
-                lanes[i] = (r - r0) & 3
-                i += 1
-
-
-@njit(nogil=True, cache=True)
 def context_histogram(values, ctx, counts):
     """Add the head symbols of ``values`` (uint32) to ``counts[ctx, symbol]``."""
     n, d = values.shape
@@ -135,83 +238,159 @@ def context_histogram(values, ctx, counts):
 
 
 @njit(nogil=True, cache=True)
-def encode_contexts(symbols, contexts, lanes, freq, cum, precision, out):
-    """rANS-encode ``symbols``, symbol ``i`` with table ``contexts[i]`` and state ``lanes[i]``.
-
-    ``freq``/``cum`` are int64 (contexts x alphabet). The body fills ``out`` from its end
-    (``out`` needs ``2 * n + 16`` bytes); returns its start, or -1 when a symbol has no
-    frequency in its table (the caller then codes the chunk another way).
-    """
-    n = symbols.size
-    pos = out.size
-    xs = np.full(STATES, RANS_L, dtype=np.uint64)
-    for i in range(n - 1, -1, -1):
-        c = contexts[i]
-        s = symbols[i]
-        f = freq[c, s]
-        if f <= 0:
-            return -1
-        lane = lanes[i]
-        xs[lane], pos = encode_step_divide(xs[lane], _U(f), _U(cum[c, s]), precision, out, pos)
-    for j in range(STATES - 1, -1, -1):
-        pos = flush_state(xs[j], out, pos)
-    return pos
-
-
-@njit(inline="always")
-def _decode_value(x, pos, c, slot_table, slot_symbol, precision, mask, stream, last, raw, v, nibbles):
-    slot = (_U(c) << _U(precision)) | _U(x & mask)
-    symbol = slot_symbol[slot]
-    x, pos = decode_step(x, slot_table[slot], precision, stream, pos, last)
-    return x, pos, merge_float32(symbol, raw, nibbles, v)
-
-
-@njit(inline="always")
-def _update_pair(pred, r, coef, k, xk, xk1, d):
-    # _update for k then k + 1, over the coordinates after k + 1: the same operations in
-    # the same order for every element
-    ur = _U(r)
-    uk = _U(k)
-    for jj in range(uk + _U(2), _U(d)):
-        pred[ur, jj] = (pred[ur, jj] + coef[uk, jj] * xk) + coef[uk + _U(1), jj] * xk1
-
-
-@njit(inline="always")
-def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buckets, slot_table,
-                   slot_symbol, precision, mask, stream, last, raw, nibbles, out):
-    """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block); lane = row in block % 4."""
-    d = out.shape[1]
-    g = gain[j]
-    o = offset[j]
-    b = base[j]
-    for r in range(r0, r1, 4):
-        c = _context(pred[r - r0, j], g, o, buckets, b)
-        x0, pos, out[r, j] = _decode_value(x0, pos, c, slot_table, slot_symbol, precision, mask,
-                                           stream, last, raw, _U(r * d + j), nibbles)
-        if r + 1 < r1:
-            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
-            x1, pos, out[r + 1, j] = _decode_value(x1, pos, c, slot_table, slot_symbol, precision,
-                                                   mask, stream, last, raw, _U((r + 1) * d + j), nibbles)
-        if r + 2 < r1:
-            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
-            x2, pos, out[r + 2, j] = _decode_value(x2, pos, c, slot_table, slot_symbol, precision,
-                                                   mask, stream, last, raw, _U((r + 2) * d + j), nibbles)
-        if r + 3 < r1:
-            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
-            x3, pos, out[r + 3, j] = _decode_value(x3, pos, c, slot_table, slot_symbol, precision,
-                                                   mask, stream, last, raw, _U((r + 3) * d + j), nibbles)
-    return x0, x1, x2, x3, pos
+def encoder_tables(freq, entries):
+    """``entries[c, s]``: ``rans_core.encoder_entry`` of symbol ``s`` in context ``c``'s
+    table (``freq``: int64, contexts x alphabet, each row summing to 2**precision or 0)."""
+    for c in range(freq.shape[0]):
+        cum = 0
+        for s in range(freq.shape[1]):
+            entries[c, s] = encoder_entry(freq[c, s], cum)
+            cum += freq[c, s]
 
 
 @njit(nogil=True, cache=True)
-def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias, gain, offset,
+def encode_contexts(bits, ctx, entries, precision, out):
+    """rANS-encode the head symbols of a chunk (``bits``: uint32, rows x d), value
+    ``[r, j]`` with the table of context ``ctx[r, j]`` (``entries``: ``encoder_tables``),
+    in the stream order (blocks of ``BLOCK_ROWS`` rows; column by column; row ``r`` of a
+    block on state ``r % 4``), walked backwards as rANS encodes.
+
+    The body fills ``out`` from its end (``out`` needs ``2 * rows * d + 16`` bytes);
+    returns its start, or -1 when a symbol has no frequency in its table (the caller then
+    codes the chunk another way).
+    """
+    n, d = bits.shape
+    pos = out.size
+    x0 = x1 = x2 = x3 = _U(RANS_L)
+    last_block = ((n - 1) // BLOCK_ROWS) * BLOCK_ROWS if n else 0
+    for r0 in range(last_block, -1, -BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for j in range(d - 1, -1, -1):
+            for r in range(r1 - 1, r0 - 1, -1):
+                e = entries[ctx[r, j], bits[r, j] >> HEAD_SHIFT]
+                if e & _U(ENTRY_MASK) == _U(0):
+                    return -1
+                lane = (r - r0) & 3
+                if lane == 0:
+                    x0, pos = encode_step(x0, e, precision, out, pos)
+                elif lane == 1:
+                    x1, pos = encode_step(x1, e, precision, out, pos)
+                elif lane == 2:
+                    x2, pos = encode_step(x2, e, precision, out, pos)
+                else:
+                    x3, pos = encode_step(x3, e, precision, out, pos)
+    pos = flush_state(x3, out, pos)
+    pos = flush_state(x2, out, pos)
+    pos = flush_state(x1, out, pos)
+    return flush_state(x0, out, pos)
+
+
+@njit(nogil=True, cache=True)
+def decoder_tables(freq, precision, slot_symbol, symbol_entry):
+    """The decoder's tables of ``freq`` (int64, contexts x alphabet): ``slot_symbol``
+    (uint16, contexts * 2**precision) maps context ``c``'s slot ``c << precision | v`` to its
+    symbol (each symbol's slots in increasing symbol order, as ``kernels.rans.read_table``
+    lays them out); ``symbol_entry`` (uint32, contexts * alphabet) holds each symbol's
+    frequency (bits 0-15) and cumulative frequency (16-31)."""
+    contexts, alphabet = freq.shape
+    size = 1 << precision
+    for c in range(contexts):
+        cum = 0
+        for s in range(alphabet):
+            f = freq[c, s]
+            symbol_entry[c * alphabet + s] = np.uint32(f | (cum << ENTRY_BITS))
+            for slot in range(cum, min(cum + f, size)):
+                slot_symbol[c * size + slot] = s
+            cum += f
+
+
+@njit(inline="always")
+def _decode_value(x, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last):
+    # the slot's symbol (2 bytes a slot: a context's 2**12 slots take 8 KiB), then that
+    # symbol's frequency and cumulative frequency, a table of few hot lines: two loads,
+    # but from 1/3 of the memory of one 6-byte entry per slot, which stays in L2
+    low = x & mask
+    symbol = slot_symbol[(_U(c) << _U(precision)) | _U(low)]
+    e = np.int64(symbol_entry[(_U(c) << _U(HEAD_BITS)) | _U(symbol)])
+    x = (e & ENTRY_MASK) * (x >> precision) + low - (e >> ENTRY_BITS)
+    w = read_word(stream, _U(min(pos, last)))
+    if x < RANS_L:
+        x = (x << WORD_BITS) | w
+        pos += WORD_BYTES
+    return x, pos, symbol
+
+
+@njit(inline="always")
+def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buckets, slot_symbol,
+                   symbol_entry, precision, mask, stream, last, out):
+    """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block); lane = row in block % 4.
+    ``out`` holds the values' raw low bits already: each head symbol is ORed in above them."""
+    g = gain[j]
+    o = offset[j]
+    b = base[j]
+    if r1 - r0 == BLOCK_ROWS:
+        # a whole block: four rows a step, no row to check
+        for r in range(r0, r1, 4):
+            c = _context(pred[r - r0, j], g, o, buckets, b)
+            x0, pos, symbol = _decode_value(x0, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 1 - r0, j], g, o, buckets, b)
+            x1, pos, symbol = _decode_value(x1, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 1, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 2 - r0, j], g, o, buckets, b)
+            x2, pos, symbol = _decode_value(x2, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 2, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+            c = _context(pred[r + 3 - r0, j], g, o, buckets, b)
+            x3, pos, symbol = _decode_value(x3, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+            out[r + 3, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        return x0, x1, x2, x3, pos
+    # a short block (a chunk's last): one row at a time on its lane's state (a single
+    # copy of the step, as this path is rare)
+    for r in range(r0, r1):
+        lane = (r - r0) & 3
+        x = x0 if lane == 0 else (x1 if lane == 1 else (x2 if lane == 2 else x3))
+        c = _context(pred[r - r0, j], g, o, buckets, b)
+        x, pos, symbol = _decode_value(x, pos, c, slot_symbol, symbol_entry, precision, mask, stream, last)
+        out[r, j] |= np.uint32(symbol) << np.uint32(HEAD_SHIFT)
+        if lane == 0:
+            x0 = x
+        elif lane == 1:
+            x1 = x
+        elif lane == 2:
+            x2 = x
+        else:
+            x3 = x
+    return x0, x1, x2, x3, pos
+
+
+@njit(inline="always")
+def _unpack_low_bits(raw, nibbles, out):
+    # the raw low 20 bits of every value (kernels.bits layout: 16-bit plane, then the
+    # 4-bit plane, two values a byte) into out, two values a step: a vectorisable pass
+    # that spares the decoding loop three byte loads per value
+    flat = out.reshape(-1)
+    total = flat.size
+    for h in range(total // 2):
+        i = _U(2 * h)
+        nib = np.uint32(raw[_U(nibbles) + _U(h)])
+        flat[i] = (np.uint32(raw[_U(2) * i]) | (np.uint32(raw[_U(2) * i + _U(1)]) << np.uint32(8))
+                   | ((nib & np.uint32(15)) << np.uint32(16)))
+        flat[i + _U(1)] = (np.uint32(raw[_U(2) * i + _U(2)]) | (np.uint32(raw[_U(2) * i + _U(3)]) << np.uint32(8))
+                           | ((nib >> np.uint32(4)) << np.uint32(16)))
+    if total & 1:
+        i = _U(total - 1)
+        flat[i] = (np.uint32(raw[_U(2) * i]) | (np.uint32(raw[_U(2) * i + _U(1)]) << np.uint32(8))
+                   | ((np.uint32(raw[_U(nibbles) + (i >> _U(1))]) & np.uint32(15)) << np.uint32(16)))
+
+
+@njit(nogil=True, cache=True)
+def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, gain, offset,
                     base, buckets, out, pred):
     """Decode a chunk: predictions, contexts and symbols interleaved; return a status.
 
     ``out`` is uint32 (rows x d) and receives the values' bits; ``raw`` holds their low 20
     bits (``kernels.bits`` layout: 16-bit plane, then 4-bit plane, row-major value order);
-    ``slot_table``/``slot_symbol`` are flat (contexts * 2**precision), context ``c``'s
-    slots at ``c << precision``; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
+    ``slot_symbol``/``symbol_entry`` are ``decoder_tables``'; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
     other arguments are those of ``predict_rows`` and ``contexts_of``; every
     ``base[j] + buckets - 1`` must index a table.
     """
@@ -229,35 +408,52 @@ def decode_contexts(stream, raw, slot_table, slot_symbol, precision, coef, bias,
     pos = STATES * STATE_BYTES
     last = end - 2
     mask = np.int64((1 << precision) - 1)
-    nibbles = 2 * total
+    _unpack_low_bits(raw, 2 * total, out)
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
-        for r in range(r0, r1):
-            for j in range(d):
-                pred[r - r0, j] = bias[j]
-        j = 0
-        while j < d:
-            x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base,
-                                                 buckets, slot_table, slot_symbol, precision, mask,
-                                                 stream, last, raw, nibbles, out)
-            if j + 1 < K and j + 1 < d:
-                # two coordinates per pass over the predictions: column j + 1 gets x_j's
-                # term first, is decoded, then the rest take both terms in the same order
-                # (x_j's, then x_{j+1}'s) as _update would, with half the loads and stores
-                c01 = coef[j, j + 1]
-                for r in range(r0, r1):
-                    pred[r - r0, j + 1] += c01 * _sanitize(fout[r, j])
-                x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, j + 1, r0, r1, pred, gain, offset,
-                                                     base, buckets, slot_table, slot_symbol, precision, mask,
-                                                     stream, last, raw, nibbles, out)
-                for r in range(r0, r1):
-                    _update_pair(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]), d)
-                j += 2
-                continue
-            if j < K:
-                for r in range(r0, r1):
-                    _update(pred, r - r0, coef, j, _sanitize(fout[r, j]), d)
-            j += 1
+        for t0 in range(0, d, TILE):
+            t1 = min(d, t0 + TILE)
+            for r in range(r0, r1):
+                for j in range(t0, t1):
+                    pred[r - r0, j] = bias[j]
+            # the terms of the earlier tiles' (decoded) coordinates, then the tile's own as
+            # they are decoded: every prediction takes its terms in coordinate order
+            _add_terms(pred, fout, r0, r1, r0, coef, _ZERO, min(K, t0), t0, t1)
+            j = t0
+            while j < t1:
+                # four coordinates at a time while their terms reach four columns of the tile:
+                # each of j + 1 .. j + 3 takes the earlier ones' terms just before it is
+                # decoded, the rest of the tile all four after them, in one pass
+                g = 4 if j + 4 <= min(K, t1) else 1
+                for i in range(j, j + g):
+                    if i == j + 1:
+                        c01 = coef[j, i]
+                        for r in range(r0, r1):
+                            pred[r - r0, i] += c01 * _sanitize(fout[r, j])
+                    elif i == j + 2:
+                        c02 = coef[j, i]
+                        c12 = coef[j + 1, i]
+                        for r in range(r0, r1):
+                            pred[r - r0, i] = ((pred[r - r0, i] + c02 * _sanitize(fout[r, j]))
+                                               + c12 * _sanitize(fout[r, j + 1]))
+                    elif i == j + 3:
+                        c03 = coef[j, i]
+                        c13 = coef[j + 1, i]
+                        c23 = coef[j + 2, i]
+                        for r in range(r0, r1):
+                            pred[r - r0, i] = (((pred[r - r0, i] + c03 * _sanitize(fout[r, j]))
+                                                + c13 * _sanitize(fout[r, j + 1])) + c23 * _sanitize(fout[r, j + 2]))
+                    x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, i, r0, r1, pred, gain, offset,
+                                                         base, buckets, slot_symbol, symbol_entry, precision,
+                                                         mask, stream, last, out)
+                if g == 4:
+                    for r in range(r0, r1):
+                        _update_quad(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]),
+                                     _sanitize(fout[r, j + 2]), _sanitize(fout[r, j + 3]), j + 4, t1)
+                elif j < K:
+                    for r in range(r0, r1):
+                        _update_range(pred, r - r0, coef, j, _sanitize(fout[r, j]), j + 1, t1)
+                j += g
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
