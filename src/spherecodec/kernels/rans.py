@@ -23,6 +23,8 @@ Guarantees and requirements
   catches most corruption on its own.
 """
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -35,6 +37,7 @@ from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
 from .rans_simd import MIN_SYMBOLS_64
 from .rans_simd import encode_into as encode_wide
+from .rans_simd import encode_into_for
 
 LANES = 8
 LANE_THRESHOLD = 256
@@ -86,7 +89,9 @@ def _order_keys(values):
     # increasing index (a stable sort of -values): values < 2**40 here, indices < 2**16
     n = values.size
     keys = np.empty(n, dtype=np.int64)
-    top = values.max()
+    top = values[0]
+    for j in range(1, n):  # not values.max(): its generic code took 0.4 s of a cold start
+        top = max(top, values[j])
     for j in range(n):
         keys[j] = ((top - values[j]) << 16) | j
     return keys
@@ -242,7 +247,10 @@ def _quantized(counts, precision, cap_shift, used, n):
                 taken += 1
         deficit += taken
     cap = total_mass - (total_mass >> cap_shift)
-    top = np.argmax(freq)
+    top = 0
+    for j in range(1, k):  # the first largest, as np.argmax (whose generic code compiles slowly)
+        if freq[j] > freq[top]:
+            top = j
     if freq[top] > cap:
         excess = freq[top] - cap
         freq[top] = cap
@@ -402,6 +410,40 @@ def encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, po
     if values.size == 0:
         return write_varint(out, pos, 0)
     return encode_wide(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos), vector, groups)
+
+
+@njit(inline="always")
+def encode_stream_wide_for(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision, vector,
+                           groups):
+    """``encode_stream_wide`` for callers whose ``vector`` and ``groups`` are constants
+    (``wide_stream_encoder``, ``rans_blob``): inlined there, only that layout's steps of
+    that kind compile."""
+    pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
+    backend_id = np.int64(BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES)
+    table, precision, pos = _coding_head(counts, backend_id, out, pos, min_precision)
+    if values.size == 0:
+        return write_varint(out, pos, 0)
+    return encode_into_for(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos), vector,
+                           groups)
+
+
+@functools.cache
+def wide_stream_encoder(groups, vector):
+    """The kernel ``encode_stream_wide(..., vector, min_precision)`` of the layout of
+    ``groups`` groups (``rans_simd.groups_for``) and the ``vector`` steps
+    (``rans_simd.VECTOR_ENCODE``), without those two arguments: ``f(values, shift,
+    raw_bytes, counts, count, scratch, out, pos, min_precision)``, the same bytes.
+
+    One kernel per choice, so that a first call compiles only the steps it runs (the
+    general ``encode_stream_wide`` compiles both layouts and every kind of steps: 2 s more
+    on a cold start)."""
+
+    @njit(nogil=True, cache=True)
+    def encode_stream_wide_kernel(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision):
+        return encode_stream_wide_for(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision,
+                                      vector, groups)
+
+    return encode_stream_wide_kernel
 
 
 @njit(nogil=True, cache=True)

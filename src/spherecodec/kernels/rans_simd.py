@@ -346,6 +346,21 @@ def encode_into(values, shift, table, precision, scratch, out, pos, vector, grou
     ``pos``; ``vector``: which steps (``VECTOR_ENCODE``'s kinds), the same bytes.
     ``rans.encode_stream_wide`` calls it."""
     starts = _encode_substreams(values, shift, table, precision, scratch, vector, groups)
+    return _write_body(starts, scratch, out, pos, groups)
+
+
+@njit(inline="always")
+def encode_into_for(values, shift, table, precision, scratch, out, pos, vector, groups):
+    """``encode_into`` for callers whose ``vector`` and ``groups`` are constants (a kernel
+    built per layout and kind of steps, ``rans.wide_stream_encoder``): inlined there, only
+    the steps of that layout and kind compile."""
+    starts = _encode_substreams_for(values, shift, table, precision, scratch, vector, groups)
+    return _write_body(starts, scratch, out, pos, groups)
+
+
+@njit
+def _write_body(starts, scratch, out, pos, groups):
+    # the body's byte length (varint), the substreams' lengths, then the substreams
     part = scratch.size // groups
     size = 0
     for g in range(groups):
