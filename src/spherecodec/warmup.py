@@ -64,11 +64,12 @@ def warm_cache(specs, sample, processes=None, force=False):
     # stream in the 32-lane layout too
     dim = max(sample.shape[-1], 1)
     _compile([("exact", {})], sample[:max(8, -(-MIN_SYMBOLS // dim))])
-    groups = [specs[i::processes] for i in range(processes)]
+    # one codec per task, handed out as workers finish: codecs' compile times differ 100-fold
+    # (exact level 5: ~20 s, int8: 0.1 s), so fixed shares left one worker with most of it
     context = multiprocessing.get_context("spawn")
+    sample = np.ascontiguousarray(sample)
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        done = pool.map(_compile, groups, [np.ascontiguousarray(sample)] * processes)
-        return sum(done)
+        return sum(pool.map(_compile, [[spec] for spec in specs], [sample] * len(specs)))
 
 
 def _exact_variants(sample):
