@@ -1,6 +1,8 @@
 """Entropy streams' rANS kernels (Numba): tables, the stream head, the 8-lane layout,
 and ``encode_stream``, the one path that writes a whole stream in either layout (an entry
-point per layout family, ``encode_stream_8`` and ``encode_stream_wide``).
+point per layout family, ``encode_stream_8`` and ``encode_stream_wide``; the pipeline
+takes ``wide_stream_encoder(groups, vector)``, a kernel per wide layout and kind of vector
+steps, so that a first call compiles only what it runs).
 
 The coder's arithmetic (32-bit states, 16-bit little-endian words, table entries) is
 ``kernels.rans_core``'s; this module deals symbols to lanes.
@@ -306,7 +308,7 @@ def _write_used_table(used, freq, out, pos):
     return pos
 
 
-@njit
+@njit(cache=True)  # cached: every wide encoder kernel (one per layout and kind) links it
 def _coding_head(counts, backend_id, out, pos, min_precision):
     """``write_stream_head`` for spherecodec's own coders, with the encoder's table
     (``encoder_table``'s entries for the used symbols; the others, never coded, zero)

@@ -352,9 +352,22 @@ def encode_into(values, shift, table, precision, scratch, out, pos, vector, grou
 @njit(inline="always")
 def encode_into_for(values, shift, table, precision, scratch, out, pos, vector, groups):
     """``encode_into`` for callers whose ``vector`` and ``groups`` are constants (a kernel
-    built per layout and kind of steps, ``rans.wide_stream_encoder``): inlined there, only
-    the steps of that layout and kind compile."""
-    starts = _encode_substreams_for(values, shift, table, precision, scratch, vector, groups)
+    built per layout and kind of steps, ``rans.wide_stream_encoder``): inlined there, the
+    branches on them fold away and only that layout's substream encoder of that kind
+    compiles (or loads from the cache: the small-blob kernel shares it)."""
+    if groups == 4:
+        if vector == ENCODE_LOADS:
+            starts = _substreams_4_loads(values, shift, table, precision, scratch)
+        elif vector == ENCODE_GATHER:
+            starts = _substreams_4_gather(values, shift, table, precision, scratch)
+        else:
+            starts = _substreams_4_scalar(values, shift, table, precision, scratch)
+    elif vector == ENCODE_LOADS:
+        starts = _substreams_2_loads(values, shift, table, precision, scratch)
+    elif vector == ENCODE_GATHER:
+        starts = _substreams_2_gather(values, shift, table, precision, scratch)
+    else:
+        starts = _substreams_2_scalar(values, shift, table, precision, scratch)
     return _write_body(starts, scratch, out, pos, groups)
 
 
@@ -432,6 +445,24 @@ def _encode_substreams_for(values, shift, table, precision, scratch, vector, gro
         g = j // GROUP_LANES
         starts[g] = flush_state(x[j], scratch, starts[g])
     return starts
+
+
+def _substream_encoder(groups, vector):
+    # _encode_substreams for one layout and kind of steps: a kernel (and cache entry) each
+    @njit(nogil=True, cache=True)
+    def encode_substreams_kernel(values, shift, table, precision, scratch):
+        return _encode_substreams_for(values, shift, table, precision, scratch, vector, groups)
+
+    return encode_substreams_kernel
+
+
+# module globals (not closure cells), so that the kernels calling them can be cached
+_substreams_2_scalar = _substream_encoder(2, ENCODE_SCALAR)
+_substreams_2_gather = _substream_encoder(2, ENCODE_GATHER)
+_substreams_2_loads = _substream_encoder(2, ENCODE_LOADS)
+_substreams_4_scalar = _substream_encoder(4, ENCODE_SCALAR)
+_substreams_4_gather = _substream_encoder(4, ENCODE_GATHER)
+_substreams_4_loads = _substream_encoder(4, ENCODE_LOADS)
 
 
 @njit(nogil=True, cache=True)
