@@ -346,6 +346,8 @@ def test_bench_result_says_when_a_codecs_own_fit_dominates_its_encode():
     r.fit_in_encode = True
     r.record_run(1, 0.70, 0.70, 0.01, 0.01)
     r.fit_seconds = 0.65
+    assert r.closing_notes() == ["encode is mostly fitting its model to these 1800 rows (0.65 s of 0.70 s)"]
+    r.fit_reusable = True  # the advice only for codecs spherecodec.fit takes
     assert r.closing_notes() == ["encode is mostly fitting its model to these 1800 rows (0.65 s of 0.70 s); "
                                  "a model fitted once (spherecodec.fit) codes later batches without it"]
     assert r.to_dict()["fit_in_encode"] is True

@@ -61,6 +61,8 @@ class Candidate:
     #: ``fit(arr)``: the model fitting a spherecodec codec's every encode does (its
     #: ``prepare``), timed once apart so the table can say when it dominates the encode
     fit: Callable | None = None
+    #: that model can be fitted once and reused (``spherecodec.fit``)
+    fit_reusable: bool = False
 
 
 def parse_codec_spec(spec):
@@ -146,7 +148,8 @@ def codec_candidate(spec):
         codec.prepare(codec.transform_rows(np.ascontiguousarray(arr.astype(np.dtype(half)) if half else arr)))
 
     return Candidate(label, "spherecodec", enc, dec, threaded=True, threaded_decode=True,
-                     description=repr(codec), codec_spec=(name, params), fit=fit)
+                     description=repr(codec), codec_spec=(name, params), fit=fit,
+                     fit_reusable=codec.reusable_state)
 
 
 def peer_candidate(peer):

@@ -52,6 +52,8 @@ class BenchResult:
     fit_seconds: float | None = None
     #: the fit is part of every encode (a spherecodec codec's per-blob model), not done once
     fit_in_encode: bool = False
+    #: the codec can fit once and reuse its model (``spherecodec.fit``)
+    fit_reusable: bool = False
     #: thread count -> wall-clock seconds of each timed run
     encode_seconds: dict = field(default_factory=dict)
     decode_seconds: dict = field(default_factory=dict)
@@ -122,9 +124,9 @@ class BenchResult:
         if (self.status == "ok" and self.fit_in_encode and self.fit_seconds and self.encode_seconds.get(1)
                 and self.fit_seconds > max(_FIT_NOTE_SECONDS, 0.5 * statistics.median(self.encode_seconds[1]))):
             encode_seconds = statistics.median(self.encode_seconds[1])
+            reuse = "; a model fitted once (spherecodec.fit) codes later batches without it" if self.fit_reusable else ""
             notes.append(f"encode is mostly fitting its model to these {self.rows} rows "
-                         f"({self.fit_seconds:.2f} s of {encode_seconds:.2f} s); a model fitted once "
-                         f"(spherecodec.fit) codes later batches without it")
+                         f"({self.fit_seconds:.2f} s of {encode_seconds:.2f} s){reuse}")
         elif (self.status == "ok" and not self.fit_in_encode and self.fit_seconds and self.fit_seconds > _FIT_NOTE_SECONDS
                 and self.encode_seconds.get(1)):
             with_fit = self.raw_bytes / 1e6 / (self.fit_seconds + statistics.median(self.encode_seconds[1]))
