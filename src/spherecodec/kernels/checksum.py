@@ -24,22 +24,19 @@ _P4 = _U(0x85EBCA77C2B2AE63)
 _P5 = _U(0x27D4EB2F165667C5)
 
 
-# the helpers are inlined in Numba's IR: as functions of their own, _rotl compiled once per
-# constant r (eight times) and each a library of its own, 0.4 s of a cold start; the
-# machine code is the same (LLVM inlined them)
-@njit(inline="always")
+@njit
 def _rotl(x, r):
     return (x << _U(r)) | (x >> _U(64 - r))
 
 
-@njit(inline="always")
+@njit
 def _read64(b, i):
     return (_U(b[i]) | (_U(b[i + 1]) << _U(8)) | (_U(b[i + 2]) << _U(16)) | (_U(b[i + 3]) << _U(24))
             | (_U(b[i + 4]) << _U(32)) | (_U(b[i + 5]) << _U(40)) | (_U(b[i + 6]) << _U(48))
             | (_U(b[i + 7]) << _U(56)))
 
 
-@njit(inline="always")
+@njit
 def _round(acc, word):
     acc += word * _P2
     return _rotl(acc, 31) * _P1
