@@ -35,7 +35,7 @@ RESULT_KEYS = {"name", "source", "status", "reason", "description", "exact_claim
                "ratio", "raw_bytes", "compressed_bytes", "bytes_per_vector", "encode_mbps",
                "decode_mbps", "encode_seconds", "decode_seconds", "encode_cpu_seconds",
                "decode_cpu_seconds", "max_abs_error", "rmse", "recall", "k", "notes", "threads",
-               "fit_seconds", "encode_cpu_mbps", "decode_cpu_mbps"}
+               "fit_seconds", "fit_in_encode", "encode_cpu_mbps", "decode_cpu_mbps"}
 #: the fields a skipped row has nothing in
 MEASURED = ("bit_exact", "ratio", "compressed_bytes", "bytes_per_vector", "max_abs_error", "rmse",
             "recall", "fit_seconds")
@@ -335,6 +335,24 @@ def test_bench_result_derives_ratio_speeds_and_notes():
     assert d["encode_mbps"] == {"1": 2.0, "2": 4.0} and d["decode_seconds"] == {"1": [0.004]}
     r.fail("timed run 1, threads=2: boom")
     assert r.encode_mbps == {} and r.to_dict()["decode_cpu_mbps"] == {}
+
+
+def test_bench_result_says_when_a_codecs_own_fit_dominates_its_encode():
+    # a spherecodec codec fits its model inside every encode (pq's k-means): the row says so
+    # when the fit is most of the encode, and never calls it "fitted once outside"
+    r = BenchResult("pq", "spherecodec", raw_bytes=4000, rows=1800, k=10, threads=[1])
+    r.compressed_bytes = 1000
+    r.blob_sizes.add(1000)
+    r.fit_in_encode = True
+    r.record_run(1, 0.70, 0.70, 0.01, 0.01)
+    r.fit_seconds = 0.65
+    assert r.closing_notes() == ["encode is mostly fitting its model to these 1800 rows (0.65 s of 0.70 s)"]
+    r.fit_reusable = True  # the advice only for codecs spherecodec.fit takes
+    assert r.closing_notes() == ["encode is mostly fitting its model to these 1800 rows (0.65 s of 0.70 s); "
+                                 "a model fitted once (spherecodec.fit) codes later batches without it"]
+    assert r.to_dict()["fit_in_encode"] is True
+    r.fit_seconds = 0.2  # a minor share of the encode: no note
+    assert r.closing_notes() == []
 
 
 def test_importing_spherecodec_does_not_import_the_bench():

@@ -135,10 +135,11 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     if wide:
         # from the shared buffer pool, not per-thread scratch: a thread pool's workers are new
         # threads on every call, and fresh memory costs faults (huge pages: compaction stalls)
-        scratch = _take_buffer(_rans32.encode_scratch_size(n, _rans32.groups_for(n)))
+        groups = _rans32.groups_for(n)
+        scratch = _take_buffer(_rans32.encode_scratch_size(n, groups))
         try:
-            return _rans.encode_stream_wide(values, shift, nraw, counts, count, scratch, out, pos,
-                                            _rans32.VECTOR_ENCODE, min_precision)
+            encode_wide = _rans.wide_stream_encoder(groups, _rans32.VECTOR_ENCODE)  # compiles only its own steps
+            return encode_wide(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
         finally:
             _recycle([scratch])
     scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)

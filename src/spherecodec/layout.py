@@ -57,7 +57,9 @@ ALLOCATION_SLACK = 1 << 16
 
 def checksum(data):
     """XXH64 (seed 0) of a bytes-like object, as an int."""
-    return int(xxh64(np.frombuffer(data, dtype=np.uint8)))
+    view = np.frombuffer(data, dtype=np.uint8)
+    view.flags.writeable = False  # one compiled xxh64 for bytes and arrays (read-only, as decoding's)
+    return int(xxh64(view))
 
 
 def chunk_count(rows, dim, chunk_rows):

@@ -24,17 +24,25 @@ import numpy as np
 
 from . import container, datasets
 from .codecs import available_codecs
-from .kernels.rans import encode_stream_wide
-from .kernels.rans_simd import MIN_SYMBOLS
+from .kernels.rans import count_symbols
+from .kernels.rans_simd import MIN_SYMBOLS, MIN_SYMBOLS_64
 
 
 def cache_is_warm():
-    """True when the core rANS encoder already has an entry in Numba's cache."""
-    cache = getattr(encode_stream_wide, "_cache", None)
+    """True when the rANS symbol counter (which every encode of the exact codec runs, in
+    every stream layout) already has an entry in Numba's cache."""
+    cache = getattr(count_symbols, "_cache", None)
     path = getattr(cache, "cache_path", None)
     if not path or not os.path.isdir(path):
         return True  # caching unavailable: nothing to gain from warming
-    return any(name.startswith("rans.encode_stream_wide-") and name.endswith(".nbi") for name in os.listdir(path))
+    return any(name.startswith("rans.count_symbols-") and name.endswith(".nbi") for name in os.listdir(path))
+
+
+def _wide_layout_rows(dim):
+    """Rows of ``dim`` float32 whose one chunk's stream takes the 32-lane layout, then the
+    64-lane one."""
+    dim = max(dim, 1)
+    return -(-MIN_SYMBOLS // dim), -(-MIN_SYMBOLS_64 // dim)
 
 
 def _compile(specs, sample):
@@ -43,8 +51,11 @@ def _compile(specs, sample):
             container.decode(container.encode(sample, name, threads=1, **params), threads=1)
             if name == "exact" and not params:
                 # a small sample takes the one-call path (container._encode_small): an
-                # explicit chunk_rows compiles the chunk pipeline's kernels too
-                container.decode(container.encode(sample, threads=1, chunk_rows=len(sample)), threads=1)
+                # explicit chunk_rows compiles the chunk pipeline's kernels too, in both wide
+                # stream layouts (32 and 64 lanes: a kernel each, rans.wide_stream_encoder)
+                for rows in _wide_layout_rows(sample.shape[-1]):
+                    block = np.ascontiguousarray(np.resize(sample, (rows, sample.shape[-1])))
+                    container.decode(container.encode(block, threads=1, chunk_rows=rows), threads=1)
         except Exception:  # the real run reports failures; warming is best effort
             pass
     return len(specs)
@@ -64,11 +75,12 @@ def warm_cache(specs, sample, processes=None, force=False):
     # stream in the 32-lane layout too
     dim = max(sample.shape[-1], 1)
     _compile([("exact", {})], sample[:max(8, -(-MIN_SYMBOLS // dim))])
-    groups = [specs[i::processes] for i in range(processes)]
+    # one codec per task, handed out as workers finish: codecs' compile times differ 100-fold
+    # (exact level 5: ~20 s, int8: 0.1 s), so fixed shares left one worker with most of it
     context = multiprocessing.get_context("spawn")
+    sample = np.ascontiguousarray(sample)
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        done = pool.map(_compile, groups, [np.ascontiguousarray(sample)] * processes)
-        return sum(done)
+        return sum(pool.map(_compile, [[spec] for spec in specs], [sample] * len(specs)))
 
 
 def _exact_variants(sample):

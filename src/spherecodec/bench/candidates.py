@@ -58,6 +58,11 @@ class Candidate:
     skip: str | None = None
     #: ``(codec name, params)`` of a spherecodec codec, for compiling its kernels ahead
     codec_spec: tuple | None = None
+    #: ``fit(arr)``: the model fitting a spherecodec codec's every encode does (its
+    #: ``prepare``), timed once apart so the table can say when it dominates the encode
+    fit: Callable | None = None
+    #: that model can be fitted once and reused (``spherecodec.fit``)
+    fit_reusable: bool = False
 
 
 def parse_codec_spec(spec):
@@ -139,8 +144,12 @@ def codec_candidate(spec):
         decoded = decode(blob, threads=threads)
         return decoded.astype(np.float32) if half else decoded
 
+    def fit(arr):
+        codec.prepare(codec.transform_rows(np.ascontiguousarray(arr.astype(np.dtype(half)) if half else arr)))
+
     return Candidate(label, "spherecodec", enc, dec, threaded=True, threaded_decode=True,
-                     description=repr(codec), codec_spec=(name, params))
+                     description=repr(codec), codec_spec=(name, params), fit=fit,
+                     fit_reusable=codec.reusable_state)
 
 
 def peer_candidate(peer):

@@ -1,6 +1,8 @@
 """Entropy streams' rANS kernels (Numba): tables, the stream head, the 8-lane layout,
 and ``encode_stream``, the one path that writes a whole stream in either layout (an entry
-point per layout family, ``encode_stream_8`` and ``encode_stream_wide``).
+point per layout family, ``encode_stream_8`` and ``encode_stream_wide``; the pipeline
+takes ``wide_stream_encoder(groups, vector)``, a kernel per wide layout and kind of vector
+steps, so that a first call compiles only what it runs).
 
 The coder's arithmetic (32-bit states, 16-bit little-endian words, table entries) is
 ``kernels.rans_core``'s; this module deals symbols to lanes.
@@ -23,6 +25,8 @@ Guarantees and requirements
   catches most corruption on its own.
 """
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -35,6 +39,7 @@ from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
 from .rans_simd import MIN_SYMBOLS_64
 from .rans_simd import encode_into as encode_wide
+from .rans_simd import encode_into_for
 
 LANES = 8
 LANE_THRESHOLD = 256
@@ -86,7 +91,9 @@ def _order_keys(values):
     # increasing index (a stable sort of -values): values < 2**40 here, indices < 2**16
     n = values.size
     keys = np.empty(n, dtype=np.int64)
-    top = values.max()
+    top = values[0]
+    for j in range(1, n):  # not values.max(): its generic code took 0.4 s of a cold start
+        top = max(top, values[j])
     for j in range(n):
         keys[j] = ((top - values[j]) << 16) | j
     return keys
@@ -242,7 +249,10 @@ def _quantized(counts, precision, cap_shift, used, n):
                 taken += 1
         deficit += taken
     cap = total_mass - (total_mass >> cap_shift)
-    top = np.argmax(freq)
+    top = 0
+    for j in range(1, k):  # the first largest, as np.argmax (whose generic code compiles slowly)
+        if freq[j] > freq[top]:
+            top = j
     if freq[top] > cap:
         excess = freq[top] - cap
         freq[top] = cap
@@ -298,7 +308,7 @@ def _write_used_table(used, freq, out, pos):
     return pos
 
 
-@njit
+@njit(cache=True)  # cached: every wide encoder kernel (one per layout and kind) links it
 def _coding_head(counts, backend_id, out, pos, min_precision):
     """``write_stream_head`` for spherecodec's own coders, with the encoder's table
     (``encoder_table``'s entries for the used symbols; the others, never coded, zero)
@@ -402,6 +412,40 @@ def encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, po
     if values.size == 0:
         return write_varint(out, pos, 0)
     return encode_wide(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos), vector, groups)
+
+
+@njit(inline="always")
+def encode_stream_wide_for(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision, vector,
+                           groups):
+    """``encode_stream_wide`` for callers whose ``vector`` and ``groups`` are constants
+    (``wide_stream_encoder``, ``rans_blob``): inlined there, only that layout's steps of
+    that kind compile."""
+    pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
+    backend_id = np.int64(BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES)
+    table, precision, pos = _coding_head(counts, backend_id, out, pos, min_precision)
+    if values.size == 0:
+        return write_varint(out, pos, 0)
+    return encode_into_for(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos), vector,
+                           groups)
+
+
+@functools.cache
+def wide_stream_encoder(groups, vector):
+    """The kernel ``encode_stream_wide(..., vector, min_precision)`` of the layout of
+    ``groups`` groups (``rans_simd.groups_for``) and the ``vector`` steps
+    (``rans_simd.VECTOR_ENCODE``), without those two arguments: ``f(values, shift,
+    raw_bytes, counts, count, scratch, out, pos, min_precision)``, the same bytes.
+
+    One kernel per choice, so that a first call compiles only the steps it runs (the
+    general ``encode_stream_wide`` compiles both layouts and every kind of steps: 2 s more
+    on a cold start)."""
+
+    @njit(nogil=True, cache=True)
+    def encode_stream_wide_kernel(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision):
+        return encode_stream_wide_for(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision,
+                                      vector, groups)
+
+    return encode_stream_wide_kernel
 
 
 @njit(nogil=True, cache=True)

@@ -16,12 +16,14 @@ caller then runs the general path, which writes the other modes and says what is
 with a damaged blob.
 """
 
+import functools
+
 import numpy as np
 from numba import njit
 
 from .bits import raw_size
 from .checksum import xxh64
-from .rans import encode_stream_8, encode_stream_wide, rans_decode, read_table
+from .rans import encode_stream_8, encode_stream_wide_for, rans_decode, read_table
 from .rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, STATUS_CORRUPT, STATUS_OK, read_varint
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import PREFIX_ENTRIES, decode_scalar, decode_vector_fused
@@ -101,18 +103,31 @@ def encode_blob_8(values, prefix, out, scratch_bytes, min_precision, sparse_try)
     return _close_chunk(out, prefix.size, start, end, n)
 
 
-@njit(nogil=True, cache=True)
 def encode_blob_32(values, prefix, out, scratch_bytes, min_precision, sparse_try, vector):
     """``encode_blob_8`` with the stream in 32 lanes (``scratch_bytes``:
-    ``rans_simd.encode_scratch_size``; ``vector``: ``rans_simd.VECTOR_ENCODE``)."""
-    start = _open_chunk(values, prefix, out, sparse_try)
-    if start < 0:
-        return -1
-    n = values.size
-    counts = np.zeros(FLOAT32_ALPHABET, dtype=np.int64)
-    end = encode_stream_wide(values, FLOAT32_RAW_BITS, raw_size(n, FLOAT32_RAW_BITS), counts, True,
-                             np.empty(scratch_bytes, dtype=np.uint8), out, start + 1, vector, min_precision)
-    return _close_chunk(out, prefix.size, start, end, n)
+    ``rans_simd.encode_scratch_size``; ``vector``: ``rans_simd.VECTOR_ENCODE``; fewer
+    than ``rans_simd.MIN_SYMBOLS_64`` values)."""
+    return _blob_encoder_32(vector)(values, prefix, out, scratch_bytes, min_precision, sparse_try)
+
+
+@functools.cache
+def _blob_encoder_32(vector):
+    # one kernel per kind of vector steps: a first call compiles only its own
+    # (rans.wide_stream_encoder)
+
+    @njit(nogil=True, cache=True)
+    def encode_blob_32_kernel(values, prefix, out, scratch_bytes, min_precision, sparse_try):
+        start = _open_chunk(values, prefix, out, sparse_try)
+        if start < 0:
+            return -1
+        n = values.size
+        counts = np.zeros(FLOAT32_ALPHABET, dtype=np.int64)
+        end = encode_stream_wide_for(values, FLOAT32_RAW_BITS, raw_size(n, FLOAT32_RAW_BITS), counts, True,
+                                     np.empty(scratch_bytes, dtype=np.uint8), out, start + 1, min_precision, vector,
+                                     2)
+        return _close_chunk(out, prefix.size, start, end, n)
+
+    return encode_blob_32_kernel
 
 
 def stream_backend_at(index_at, n):

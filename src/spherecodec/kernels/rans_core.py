@@ -209,7 +209,7 @@ def varint_size(value):
     return size
 
 
-@njit
+@njit(cache=True)  # cached: entropy.decode_stream calls it from Python in every process
 def read_varint(buf, pos, limit):
     """Return (value, new pos); pos -1 if the varint runs past the buffer or ``limit``."""
     value = 0

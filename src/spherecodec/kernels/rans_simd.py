@@ -346,6 +346,34 @@ def encode_into(values, shift, table, precision, scratch, out, pos, vector, grou
     ``pos``; ``vector``: which steps (``VECTOR_ENCODE``'s kinds), the same bytes.
     ``rans.encode_stream_wide`` calls it."""
     starts = _encode_substreams(values, shift, table, precision, scratch, vector, groups)
+    return _write_body(starts, scratch, out, pos, groups)
+
+
+@njit(inline="always")
+def encode_into_for(values, shift, table, precision, scratch, out, pos, vector, groups):
+    """``encode_into`` for callers whose ``vector`` and ``groups`` are constants (a kernel
+    built per layout and kind of steps, ``rans.wide_stream_encoder``): inlined there, the
+    branches on them fold away and only that layout's substream encoder of that kind
+    compiles (or loads from the cache: the small-blob kernel shares it)."""
+    if groups == 4:
+        if vector == ENCODE_LOADS:
+            starts = _substreams_4_loads(values, shift, table, precision, scratch)
+        elif vector == ENCODE_GATHER:
+            starts = _substreams_4_gather(values, shift, table, precision, scratch)
+        else:
+            starts = _substreams_4_scalar(values, shift, table, precision, scratch)
+    elif vector == ENCODE_LOADS:
+        starts = _substreams_2_loads(values, shift, table, precision, scratch)
+    elif vector == ENCODE_GATHER:
+        starts = _substreams_2_gather(values, shift, table, precision, scratch)
+    else:
+        starts = _substreams_2_scalar(values, shift, table, precision, scratch)
+    return _write_body(starts, scratch, out, pos, groups)
+
+
+@njit
+def _write_body(starts, scratch, out, pos, groups):
+    # the body's byte length (varint), the substreams' lengths, then the substreams
     part = scratch.size // groups
     size = 0
     for g in range(groups):
@@ -421,6 +449,24 @@ def _encode_substreams_for(values, shift, table, precision, scratch, vector, gro
         g = j // GROUP_LANES
         starts[g] = flush_state(x[j], scratch, starts[g])
     return starts
+
+
+def _substream_encoder(groups, vector):
+    # _encode_substreams for one layout and kind of steps: a kernel (and cache entry) each
+    @njit(nogil=True, cache=True)
+    def encode_substreams_kernel(values, shift, table, precision, scratch):
+        return _encode_substreams_for(values, shift, table, precision, scratch, vector, groups)
+
+    return encode_substreams_kernel
+
+
+# module globals (not closure cells), so that the kernels calling them can be cached
+_substreams_2_scalar = _substream_encoder(2, ENCODE_SCALAR)
+_substreams_2_gather = _substream_encoder(2, ENCODE_GATHER)
+_substreams_2_loads = _substream_encoder(2, ENCODE_LOADS)
+_substreams_4_scalar = _substream_encoder(4, ENCODE_SCALAR)
+_substreams_4_gather = _substream_encoder(4, ENCODE_GATHER)
+_substreams_4_loads = _substream_encoder(4, ENCODE_LOADS)
 
 
 @njit(nogil=True, cache=True)
