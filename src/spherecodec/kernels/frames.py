@@ -119,12 +119,16 @@ def _encode_heads(values, table, precision, out, body, end):
         p = end
         x0 = _U(RANS_L)
         x1 = _U(RANS_L)
-        for i in range(values.size - 1, -1, -1):
-            s = values[i] >> FLOAT32_RAW_BITS
-            if i & 1:
-                x1, p = encode_step(x1, table[s], precision, out, p)
-            else:
-                x0, p = encode_step(x0, table[s], precision, out, p)
+        n = values.size
+        shift = np.uint32(FLOAT32_RAW_BITS)
+        if n & 1:  # the last value is on lane 0
+            x0, p = encode_step(x0, table[values[n - 1] >> shift], precision, out, p)
+        # pairs from the last, lane 1 then lane 0, unsigned indices: no branch on the lane,
+        # no negative-index code
+        for k in range(n // 2 - 1, -1, -1):
+            i = _U(2 * k)
+            x1, p = encode_step(x1, table[values[i + _U(1)] >> shift], precision, out, p)
+            x0, p = encode_step(x0, table[values[i] >> shift], precision, out, p)
     words = end - p
     flush_state(x0, out, body + STATE_BYTES)
     flush_state(x1, out, body + STATES_BYTES)
