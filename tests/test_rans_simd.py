@@ -148,7 +148,7 @@ def test_vector_encoders_write_the_scalar_encoders_bytes(groups, dtype, shift, a
     bodies = []
     for vector in rans_simd.ENCODE_KINDS:
         scratch = np.zeros(rans_simd.encode_scratch_size(values.size, groups), dtype=np.uint8)
-        starts = rans_simd._encode_substreams(values, np.uint64(shift), table, precision, scratch, vector, groups)
+        starts = rans_simd.SUBSTREAM_ENCODERS[groups, vector](values, np.uint64(shift), table, precision, scratch)
         part = scratch.size // groups
         bodies.append(b"".join(scratch[start:(g + 1) * part].tobytes() for g, start in enumerate(starts)))
     assert bodies[1] == bodies[0] and bodies[2] == bodies[0]

@@ -1,8 +1,7 @@
 """Entropy streams' rANS kernels (Numba): tables, the stream head, the 8-lane layout,
-and ``encode_stream``, the one path that writes a whole stream in either layout (an entry
-point per layout family, ``encode_stream_8`` and ``encode_stream_wide``; the pipeline
-takes ``wide_stream_encoder(groups, vector)``, a kernel per wide layout and kind of vector
-steps, so that a first call compiles only what it runs).
+and the kernels that write a whole stream in one nogil call: ``encode_stream_8`` for the
+8-lane layout, ``wide_stream_encoder(groups, vector)`` for the wide ones (a kernel per wide
+layout and kind of vector steps, so that a first call compiles only what it runs).
 
 The coder's arithmetic (32-bit states, 16-bit little-endian words, table entries) is
 ``kernels.rans_core``'s; this module deals symbols to lanes.
@@ -37,8 +36,6 @@ from .rans_core import (MAX_PRECISION, MIN_PRECISION, RANS_L, STATE_BYTES, STATU
                         slot_entry, store_symbol, varint_size, write_varint)
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
-from .rans_simd import MIN_SYMBOLS_64
-from .rans_simd import encode_into as encode_wide
 from .rans_simd import encode_into_for
 
 LANES = 8
@@ -57,7 +54,7 @@ CAP_SHIFT = 8
 
 
 #: streams of fewer symbols than this may take tables of SHORT_PRECISION bits and up
-#: (``encode_stream(min_precision=...)``; the exact codec's value streams: see
+#: (the stream encoders' ``min_precision``; the exact codec's value streams: see
 #: ``entropy.short_precision``)
 SHORT_STREAM = 1 << 15
 SHORT_PRECISION = 12
@@ -353,7 +350,7 @@ def encode_scratch_size(n):
 def count_symbols(values, shift, raw_bytes, counts, count, out, pos):
     """Count the symbols ``values >> shift`` into ``counts`` (zeros) if ``count``, and with
     ``raw_bytes`` write the raw section of the low ``shift`` bits at ``out[pos:]`` in the
-    same pass; return the position after it (see ``encode_stream``)."""
+    same pass; return the position after it (see ``encode_stream_8``)."""
     if raw_bytes:
         raw = out[pos:pos + raw_bytes]
         if count:
@@ -367,31 +364,19 @@ def count_symbols(values, shift, raw_bytes, counts, count, out, pos):
 
 
 @njit(nogil=True, cache=True)
-def encode_stream(values, shift, raw_bytes, counts, count, backend_id, scratch, out, pos, vector,
-                  min_precision=MIN_PRECISION):
-    """Write the entropy stream (layout: ``spherecodec.entropy``) of the symbols
-    ``values >> shift`` at ``out[pos:]`` in one call; return the end position.
-
-    The one encode path of spherecodec's own backends: ``backend_id`` 0 (8 lanes,
-    ``rans_encode``) or ``rans_simd.BACKEND_ID`` (32 lanes; ``vector``: its AVX-512 steps,
-    the same bytes). ``counts`` (int64 over the alphabet) holds the symbols' counts, or
-    zeros and ``count`` is True: counted here. With ``raw_bytes`` (``bits.raw_size(n,
-    shift)``, else 0) the raw section of the values' low ``shift`` bits comes first, packed
-    in the same pass as the counting. ``scratch`` holds ``rans_encode``'s or
-    ``rans_simd``'s ``encode_scratch_size(n)`` bytes, as the layout needs; ``out`` needs
-    ``raw_bytes + entropy.stream_capacity`` from ``pos``. One nogil call: threads coding
-    side by side do not wait for each other's turn with the GIL between the steps.
-    ``min_precision``: the table's least precision (``write_stream_head``).
-    """
-    if backend_id in (BACKEND_32_LANES, BACKEND_64_LANES):
-        return encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector, min_precision)
-    return encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision)
-
-
-@njit(nogil=True, cache=True)
 def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision=MIN_PRECISION):
-    """``encode_stream`` in the 8-lane layout (backend 0). The two layouts have entry
-    points of their own so that a first call compiles only the coder it uses."""
+    """Write the entropy stream (layout: ``spherecodec.entropy``) of the symbols
+    ``values >> shift`` at ``out[pos:]`` in the 8-lane layout (backend 0), in one nogil
+    call (threads coding side by side do not wait for each other's turn with the GIL
+    between the steps); return the end position.
+
+    ``counts`` (int64 over the alphabet) holds the symbols' counts, or zeros and ``count``
+    is True: counted here. With ``raw_bytes`` (``bits.raw_size(n, shift)``, else 0) the
+    raw section of the values' low ``shift`` bits comes first, packed in the same pass as
+    the counting. ``scratch`` holds ``encode_scratch_size(n)`` bytes; ``out`` needs
+    ``raw_bytes + entropy.stream_capacity`` from ``pos``. ``min_precision``: the table's
+    least precision (``write_stream_head``). The wide layouts have kernels of their own
+    (``wide_stream_encoder``) so that a first call compiles only the coder it uses."""
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
     table, precision, pos = _coding_head(counts, 0, out, pos, min_precision)
     if values.size == 0:
@@ -399,27 +384,15 @@ def encode_stream_8(values, shift, raw_bytes, counts, count, scratch, out, pos, 
     return rans_encode(values, _U(shift), table, precision, scratch, out, pos)
 
 
-@njit(nogil=True, cache=True)
-def encode_stream_wide(values, shift, raw_bytes, counts, count, scratch, out, pos, vector,
-                       min_precision=MIN_PRECISION):
-    """``encode_stream`` in a wide layout: 64 lanes (``rans_simd.BACKEND_ID_64``) from
-    ``rans_simd.MIN_SYMBOLS_64`` symbols on, else 32 lanes (``rans_simd.BACKEND_ID``);
-    ``scratch`` holds ``rans_simd.encode_scratch_size(n, groups)`` bytes for those groups."""
-    groups = 4 if values.size >= MIN_SYMBOLS_64 else 2
-    pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
-    table, precision, pos = _coding_head(counts, BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES, out, pos,
-                                         min_precision)
-    if values.size == 0:
-        return write_varint(out, pos, 0)
-    return encode_wide(values, _U(shift), table, np.int64(precision), scratch, out, np.int64(pos), vector, groups)
-
-
 @njit(inline="always")
 def encode_stream_wide_for(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision, vector,
                            groups):
-    """``encode_stream_wide`` for callers whose ``vector`` and ``groups`` are constants
-    (``wide_stream_encoder``, ``rans_blob``): inlined there, only that layout's steps of
-    that kind compile."""
+    """``encode_stream_8`` in a wide layout: ``groups`` 4 (64 lanes,
+    ``rans_simd.BACKEND_ID_64``) or 2 (32 lanes, ``rans_simd.BACKEND_ID``), the whole steps
+    by ``vector`` (``rans_simd.VECTOR_ENCODE``'s kinds, the same bytes); ``scratch`` holds
+    ``rans_simd.encode_scratch_size(n, groups)`` bytes. For callers whose ``vector`` and
+    ``groups`` are constants (``wide_stream_encoder``, ``rans_blob``): inlined there, only
+    that layout's steps of that kind compile."""
     pos = count_symbols(values, shift, raw_bytes, counts, count, out, pos)
     backend_id = np.int64(BACKEND_64_LANES if groups == 4 else BACKEND_32_LANES)
     table, precision, pos = _coding_head(counts, backend_id, out, pos, min_precision)
@@ -431,14 +404,14 @@ def encode_stream_wide_for(values, shift, raw_bytes, counts, count, scratch, out
 
 @functools.cache
 def wide_stream_encoder(groups, vector):
-    """The kernel ``encode_stream_wide(..., vector, min_precision)`` of the layout of
+    """The kernel ``encode_stream_wide_for(..., min_precision, vector, groups)`` of the layout of
     ``groups`` groups (``rans_simd.groups_for``) and the ``vector`` steps
     (``rans_simd.VECTOR_ENCODE``), without those two arguments: ``f(values, shift,
     raw_bytes, counts, count, scratch, out, pos, min_precision)``, the same bytes.
 
-    One kernel per choice, so that a first call compiles only the steps it runs (the
-    general ``encode_stream_wide`` compiles both layouts and every kind of steps: 2 s more
-    on a cold start)."""
+    One kernel per choice, so that a first call compiles only the steps it runs (a kernel
+    choosing them at run time compiled both layouts and every kind of steps: 2 s more on a
+    cold start)."""
 
     @njit(nogil=True, cache=True)
     def encode_stream_wide_kernel(values, shift, raw_bytes, counts, count, scratch, out, pos, min_precision):

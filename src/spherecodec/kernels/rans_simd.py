@@ -30,7 +30,7 @@ store. On AVX2 (``VECTOR_ISA``), which has no expanding load, the decoder's step
 against 3.3 ns per float32 for the scalar steps, 1.15 against 2.5 per bfloat16, in the
 haswell build on the EPYC). The IR uses LLVM's target-independent intrinsics, so it is
 correct anywhere; where neither applies (or Numba compiles for a generic CPU) the scalar
-kernels here code the same layouts (``decode_scalar``, ``_encode_substreams(vector=ENCODE_SCALAR)``),
+kernels here code the same layouts (``decode_scalar``, ``SUBSTREAM_ENCODERS[groups, ENCODE_SCALAR]``),
 and the tests hold the vector kernels to them byte for byte. All arithmetic is integer.
 """
 
@@ -136,7 +136,7 @@ def backend_for(groups):
 
 
 def encode_scratch_size(n, groups=2):
-    """Bytes of scratch space ``encode_into`` needs for ``n`` symbols in ``groups`` groups:
+    """Bytes of scratch space ``encode_into_for`` needs for ``n`` symbols in ``groups`` groups:
     per group, a word per symbol at most, its states and 8 spare bytes."""
     lanes = GROUP_LANES * groups
     steps = (n + lanes - 1) // lanes
@@ -337,24 +337,18 @@ _load_steps_2 = _encode_steps_intrinsic(2, True)
 _load_steps_4 = _encode_steps_intrinsic(4, True)
 
 
-@njit(nogil=True, cache=True)
-def encode_into(values, shift, table, precision, scratch, out, pos, vector, groups):
+@njit(inline="always")
+def encode_into_for(values, shift, table, precision, scratch, out, pos, vector, groups):
     """Encode the symbols ``values >> shift`` (``shift`` uint64) at ``out[pos:]`` in the
     wide layout of ``groups`` groups (2 or 4): the body's byte length (varint), then the
     body; return the position after it. ``table`` comes from ``rans.encoder_table``;
     ``scratch`` holds ``encode_scratch_size(n, groups)`` bytes, ``out`` as many from
     ``pos``; ``vector``: which steps (``VECTOR_ENCODE``'s kinds), the same bytes.
-    ``rans.encode_stream_wide`` calls it."""
-    starts = _encode_substreams(values, shift, table, precision, scratch, vector, groups)
-    return _write_body(starts, scratch, out, pos, groups)
 
-
-@njit(inline="always")
-def encode_into_for(values, shift, table, precision, scratch, out, pos, vector, groups):
-    """``encode_into`` for callers whose ``vector`` and ``groups`` are constants (a kernel
-    built per layout and kind of steps, ``rans.wide_stream_encoder``): inlined there, the
-    branches on them fold away and only that layout's substream encoder of that kind
-    compiles (or loads from the cache: the small-blob kernel shares it)."""
+    For callers whose ``vector`` and ``groups`` are constants (a kernel built per layout
+    and kind of steps, ``rans.wide_stream_encoder``): inlined there, the branches on them
+    fold away and only that layout's substream encoder of that kind compiles (or loads
+    from the cache: the small-blob kernel shares it)."""
     if groups == 4:
         if vector == ENCODE_LOADS:
             starts = _substreams_4_loads(values, shift, table, precision, scratch)
@@ -418,7 +412,9 @@ def _encode_scalar_steps(values, shift, table, precision, scratch, x, starts, gr
 
 @njit(inline="always")
 def _encode_substreams_for(values, shift, table, precision, scratch, vector, groups):
-    # _encode_substreams with `groups` a constant where it is inlined
+    # every group's substream coded backwards into its part of `scratch` (`groups` parts),
+    # the whole steps by `vector`'s kernels (_encoder_ir's unless ENCODE_SCALAR: the same
+    # bytes); returns where each starts. Inlined where `groups` and `vector` are constants
     lanes = GROUP_LANES * groups
     full = values.size // lanes
     part = scratch.size // groups
@@ -452,7 +448,7 @@ def _encode_substreams_for(values, shift, table, precision, scratch, vector, gro
 
 
 def _substream_encoder(groups, vector):
-    # _encode_substreams for one layout and kind of steps: a kernel (and cache entry) each
+    # _encode_substreams_for for one layout and kind of steps: a kernel (and cache entry) each
     @njit(nogil=True, cache=True)
     def encode_substreams_kernel(values, shift, table, precision, scratch):
         return _encode_substreams_for(values, shift, table, precision, scratch, vector, groups)
@@ -467,16 +463,14 @@ _substreams_2_loads = _substream_encoder(2, ENCODE_LOADS)
 _substreams_4_scalar = _substream_encoder(4, ENCODE_SCALAR)
 _substreams_4_gather = _substream_encoder(4, ENCODE_GATHER)
 _substreams_4_loads = _substream_encoder(4, ENCODE_LOADS)
-
-
-@njit(nogil=True, cache=True)
-def _encode_substreams(values, shift, table, precision, scratch, vector, groups):
-    """Code every group's substream backwards into its part of ``scratch`` (``groups``
-    parts); return where each starts. ``vector``: an ENCODE_* kind, the whole steps by
-    ``_encoder_ir``'s kernels unless ENCODE_SCALAR (same bytes)."""
-    if groups == 4:
-        return _encode_substreams_for(values, shift, table, precision, scratch, vector, 4)
-    return _encode_substreams_for(values, shift, table, precision, scratch, vector, 2)
+#: (groups, kind of steps) -> that substream encoder: ``f(values, shift, table, precision,
+#: scratch)``, returning where each group's substream starts in ``scratch`` (the tests hold
+#: the kinds to each other through it; kernels call the globals, which Numba can cache)
+SUBSTREAM_ENCODERS = {
+    (2, ENCODE_SCALAR): _substreams_2_scalar, (2, ENCODE_GATHER): _substreams_2_gather,
+    (2, ENCODE_LOADS): _substreams_2_loads, (4, ENCODE_SCALAR): _substreams_4_scalar,
+    (4, ENCODE_GATHER): _substreams_4_gather, (4, ENCODE_LOADS): _substreams_4_loads,
+}
 
 
 @njit
