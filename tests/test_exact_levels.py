@@ -234,6 +234,17 @@ def test_chunk_body_damage_is_caught_by_the_decoder(modelled_blob):
         assert diff.size <= 2
 
 
+def numpy_predictions(x, coef, bias, K):
+    """The documented float32 order, in numpy: the bias, then one earlier coordinate's
+    term at a time (``coef[k, k + 1:] * x[:, k]``, coordinate order); coordinates below
+    1e-30 or above 1e30 in magnitude (subnormal, inf, nan) read as 0."""
+    clean = np.where((np.abs(x) >= 1e-30) & (np.abs(x) <= 1e30), x, np.float32(0))
+    expected = np.tile(bias, (x.shape[0], 1))
+    for k in range(K):
+        expected[:, k + 1:] = expected[:, k + 1:] + coef[k, k + 1:] * clean[:, k:k + 1]
+    return expected
+
+
 def test_predictions_follow_the_documented_float32_order(data):
     """The kernel's predictions equal numpy's, added one coordinate at a time in float32."""
     rng = np.random.default_rng(3)
@@ -245,11 +256,7 @@ def test_predictions_follow_the_documented_float32_order(data):
     bias = rng.standard_normal(d).astype(np.float32)
     pred = np.empty_like(x)
     pk.predict_rows(x, coef, bias, pred)
-    clean = np.where((np.abs(x) >= 1e-30) & (np.abs(x) <= 1e30), x, np.float32(0))
-    expected = np.tile(bias, (n, 1))
-    for k in range(K):
-        expected[:, k + 1:] = expected[:, k + 1:] + coef[k, k + 1:] * clean[:, k:k + 1]
-    assert_same_bits(pred, expected)
+    assert_same_bits(pred, numpy_predictions(x, coef, bias, K))
 
 
 @pytest.mark.parametrize("K", [13, 131, 299])
@@ -268,11 +275,7 @@ def test_wide_rows_predict_and_round_trip_across_column_tiles(K):
     bias = rng.standard_normal(d).astype(np.float32)
     pred = np.empty_like(x)
     pk.predict_rows(x, coef, bias, pred)
-    clean = np.where((np.abs(x) >= 1e-30) & (np.abs(x) <= 1e30), x, np.float32(0))
-    expected = np.tile(bias, (n, 1))
-    for k in range(K):
-        expected[:, k + 1:] = expected[:, k + 1:] + coef[k, k + 1:] * clean[:, k:k + 1]
-    assert_same_bits(pred, expected)
+    assert_same_bits(pred, numpy_predictions(x, coef, bias, K))
     # a model made for these rows (its tables count their contexts), coded and decoded
     buckets = 4
     gain = (buckets / (6.0 * (np.abs(pred).max(axis=0) + 1e-3))).astype(np.float32)
