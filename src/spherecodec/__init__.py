@@ -80,6 +80,11 @@ def encode(array, codec="exact", *, threads=None, dictionary=None, **params):
             raise TypeError(f"a frame is coded with its dictionary's codec and parameters: pass them to "
                             f"train_dictionary, not to encode (codec={codec!r}, {sorted(params)})")
         return _frames.encode(array, dictionary)
+    if codec == "exact" and not params:
+        blob = _container.encode_small(array, threads)
+        if blob is not None:
+            return blob
+        return _container.encode(array, codec, threads=threads, try_small=False)
     return _container.encode(array, codec, threads=threads, **params)
 
 

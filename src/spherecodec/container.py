@@ -27,10 +27,11 @@ __all__ = ["encode", "decode", "decode_rows", "info", "Header", "MAGIC", "FORMAT
            "as_rows", "checksum", "decoded_shape", "make_codec", "resolve_chunk_rows", "resolve_threads"]
 
 
-def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
-    """Compress ``array`` into a self-describing blob (see ``spherecodec.encode``)."""
-    if codec == "exact" and not params and chunk_rows is None:
-        blob = _encode_small(array, threads)
+def encode(array, codec="exact", *, threads=None, chunk_rows=None, try_small=True, **params):
+    """Compress ``array`` into a self-describing blob (see ``spherecodec.encode``);
+    ``try_small=False``: the caller already tried ``encode_small``."""
+    if try_small and codec == "exact" and not params and chunk_rows is None:
+        blob = encode_small(array, threads)
         if blob is not None:
             return blob
     return encode_array(array, codec, params, MemorySink(), threads=threads, chunk_rows=chunk_rows)
@@ -45,6 +46,7 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, **params):
 # the pipeline's; anything else, or a chunk the kernel does not take, goes the general way.
 
 _F32 = np.dtype(np.float32)
+_U32 = np.dtype(np.uint32)
 #: shape -> (header before the index (uint8), codecs.exact.small_blob_plan) of a small
 #: default exact blob
 _SMALL_PREFIXES = {}
@@ -73,15 +75,22 @@ def _small_prefix(shape):
     return known
 
 
-def _encode_small(array, threads):
+def encode_small(array, threads):
     """The blob of a small C-contiguous native float32 ndarray with the default exact
-    codec in one kernel call, or None (any other input, or a chunk not plainly coded)."""
-    if (type(array) is not np.ndarray or array.dtype != _F32 or not 0 < array.size < SMALL_BLOB_VALUES
-            or array.ndim == 0 or not array.flags.c_contiguous):
+    codec in one kernel call, or None (any other input, or a chunk not plainly coded).
+    ``spherecodec.encode`` tries it first: every Python step here costs a few hundred
+    ns when the caches are cold, so the common case (the builtin float32 dtype object,
+    ``threads`` None or checked, a shape seen before) takes the fewest."""
+    if type(array) is not np.ndarray or not 0 < array.size < SMALL_BLOB_VALUES or array.ndim == 0:
         return None
-    resolve_threads(threads)  # its errors, as the pipeline's
-    prefix, plan = _small_prefix(array.shape)
-    return encode_small_blob(array.reshape(-1).view(np.uint32), prefix, plan)
+    dtype = array.dtype
+    if (dtype is not _F32 and dtype != _F32) or not array.flags.c_contiguous:
+        return None
+    if threads is not None:
+        resolve_threads(threads)  # its errors, as the pipeline's
+    known = _SMALL_PREFIXES.get(array.shape)
+    prefix, plan = known if known is not None else _small_prefix(array.shape)
+    return encode_small_blob(array.reshape(-1).view(_U32), prefix, plan)
 
 
 def _decode_small(blob, threads):

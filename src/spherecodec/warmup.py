@@ -50,7 +50,7 @@ def _compile(specs, sample):
         try:
             container.decode(container.encode(sample, name, threads=1, **params), threads=1)
             if name == "exact" and not params:
-                # a small sample takes the one-call path (container._encode_small): an
+                # a small sample takes the one-call path (container.encode_small): an
                 # explicit chunk_rows compiles the chunk pipeline's kernels too, in both wide
                 # stream layouts (32 and 64 lanes: a kernel each, rans.wide_stream_encoder)
                 for rows in _wide_layout_rows(sample.shape[-1]):

@@ -369,12 +369,16 @@ def entropy_backends():
 
 def small_blob_plan(n):
     """What ``encode_small_blob`` needs to know of ``n`` values, worked out once per size:
-    (32 lanes?, least table precision, encode scratch bytes, bytes after the header prefix
-    that coding may touch)."""
+    (the blob kernel of the stream layout, ``kernels.rans_blob``; least table precision;
+    encode scratch bytes; bytes after the header prefix that coding may touch)."""
     min_precision, wide = entropy.short_stream_layout(n, True)
-    scratch_bytes = _rans32.encode_scratch_size(n, _rans32.groups_for(n)) if wide else _rans.encode_scratch_size(n)
+    if wide:
+        kernel = _blob.blob_encoder_32(_rans32.VECTOR_ENCODE)
+        scratch_bytes = _rans32.encode_scratch_size(n, _rans32.groups_for(n))
+    else:
+        kernel, scratch_bytes = _blob.encode_blob_8, _rans.encode_scratch_size(n)
     nraw = raw_size(n, FLOAT32_RAW_BITS)
-    return wide, min_precision, scratch_bytes, 25 + nraw + entropy.stream_capacity(n, FLOAT32_ALPHABET)
+    return kernel, min_precision, scratch_bytes, 25 + nraw + entropy.stream_capacity(n, FLOAT32_ALPHABET)
 
 
 def encode_small_blob(values, prefix, plan):
@@ -383,13 +387,9 @@ def encode_small_blob(values, prefix, plan):
     after the header ``prefix`` (uint8: fixed part and metadata, no shared section), in
     one kernel call (``kernels.rans_blob``); ``plan``: ``small_blob_plan(values.size)``.
     None when its chunk would not be plainly coded (mode 0): the pipeline then writes it."""
-    wide, min_precision, scratch_bytes, tail = plan
+    kernel, min_precision, scratch_bytes, tail = plan
     out = np.empty(prefix.size + tail, dtype=np.uint8)
-    if wide:
-        end = _blob.encode_blob_32(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY,
-                                   _rans32.VECTOR_ENCODE)
-    else:
-        end = _blob.encode_blob_8(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY)
+    end = kernel(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY)
     return None if end < 0 else out[:end].tobytes()
 
 

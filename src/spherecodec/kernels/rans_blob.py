@@ -91,7 +91,7 @@ def encode_blob_8(values, prefix, out, scratch_bytes, min_precision, sparse_try)
     when the chunk pipeline would code the chunk another way (the exact codec's rules,
     ``sparse_try`` its share of zeros to try sparse coding; or it does not shrink).
     ``scratch_bytes``: ``rans.encode_scratch_size``; ``out``: ``prefix.size + 25 + raw
-    bits + entropy.stream_capacity`` bytes. One kernel per layout (``encode_blob_32``):
+    bits + entropy.stream_capacity`` bytes. One kernel per layout (``blob_encoder_32``):
     a first call compiles only the coder it needs."""
     start = _open_chunk(values, prefix, out, sparse_try)
     if start < 0:
@@ -103,17 +103,13 @@ def encode_blob_8(values, prefix, out, scratch_bytes, min_precision, sparse_try)
     return _close_chunk(out, prefix.size, start, end, n)
 
 
-def encode_blob_32(values, prefix, out, scratch_bytes, min_precision, sparse_try, vector):
-    """``encode_blob_8`` with the stream in 32 lanes (``scratch_bytes``:
-    ``rans_simd.encode_scratch_size``; ``vector``: ``rans_simd.VECTOR_ENCODE``; fewer
-    than ``rans_simd.MIN_SYMBOLS_64`` values)."""
-    return _blob_encoder_32(vector)(values, prefix, out, scratch_bytes, min_precision, sparse_try)
-
-
 @functools.cache
-def _blob_encoder_32(vector):
-    # one kernel per kind of vector steps: a first call compiles only its own
-    # (rans.wide_stream_encoder)
+def blob_encoder_32(vector):
+    """The kernel ``encode_blob_8`` with the stream in 32 lanes, its steps of the kind
+    ``vector`` (``rans_simd.VECTOR_ENCODE``): ``f(values, prefix, out, scratch_bytes,
+    min_precision, sparse_try)`` (``scratch_bytes``: ``rans_simd.encode_scratch_size``;
+    fewer than ``rans_simd.MIN_SYMBOLS_64`` values). One kernel per kind: a first call
+    compiles only its own (``rans.wide_stream_encoder``)."""
 
     @njit(nogil=True, cache=True)
     def encode_blob_32_kernel(values, prefix, out, scratch_bytes, min_precision, sparse_try):
