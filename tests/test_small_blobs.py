@@ -62,6 +62,20 @@ def test_small_path_learns_metadata_from_the_general_decoder(sample, monkeypatch
     assert_same_bits(spherecodec.decode(blob, threads=1), x)
 
 
+def test_small_path_buffer_is_per_thread_and_reused_cleanly(sample):
+    # the kernel writes into a buffer each thread keeps (codecs.exact._SMALL_OUT): blobs of
+    # growing and shrinking sizes, and threads coding at once, each get their own bytes
+    from concurrent.futures import ThreadPoolExecutor
+
+    pieces = [sample[k:k + rows, :dim].copy() for k, (rows, dim) in
+              enumerate([(30, 384), (2, 100), (40, 384), (1, 50), (12, 384), (40, 384)] * 4)]
+    expected = [_pipeline_blob(x) for x in pieces]
+    assert [spherecodec.encode(x) for x in pieces] == expected
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(spherecodec.encode, pieces)) == expected
+
+
 def _with_zero_low_bit(x):
     y = x.copy()
     y.view(np.uint32)[:] &= ~np.uint32(1)

@@ -1,5 +1,6 @@
 """The bit-exact codec: sign + exponent + top mantissa bits entropy-coded, low bits raw."""
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -367,6 +368,12 @@ def entropy_backends():
 
 # -- small blobs in one call -------------------------------------------------------------------
 
+#: the calling thread's buffer the small-blob kernel writes into (``buffer``, grown to the
+#: largest blob asked for: under ~170 KB), copied out as the blob: a fresh one per call cost
+#: ~2 us of a 32-row encode when the caches are cold
+_SMALL_OUT = threading.local()
+
+
 def small_blob_plan(n):
     """What ``encode_small_blob`` needs to know of ``n`` values, worked out once per size:
     (the blob kernel of the stream layout, ``kernels.rans_blob``; least table precision;
@@ -388,7 +395,10 @@ def encode_small_blob(values, prefix, plan):
     one kernel call (``kernels.rans_blob``); ``plan``: ``small_blob_plan(values.size)``.
     None when its chunk would not be plainly coded (mode 0): the pipeline then writes it."""
     kernel, min_precision, scratch_bytes, tail = plan
-    out = np.empty(prefix.size + tail, dtype=np.uint8)
+    size = prefix.size + tail
+    out = getattr(_SMALL_OUT, "buffer", None)
+    if out is None or out.size < size:
+        out = _SMALL_OUT.buffer = np.empty(size, dtype=np.uint8)
     end = kernel(values, prefix, out, scratch_bytes, min_precision, _SPARSE_TRY)
     return None if end < 0 else out[:end].tobytes()
 
