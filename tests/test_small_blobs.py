@@ -1,5 +1,5 @@
 """Small blobs (issue 20): the one-call path of small float32 arrays with the default exact
-codec (container.encode_small/_decode_small, kernels/rans_blob.py) writes and reads the
+codec (container.encode_small/decode_small, kernels/rans_blob.py) writes and reads the
 chunk pipeline's very bytes; short exact streams take 12-bit tables
 (entropy.short_stream_layout); the quantizer's selection (its rule against a reference:
 test_format_spec.py) finds every rank."""

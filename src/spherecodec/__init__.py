@@ -96,9 +96,14 @@ def decode(blob, *, threads=None, out=None, dictionary=None):
     :class:`SpherecodecError` subclass for truncated, corrupted or unsupported blobs, and
     :class:`DictionaryError` for a frame without its dictionary or with another one.
     """
+    small = out is None and dictionary is None and type(blob) is bytes
+    if small:
+        result = _container.decode_small(blob, threads)  # None for a frame: its first byte is no magic
+        if result is not None:
+            return result
     if _frames.is_frame(blob):
         return _frames.decode(blob, dictionary, out=out)
-    return _container.decode(blob, threads=threads, out=out)
+    return _container.decode(blob, threads=threads, out=out, try_small=not small)
 
 
 def decode_rows(blob, start, stop):

@@ -47,6 +47,7 @@ def encode(array, codec="exact", *, threads=None, chunk_rows=None, try_small=Tru
 
 _F32 = np.dtype(np.float32)
 _U32 = np.dtype(np.uint32)
+_U8 = np.dtype(np.uint8)
 #: shape -> (header before the index (uint8), codecs.exact.small_blob_plan) of a small
 #: default exact blob
 _SMALL_PREFIXES = {}
@@ -93,11 +94,12 @@ def encode_small(array, threads):
     return encode_small_blob(array.reshape(-1).view(_U32), prefix, plan)
 
 
-def _decode_small(blob, threads):
+def decode_small(blob, threads):
     """``decode`` of a small default exact blob (``bytes``) in one kernel call, or None
     (any other blob, or one the kernel finds damaged: the general decoder says what is
     wrong). Only metadata the general path wrote or validated is taken (``_SMALL_METAS``,
-    shapes of fewer than ``SMALL_BLOB_VALUES`` values: no allocation to guard)."""
+    shapes of fewer than ``SMALL_BLOB_VALUES`` values: no allocation to guard).
+    ``spherecodec.decode`` tries it first."""
     if len(blob) < layout.FIXED_HEADER_SIZE:
         return None
     magic, version, flags, meta_len, reserved, n_chunks, shared_len = layout.FIXED.unpack_from(blob, 0)
@@ -107,9 +109,10 @@ def _decode_small(blob, threads):
     shape = _SMALL_METAS.get(blob[layout.FIXED_HEADER_SIZE:index_at])
     if shape is None:
         return None
-    resolve_threads(threads)
+    if threads is not None:
+        resolve_threads(threads)
     result = np.empty(shape, dtype=_F32)
-    if decode_small_blob(np.frombuffer(blob, dtype=np.uint8), index_at, result.reshape(-1).view(np.uint32)):
+    if decode_small_blob(np.frombuffer(blob, dtype=_U8), index_at, result.reshape(-1).view(_U32)):
         return result
     return None
 
@@ -276,10 +279,11 @@ class Header:
         self.calls.decode_chunk(i, self.chunk(i), out_rows)
 
 
-def decode(blob, *, threads=None, out=None):
-    """Decompress a blob (see ``spherecodec.decode``)."""
-    if out is None and type(blob) is bytes:
-        result = _decode_small(blob, threads)
+def decode(blob, *, threads=None, out=None, try_small=True):
+    """Decompress a blob (see ``spherecodec.decode``); ``try_small=False``: the caller
+    already tried ``decode_small``."""
+    if try_small and out is None and type(blob) is bytes:
+        result = decode_small(blob, threads)
         if result is not None:
             return result
     header = Header(blob)
