@@ -5,6 +5,7 @@ import platform
 import re
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -52,6 +53,53 @@ def test_payload_buffers_are_recycled_only_when_issued_by_the_pool(monkeypatch):
     scratch.recycle([again, again])  # twice: kept once
     assert scratch.take_buffer(10) is again
     assert scratch.take_buffer(10) is not again
+
+
+def test_reusable_arrays_return_their_memory_only_when_every_view_is_gone(monkeypatch):
+    monkeypatch.setattr(scratch, "_outputs", [])
+    n = scratch.REUSE_FROM // 4
+    first = scratch.reusable_array((n // 8, 8), np.float32)
+    assert first.flags.c_contiguous and first.flags.writeable and first.shape == (n // 8, 8)
+    first[...] = 1.5
+    address = first.ctypes.data
+    view = first[10:][::2]  # a view of a view: numpy points its base past `first`
+    exported = memoryview(view)
+    del first
+    held = [scratch.reusable_array((n,), np.float32)]  # kept: they do not go back to the pool here
+    assert held[-1].ctypes.data != address  # `view` still uses it
+    del view
+    held.append(scratch.reusable_array((n,), np.float32))
+    assert held[-1].ctypes.data != address  # so does `exported`
+    assert np.asarray(exported).min() == 1.5  # untouched by the arrays since
+    del exported
+    again = scratch.reusable_array((n,), np.uint32)
+    assert again.ctypes.data == address  # all gone: the memory is reused
+    small = scratch.reusable_array((10,), np.float32)
+    assert small.flags.owndata  # below REUSE_FROM: a plain array
+    del again
+    assert scratch.reusable_array((n * 2,), np.float32).ctypes.data != address  # much larger: new memory
+    scratch.release_outputs()
+    assert not scratch._outputs
+
+
+def test_decoded_arrays_in_pooled_memory_stay_intact_while_used():
+    import torch
+
+    rng = np.random.default_rng(5)
+    rows = scratch.REUSE_FROM // (4 * 384) + 200  # several chunks, pooled output
+    arrays = [rng.standard_normal((rows, 384)).astype(np.float32) for _ in range(3)]
+    blobs = [spherecodec.encode(a, threads=2) for a in arrays]
+    kept = spherecodec.decode(blobs[0], threads=2)[7:]  # only a view survives
+    tensor = torch.from_numpy(spherecodec.decode(blobs[1], threads=1))
+    for _ in range(3):  # released outputs are reused: the kept ones must not be
+        for blob, a in zip(blobs, arrays):
+            assert spherecodec.decode(blob, threads=2).tobytes() == a.tobytes()
+    assert kept.tobytes() == arrays[0][7:].tobytes()
+    assert tensor.numpy().tobytes() == arrays[1].tobytes()
+    with ThreadPoolExecutor(3) as pool:  # outputs taken and released from several threads
+        for _ in range(3):
+            decoded = list(pool.map(lambda b: spherecodec.decode(b, threads=1), blobs * 2))
+            assert [d.tobytes() for d in decoded] == [a.tobytes() for a in arrays * 2]
 
 
 def test_join_equals_bytes_join():

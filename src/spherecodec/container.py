@@ -21,6 +21,7 @@ from .layout import ALLOCATION_SLACK, FORMAT_VERSION, MAGIC, checksum
 from .pipeline import (ChunkPlan, CodecCalls, Workers, as_rows, decode_chunks, decoded_shape, encode_array,
                        make_codec, resolve_chunk_rows, resolve_threads)
 from .scratch import release as release_scratch
+from .scratch import reusable_array
 
 # names other modules (fit, evaluate, search, bench, integrations, tests) take from here
 __all__ = ["encode", "decode", "decode_rows", "info", "Header", "MAGIC", "FORMAT_VERSION", "ALLOCATION_SLACK",
@@ -290,7 +291,7 @@ def decode(blob, *, threads=None, out=None, try_small=True):
     _remember_small(header)
     threads = resolve_threads(threads)
     if out is None:
-        result = np.empty(header.shape, dtype=header.dtype)
+        result = reusable_array(header.shape, header.dtype)  # pooled memory: no page faults
     else:
         if not isinstance(out, np.ndarray) or out.shape != header.shape or out.dtype != header.dtype:
             raise ValueError(f"out must be an ndarray of shape {header.shape} and dtype {header.dtype}")
@@ -317,7 +318,7 @@ def decode_rows(blob, start, stop):
         raise ValueError("decode_rows needs a blob of an array with at least 2 dimensions")
     start, stop, _ = slice(start, stop).indices(header.rows)
     stop = max(start, stop)
-    result = np.empty((stop - start, header.dim), dtype=header.dtype)
+    result = reusable_array((stop - start, header.dim), header.dtype)
     if stop == start or header.dim == 0:
         return result
     # chunk_rows may exceed rows (a small array, a huge chunk_rows): size scratch by what exists
