@@ -1,7 +1,8 @@
 """Small plain blobs (issue 20: "a plain blob of 32 rows encodes and decodes in <= 40 us each").
 
 Run the table: ``python benches/bench_small.py`` (threads=1). Per data set (the shared
-MiniLM 384-d and mpnet 768-d sentences when present, else the tests' 512-row sample):
+MiniLM 384-d and mpnet 768-d sentences and raw token embeddings when present, else the
+tests' 512-row sample):
 median encode and decode of a blob of 32 rows taken at random, spherecodec against ZipNN in
 the same run (calls interleaved, each slice coded by both), and the ratio of blobs of 1, 32,
 128 and 1,000 rows (random slices). ``--calls`` sets the slices timed.
@@ -23,7 +24,8 @@ import spherecodec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-DATA = {"MiniLM 384-d": "minilm-stdlib-sentences-384.npy", "mpnet 768-d": "mpnet-stdlib-sentences-768.npy"}
+DATA = {"MiniLM 384-d": "minilm-stdlib-sentences-384.npy", "mpnet 768-d": "mpnet-stdlib-sentences-768.npy",
+        "MiniLM tokens 384-d": "minilm-stdlib-tokens-raw-384.npy", "mpnet tokens 768-d": "mpnet-stdlib-tokens-raw-768.npy"}
 SAMPLE = ROOT / "tests" / "data" / "minilm-sentences-512.npy"
 
 
