@@ -83,15 +83,18 @@ def encode_small(array, threads):
     ``spherecodec.encode`` tries it first: every Python step here costs a few hundred
     ns when the caches are cold, so the common case (the builtin float32 dtype object,
     ``threads`` None or checked, a shape seen before) takes the fewest."""
-    if type(array) is not np.ndarray or not 0 < array.size < SMALL_BLOB_VALUES or array.ndim == 0:
+    if type(array) is not np.ndarray:
+        return None
+    shape = array.shape
+    if not shape or not 0 < array.size < SMALL_BLOB_VALUES:
         return None
     dtype = array.dtype
     if (dtype is not _F32 and dtype != _F32) or not array.flags.c_contiguous:
         return None
-    if threads is not None:
-        resolve_threads(threads)  # its errors, as the pipeline's
-    known = _SMALL_PREFIXES.get(array.shape)
-    prefix, plan = known if known is not None else _small_prefix(array.shape)
+    if threads is not None and (type(threads) is not int or threads < 1):
+        resolve_threads(threads)  # numpy integers pass; anything else raises, as in the pipeline
+    known = _SMALL_PREFIXES.get(shape)
+    prefix, plan = known if known is not None else _small_prefix(shape)
     return encode_small_blob(array.reshape(-1).view(_U32), prefix, plan)
 
 
@@ -110,7 +113,7 @@ def decode_small(blob, threads):
     shape = _SMALL_METAS.get(blob[layout.FIXED_HEADER_SIZE:index_at])
     if shape is None:
         return None
-    if threads is not None:
+    if threads is not None and (type(threads) is not int or threads < 1):
         resolve_threads(threads)
     result = np.empty(shape, dtype=_F32)
     if decode_small_blob(np.frombuffer(blob, dtype=_U8), index_at, result.reshape(-1).view(_U32)):
