@@ -92,7 +92,9 @@ def decode(blob, *, threads=None, out=None, dictionary=None):
     """Decompress a blob (or a frame, with its ``dictionary``) to an array of the encoded
     dtype and shape.
 
-    ``out`` may be a C-contiguous array of that shape and dtype to fill. Raises a
+    ``out`` may be a C-contiguous array of that shape and dtype to fill. Without it, an
+    array of 32 MiB or more takes memory that earlier decoded arrays released (no page
+    faults: ``scratch.reusable_array``), so it does not own its data, like a view. Raises a
     :class:`SpherecodecError` subclass for truncated, corrupted or unsupported blobs, and
     :class:`DictionaryError` for a frame without its dictionary or with another one.
     """
