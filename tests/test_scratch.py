@@ -76,6 +76,9 @@ def test_reusable_arrays_return_their_memory_only_when_every_view_is_gone(monkey
     assert again.ctypes.data == address  # all gone: the memory is reused
     small = scratch.reusable_array((10,), np.float32)
     assert small.flags.owndata  # below REUSE_FROM: a plain array
+    larger, bigger = np.empty(n * 4 + 64, np.uint8), np.empty(n * 9, np.uint8)
+    scratch._outputs[:0] = [bigger, larger]  # kept buffers of other sizes, ahead of it in the pool
+    assert scratch.reusable_array((n,), np.float32).ctypes.data == larger.ctypes.data  # the smallest that fits
     del again
     assert scratch.reusable_array((n * 2,), np.float32).ctypes.data != address  # much larger: new memory
     scratch.release_outputs()

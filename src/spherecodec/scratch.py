@@ -124,11 +124,12 @@ _outputs = []  # free output buffers
 
 def _take_output(nbytes):
     with _outputs_lock:
-        fitting = [b for b in _outputs if nbytes <= b.size <= nbytes + nbytes // 4]
-        if fitting:
-            buf = min(fitting, key=lambda b: b.size)
-            _outputs.remove(buf)
-            return buf
+        best = None  # by index: list.remove would compare arrays element by element
+        for i, b in enumerate(_outputs):
+            if nbytes <= b.size <= nbytes + nbytes // 4 and (best is None or b.size < _outputs[best].size):
+                best = i
+        if best is not None:
+            return _outputs.pop(best)
     return np.empty(nbytes, dtype=np.uint8)
 
 
