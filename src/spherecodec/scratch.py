@@ -1,4 +1,5 @@
-"""Per-thread scratch arrays and recycled payload buffers, reused across chunks and calls.
+"""Per-thread scratch arrays, recycled payload buffers and reusable large outputs, reused
+across chunks and calls.
 
 A fresh large temporary costs a page fault per 4 KiB page the first time it is written,
 on every chunk: measured on an 18 MB sphere encode, ~5,300 faults and ~12 ms of system
@@ -8,7 +9,8 @@ name again: never return one to the caller or keep it past the chunk.
 The chunk pipeline (``pipeline.Workers``) calls ``release`` when a call ends: a thread
 keeps its arrays for the next call while they take at most ``RETAIN_LIMIT`` bytes
 (64 MiB), and worker threads free theirs when they end; ``release(0)`` frees the calling
-thread's.
+thread's. Decoded arrays of 32 MiB or more (``reusable_array``) take memory that earlier
+ones released, once nothing refers to it any more.
 """
 
 import ctypes

@@ -24,6 +24,8 @@ _P4 = _U(0x85EBCA77C2B2AE63)
 _P5 = _U(0x27D4EB2F165667C5)
 
 
+# the helpers are functions of their own, not inline="always": inlined in Numba's IR they
+# hashed at 10.6 instead of 12.3 GB/s (1 MiB, AMD EPYC), to save 0.3 s of a cold start
 @njit
 def _rotl(x, r):
     return (x << _U(r)) | (x >> _U(64 - r))
