@@ -81,6 +81,44 @@ def test_decode_rows_decodes_only_the_chunks_it_needs(sample, blob):
     assert spherecodec.info(damaged)["chunks"] == 7  # info reads no payload
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_every_damaged_chunk_reports_its_checksum_at_any_thread_count(blob, threads):
+    for i in range(7):
+        with pytest.raises(CorruptBlobError, match=f"checksum mismatch in chunk {i}"):
+            spherecodec.decode(_damage_chunk(blob, i), threads=threads)
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_chunk_decoded_while_another_worker_checks_takes_its_verdict(sample, blob, damaged):
+    # the worker that finds the batch check under way decodes first, then waits for the
+    # check: its chunk must come out right, or report its checksum, never the damage
+    import threading
+
+    header = container.Header(_damage_chunk(blob, 3) if damaged else blob)
+    header.check_ahead = container.CHECK_MANY
+    out = np.empty((16, 48), np.float32)
+    outcome = []
+
+    def worker():
+        try:
+            header.decode_chunk_into(3, out)
+            outcome.append(None)
+        except CorruptBlobError as exc:
+            outcome.append(exc)
+
+    with header._check_lock:  # another worker checking
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive()  # decoded, now waiting for the verdict
+    t.join()
+    if damaged:
+        assert "checksum mismatch in chunk 3" in str(outcome[0])
+    else:
+        assert outcome == [None] and header.checked[3]
+        assert_same_bits(out, sample[48:64])
+
+
 # --- info ----------------------------------------------------------------------------------
 
 def test_info_fields(sample, blob):

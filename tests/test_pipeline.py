@@ -1,6 +1,8 @@
 """The chunk pipeline (spherecodec.pipeline): plan, scheduler, sinks, codec calls."""
 
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -49,14 +51,18 @@ class _Recorder:
 @pytest.mark.parametrize("window", [None, 3])
 def test_workers_hand_chunks_over_in_order_within_the_window(threads, window):
     recorder = _Recorder(window)
-    workers_seen = set()
+    coding = set()
+    most_at_once = [0]
 
     def work(i):
-        workers_seen.add(threading.get_ident())
         with recorder.lock:  # chunks started ahead of the last one handed over
             recorder.ahead_of_taken = max(recorder.ahead_of_taken, i - len(recorder.taken))
+            coding.add(threading.get_ident())
+            most_at_once[0] = max(most_at_once[0], len(coding))
         # uneven work, so that chunks complete out of order
         np.sort(np.random.default_rng(i).random(2000 * (1 + (7 * i) % 5)))
+        with recorder.lock:
+            coding.discard(threading.get_ident())
         return i * i
 
     with Workers(threads) as workers:
@@ -67,7 +73,8 @@ def test_workers_hand_chunks_over_in_order_within_the_window(threads, window):
     assert all(run == list(range(run[0], run[0] + len(run))) for run in recorder.runs)
     if window is not None:
         assert recorder.ahead_of_taken < window
-    assert len(workers_seen) <= threads
+    # the kept helpers may differ from run to run; never more than ``threads`` code at once
+    assert most_at_once[0] <= threads
 
 
 def test_the_calling_thread_is_one_of_the_workers():
@@ -85,6 +92,48 @@ def test_the_calling_thread_is_one_of_the_workers():
     with Workers(2) as workers:
         workers.run(range(10), work, _Recorder())
     assert threading.get_ident() in coders and len(coders) == 2
+
+
+def test_helper_threads_are_kept_between_runs():
+    helpers = set()
+
+    def work(i):
+        if threading.get_ident() != caller:
+            helpers.add(threading.current_thread())
+        time.sleep(0.002)  # long enough that a helper takes chunks
+        return i * i
+
+    caller = threading.get_ident()
+    counts = []
+    for _ in range(4):
+        with Workers(2) as workers:
+            workers.run(range(20), work, _Recorder())
+        counts.append(threading.active_count())
+    # every helper that coded is still there after its run ended, and runs start none
+    assert helpers and all(t.is_alive() and t.name.startswith("spherecodec") for t in helpers)
+    assert counts[1:] == counts[:1] * 3
+
+
+def test_a_forked_child_starts_its_own_helpers():
+    # the parent's helper exists; the child has none of its threads and must not wait for one
+    x = np.random.default_rng(0).standard_normal((4000, 64)).astype(np.float32)
+    blob = spherecodec.encode(x, chunk_rows=100, threads=2)
+    spherecodec.decode(blob, threads=2)
+    pid = os.fork()
+    if pid == 0:
+        ok = spherecodec.decode(blob, threads=2).tobytes() == x.tobytes()
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung decoding with threads=2")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -8,6 +8,7 @@ header), ``decode``, ``decode_rows`` and ``info``.
 
 import json
 import math
+import threading
 
 import numpy as np
 
@@ -198,10 +199,11 @@ class Header:
             np.cumsum(self.lengths.astype(np.int64), out=self.offsets[1:])
         self.offsets += self.data_start
         #: chunks whose checksum ``chunk`` has seen hold; with ``check_ahead`` > 1 it checks
-        #: that many chunks from the one asked in one call (``decode`` at threads=1, which
-        #: asks for them in order)
+        #: that many chunks from the one asked in one call (``decode``, whose workers ask
+        #: for them in order), under ``_check_lock``
         self.checked = np.zeros(n_chunks, dtype=bool)
         self.check_ahead = 1
+        self._check_lock = threading.Lock()
         self.calls = CodecCalls.for_blob(meta["codec"], meta["params"], self.shared, self.dtype, self.dim)
         self.codec, self.state = self.calls.codec, self.calls.state
         self.budget = ALLOCATION_SLACK + self.calls.max_expansion * size
@@ -267,19 +269,35 @@ class Header:
         if self.checked[i]:
             return payload
         if self.check_ahead > 1:
-            # XXH64 runs 3-4x faster on several buffers side by side (kernels.checksum)
-            end = min(i + self.check_ahead, self.n_chunks)
-            sums = xxh64_many(self.blob, self.offsets[i:end], self.offsets[i + 1:end + 1], VECTOR_HASH)
-            bad = np.flatnonzero(sums != self.checksums[i:end])
-            if bad.size:
-                raise CorruptBlobError(f"checksum mismatch in chunk {i + int(bad[0])}")
-            self.checked[i:end] = True
+            # XXH64 runs 3-4x faster on several buffers side by side (kernels.checksum).
+            # With threads, the worker that first needs a chunk of the next few checks them
+            # all (``decode_chunk_into``: the others decode meanwhile)
+            with self._check_lock:
+                if not self.checked[i]:
+                    end = min(i + self.check_ahead, self.n_chunks)
+                    sums = xxh64_many(self.blob, self.offsets[i:end], self.offsets[i + 1:end + 1], VECTOR_HASH)
+                    bad = np.flatnonzero(sums != self.checksums[i:end])
+                    if bad.size:
+                        raise CorruptBlobError(f"checksum mismatch in chunk {i + int(bad[0])}")
+                    self.checked[i:end] = True
+            return payload
         elif xxh64(payload) != self.checksums[i]:
             raise CorruptBlobError(f"checksum mismatch in chunk {i}")
         return payload
 
     def decode_chunk_into(self, i, out_rows):
         """Decode chunk ``i`` into ``out_rows`` (its rows of the output)."""
+        if self.check_ahead > 1 and not self.checked[i] and self._check_lock.locked():
+            # another worker is checking the next few chunks, most likely this one among
+            # them: decode meanwhile, then take its verdict, rather than wait idle (with two
+            # threads in step, that wait came back every few chunks). The kernels take any
+            # bytes safely (the fuzz corpus reseals its damage); a damaged chunk still
+            # reports its checksum, not what the damage did to its decoding
+            try:
+                self.calls.decode_chunk(i, self.blob[self.offsets[i]:self.offsets[i + 1]], out_rows)
+            finally:
+                self.chunk(i)
+            return
         self.calls.decode_chunk(i, self.chunk(i), out_rows)
 
 
@@ -307,8 +325,7 @@ def decode(blob, *, threads=None, out=None, try_small=True):
         finally:
             release_scratch()
         return result
-    if threads == 1:  # the chunks in order: check their sums a few at a time
-        header.check_ahead = CHECK_MANY
+    header.check_ahead = CHECK_MANY  # the chunks are taken in order: check their sums a few at a time
     with Workers(threads) as workers:
         decode_chunks(header, result.reshape(header.rows, header.dim), range(header.n_chunks), workers)
     return result
