@@ -114,6 +114,26 @@ def test_helper_threads_are_kept_between_runs():
     assert counts[1:] == counts[:1] * 3
 
 
+def test_kept_helpers_free_large_scratch_after_a_run():
+    from spherecodec import scratch
+
+    held = {}  # thread -> its scratch's per-thread dict
+
+    def work(i):
+        scratch.scratch("test.large", pipeline.HELPER_SCRATCH + (1 << 20), np.uint8)
+        held[threading.get_ident()] = scratch._local.__dict__
+        time.sleep(0.002)
+        return i * i
+
+    caller = threading.get_ident()
+    with Workers(2) as workers:
+        workers.run(range(20), work, _Recorder())
+    helpers = [d for t, d in held.items() if t != caller]
+    assert helpers and all("arrays" not in d for d in helpers)
+    assert any(name == "test.large" for name, _ in held[caller]["arrays"])  # the caller keeps up to 64 MiB
+    scratch.release(0)
+
+
 def test_a_forked_child_starts_its_own_helpers():
     # the parent's helper exists; the child has none of its threads and must not wait for one
     x = np.random.default_rng(0).standard_normal((4000, 64)).astype(np.float32)

@@ -266,6 +266,10 @@ class CodecCalls:
 #: most helper threads kept at once: more runs at a time than the pool holds wait for one
 #: (the calling thread of each run codes every chunk a helper does not take)
 MAX_HELPERS = 64
+#: scratch bytes a kept helper thread keeps after a run (the exact codec's decode: ~0.3 MiB;
+#: a sphere run's ~25 MiB goes, as when the helpers ended with their call: 64 helpers of a
+#: big machine must not hold gigabytes between calls)
+HELPER_SCRATCH = 4 << 20
 _helpers = None
 _helpers_lock = threading.Lock()
 
@@ -308,7 +312,8 @@ class Workers:
 
     Use as a context manager: the calling thread's scratch (``scratch.release``) is
     trimmed when the block ends. The pool threads are the process's (``_helper_pool``),
-    kept between calls; each trims its scratch after every run.
+    kept between calls; each frees its scratch after a run unless it is small
+    (``HELPER_SCRATCH``).
     """
 
     def __init__(self, threads):
@@ -318,7 +323,7 @@ class Workers:
         return self
 
     def __exit__(self, *exc):
-        release_scratch()  # the calling thread's (the helpers trim theirs after each run)
+        release_scratch()  # the calling thread's (the helpers free theirs after each run)
 
     def run(self, chunks, work, consumer=None):
         """Run ``work`` over ``chunks`` (a range), feeding ``consumer`` in order."""
@@ -357,11 +362,11 @@ class _Run:
         self._cond = threading.Condition()
 
     def helper_loop(self):
-        """``loop`` in a helper thread, which then trims its scratch as the caller does."""
+        """``loop`` in a helper thread, which then frees its scratch beyond ``HELPER_SCRATCH``."""
         try:
             self.loop()
         finally:
-            release_scratch()
+            release_scratch(HELPER_SCRATCH)
 
     def loop(self):
         """Take chunks until none is left (or a worker failed)."""
