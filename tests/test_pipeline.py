@@ -114,6 +114,30 @@ def test_helper_threads_are_kept_between_runs():
     assert counts[1:] == counts[:1] * 3
 
 
+def test_a_run_does_not_wait_for_helpers_the_busy_pool_never_started():
+    # every kept helper busy elsewhere (other calls' runs): the calling thread codes all
+    # the chunks and returns, rather than wait for a helper to start and find none left
+    pool = pipeline._helper_pool()
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 60) for _ in range(pipeline.MAX_HELPERS)]
+    try:
+        done = []
+
+        def call():
+            with Workers(2) as workers:
+                workers.run(range(10), lambda i: i * i, _Recorder())
+            done.append(True)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        caller.join(20)
+        assert done == [True]
+    finally:
+        release.set()
+        for f in busy:
+            f.result()
+
+
 def test_kept_helpers_free_large_scratch_after_a_run():
     from spherecodec import scratch
 

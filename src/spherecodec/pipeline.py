@@ -263,8 +263,8 @@ class CodecCalls:
 
 # -- the scheduler ----------------------------------------------------------------------------
 
-#: most helper threads kept at once: more runs at a time than the pool holds wait for one
-#: (the calling thread of each run codes every chunk a helper does not take)
+#: most helper threads kept at once: a run's helpers that find the pool busy queue, and
+#: are cancelled if its calling thread has coded every chunk before they start
 MAX_HELPERS = 64
 #: scratch bytes a kept helper thread keeps after a run (the exact codec's decode: ~0.3 MiB;
 #: a sphere run's ~25 MiB goes, as when the helpers ended with their call: 64 helpers of a
@@ -337,7 +337,9 @@ class Workers:
             try:
                 run.loop()
             finally:
-                failed_here = [f.exception() for f in helpers]  # waits for every helper
+                # waits for every helper that started; one still queued (the pool busy with
+                # other calls' helpers) is cancelled: the chunks are all done or taken
+                failed_here = [f.exception() for f in helpers if not f.cancel()]
             for exc in failed_here:
                 if exc is not None:
                     raise exc
