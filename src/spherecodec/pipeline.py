@@ -293,7 +293,8 @@ def _forget_helpers():
     _helpers_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_helpers)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_helpers)
 
 
 class Workers:
