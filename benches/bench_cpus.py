@@ -10,7 +10,8 @@ side by side, threads=1, medians of interleaved runs, as process CPU time (stead
 the wall clock on a shared machine), checks every round trip bit for bit, and prints one
 table row; the native process also prints the threads=2 speed-ups (40,000 rows, fresh
 output; runs alternating, medians and fastest) and the speeds of levels 3 and 5 (8,000
-rows of the data, and of the shared mpnet 768-d sentences when present). Default data: the shared MiniLM sentences (11,803 x 384).
+rows of the data, and of the shared mpnet 768-d sentences when present). Default data:
+the shared MiniLM sentences (11,803 x 384).
 """
 
 import argparse
