@@ -57,6 +57,8 @@ def encode(array, codec="exact", *, threads=None, dictionary=None, **params):
         Registered codec name (``spherecodec.available_codecs()``) or a codec object.
     threads : int or None
         Worker threads over row chunks (None: every core). The bytes never depend on it.
+        The calling thread is one of them; the others come from a pool the process keeps
+        between calls.
     dictionary : Dictionary or None
         With a dictionary (``train_dictionary``), a compact *frame* of a vector or a 2-D
         block of rows, coded with the dictionary's codec and model (``codec``, ``threads``
