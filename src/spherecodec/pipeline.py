@@ -263,12 +263,13 @@ class CodecCalls:
 
 # -- the scheduler ----------------------------------------------------------------------------
 
-#: most helper threads kept at once: a run's helpers that find the pool busy queue, and
+#: most helper threads kept at once (started only as runs ask for them): enough for two
+#: calls at every core on any machine; a run's helpers that find the pool busy queue, and
 #: are cancelled if its calling thread has coded every chunk before they start
-MAX_HELPERS = 64
+MAX_HELPERS = max(64, 2 * (os.cpu_count() or 1))
 #: scratch bytes a kept helper thread keeps after a run (the exact codec's decode: ~0.3 MiB;
-#: a sphere run's ~25 MiB goes, as when the helpers ended with their call: 64 helpers of a
-#: big machine must not hold gigabytes between calls)
+#: a sphere run's ~25 MiB goes, as when the helpers ended with their call: the helpers of
+#: a big machine must not hold gigabytes between calls)
 HELPER_SCRATCH = 4 << 20
 _helpers = None
 _helpers_lock = threading.Lock()
