@@ -179,6 +179,42 @@ def test_corrupt_bodies_give_the_same_verdict_in_every_decoder(data):
             assert (other == out).all()
 
 
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_corrupt_float32_bodies_give_the_same_verdict_in_every_decoder(data):
+    # big enough for the scalar decoder's paired steps (a table built per stream): their
+    # verdict and values match the lane-by-lane steps' (symbols only, merged after) and
+    # the vector decoder's
+    n = 140_000
+    x = np.resize(load_sample().reshape(-1), n)
+    values = x.view(np.uint32)
+    raw = np.empty(raw_size(n, 20), dtype=np.uint8)
+    pack_low_bits(values, 20, raw)
+    _, body, tables = coded(values, 4096, shift=20)
+    slot_table, slot_symbol, precision, groups = tables
+    assert n >= 8 << precision  # the paired steps run
+    kind = data.draw(st.sampled_from(["none", "flip", "truncate", "zero_run"]))
+    if kind == "flip":
+        at = data.draw(st.integers(0, body.size - 1))
+        body[at] ^= np.uint8(1 << data.draw(st.integers(0, 7)))
+    elif kind == "truncate":
+        body = body[:data.draw(st.integers(0, body.size - 1))].copy()
+    elif kind == "zero_run":
+        at = data.draw(st.integers(0, body.size - 1))
+        body[at:at + data.draw(st.integers(1, 64))] = 0
+    results = decode_all_ways(body, tables, n, np.uint32, raw)
+    symbols = np.full(n, 7, dtype=np.uint32)
+    plain = rans_simd.decode_scalar(body, slot_table, slot_symbol, precision, symbols, np.empty(0, np.uint8), groups)
+    verdicts = {name: status for name, (status, _) in results.items()}
+    assert set(verdicts.values()) == {plain}, (verdicts, plain)
+    if kind == "none":
+        assert plain == rans.STATUS_OK
+    if plain == rans.STATUS_OK:
+        merged = (symbols << np.uint32(20)) | (values & np.uint32((1 << 20) - 1))
+        for name, (_, out) in results.items():
+            assert (out == merged).all(), name
+
+
 @pytest.mark.parametrize("n", [MIN, MIN64])
 def test_garbage_bodies_are_rejected_not_crashing(n):
     rng = np.random.default_rng(5)

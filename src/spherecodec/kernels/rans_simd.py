@@ -568,6 +568,53 @@ def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, 
     return steps
 
 
+@njit(inline="always")
+def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, groups):
+    """``_scalar_full_steps`` of a fused float32 decode (``out`` uint32, ``raw`` its 20 low
+    bits), two lanes at a time: one lookup per value in a table of slot entry | symbol
+    placed as in the float32 (high half), and the pair's 16-bit planes in one 32-bit load,
+    their nibbles in one byte (``merge_float32``'s values in fewer instructions: the
+    generic build's steps, what ARM runs, 2.7 -> 2.3 ns per value on the EPYC here; the
+    table costs ~1 ns per slot, hence ``_decode_scalar_body``'s threshold). Returns the
+    steps done (all)."""
+    lanes = GROUP_LANES * groups
+    nibbles = _U(2 * out.size)
+    mask = np.int64((1 << precision) - 1)
+    slots = 1 << precision
+    table = np.empty(slots, dtype=np.uint64)
+    for k in range(slots):
+        table[k] = _U(slot_table[k]) | (_U(slot_symbol[k]) << _U(32 + FLOAT32_RAW_BITS))
+    positions = np.empty(groups, dtype=np.int64)
+    lasts = np.empty(groups, dtype=np.int64)
+    for g in range(groups):
+        positions[g] = bounds[2 * g]
+        lasts[g] = max(bounds[2 * g + 1] - 2, 0)
+    steps = out.size // lanes
+    low_mask = np.uint32(0xFFFF)
+    sixteen = np.uint32(16)
+    for s in range(steps):
+        base = _U(s * lanes)
+        for g in range(groups):
+            p = positions[g]
+            last = lasts[g]
+            for j in range(GROUP_LANES * g, GROUP_LANES * (g + 1), 2):
+                i = base + _U(j)  # even: the pair's raw bits start on a byte
+                b = _U(2) * i
+                planes = (np.uint32(raw[b]) | (np.uint32(raw[b + _U(1)]) << np.uint32(8))
+                          | (np.uint32(raw[b + _U(2)]) << np.uint32(16)) | (np.uint32(raw[b + _U(3)]) << np.uint32(24)))
+                nibble = np.uint32(raw[nibbles + (i >> _U(1))])
+                e = table[_U(states[j] & mask)]
+                out[i] = np.uint32(e >> _U(32)) | ((nibble & np.uint32(15)) << sixteen) | (planes & low_mask)
+                states[j], p = decode_step(np.int64(states[j]), np.uint32(e), precision, stream, p, last)
+                e = table[_U(states[j + 1] & mask)]
+                out[i + _U(1)] = np.uint32(e >> _U(32)) | ((nibble >> np.uint32(4)) << sixteen) | (planes >> sixteen)
+                states[j + 1], p = decode_step(np.int64(states[j + 1]), np.uint32(e), precision, stream, p, last)
+            positions[g] = p
+    for g in range(groups):
+        bounds[2 * g] = positions[g]
+    return steps
+
+
 @njit
 def _finish(bounds, states, groups):
     for g in range(groups):
@@ -586,7 +633,9 @@ def _decode_scalar_body(stream, slot_table, slot_symbol, precision, out, raw, gr
     if not _parse(stream, bounds, groups):
         return STATUS_CORRUPT
     _load_states(stream, bounds, states, groups)
-    if raw.size:
+    if raw.size and out.size >= 8 << precision:  # its table is worth building (chunks, not small blobs)
+        done = _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, groups)
+    elif raw.size:
         done = _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, True,
                                   groups)
     else:
