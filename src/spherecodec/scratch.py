@@ -8,9 +8,10 @@ here instead. An array from ``scratch`` is valid until the same thread asks for 
 name again: never return one to the caller or keep it past the chunk.
 The chunk pipeline (``pipeline.Workers``) calls ``release`` when a call ends: a thread
 keeps its arrays for the next call while they take at most ``RETAIN_LIMIT`` bytes
-(64 MiB), and worker threads free theirs when they end; ``release(0)`` frees the calling
-thread's. Decoded arrays of 32 MiB or more (``reusable_array``) take memory that earlier
-ones released, once nothing refers to it any more.
+(64 MiB), the kept pool threads after each run while they take at most
+``pipeline.HELPER_SCRATCH`` (4 MiB); ``release(0)`` frees the calling thread's.
+Decoded arrays of 32 MiB or more (``reusable_array``) take memory that earlier ones
+released, once nothing refers to it any more.
 """
 
 import ctypes

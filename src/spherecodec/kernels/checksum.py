@@ -179,7 +179,8 @@ def _vector_stripes(typingctx, data, starts, stripes, lanes):
 def xxh64_many(data, starts, ends, vector):
     """XXH64 (``xxh64``) of each of the byte ranges ``data[starts[j]:ends[j]]`` (int64
     arrays), as a uint64 array; ``vector`` (``VECTOR_HASH``): four at a time in vector
-    registers, the same hashes."""
+    registers, the same hashes (a last group of fewer runs padded with its last range:
+    four side by side take the time of one alone)."""
     count = starts.size
     hashes = np.empty(count, dtype=np.uint64)
     lanes = np.empty(4 * MANY, dtype=np.uint64)
@@ -187,12 +188,13 @@ def xxh64_many(data, starts, ends, vector):
     for first in range(0, count, MANY):
         m = min(MANY, count - first)
         common = 0
-        if vector and m == MANY:
+        if vector:
             # the stripes all four have run side by side, then each finishes alone
             common = (ends[first] - starts[first]) // 32
             for j in range(MANY):
-                group[j] = starts[first + j]
-                common = min(common, (ends[first + j] - starts[first + j]) // 32)
+                r = first + min(j, m - 1)
+                group[j] = starts[r]
+                common = min(common, (ends[r] - starts[r]) // 32)
                 lanes[4 * j] = _P1 + _P2
                 lanes[4 * j + 1] = _P2
                 lanes[4 * j + 2] = _U(0)

@@ -542,29 +542,28 @@ def _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbl
 
 
 @njit(inline="always")
+def _group_position(bounds, g):
+    # group g's read position and the last one a word load may use (decode_step: clamped
+    # there, an overrun shows in the final position check)
+    return bounds[2 * g], max(bounds[2 * g + 1] - 2, 0)
+
+
+@njit(inline="always")
 def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, fused, groups):
     """The whole steps of ``out`` one lane at a time; returns the steps done (all).
     Inlined where ``groups`` is a constant, so that the lane loops have fixed bounds."""
     lanes = GROUP_LANES * groups
     nibbles = 2 * out.size
     mask = np.int64((1 << precision) - 1)
-    positions = np.empty(groups, dtype=np.int64)
-    lasts = np.empty(groups, dtype=np.int64)
-    for g in range(groups):
-        positions[g] = bounds[2 * g]
-        lasts[g] = max(bounds[2 * g + 1] - 2, 0)
     steps = out.size // lanes
     for s in range(steps):
         base = s * lanes
         for g in range(groups):
-            p = positions[g]
-            last = lasts[g]
+            p, last = _group_position(bounds, g)
             for j in range(GROUP_LANES * g, GROUP_LANES * (g + 1)):
                 states[j], p = _lane_step(stream, slot_table, slot_symbol, mask, precision, out, raw, nibbles,
                                           fused, states[j], base + j, p, last)
-            positions[g] = p
-    for g in range(groups):
-        bounds[2 * g] = positions[g]
+            bounds[2 * g] = p
     return steps
 
 
@@ -584,19 +583,13 @@ def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out,
     table = np.empty(slots, dtype=np.uint64)
     for k in range(slots):
         table[k] = _U(slot_table[k]) | (_U(slot_symbol[k]) << _U(32 + FLOAT32_RAW_BITS))
-    positions = np.empty(groups, dtype=np.int64)
-    lasts = np.empty(groups, dtype=np.int64)
-    for g in range(groups):
-        positions[g] = bounds[2 * g]
-        lasts[g] = max(bounds[2 * g + 1] - 2, 0)
     steps = out.size // lanes
     low_mask = np.uint32(0xFFFF)
     sixteen = np.uint32(16)
     for s in range(steps):
         base = _U(s * lanes)
         for g in range(groups):
-            p = positions[g]
-            last = lasts[g]
+            p, last = _group_position(bounds, g)
             for j in range(GROUP_LANES * g, GROUP_LANES * (g + 1), 2):
                 i = base + _U(j)  # even: the pair's raw bits start on a byte
                 b = _U(2) * i
@@ -609,9 +602,7 @@ def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out,
                 e = table[_U(states[j + 1] & mask)]
                 out[i + _U(1)] = np.uint32(e >> _U(32)) | ((nibble >> np.uint32(4)) << sixteen) | (planes >> sixteen)
                 states[j + 1], p = decode_step(np.int64(states[j + 1]), np.uint32(e), precision, stream, p, last)
-            positions[g] = p
-    for g in range(groups):
-        bounds[2 * g] = positions[g]
+            bounds[2 * g] = p
     return steps
 
 
