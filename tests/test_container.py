@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 import spherecodec
-from common import assert_same_bits, build_blob, load_sample, parse_layout
+from common import assert_same_bits, build_blob, load_sample, parse_layout, refresh_checksums
 from spherecodec import container, pipeline
+from spherecodec.codecs import exact
+from spherecodec.kernels import rans_simd
 from spherecodec.layout import ALLOCATION_SLACK, FIXED_HEADER_SIZE, FORMAT_VERSION
 from spherecodec.errors import CorruptBlobError, SpherecodecError, TruncatedBlobError, UnsupportedError
 
@@ -402,3 +404,113 @@ def test_codec_argument_forms():
         spherecodec.encode(x, codec=3)
     with pytest.raises(UnsupportedError):
         spherecodec.encode(x, "no-such-codec")
+
+
+# --- the chunks of a default exact float32 blob in one kernel call (threads=1) ----------------
+
+def _spied_general_path(monkeypatch):
+    """The chunks the codec's own ``decode_chunk`` decodes from now on (a list that fills)."""
+    taken = []
+    general = pipeline.CodecCalls.decode_chunk
+
+    def spy(self, i, payload, rows):
+        taken.append(i)
+        return general(self, i, payload, rows)
+
+    monkeypatch.setattr(pipeline.CodecCalls, "decode_chunk", spy)
+    return taken
+
+
+def _backend_of(chunk, values):
+    return chunk[1 + 2 * values + (4 * values + 7) // 8]  # after the mode byte and the raw 20 bits
+
+
+def test_one_call_decode_takes_every_plain_chunk(monkeypatch):
+    x = load_sample()[:480].copy()
+    blob = spherecodec.encode(x, chunk_rows=200, threads=1)
+    layout = parse_layout(blob)
+    # chunks of 200, 200 and 80 rows: streams of 64 lanes, then 32 (entropy.BACKEND_NUMBA64/32)
+    assert [_backend_of(c, n * 384) for c, n in zip(layout["chunks"], (200, 200, 80))] == [3, 3, 2]
+    taken = _spied_general_path(monkeypatch)
+    assert_same_bits(spherecodec.decode(blob, threads=1), x)  # all in one call
+    assert_same_bits(spherecodec.decode(blob, threads=2), x)  # a call per chunk
+    assert_same_bits(spherecodec.decode_rows(blob, 150, 420), x[150:420])
+    assert taken == []
+
+
+def test_one_call_decode_leaves_other_chunks_to_the_general_path(monkeypatch):
+    x = load_sample()[:500].copy()
+    x[100:200] = 0.25                                      # chunk 1: one value (constant mode)
+    x[300:400] = (x[300:400].view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # 3: bfloat16
+    blob = spherecodec.encode(x, chunk_rows=100, threads=1)
+    assert [c[0] for c in parse_layout(blob)["chunks"]] != [0] * 5
+    taken = _spied_general_path(monkeypatch)
+    assert_same_bits(spherecodec.decode(blob, threads=1), x)
+    assert taken == [i for i, c in enumerate(parse_layout(blob)["chunks"]) if c[0] != 0] == [1, 3]
+    assert_same_bits(spherecodec.decode(blob, threads=2), x)
+    assert sorted(taken) == [1, 1, 3, 3]
+
+
+def test_one_call_decode_reports_a_damaged_chunk_by_its_checksum():
+    x = load_sample()[:480].copy()
+    blob = spherecodec.encode(x, chunk_rows=60, threads=1)
+    offsets = parse_layout(blob)["offsets"]
+    for i in range(len(offsets) - 1):  # every place in a group of four checked together
+        damaged = bytearray(blob)
+        damaged[(offsets[i] + offsets[i + 1]) // 2] ^= 0x10
+        with pytest.raises(CorruptBlobError, match=f"checksum mismatch in chunk {i}$"):
+            spherecodec.decode(bytes(damaged), threads=1)
+
+
+def _outcome(blob, threads):
+    try:
+        return spherecodec.decode(blob, threads=threads).tobytes()
+    except SpherecodecError as exc:
+        return type(exc), str(exc)
+
+
+def test_one_call_decode_gives_the_general_verdict_on_resealed_damage():
+    x = load_sample()[:480].copy()
+    blob = spherecodec.encode(x, chunk_rows=100, threads=1)
+    start = parse_layout(blob)["data_start"]
+    rng = np.random.default_rng(5)
+    raised = 0
+    for _ in range(150):
+        damaged = bytearray(blob)
+        for pos in rng.integers(start, len(blob), size=int(rng.integers(1, 4))):
+            damaged[pos] ^= int(rng.integers(1, 256))
+        damaged = refresh_checksums(damaged)  # past the checksums, into the kernel's own checks
+        one_call = _outcome(damaged, 1)
+        assert one_call == _outcome(damaged, 2)
+        raised += isinstance(one_call, tuple)
+    assert 0 < raised < 150
+
+
+@pytest.mark.skipif(not rans_simd.VECTOR, reason="compares the vector decoder with the scalar one")
+def test_one_call_decoders_agree():
+    x = load_sample()[:480].copy()
+    blob = spherecodec.encode(x, chunk_rows=150, threads=1)
+    layout = parse_layout(blob)
+    offsets = np.array(layout["offsets"], dtype=np.int64)
+    rng = np.random.default_rng(9)
+    for trial in range(40):
+        damaged = bytearray(blob)
+        if trial:
+            for pos in rng.integers(layout["data_start"], len(blob), size=int(rng.integers(1, 3))):
+                damaged[pos] ^= int(rng.integers(1, 256))
+        damaged = np.frombuffer(refresh_checksums(damaged), dtype=np.uint8)
+        sums = np.array([int.from_bytes(bytes(damaged[layout["index_start"] + 16 * i + 8:][:8]), "little")
+                         for i in range(layout["n_chunks"])], dtype=np.uint64)
+        results = []
+        for vector in (True, False):
+            out = np.zeros(x.size, dtype=np.uint32)
+            kernel = exact._blob.chunks_decoder(vector)
+            slots = 1 << exact.MAX_PRECISION
+            done = kernel(damaged, offsets, sums, 0, len(sums), True, 150 * 384, out,
+                          np.empty(rans_simd.table_size(exact.MAX_PRECISION), np.uint64),
+                          np.empty(slots, np.uint32), np.empty(slots, np.uint16),
+                          np.empty(4096, np.int64), np.empty(4096, np.int64))
+            results.append((done, out[:min(done * 150 * 384, x.size)].tobytes()))
+        assert results[0] == results[1]
+        if not trial:
+            assert results[0][0] == layout["n_chunks"] and results[0][1] == x.tobytes()

@@ -14,7 +14,8 @@ import numpy as np
 
 from . import layout
 from .blobsink import MemorySink
-from .codecs.exact import SMALL_BLOB_VALUES, decode_small_blob, encode_small_blob, small_blob_plan
+from .codecs.exact import (SMALL_BLOB_VALUES, decode_coded_chunks, decode_small_blob, decodes_in_one_call,
+                          encode_small_blob, small_blob_plan)
 from .errors import CorruptBlobError, TruncatedBlobError, UnsupportedError
 from .kernels.checksum import MANY as CHECK_MANY
 from .kernels.checksum import VECTOR_HASH, xxh64, xxh64_many
@@ -206,6 +207,9 @@ class Header:
         self._check_lock = threading.Lock()
         self.calls = CodecCalls.for_blob(meta["codec"], meta["params"], self.shared, self.dtype, self.dim)
         self.codec, self.state = self.calls.codec, self.calls.state
+        #: values a chunk holds when ``decode_coded_chunks`` takes its plainly coded ones, else 0
+        self.one_call_values = (min(self.chunk_rows, self.rows) * self.dim
+                                if decodes_in_one_call(self.codec, self.dtype) else 0)
         self.budget = ALLOCATION_SLACK + self.calls.max_expansion * size
         if self.nbytes > self.budget:
             self.budget += self._dense_chunk_budget()
@@ -294,11 +298,19 @@ class Header:
             # bytes safely (the fuzz corpus reseals its damage); a damaged chunk still
             # reports its checksum, not what the damage did to its decoding
             try:
-                self.calls.decode_chunk(i, self.blob[self.offsets[i]:self.offsets[i + 1]], out_rows)
+                self._decode_chunk(i, self.blob[self.offsets[i]:self.offsets[i + 1]], out_rows)
             finally:
                 self.chunk(i)
             return
-        self.calls.decode_chunk(i, self.chunk(i), out_rows)
+        self._decode_chunk(i, self.chunk(i), out_rows)
+
+    def _decode_chunk(self, i, payload, out_rows):
+        # a plainly coded exact float32 chunk in one kernel call, any other by its codec
+        if self.one_call_values and decode_coded_chunks(self.blob, self.offsets, self.checksums, i, i + 1,
+                                                        self.one_call_values, out_rows.reshape(-1).view(_U32),
+                                                        verify=False) > i:
+            return
+        self.calls.decode_chunk(i, payload, out_rows)
 
 
 def decode(blob, *, threads=None, out=None, try_small=True):
@@ -326,9 +338,32 @@ def decode(blob, *, threads=None, out=None, try_small=True):
             release_scratch()
         return result
     header.check_ahead = CHECK_MANY  # the chunks are taken in order: check their sums a few at a time
+    if threads == 1 and header.one_call_values:
+        _decode_in_one_call(header, result)
+        return result
     with Workers(threads) as workers:
         decode_chunks(header, result.reshape(header.rows, header.dim), range(header.n_chunks), workers)
     return result
+
+
+def _decode_in_one_call(header, result):
+    """Decode the chunks of a blob that ``decodes_in_one_call`` takes into ``result`` in
+    this thread: runs of plainly coded chunks in one kernel call each; a chunk the kernel
+    leaves (another mode, or damaged) by the general path, which decodes it or raises."""
+    flat = result.reshape(-1).view(_U32)
+    rows = result.reshape(header.rows, header.dim)
+    per_chunk = header.one_call_values
+    i = 0
+    try:
+        while i < header.n_chunks:
+            i = decode_coded_chunks(header.blob, header.offsets, header.checksums, i, header.n_chunks, per_chunk,
+                                    flat[i * per_chunk:])
+            if i < header.n_chunks:
+                lo, hi = header.plan.bounds(i)
+                header.decode_chunk_into(i, rows[lo:hi])
+                i += 1
+    finally:
+        release_scratch()
 
 
 def decode_rows(blob, start, stop):

@@ -12,8 +12,9 @@ from ..kernels import rans_blob as _blob
 from ..kernels import rans_simd as _rans32
 from ..kernels import shape as _shape
 from ..kernels.bits import merge_low_bits_shifted, raw_size
-from ..kernels.rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
-from ..scratch import recycle, take_buffer
+from ..kernels.rans_core import (FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, read_varint, varint_size,
+                                 write_varint)
+from ..scratch import recycle, scratch, take_buffer
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
 from .registry import register_codec
@@ -420,3 +421,34 @@ def decode_small_blob(blob, index_at, out):
     else:
         return False
     return status == _blob.STATUS_DONE
+
+
+# -- the chunks of a larger blob in one call ---------------------------------------------------
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+def decodes_in_one_call(codec, dtype):
+    """Whether ``decode_coded_chunks`` takes the chunks of a blob of ``codec`` and ``dtype``:
+    float32 with the exact codec at level 1, untransformed, 20 raw low bits (the default)."""
+    return (isinstance(codec, ExactCodec) and codec.level == 1 and codec.transform == "none"
+            and np.dtype(dtype) == _FLOAT32 and codec._layout(dtype)[2] == FLOAT32_RAW_BITS)
+
+
+def decode_coded_chunks(blob, offsets, checksums, first, stop, chunk_values, out, *, verify=True):
+    """Decode chunks ``first .. stop - 1`` of a blob that ``decodes_in_one_call`` takes
+    (``blob``: uint8; chunk ``i`` is ``blob[offsets[i]:offsets[i + 1]]``, its XXH64
+    ``checksums[i]``, checked unless ``verify`` is False) into ``out`` (their float32
+    values' bits, uint32, 1-D, ``chunk_values`` per chunk from chunk ``first`` on) in one
+    kernel call (``kernels.rans_blob.chunks_decoder``). Returns the index of the first
+    chunk not decoded (``stop`` when all were): damaged, or coded in another mode, for the
+    general decoder to decode or explain."""
+    kernel = _blob.chunks_decoder(_rans32.VECTOR)
+    slots = 1 << MAX_PRECISION
+    if blob.flags.writeable:  # one array type: a blob of bytearray would compile the kernel again
+        blob = blob.view()
+        blob.flags.writeable = False
+    return kernel(blob, offsets, checksums, first, stop, verify, chunk_values, out,
+                  scratch("rans.vector_table", _rans32.table_size(MAX_PRECISION), np.uint64),
+                  scratch("rans.slot_table", slots, np.uint32), scratch("rans.slot_symbol", slots, np.uint16),
+                  scratch("rans.symbols", FLOAT32_ALPHABET, np.int64), scratch("rans.freqs", FLOAT32_ALPHABET, np.int64))

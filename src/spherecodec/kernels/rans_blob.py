@@ -1,5 +1,6 @@
 """A whole small exact blob in one kernel call: the one-chunk float32 blobs of the
-default exact codec (``container``'s small-input path, ``codecs.exact.encode_small_blob``).
+default exact codec (``container``'s small-input path, ``codecs.exact.encode_small_blob``);
+and the chunks of a larger one decoded in one call (``chunks_decoder``).
 
 Why: a blob of 32 x 384 float32 spent ~85 us in Python (codec set-up, metadata, index,
 checksums, five or six kernel calls) around ~55 us of coding. Here the chunk's coding
@@ -22,10 +23,12 @@ import numpy as np
 from numba import njit
 
 from .bits import raw_size
-from .checksum import xxh64
+from .checksum import MANY as CHECK_MANY
+from .checksum import VECTOR_HASH, xxh64, xxh64_many
 from .rans import encode_stream_8, encode_stream_wide_for, rans_decode, read_table
 from .rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, STATUS_CORRUPT, STATUS_OK, read_varint
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
+from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
 from .rans_simd import PREFIX_ENTRIES, decode_scalar, decode_vector_fused
 from .shape import scan
 
@@ -204,3 +207,87 @@ def decode_blob_32_scalar(blob, index_at, out):
     if status != STATUS_OK:
         return status
     return decode_scalar(body, slot_table, slot_symbol, precision, out, raw, 2)
+
+
+# -- the chunks of a larger blob ---------------------------------------------------------------
+@njit(inline="always")
+def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, vector):
+    # one chunk's payload as the exact codec's decode_chunk reads a mode-0 float32 chunk
+    # (its 20 raw low bits, then a 32- or 64-lane stream), or STATUS_OTHER for any other
+    # mode or stream layout
+    n = out.size
+    nraw = raw_size(n, FLOAT32_RAW_BITS)
+    pos = 1 + nraw
+    if pos + 2 > payload.size or payload[0] != MODE_CODED:
+        return STATUS_OTHER
+    backend = payload[pos]
+    if backend == BACKEND_32_LANES:
+        groups = 2
+    elif backend == BACKEND_64_LANES:
+        groups = 4
+    else:
+        return STATUS_OTHER
+    precision = np.int64(payload[pos + 1])
+    if not 1 <= precision <= MAX_PRECISION:
+        return STATUS_CORRUPT
+    slots = 1 << precision
+    used_cap = min(FLOAT32_ALPHABET, slots)
+    n_used, pos = read_table(payload, pos + 2, FLOAT32_ALPHABET, precision, symbols[:used_cap], freqs[:used_cap],
+                             slot_table[:slots], slot_symbol[:slots])
+    if pos < 0 or n_used == 0:
+        return STATUS_CORRUPT
+    nbytes, pos = read_varint(payload, pos, payload.size)
+    if pos < 0 or pos + nbytes != payload.size:
+        return STATUS_CORRUPT
+    body = payload[pos:]
+    raw = payload[1:1 + nraw]
+    if vector:
+        return decode_vector_fused(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, table, groups)
+    return decode_scalar(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, groups)
+
+
+@functools.cache
+def chunks_decoder(vector):
+    """The kernel decoding a float32 blob's mode-0 chunks (the default exact codec's, level
+    1) in one call, by the vector decoder or (``vector`` False) the scalar one:
+    ``f(blob, offsets, checksums, first, stop, verify, chunk_values, out, table,
+    slot_table, slot_symbol, symbols, freqs)`` decodes chunks ``first .. stop - 1`` in
+    order (chunk ``i``: ``blob[offsets[i]:offsets[i + 1]]``, its XXH64 ``checksums[i]``,
+    its values ``out[(i - first) * chunk_values:]``, uint32 bits) and returns the index
+    of the first chunk it did not decode (``stop`` when it decoded them all).
+
+    With ``verify`` it checks the sums of ``CHECK_MANY`` chunks at a time (``xxh64_many``)
+    before decoding them, as the general path does (without, the caller has). It stops
+    at a damaged chunk or one in another mode or stream layout: the caller's general
+    path then decodes it or says what is wrong. The rest is scratch: ``table``
+    (``rans_simd.table_size(MAX_PRECISION)`` u64), ``slot_table``/``slot_symbol``
+    (``2**MAX_PRECISION`` u32/u16) and ``symbols``/``freqs`` (``FLOAT32_ALPHABET``
+    int64). Why: the Python around each chunk's four kernel calls cost 10-20% of decoding
+    18 MB in 1 MiB chunks. One kernel per decoder: a first call compiles only its own."""
+
+    @njit(nogil=True, cache=True)
+    def decode_chunks_kernel(blob, offsets, checksums, first, stop, verify, chunk_values, out, table, slot_table,
+                             slot_symbol, symbols, freqs):
+        total = out.size
+        i = first
+        while i < stop:
+            end = min(i + CHECK_MANY, stop)
+            group_end = end
+            if verify:
+                sums = xxh64_many(blob, offsets[i:end], offsets[i + 1:end + 1], VECTOR_HASH)
+                for j in range(i, end):
+                    if sums[j - i] != checksums[j]:
+                        end = j  # the intact chunks before it are decoded first
+                        break
+            for j in range(i, end):
+                lo = (j - first) * chunk_values
+                status = _decode_coded(blob[offsets[j]:offsets[j + 1]], out[lo:min(total, lo + chunk_values)],
+                                       table, slot_table, slot_symbol, symbols, freqs, vector)
+                if status != STATUS_OK:
+                    return j
+            if end < group_end:
+                return end
+            i = end
+        return stop
+
+    return decode_chunks_kernel
