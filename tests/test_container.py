@@ -505,9 +505,9 @@ def test_one_call_decoders_agree():
         for vector in (True, False):
             out = np.zeros(x.size, dtype=np.uint32)
             kernel = exact._blob.chunks_decoder(vector)
-            slots = 1 << exact.MAX_PRECISION
+            slots = 1 << exact.ONE_CALL_PRECISION
             done = kernel(damaged, offsets, sums, 0, len(sums), True, 150 * 384, out,
-                          np.empty(rans_simd.table_size(exact.MAX_PRECISION), np.uint64),
+                          np.empty(rans_simd.table_size(exact.ONE_CALL_PRECISION), np.uint64),
                           np.empty(slots, np.uint32), np.empty(slots, np.uint16),
                           np.empty(4096, np.int64), np.empty(4096, np.int64))
             results.append((done, out[:min(done * 150 * 384, x.size)].tobytes()))

@@ -12,8 +12,7 @@ from ..kernels import rans_blob as _blob
 from ..kernels import rans_simd as _rans32
 from ..kernels import shape as _shape
 from ..kernels.bits import merge_low_bits_shifted, raw_size
-from ..kernels.rans_core import (FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, read_varint, varint_size,
-                                 write_varint)
+from ..kernels.rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
 from ..scratch import recycle, scratch, take_buffer
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
@@ -426,6 +425,10 @@ def decode_small_blob(blob, index_at, out):
 # -- the chunks of a larger blob in one call ---------------------------------------------------
 
 _FLOAT32 = np.dtype(np.float32)
+#: the largest table precision ``decode_coded_chunks`` takes: float32 head symbols get 14
+#: bits at most (``kernels.rans.choose_precision``: 2 slots a symbol of 4096 fit), and
+#: scratch for 15 would take 4 MiB (``scratch``'s huge-page rounding past 256 KiB)
+ONE_CALL_PRECISION = 14
 
 
 def decodes_in_one_call(codec, dtype):
@@ -444,11 +447,11 @@ def decode_coded_chunks(blob, offsets, checksums, first, stop, chunk_values, out
     chunk not decoded (``stop`` when all were): damaged, or coded in another mode, for the
     general decoder to decode or explain."""
     kernel = _blob.chunks_decoder(_rans32.VECTOR)
-    slots = 1 << MAX_PRECISION
+    slots = 1 << ONE_CALL_PRECISION
     if blob.flags.writeable:  # one array type: a blob of bytearray would compile the kernel again
         blob = blob.view()
         blob.flags.writeable = False
     return kernel(blob, offsets, checksums, first, stop, verify, chunk_values, out,
-                  scratch("rans.vector_table", _rans32.table_size(MAX_PRECISION), np.uint64),
+                  scratch("rans.vector_table", _rans32.table_size(ONE_CALL_PRECISION), np.uint64),
                   scratch("rans.slot_table", slots, np.uint32), scratch("rans.slot_symbol", slots, np.uint16),
                   scratch("rans.symbols", FLOAT32_ALPHABET, np.int64), scratch("rans.freqs", FLOAT32_ALPHABET, np.int64))

@@ -231,6 +231,8 @@ def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, 
     if not 1 <= precision <= MAX_PRECISION:
         return STATUS_CORRUPT
     slots = 1 << precision
+    if slots > slot_table.size or slots + PREFIX_ENTRIES // 2 > table.size:
+        return STATUS_OTHER  # tables larger than the scratch given: the general path's
     used_cap = min(FLOAT32_ALPHABET, slots)
     n_used, pos = read_table(payload, pos + 2, FLOAT32_ALPHABET, precision, symbols[:used_cap], freqs[:used_cap],
                              slot_table[:slots], slot_symbol[:slots])
@@ -259,10 +261,10 @@ def chunks_decoder(vector):
     With ``verify`` it checks the sums of ``CHECK_MANY`` chunks at a time (``xxh64_many``)
     before decoding them, as the general path does (without, the caller has). It stops
     at a damaged chunk or one in another mode or stream layout: the caller's general
-    path then decodes it or says what is wrong. The rest is scratch: ``table``
-    (``rans_simd.table_size(MAX_PRECISION)`` u64), ``slot_table``/``slot_symbol``
-    (``2**MAX_PRECISION`` u32/u16) and ``symbols``/``freqs`` (``FLOAT32_ALPHABET``
-    int64). Why: the Python around each chunk's four kernel calls cost 10-20% of decoding
+    path then decodes it or says what is wrong, as it does a chunk whose tables need
+    more than the scratch: ``table`` (``rans_simd.table_size(p)`` u64),
+    ``slot_table``/``slot_symbol`` (``2**p`` u32/u16) and ``symbols``/``freqs``
+    (``FLOAT32_ALPHABET`` int64) for the largest precision ``p`` it takes. Why: the Python around each chunk's four kernel calls cost 10-20% of decoding
     18 MB in 1 MiB chunks. One kernel per decoder: a first call compiles only its own."""
 
     @njit(nogil=True, cache=True)
