@@ -8,7 +8,7 @@ import pytest
 
 import spherecodec
 from common import assert_same_bits, build_blob, load_sample, parse_layout, refresh_checksums
-from spherecodec import container, pipeline
+from spherecodec import container, pipeline, scratch
 from spherecodec.codecs import exact
 from spherecodec.kernels import rans_simd
 from spherecodec.layout import ALLOCATION_SLACK, FIXED_HEADER_SIZE, FORMAT_VERSION
@@ -486,8 +486,16 @@ def test_one_call_decode_gives_the_general_verdict_on_resealed_damage():
     assert 0 < raised < 150
 
 
+def _aligned_zeros(n):
+    """n zero uint32 starting at a 64-byte boundary."""
+    raw = np.zeros(n + 16, dtype=np.uint32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start:start + n]
+
+
 @pytest.mark.skipif(not rans_simd.VECTOR, reason="compares the vector decoder with the scalar one")
 def test_one_call_decoders_agree():
+    # the vector decoder with plain and streamed stores, and the scalar one
     x = load_sample()[:480].copy()
     blob = spherecodec.encode(x, chunk_rows=150, threads=1)
     layout = parse_layout(blob)
@@ -502,15 +510,31 @@ def test_one_call_decoders_agree():
         sums = np.array([int.from_bytes(bytes(damaged[layout["index_start"] + 16 * i + 8:][:8]), "little")
                          for i in range(layout["n_chunks"])], dtype=np.uint64)
         results = []
-        for vector in (True, False):
-            out = np.zeros(x.size, dtype=np.uint32)
+        for vector, streaming in ((True, False), (True, True), (False, False)):
+            out = _aligned_zeros(x.size)  # every chunk's values start 64-byte aligned: streamed
             kernel = exact._blob.chunks_decoder(vector)
             slots = 1 << exact.ONE_CALL_PRECISION
-            done = kernel(damaged, offsets, sums, 0, len(sums), True, 150 * 384, out,
+            done = kernel(damaged, offsets, sums, 0, len(sums), True, streaming, 150 * 384, out,
                           np.empty(rans_simd.table_size(exact.ONE_CALL_PRECISION), np.uint64),
                           np.empty(slots, np.uint32), np.empty(slots, np.uint16),
                           np.empty(4096, np.int64), np.empty(4096, np.int64))
             results.append((done, out[:min(done * 150 * 384, x.size)].tobytes()))
-        assert results[0] == results[1]
+        assert results[0] == results[1] == results[2]
         if not trial:
             assert results[0][0] == layout["n_chunks"] and results[0][1] == x.tobytes()
+
+
+def test_large_outputs_start_aligned_and_decode_streamed(monkeypatch):
+    # outputs from STREAMING_FROM on come 64-byte aligned from the output pool, and the
+    # decoder streams its stores into them (the thresholds lowered: a small blob stands in
+    # for a large one); the values are the same, at threads 1 and 2 and after reuse
+    monkeypatch.setattr(scratch, "REUSE_FROM", 1 << 16)
+    monkeypatch.setattr(container, "STREAMING_FROM", 1 << 16)
+    x = load_sample()[:480].copy()
+    blob = spherecodec.encode(x, chunk_rows=150, threads=1)  # chunks of 230,400 bytes: aligned
+    assert container.Header(blob).streaming
+    for threads in (1, 2, 1, 2):
+        y = spherecodec.decode(blob, threads=threads)
+        assert y.ctypes.data % 64 == 0 and not y.flags.owndata
+        assert_same_bits(y, x)
+        del y

@@ -54,7 +54,8 @@ def coded(values, alphabet, shift=0):
 
 
 def decode_all_ways(body, tables, n, dtype, raw=None):
-    """Status and output of every decoder for this body: scalar, and vector when available."""
+    """Status and output of every decoder for this body: scalar, and vector when available
+    (for float32 values with ``raw``: with plain and with streamed stores)."""
     slot_table, slot_symbol, precision, groups = tables
     fused = raw if raw is not None else np.empty(0, dtype=np.uint8)
     results = {}
@@ -70,6 +71,12 @@ def decode_all_ways(body, tables, n, dtype, raw=None):
         else:
             status = rans_simd.decode_vector(body, slot_table, slot_symbol, precision, out, table, groups)
         results["vector"] = (status, out)
+        if raw is not None:  # float32 values stored past the caches, from a 64-byte boundary
+            spare = np.full(n + 16, 7, dtype=dtype)
+            out = spare[(-spare.ctypes.data % 64) // spare.itemsize:][:n]
+            status = rans_simd.decode_vector_streaming(body, slot_table, slot_symbol, precision, out, raw, table,
+                                                       groups)
+            results["streaming"] = (status, out)
     return results
 
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from . import layout
 from .blobsink import MemorySink
-from .codecs.exact import (SMALL_BLOB_VALUES, decode_coded_chunks, decode_small_blob, decodes_in_one_call,
-                          encode_small_blob, small_blob_plan)
+from .codecs.exact import (SMALL_BLOB_VALUES, STREAMING_FROM, decode_coded_chunks, decode_small_blob,
+                          decodes_in_one_call, encode_small_blob, small_blob_plan)
 from .errors import CorruptBlobError, TruncatedBlobError, UnsupportedError
 from .kernels.checksum import MANY as CHECK_MANY
 from .kernels.checksum import VECTOR_HASH, xxh64, xxh64_many
@@ -210,6 +210,7 @@ class Header:
         #: values a chunk holds when ``decode_coded_chunks`` takes its plainly coded ones, else 0
         self.one_call_values = (min(self.chunk_rows, self.rows) * self.dim
                                 if decodes_in_one_call(self.codec, self.dtype) else 0)
+        self.streaming = self.nbytes >= STREAMING_FROM  # outputs larger than the caches
         self.budget = ALLOCATION_SLACK + self.calls.max_expansion * size
         if self.nbytes > self.budget:
             self.budget += self._dense_chunk_budget()
@@ -308,7 +309,7 @@ class Header:
         # a plainly coded exact float32 chunk in one kernel call, any other by its codec
         if self.one_call_values and decode_coded_chunks(self.blob, self.offsets, self.checksums, i, i + 1,
                                                         self.one_call_values, out_rows.reshape(-1).view(_U32),
-                                                        verify=False) > i:
+                                                        verify=False, streaming=self.streaming) > i:
             return
         self.calls.decode_chunk(i, payload, out_rows)
 
@@ -357,7 +358,7 @@ def _decode_in_one_call(header, result):
     try:
         while i < header.n_chunks:
             i = decode_coded_chunks(header.blob, header.offsets, header.checksums, i, header.n_chunks, per_chunk,
-                                    flat[i * per_chunk:])
+                                    flat[i * per_chunk:], streaming=header.streaming)
             if i < header.n_chunks:
                 lo, hi = header.plan.bounds(i)
                 header.decode_chunk_into(i, rows[lo:hi])

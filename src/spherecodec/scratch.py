@@ -133,7 +133,11 @@ def _take_output(nbytes):
                 best = i
         if best is not None:
             return _outputs.pop(best)
-    return np.empty(nbytes, dtype=np.uint8)
+    # from a 64-byte boundary: the exact decoder streams its stores into such outputs
+    # (codecs.exact.STREAMING_FROM), which takes aligned ones
+    spare = np.empty(nbytes + 63, dtype=np.uint8)
+    start = -spare.ctypes.data % 64
+    return spare[start:start + nbytes]
 
 
 def _give_back_output(buf):

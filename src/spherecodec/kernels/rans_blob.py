@@ -29,7 +29,7 @@ from .rans import encode_stream_8, encode_stream_wide_for, rans_decode, read_tab
 from .rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, STATUS_CORRUPT, STATUS_OK, read_varint
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
-from .rans_simd import PREFIX_ENTRIES, decode_scalar, decode_vector_fused
+from .rans_simd import PREFIX_ENTRIES, decode_scalar, decode_vector_fused, decode_vector_streaming
 from .shape import scan
 
 #: decode_blob's status for a blob it does not take (a chunk in another mode)
@@ -211,7 +211,7 @@ def decode_blob_32_scalar(blob, index_at, out):
 
 # -- the chunks of a larger blob ---------------------------------------------------------------
 @njit(inline="always")
-def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, vector):
+def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, vector, streaming):
     # one chunk's payload as the exact codec's decode_chunk reads a mode-0 float32 chunk
     # (its 20 raw low bits, then a 32- or 64-lane stream), or STATUS_OTHER for any other
     # mode or stream layout
@@ -243,6 +243,9 @@ def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, 
         return STATUS_CORRUPT
     body = payload[pos:]
     raw = payload[1:1 + nraw]
+    if vector and streaming and (out.ctypes.data & 63) == 0:
+        return decode_vector_streaming(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, table,
+                                       groups)
     if vector:
         return decode_vector_fused(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, table, groups)
     return decode_scalar(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, groups)
@@ -252,14 +255,16 @@ def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, 
 def chunks_decoder(vector):
     """The kernel decoding a float32 blob's mode-0 chunks (the default exact codec's, level
     1) in one call, by the vector decoder or (``vector`` False) the scalar one:
-    ``f(blob, offsets, checksums, first, stop, verify, chunk_values, out, table,
+    ``f(blob, offsets, checksums, first, stop, verify, streaming, chunk_values, out, table,
     slot_table, slot_symbol, symbols, freqs)`` decodes chunks ``first .. stop - 1`` in
     order (chunk ``i``: ``blob[offsets[i]:offsets[i + 1]]``, its XXH64 ``checksums[i]``,
     its values ``out[(i - first) * chunk_values:]``, uint32 bits) and returns the index
     of the first chunk it did not decode (``stop`` when it decoded them all).
 
     With ``verify`` it checks the sums of ``CHECK_MANY`` chunks at a time (``xxh64_many``)
-    before decoding them, as the general path does (without, the caller has). It stops
+    before decoding them, as the general path does (without, the caller has). With
+    ``streaming`` the vector decoder stores a chunk's values past the caches
+    (``rans_simd.decode_vector_streaming``) where they start 64-byte aligned. It stops
     at a damaged chunk or one in another mode or stream layout: the caller's general
     path then decodes it or says what is wrong, as it does a chunk whose tables need
     more than the scratch: ``table`` (``rans_simd.table_size(p)`` u64),
@@ -268,8 +273,8 @@ def chunks_decoder(vector):
     18 MB in 1 MiB chunks. One kernel per decoder: a first call compiles only its own."""
 
     @njit(nogil=True, cache=True)
-    def decode_chunks_kernel(blob, offsets, checksums, first, stop, verify, chunk_values, out, table, slot_table,
-                             slot_symbol, symbols, freqs):
+    def decode_chunks_kernel(blob, offsets, checksums, first, stop, verify, streaming, chunk_values, out, table,
+                             slot_table, slot_symbol, symbols, freqs):
         total = out.size
         i = first
         while i < stop:
@@ -284,7 +289,7 @@ def chunks_decoder(vector):
             for j in range(i, end):
                 lo = (j - first) * chunk_values
                 status = _decode_coded(blob[offsets[j]:offsets[j + 1]], out[lo:min(total, lo + chunk_values)],
-                                       table, slot_table, slot_symbol, symbols, freqs, vector)
+                                       table, slot_table, slot_symbol, symbols, freqs, vector, streaming)
                 if status != STATUS_OK:
                     return j
             if end < group_end:

@@ -317,10 +317,12 @@ def ir_nibbles(add, g, plane):
     add(f"  %nm{g} = and <16 x i32> %ns{g}, splat (i32 {_NIBBLE_MASK})")
 
 
-def ir_merge_float32(add, g):
+def ir_merge_float32(add, g, streaming=False):
     """Append the IR of ``merge_float32`` for the 16 values from ``%o{g}``: symbols
     ``%s{g}`` already shifted left by ``FLOAT32_RAW_BITS`` (the symbol table holds them so),
-    the 16-bit plane at ``%raw``, the 4-bit plane at ``%nibp``; stores at ``%op{g}``."""
+    the 16-bit plane at ``%raw``, the 4-bit plane at ``%nibp``; stores at ``%op{g}``
+    (``streaming``: a non-temporal store, 64-byte aligned, metadata ``!0`` the module's
+    ``!{i32 1}``)."""
     add(f"  %lp{g} = getelementptr i16, ptr %raw, i64 %o{g}")
     add(f"  %lo{g} = load <16 x i16>, ptr %lp{g}, align 1")
     add(f"  %lw{g} = zext <16 x i16> %lo{g} to <16 x i32>")
@@ -328,4 +330,7 @@ def ir_merge_float32(add, g):
     add(f"  %nh{g} = shl <16 x i32> %nm{g}, splat (i32 {_PLANE_BITS})")
     add(f"  %v1_{g} = or <16 x i32> %s{g}, %lw{g}")
     add(f"  %v2_{g} = or <16 x i32> %v1_{g}, %nh{g}")
-    add(f"  store <16 x i32> %v2_{g}, ptr %op{g}, align 4")
+    if streaming:
+        add(f"  store <16 x i32> %v2_{g}, ptr %op{g}, align 64, !nontemporal !0")
+    else:
+        add(f"  store <16 x i32> %v2_{g}, ptr %op{g}, align 4")
