@@ -71,12 +71,15 @@ def decode_all_ways(body, tables, n, dtype, raw=None):
         else:
             status = rans_simd.decode_vector(body, slot_table, slot_symbol, precision, out, table, groups)
         results["vector"] = (status, out)
-        if raw is not None:  # float32 values stored past the caches, from a 64-byte boundary
-            spare = np.full(n + 16, 7, dtype=dtype)
-            out = spare[(-spare.ctypes.data % 64) // spare.itemsize:][:n]
-            status = rans_simd.decode_vector_streaming(body, slot_table, slot_symbol, precision, out, raw, table,
-                                                       groups)
-            results["streaming"] = (status, out)
+        if raw is not None:  # float32 values streamed from a 64-byte boundary (and plain stores off one)
+            spare = np.full(n + 32, 7, dtype=dtype)
+            for name, skip in (("streaming", 0), ("streaming, unaligned", 1)):
+                start = (-spare.ctypes.data % 64) // spare.itemsize + skip
+                out = spare[start:start + n]
+                out[:] = 7
+                status = rans_simd.decode_vector_streaming(body, slot_table, slot_symbol, precision, out, raw,
+                                                           table, groups)
+                results[name] = (status, out.copy())
     return results
 
 

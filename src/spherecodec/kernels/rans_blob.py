@@ -243,7 +243,7 @@ def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, 
         return STATUS_CORRUPT
     body = payload[pos:]
     raw = payload[1:1 + nraw]
-    if vector and streaming and (out.ctypes.data & 63) == 0:
+    if vector and streaming:  # plain stores where the values do not start aligned
         return decode_vector_streaming(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, table,
                                        groups)
     if vector:
