@@ -136,6 +136,34 @@ def stream_backend_at(index_at, n):
 
 
 @njit(inline="always")
+def _coded_head(payload, n):
+    """(status, where the stream's table starts, its backend byte, its precision) of the
+    payload of a float32 chunk of ``n`` values coded plainly (mode 0: the 20 raw low bits,
+    then the stream's head); ``STATUS_OTHER`` for another mode."""
+    pos = 1 + raw_size(n, FLOAT32_RAW_BITS)
+    if pos + 2 > payload.size or payload[0] != MODE_CODED:
+        return STATUS_OTHER, 0, 0, 0
+    precision = np.int64(payload[pos + 1])
+    if not 1 <= precision <= MAX_PRECISION:
+        return STATUS_CORRUPT, 0, 0, 0
+    return STATUS_OK, pos + 2, np.int64(payload[pos]), precision
+
+
+@njit(inline="always")
+def _coded_tables(payload, pos, precision, symbols, freqs, slot_table, slot_symbol):
+    """(status, where the body starts): the stream's table from ``pos`` read into the slot
+    tables (``2**precision`` entries each), then the body's length, which must end the
+    payload."""
+    n_used, pos = read_table(payload, pos, FLOAT32_ALPHABET, precision, symbols, freqs, slot_table, slot_symbol)
+    if pos < 0 or n_used == 0:
+        return STATUS_CORRUPT, 0
+    nbytes, pos = read_varint(payload, pos, payload.size)
+    if pos < 0 or pos + nbytes != payload.size:
+        return STATUS_CORRUPT, 0
+    return STATUS_OK, pos
+
+
+@njit(inline="always")
 def _open_blob(blob, index_at, n, backend):
     """(status, body, raw section, slot tables, precision) of a one-chunk blob whose
     stream has ``backend``: both checksums, the chunk's size and its stream head checked."""
@@ -153,26 +181,20 @@ def _open_blob(blob, index_at, n, backend):
     payload = blob[start:]
     if xxh64(payload) != _read_u64(blob, index_at + 8):
         return STATUS_CORRUPT, none8, none8, none32, none16, 0
-    nraw = raw_size(n, FLOAT32_RAW_BITS)
-    pos = 1 + nraw
-    if payload[0] != MODE_CODED or pos + 2 > payload.size or payload[pos] != backend:
-        return STATUS_OTHER, none8, none8, none32, none16, 0
-    precision = np.int64(payload[pos + 1])
-    if not 1 <= precision <= MAX_PRECISION:
-        return STATUS_CORRUPT, none8, none8, none32, none16, 0
+    status, pos, stream_backend, precision = _coded_head(payload, n)
+    if status == STATUS_OK and stream_backend != backend:
+        status = STATUS_OTHER
+    if status != STATUS_OK:
+        return status, none8, none8, none32, none16, 0
     slots = 1 << precision
     slot_table = np.empty(slots, dtype=np.uint32)
     slot_symbol = np.empty(slots, dtype=np.uint16)
     symbols = np.empty(min(FLOAT32_ALPHABET, slots), dtype=np.int64)
     freqs = np.empty(min(FLOAT32_ALPHABET, slots), dtype=np.int64)
-    n_used, pos = read_table(payload, pos + 2, FLOAT32_ALPHABET, precision, symbols, freqs, slot_table,
-                             slot_symbol)
-    if pos < 0 or n_used == 0:
-        return STATUS_CORRUPT, none8, none8, none32, none16, 0
-    nbytes, pos = read_varint(payload, pos, payload.size)
-    if pos < 0 or pos + nbytes != payload.size:
-        return STATUS_CORRUPT, none8, none8, none32, none16, 0
-    return STATUS_OK, payload[pos:], payload[1:1 + nraw], slot_table, slot_symbol, precision
+    status, pos = _coded_tables(payload, pos, precision, symbols, freqs, slot_table, slot_symbol)
+    if status != STATUS_OK:
+        return status, none8, none8, none32, none16, 0
+    return STATUS_OK, payload[pos:], payload[1:1 + raw_size(n, FLOAT32_RAW_BITS)], slot_table, slot_symbol, precision
 
 
 @njit(nogil=True, cache=True)
@@ -212,37 +234,29 @@ def decode_blob_32_scalar(blob, index_at, out):
 # -- the chunks of a larger blob ---------------------------------------------------------------
 @njit(inline="always")
 def _decode_coded(payload, out, table, slot_table, slot_symbol, symbols, freqs, vector, streaming):
-    # one chunk's payload as the exact codec's decode_chunk reads a mode-0 float32 chunk
-    # (its 20 raw low bits, then a 32- or 64-lane stream), or STATUS_OTHER for any other
-    # mode or stream layout
+    """One chunk's payload as the exact codec's decode_chunk reads a mode-0 float32 chunk
+    (its 20 raw low bits, then a 32- or 64-lane stream), or ``STATUS_OTHER`` for any other
+    mode or stream layout."""
     n = out.size
-    nraw = raw_size(n, FLOAT32_RAW_BITS)
-    pos = 1 + nraw
-    if pos + 2 > payload.size or payload[0] != MODE_CODED:
-        return STATUS_OTHER
-    backend = payload[pos]
+    status, pos, backend, precision = _coded_head(payload, n)
+    if status != STATUS_OK:
+        return status
     if backend == BACKEND_32_LANES:
         groups = 2
     elif backend == BACKEND_64_LANES:
         groups = 4
     else:
         return STATUS_OTHER
-    precision = np.int64(payload[pos + 1])
-    if not 1 <= precision <= MAX_PRECISION:
-        return STATUS_CORRUPT
     slots = 1 << precision
     if slots > slot_table.size or slots + PREFIX_ENTRIES // 2 > table.size:
         return STATUS_OTHER  # tables larger than the scratch given: the general path's
     used_cap = min(FLOAT32_ALPHABET, slots)
-    n_used, pos = read_table(payload, pos + 2, FLOAT32_ALPHABET, precision, symbols[:used_cap], freqs[:used_cap],
-                             slot_table[:slots], slot_symbol[:slots])
-    if pos < 0 or n_used == 0:
-        return STATUS_CORRUPT
-    nbytes, pos = read_varint(payload, pos, payload.size)
-    if pos < 0 or pos + nbytes != payload.size:
-        return STATUS_CORRUPT
+    status, pos = _coded_tables(payload, pos, precision, symbols[:used_cap], freqs[:used_cap], slot_table[:slots],
+                                slot_symbol[:slots])
+    if status != STATUS_OK:
+        return status
     body = payload[pos:]
-    raw = payload[1:1 + nraw]
+    raw = payload[1:1 + raw_size(n, FLOAT32_RAW_BITS)]
     if vector and streaming:  # plain stores where the values do not start aligned
         return decode_vector_streaming(body, slot_table[:slots], slot_symbol[:slots], precision, out, raw, table,
                                        groups)
@@ -269,8 +283,9 @@ def chunks_decoder(vector):
     path then decodes it or says what is wrong, as it does a chunk whose tables need
     more than the scratch: ``table`` (``rans_simd.table_size(p)`` u64),
     ``slot_table``/``slot_symbol`` (``2**p`` u32/u16) and ``symbols``/``freqs``
-    (``FLOAT32_ALPHABET`` int64) for the largest precision ``p`` it takes. Why: the Python around each chunk's four kernel calls cost 10-20% of decoding
-    18 MB in 1 MiB chunks. One kernel per decoder: a first call compiles only its own."""
+    (``FLOAT32_ALPHABET`` int64) for the largest precision ``p`` it takes. Why: the
+    Python around each chunk's four kernel calls cost 10-20% of decoding 18 MB in 1 MiB
+    chunks. One kernel per decoder: a first call compiles only its own."""
 
     @njit(nogil=True, cache=True)
     def decode_chunks_kernel(blob, offsets, checksums, first, stop, verify, streaming, chunk_values, out, table,
