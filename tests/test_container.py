@@ -524,11 +524,15 @@ def test_one_call_decoders_agree():
             assert results[0][0] == layout["n_chunks"] and results[0][1] == x.tobytes()
 
 
-def test_large_outputs_start_aligned_and_decode_streamed(monkeypatch):
-    # outputs from STREAMING_FROM on come 64-byte aligned from the output pool, and the
-    # decoder streams its stores into them (the thresholds lowered: a small blob stands in
-    # for a large one); the values are the same, at threads 1 and 2 and after reuse
-    monkeypatch.setattr(scratch, "REUSE_FROM", 1 << 16)
+@pytest.mark.parametrize("pooled", [True, False])
+def test_large_outputs_start_aligned_and_decode_streamed(monkeypatch, pooled):
+    # outputs from STREAMING_FROM on come 64-byte aligned, from the output pool or from
+    # malloc, and the decoder streams its stores into them (the thresholds lowered: a small
+    # blob stands in for a large one); the values are the same, at threads 1 and 2 and
+    # after reuse
+    monkeypatch.setattr(scratch, "ALIGNED_FROM", 1 << 16)
+    if pooled:
+        monkeypatch.setattr(scratch, "REUSE_FROM", 1 << 16)
     monkeypatch.setattr(container, "STREAMING_FROM", 1 << 16)
     x = load_sample()[:480].copy()
     blob = spherecodec.encode(x, chunk_rows=150, threads=1)  # chunks of 230,400 bytes: aligned

@@ -348,6 +348,15 @@ for name in ("f32", "bf16", "f16", "f32_32"):
         pass
     else:
         raise AssertionError(f"damaged {name} decoded")
+# streamed stores (the thresholds lowered: the sample stands in for a large output)
+from spherecodec import container, scratch
+container.STREAMING_FROM = scratch.ALIGNED_FROM = 1 << 16
+expected = np.load(f"{folder}/f32.npy")
+blob = spherecodec.encode(expected, chunk_rows=150, threads=1)  # chunks of 230,400 bytes: all aligned
+assert container.Header(blob).streaming and container.Header(blob).n_chunks > 2
+for threads in (1, 2):
+    back = spherecodec.decode(blob, threads=threads)
+    assert back.ctypes.data % 64 == 0 and back.tobytes() == expected.tobytes(), threads
 print("ok")
 """
 

@@ -85,6 +85,22 @@ def test_reusable_arrays_return_their_memory_only_when_every_view_is_gone(monkey
     assert not scratch._outputs
 
 
+def test_outputs_below_the_pool_start_aligned_from_aligned_from(monkeypatch):
+    # between ALIGNED_FROM and REUSE_FROM: malloc's memory (not the pool's), from a 64-byte
+    # boundary, for the exact decoder's streamed stores; below: a plain array
+    monkeypatch.setattr(scratch, "_outputs", [])
+    n = scratch.ALIGNED_FROM // 4
+    assert scratch.ALIGNED_FROM < scratch.REUSE_FROM
+    for _ in range(3):  # wherever malloc puts them
+        a = scratch.reusable_array((n // 8, 8), np.float32)
+        assert a.shape == (n // 8, 8) and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % 64 == 0 and not a.flags.owndata
+        a[...] = 2.0
+        del a
+    assert not scratch._outputs  # none went to the pool
+    assert scratch.reusable_array((n - 1,), np.float32).flags.owndata
+
+
 def test_decoded_arrays_in_pooled_memory_stay_intact_while_used():
     import torch
 

@@ -11,7 +11,7 @@ keeps its arrays for the next call while they take at most ``RETAIN_LIMIT`` byte
 (64 MiB), the kept pool threads after each run while they take at most
 ``pipeline.HELPER_SCRATCH`` (4 MiB); ``release(0)`` frees the calling thread's.
 Decoded arrays of 32 MiB or more (``reusable_array``) take memory that earlier ones
-released, once nothing refers to it any more.
+released, once nothing refers to it any more; from 16 MiB on they start 64-byte aligned.
 """
 
 import ctypes
@@ -118,6 +118,9 @@ def recycle(arrays):
 
 #: outputs from this size on come from the output pool (glibc's largest mmap threshold)
 REUSE_FROM = 32 << 20
+#: outputs from this size on start at a 64-byte boundary (pooled or not), for the exact
+#: decoder's streamed stores (``codecs.exact.STREAMING_FROM``)
+ALIGNED_FROM = 16 << 20
 #: released output memory kept for reuse, at most (a request takes a kept buffer of at
 #: most 5/4 its size)
 OUTPUT_POOL_LIMIT = 256 << 20
@@ -133,6 +136,10 @@ def _take_output(nbytes):
                 best = i
         if best is not None:
             return _outputs.pop(best)
+    return _aligned_bytes(nbytes)
+
+
+def _aligned_bytes(nbytes):
     # from a 64-byte boundary: the exact decoder streams its stores into such outputs
     # (codecs.exact.STREAMING_FROM), which takes aligned ones
     spare = np.empty(nbytes + 63, dtype=np.uint8)
@@ -158,12 +165,14 @@ def reusable_array(shape, dtype):
     caller to keep, e.g. a decoded array. From ``REUSE_FROM`` bytes on its memory comes
     from the output pool and returns to it when neither the array nor any view of it, nor
     any buffer exported from them, remains (at most ``OUTPUT_POOL_LIMIT`` bytes are kept:
-    ``release_outputs`` frees them); the array does not own its data (``flags.owndata``
-    is False), as for any view."""
+    ``release_outputs`` frees them). From ``ALIGNED_FROM`` bytes on it starts at a 64-byte
+    boundary and does not own its data (``flags.owndata`` is False), as for any view."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < REUSE_FROM:
+    if nbytes < ALIGNED_FROM:
         return np.empty(shape, dtype=dtype)
+    if nbytes < REUSE_FROM:  # malloc's memory, which it reuses by itself at these sizes
+        return _aligned_bytes(nbytes).view(dtype).reshape(shape)
     buf = _take_output(nbytes)
     # sized by the buffer, not the request: ctypes makes a type per length, and the
     # pool's buffers come in few sizes

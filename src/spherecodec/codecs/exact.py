@@ -13,7 +13,7 @@ from ..kernels import rans_simd as _rans32
 from ..kernels import shape as _shape
 from ..kernels.bits import merge_low_bits_shifted, raw_size
 from ..kernels.rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, read_varint, varint_size, write_varint
-from ..scratch import recycle, scratch, take_buffer
+from ..scratch import ALIGNED_FROM, recycle, scratch, take_buffer
 from .base import NO_STATE, Codec
 from .exact_models import MAX_LEVEL, Model
 from .registry import register_codec
@@ -431,10 +431,11 @@ _FLOAT32 = np.dtype(np.float32)
 ONE_CALL_PRECISION = 14
 #: decoded sizes from which ``decode_coded_chunks`` streams its stores past the caches
 #: (``streaming``), into outputs that start 64-byte aligned (``scratch.reusable_array``'s
-#: from this size on): plain stores read every line before writing it, which costs more
-#: than it saves once the output outgrows the caches (measured, decode then sum: 4 MB 25%
-#: slower streamed, 18 MB 4-6% faster, 61 MB 7-9% faster and threads=2 11-13%)
-STREAMING_FROM = 32 << 20
+#: from ``scratch.ALIGNED_FROM`` on): plain stores read every line before writing it,
+#: which costs more than it saves once the output outgrows the caches (measured, decode
+#: then sum: 4 MB 25% slower streamed, 18 MB 2-6% faster, 61 MB 7-9% faster and
+#: threads=2 11-13%; decode alone, 18 and 25 MB: 3-5% faster)
+STREAMING_FROM = ALIGNED_FROM
 
 
 def decodes_in_one_call(codec, dtype):

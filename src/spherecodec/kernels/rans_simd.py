@@ -738,13 +738,14 @@ def _decoder_ir(name, out_bits, fused, nibble, groups, streaming=False):
     return "\n".join(lines)
 
 
-def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
+def _decoder_ir_avx2(name, out_bits, fused, nibble, groups, streaming=False):
     """``_decoder_ir`` for 8-lane registers (AVX2): each group's 16 lanes are two halves.
     A half gathers its slot pairs in two 4-lane gathers; the lanes that fell below
     ``RANS_L`` take the next words in lane order by a permutation of the 8 words at the
     position (``vpermd`` at ``table``'s prefix offsets for the half's mask; the second
     half's words follow the first's): no expanding load, which AVX2 lacks. x86 only, as
-    ``VECTOR_ISA`` chooses it."""
+    ``VECTOR_ISA`` chooses it. ``streaming``: as ``_decoder_ir``'s (``out`` 32-byte aligned
+    is enough here)."""
     lanes = GROUP_LANES * groups
     v8 = "<8 x i32>"
     quads = (", ".join(f"i32 {k}" for k in range(4)), ", ".join(f"i32 {k}" for k in range(4, 8)))
@@ -753,6 +754,7 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
         "declare <4 x i64> @llvm.masked.gather.v4i64.v4p0(<4 x ptr>, i32 immarg, <4 x i1>, <4 x i64>)",
         "declare <8 x i32> @llvm.x86.avx2.permd(<8 x i32>, <8 x i32>)",
         "declare i8 @llvm.ctpop.i8(i8)",
+        "declare void @llvm.x86.sse.sfence()",
         f"define i64 @{name}(ptr noalias %stream, ptr noalias %bounds, ptr noalias %table, i32 %prec, "
         "ptr noalias %out, i64 %steps, ptr noalias %states, ptr noalias %raw, i64 %nib) {",
         "entry:",
@@ -824,7 +826,9 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
                 add(f"  %v1_{t} = or {v8} %s{t}, zeroinitializer")
             add(f"  %v{t} = or {v8} %v1_{t}, %nh{t}")
             value = f"%v{t}"
-        if out_bits == 32:
+        if out_bits == 32 and streaming:
+            add(f"  store {v8} {value}, ptr %op{t}, align 32, !nontemporal !0")
+        elif out_bits == 32:
             add(f"  store {v8} {value}, ptr %op{t}, align 1")
         else:
             add(f"  %vw{t} = {'trunc' if out_bits < 32 else 'zext'} {v8} {value} to <8 x i{out_bits}>")
@@ -862,8 +866,12 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups):
         add(f"  store i64 %p{g}, ptr %pp{g}")
     for g, h in halves:
         add(f"  store {v8} %x{g}_{h}, ptr %sp{g}_{h}, align 4")
+    if streaming:
+        add("  call void @llvm.x86.sse.sfence()")  # the streamed stores before any later one
     add("  ret i64 %k")
     add("}")
+    if streaming:
+        add("!0 = !{i32 1}")
     return "\n".join(lines)
 
 
@@ -885,7 +893,7 @@ def _vector_steps_intrinsic(variant, groups):
     "plain" (symbols, any unsigned output), "fused" (float32 values with their 20 raw
     bits; the last argument is ignored, the nibble plane follows the 16-bit plane) or
     "nibble" (values with 4 raw bits; the last argument is the shift ``t``); "streaming":
-    "fused" by non-temporal stores (``out`` 64-byte aligned; AVX2 builds: plain stores)."""
+    "fused" by non-temporal stores (``out`` 64-byte aligned)."""
     streaming = variant == "streaming"
     fused = variant == "fused" or streaming
     nibble = variant == "nibble"
@@ -901,7 +909,7 @@ def _vector_steps_intrinsic(variant, groups):
 
         def codegen(context, builder, signature, args):
             if VECTOR_WIDTH == 8:
-                text = _decoder_ir_avx2(name, bits, fused, nibble, groups)
+                text = _decoder_ir_avx2(name, bits, fused, nibble, groups, streaming)
             else:
                 text = _decoder_ir(name, bits, fused, nibble, groups, streaming)
             context.active_code_library.add_llvm_module(llvm.parse_assembly(text))
