@@ -1,10 +1,12 @@
 """Issue 18's table in one command: the exact codec against ZipNN on every CPU build.
 
-Usage: python benches/bench_cpus.py [EMBEDDINGS.npy] [--repeats N] [--builds native haswell generic]
+Usage: python benches/bench_cpus.py [EMBEDDINGS.npy] [--repeats N] [--builds native haswell avx2 generic]
 
 Each build runs in a process of its own with ``NUMBA_CPU_NAME`` set (native: unset, the
-vector kernels where the CPU has AVX-512 VBMI2; ``haswell``: the code an AVX2-only CPU runs;
-``generic``: any x86-64) and its own ``NUMBA_CACHE_DIR`` (under the system temp dir, kept
+vector kernels where the CPU has AVX-512 VBMI2; ``haswell``: the AVX2 kernels, compiled
+with the host's features, AVX-512 included on an AVX-512 host, as Numba does for a named
+CPU; ``avx2``: the same with haswell's own features only (``NUMBA_CPU_FEATURES`` empty),
+the code an AVX2-only CPU runs; ``generic``: any x86-64) and its own ``NUMBA_CACHE_DIR`` (under the system temp dir, kept
 between runs so only the first run compiles). Each process measures spherecodec and ZipNN
 side by side, threads=1, medians of interleaved runs, as process CPU time (steadier than
 the wall clock on a shared machine), checks every round trip bit for bit, and prints one
@@ -101,7 +103,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", default=str(DEFAULT))
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--builds", nargs="+", default=["native", "haswell", "generic"])
+    parser.add_argument("--builds", nargs="+", default=["native", "haswell", "avx2", "generic"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -118,7 +120,10 @@ def main():
     for build in args.builds:
         env = dict(os.environ)
         env.pop("NUMBA_CPU_NAME", None)
-        if build != "native":
+        env.pop("NUMBA_CPU_FEATURES", None)
+        if build == "avx2":
+            env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+        elif build != "native":
             env["NUMBA_CPU_NAME"] = build
         env["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"spherecodec-numba-{build}")
         out = subprocess.run([sys.executable, __file__, args.data, "--repeats", str(args.repeats), "--child", build],
