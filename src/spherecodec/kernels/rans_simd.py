@@ -1003,21 +1003,29 @@ def decode_vector(stream, slot_table, slot_symbol, precision, out, table, groups
                             groups)
 
 
-@njit(nogil=True, cache=True)
-def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, table, groups):
-    """``decode_scalar`` of float32 values (uint32 ``out``, ``raw`` their 20 low bits) by
-    vector steps (``table``: uint64 scratch of ``table_size(precision)`` entries)."""
+@njit(inline="always")
+def _decode_fused_by(steps_2, steps_4, stream, slot_table, slot_symbol, precision, out, raw, table, groups):
+    # decode_vector_fused with the vector steps steps_2 / steps_4 (intrinsics of the fused
+    # kind, for 2 and 4 groups): inlined, so that each caller compiles only its own
     ok, bounds, states = _vector_prologue(stream, slot_table, slot_symbol, precision, table, FLOAT32_RAW_BITS,
                                           groups)
     if not ok:
         return STATUS_CORRUPT
     steps = np.int64(out.size // (GROUP_LANES * groups))
     if groups == 4:
-        done = _steps_fused_4(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
+        done = steps_4(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
     else:
-        done = _steps_fused_2(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
+        done = steps_2(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
     return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True,
                             groups)
+
+
+@njit(nogil=True, cache=True)
+def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, table, groups):
+    """``decode_scalar`` of float32 values (uint32 ``out``, ``raw`` their 20 low bits) by
+    vector steps (``table``: uint64 scratch of ``table_size(precision)`` entries)."""
+    return _decode_fused_by(_steps_fused_2, _steps_fused_4, stream, slot_table, slot_symbol, precision, out, raw,
+                            table, groups)
 
 
 @njit(nogil=True, cache=True)
@@ -1029,17 +1037,8 @@ def decode_vector_streaming(stream, slot_table, slot_symbol, precision, out, raw
     threads=1, 11-13% at threads=2; slower for outputs that fit the caches)."""
     if out.ctypes.data & 63:
         return decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, table, groups)
-    ok, bounds, states = _vector_prologue(stream, slot_table, slot_symbol, precision, table, FLOAT32_RAW_BITS,
-                                          groups)
-    if not ok:
-        return STATUS_CORRUPT
-    steps = np.int64(out.size // (GROUP_LANES * groups))
-    if groups == 4:
-        done = _steps_streaming_4(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
-    else:
-        done = _steps_streaming_2(stream, bounds, table, np.int64(precision), out, steps, states, raw, np.int64(0))
-    return _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, True,
-                            groups)
+    return _decode_fused_by(_steps_streaming_2, _steps_streaming_4, stream, slot_table, slot_symbol, precision, out,
+                            raw, table, groups)
 
 
 @njit(nogil=True, cache=True)
