@@ -6,8 +6,8 @@ Each build runs in a process of its own with ``NUMBA_CPU_NAME`` set (native: uns
 vector kernels where the CPU has AVX-512 VBMI2; ``haswell``: the AVX2 kernels, compiled
 with the host's features, AVX-512 included on an AVX-512 host, as Numba does for a named
 CPU; ``avx2``: the same with haswell's own features only (``NUMBA_CPU_FEATURES`` empty),
-the code an AVX2-only CPU runs; ``generic``: any x86-64) and its own ``NUMBA_CACHE_DIR`` (under the system temp dir, kept
-between runs so only the first run compiles). Each process measures spherecodec and ZipNN
+the code an AVX2-only CPU runs; ``generic``: any x86-64) and its own ``NUMBA_CACHE_DIR``
+(under the system temp dir, kept between runs so only the first run compiles). Each process measures spherecodec and ZipNN
 side by side, threads=1, medians of interleaved runs, as process CPU time (steadier than
 the wall clock on a shared machine), checks every round trip bit for bit, and prints one
 table row; the native process also prints the threads=2 speed-ups (40,000 rows, fresh

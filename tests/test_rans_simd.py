@@ -357,7 +357,8 @@ from spherecodec import container, scratch
 container.STREAMING_FROM = scratch.ALIGNED_FROM = 1 << 16
 expected = np.load(f"{folder}/f32.npy")
 blob = spherecodec.encode(expected, chunk_rows=150, threads=1)  # chunks of 230,400 bytes: all aligned
-assert container.Header(blob).streaming and container.Header(blob).n_chunks > 2
+header = container.Header(blob)
+assert header.streaming and header.n_chunks > 2
 for threads in (1, 2):
     back = spherecodec.decode(blob, threads=threads)
     assert back.ctypes.data % 64 == 0 and back.tobytes() == expected.tobytes(), threads
@@ -374,8 +375,8 @@ def test_other_builds_decode_every_wide_layout_to_the_same_bits(tmp_path, build)
     AVX2 CPU runs), and the AVX-512 steps with the table lookups this host does
     not take (``DECODE_SPLIT_LOOKUPS``: AMD hosts split them between a gather and scalar
     loads, others gather), decode blobs of both wide layouts to their bits, encode them to
-    the same bytes and reject a damaged one. A child process with its own kernel cache: the build and the lookups are
-    chosen when the kernels compile."""
+    the same bytes and reject a damaged one. A child process with its own kernel cache:
+    the build and the lookups are chosen when the kernels compile."""
     if build == "other-lookups" and rans_simd.VECTOR_ISA != "avx512":
         pytest.skip("the AVX-512 steps need a host with AVX-512 VBMI2")
     x = load_sample()

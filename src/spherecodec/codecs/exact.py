@@ -433,8 +433,8 @@ ONE_CALL_PRECISION = 14
 #: (``streaming``), into outputs that start 64-byte aligned (``scratch.reusable_array``'s
 #: from ``scratch.ALIGNED_FROM`` on): plain stores read every line before writing it,
 #: which costs more than it saves once the output outgrows the caches (measured, decode
-#: then sum: 4 MB 25% slower streamed, 18 MB 2-6% faster, 61 MB 7-9% faster and
-#: threads=2 11-13%; decode alone, 18 and 25 MB: 3-5% faster)
+#: then sum: 4 MB 25% slower streamed, 18 MB 1-6% faster, 61 MB 7-9% faster and
+#: threads=2 11-13%; decode alone, 18 and 25 MB: 2-5% faster)
 STREAMING_FROM = ALIGNED_FROM
 
 

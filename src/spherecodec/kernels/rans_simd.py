@@ -748,8 +748,8 @@ def _decoder_ir_avx2(name, out_bits, fused, nibble, groups, streaming=False):
     that fell below ``RANS_L`` take the next words in lane order by a permutation of the 8
     words at the position (``vpermd`` at ``table``'s prefix offsets for the half's mask;
     the second half's words follow the first's): no expanding load, which AVX2 lacks. x86
-    only, as ``VECTOR_ISA`` chooses it. ``streaming``: as ``_decoder_ir``'s (``out`` 32-byte aligned
-    is enough here)."""
+    only, as ``VECTOR_ISA`` chooses it. ``streaming``: as ``_decoder_ir``'s (``out``
+    32-byte aligned is enough here)."""
     lanes = GROUP_LANES * groups
     v8 = "<8 x i32>"
     quads = (", ".join(f"i32 {k}" for k in range(4)), ", ".join(f"i32 {k}" for k in range(4, 8)))
