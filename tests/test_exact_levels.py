@@ -297,13 +297,16 @@ def test_wide_rows_predict_and_round_trip_across_column_tiles(K):
 
 
 def test_context_clamps_and_handles_extremes():
-    pred = np.array([[-1e30, -0.2, 0.0, 0.05, 0.2, 1e30]], dtype=np.float32)
+    # a NaN prediction takes the first bucket (as one below it), infinities the ends; the
+    # bucket edges themselves (-0.4 -> t = 0, 0.4 -> t = 8 = buckets) fall on either side
+    pred = np.array([[-1e30, -0.2, 0.0, 0.05, 0.2, 1e30, np.nan, np.inf, -np.inf, -0.4, 0.4, 0.39]],
+                    dtype=np.float32)
     d = pred.shape[1]
     ctx = np.empty(pred.shape, dtype=np.uint8)
     gain = np.full(d, 10.0, np.float32)
     offset = np.full(d, 4.0, np.float32)
     pk.contexts_of(pred, gain, offset, np.full(d, 8, np.int64), 8, ctx)
-    assert ctx.tolist() == [[8, 10, 12, 12, 14, 15]]
+    assert ctx.tolist() == [[8, 10, 12, 12, 14, 15, 8, 15, 8, 8, 15, 15]]
 
 
 def test_model_section_round_trips(data):
