@@ -28,8 +28,8 @@ import numpy as np
 from numba import njit
 
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
-                        STATE_BYTES, STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, encode_step, encoder_entry,
-                        flush_state, read_state, read_word)
+                        STATE_BYTES, STATUS_CORRUPT, STATUS_OK, encode_step, encoder_entry, flush_state, read_state,
+                        renormalize_decoded)
 
 BLOCK_ROWS = 16
 #: the head symbol of a float32 is its top bits, above the raw ones (rans_core's split)
@@ -347,10 +347,8 @@ def _decode_value(x, pos, c, slot_symbol, symbol_entry, precision, mask, stream,
     symbol = slot_symbol[(_U(c) << _U(precision)) | _U(low)]
     e = np.int64(symbol_entry[(_U(c) << _U(HEAD_BITS)) | _U(symbol)])
     x = (e & ENTRY_MASK) * (x >> precision) + low - (e >> ENTRY_BITS)
-    w = read_word(stream, _U(min(pos, last)))
-    under = x < RANS_L
-    x = ((x << WORD_BITS) | w) if under else x
-    return x, pos + (np.int64(under) << 1), symbol
+    x, pos = renormalize_decoded(x, stream, pos, last)
+    return x, pos, symbol
 
 
 @njit(inline="always")

@@ -154,17 +154,23 @@ def decode_advance(x, e, precision):
 
 
 @njit(inline="always")
-def decode_step(x, e, precision, stream, pos, last):
-    """Decode with slot entry ``e`` from state ``x``, reading a word at ``pos`` if the state
-    falls below ``RANS_L``; return (state, position). Branch-free renormalisation: the word
+def renormalize_decoded(x, stream, pos, last):
+    """The state ``x`` (int64) after a symbol was decoded from it, with the word at ``pos``
+    read in if it fell below ``RANS_L``; return (state, position). Branch-free: the word
     is loaded at ``min(pos, last)`` and kept only on underflow, so a decoder never reads
     past ``last + 1``; an overrun shows in the caller's final position check."""
-    x = decode_advance(x, e, precision)
     w = read_word(stream, _U(min(pos, last)))
     if x < RANS_L:
         x = (x << WORD_BITS) | w
         pos += WORD_BYTES
     return x, pos
+
+
+@njit(inline="always")
+def decode_step(x, e, precision, stream, pos, last):
+    """Decode with slot entry ``e`` from state ``x``, reading a word at ``pos`` if the state
+    falls below ``RANS_L`` (``renormalize_decoded``); return (state, position)."""
+    return renormalize_decoded(decode_advance(x, e, precision), stream, pos, last)
 
 
 @njit(inline="always")
