@@ -568,14 +568,35 @@ def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, 
 
 
 @njit(inline="always")
+def _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base, j, p, last):
+    # lanes j and j + 1 (j even) of a fused step from ``base``: their values out, their
+    # states on; returns the group's read position after them
+    i = base + _U(j)  # even: the pair's raw bits start on a byte
+    b = _U(2) * i
+    planes = (np.uint32(raw[b]) | (np.uint32(raw[b + _U(1)]) << np.uint32(8))
+              | (np.uint32(raw[b + _U(2)]) << np.uint32(16)) | (np.uint32(raw[b + _U(3)]) << np.uint32(24)))
+    nibble = np.uint32(raw[nibbles + (i >> _U(1))])
+    e = table[_U(states[j] & mask)]
+    out[i] = np.uint32(e >> _U(32)) | ((nibble & np.uint32(15)) << np.uint32(16)) | (planes & np.uint32(0xFFFF))
+    states[j], p = decode_step(np.int64(states[j]), np.uint32(e), precision, stream, p, last)
+    e = table[_U(states[j + 1] & mask)]
+    out[i + _U(1)] = np.uint32(e >> _U(32)) | ((nibble >> np.uint32(4)) << np.uint32(16)) | (planes >> np.uint32(16))
+    states[j + 1], p = decode_step(np.int64(states[j + 1]), np.uint32(e), precision, stream, p, last)
+    return p
+
+
+@njit(inline="always")
 def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, groups):
     """``_scalar_full_steps`` of a fused float32 decode (``out`` uint32, ``raw`` its 20 low
     bits), two lanes at a time: one lookup per value in a table of slot entry | symbol
     placed as in the float32 (high half), and the pair's 16-bit planes in one 32-bit load,
     their nibbles in one byte (``merge_float32``'s values in fewer instructions: the
     generic build's steps, what ARM runs, 2.7 -> 2.3 ns per value on the EPYC here; the
-    table costs ~1 ns per slot, hence ``_decode_scalar_body``'s threshold). Returns the
-    steps done (all)."""
+    table costs ~1 ns per slot, hence ``_decode_scalar_body``'s threshold). The groups'
+    pairs go in turn (pair j of group 0, of group 1, ..., then pair j + 2): each group's
+    read position is a chain of dependent additions, lane after lane, and interleaved the
+    chains run side by side (generic build 5-7% faster end to end: 0.387 -> 0.41 of
+    ZipNN's decode, MiniLM and mpnet). Returns the steps done (all)."""
     lanes = GROUP_LANES * groups
     nibbles = _U(2 * out.size)
     mask = np.int64((1 << precision) - 1)
@@ -584,25 +605,26 @@ def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out,
     for k in range(slots):
         table[k] = _U(slot_table[k]) | (_U(slot_symbol[k]) << _U(32 + FLOAT32_RAW_BITS))
     steps = out.size // lanes
-    low_mask = np.uint32(0xFFFF)
-    sixteen = np.uint32(16)
+    p0, last0 = _group_position(bounds, 0)
+    p1, last1 = _group_position(bounds, 1)
+    p2, last2 = _group_position(bounds, 2 if groups == 4 else 0)
+    p3, last3 = _group_position(bounds, 3 if groups == 4 else 0)
     for s in range(steps):
         base = _U(s * lanes)
-        for g in range(groups):
-            p, last = _group_position(bounds, g)
-            for j in range(GROUP_LANES * g, GROUP_LANES * (g + 1), 2):
-                i = base + _U(j)  # even: the pair's raw bits start on a byte
-                b = _U(2) * i
-                planes = (np.uint32(raw[b]) | (np.uint32(raw[b + _U(1)]) << np.uint32(8))
-                          | (np.uint32(raw[b + _U(2)]) << np.uint32(16)) | (np.uint32(raw[b + _U(3)]) << np.uint32(24)))
-                nibble = np.uint32(raw[nibbles + (i >> _U(1))])
-                e = table[_U(states[j] & mask)]
-                out[i] = np.uint32(e >> _U(32)) | ((nibble & np.uint32(15)) << sixteen) | (planes & low_mask)
-                states[j], p = decode_step(np.int64(states[j]), np.uint32(e), precision, stream, p, last)
-                e = table[_U(states[j + 1] & mask)]
-                out[i + _U(1)] = np.uint32(e >> _U(32)) | ((nibble >> np.uint32(4)) << sixteen) | (planes >> sixteen)
-                states[j + 1], p = decode_step(np.int64(states[j + 1]), np.uint32(e), precision, stream, p, last)
-            bounds[2 * g] = p
+        for j in range(0, GROUP_LANES, 2):
+            p0 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base, j, p0, last0)
+            p1 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base, j + GROUP_LANES,
+                             p1, last1)
+            if groups == 4:
+                p2 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base,
+                                 j + 2 * GROUP_LANES, p2, last2)
+                p3 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base,
+                                 j + 3 * GROUP_LANES, p3, last3)
+    bounds[0] = p0
+    bounds[2] = p1
+    if groups == 4:
+        bounds[4] = p2
+        bounds[6] = p3
     return steps
 
 
