@@ -296,6 +296,38 @@ def test_wide_rows_predict_and_round_trip_across_column_tiles(K):
         assert_same_bits(out, x)
 
 
+@pytest.mark.parametrize("n, d, two_tables", [(5, 7, False), (60, 385, False), (400, 385, True), (1500, 96, True)])
+def test_counting_matches_numpy(n, d, two_tables):
+    """context_histogram and count_contexts add exactly numpy's counts of (context, head
+    symbol), whether they count into one table (few values against the tables) or into two
+    summed at the end (8 values a table entry or more), odd widths too."""
+    rng = np.random.default_rng(n + d)
+    x = (rng.standard_normal((n, d)) * rng.choice([1e-3, 1.0, 40.0], size=d)).astype(np.float32)
+    bits = x.view(np.uint32)
+    K, buckets, classes = 9, 2, 2
+    assert (n * d >= 8 * buckets * classes * pk.ALPHABET) == two_tables
+    coef = (rng.integers(-300, 300, size=(K, d)) / 256).astype(np.float32)
+    bias = rng.standard_normal(d).astype(np.float32)
+    gain = np.full(d, 0.7, np.float32)
+    offset = np.full(d, buckets / 2, np.float32)
+    base = (rng.integers(0, classes, size=d) * buckets).astype(np.int64)
+    pred = np.empty_like(x)
+    pk.predict_rows(x, coef, bias, pred)
+    ctx = np.empty(x.shape, np.uint8)
+    pk.contexts_of(pred, gain, offset, base, buckets, ctx)
+    expected = np.zeros((buckets * classes, pk.ALPHABET), np.int64)
+    np.add.at(expected, (ctx.astype(np.int64), (bits >> pk.HEAD_SHIFT).astype(np.int64)), 1)
+    counts = np.zeros_like(expected)
+    pk.context_histogram(bits, ctx, counts)
+    assert (counts == expected).all()
+    counted_ctx = np.empty_like(ctx)
+    counts = np.zeros_like(expected)
+    pk.count_contexts(x, bits, coef, bias, gain, offset, base, buckets, counted_ctx, counts,
+                      np.empty((pk.BLOCK_ROWS, d), np.float32))
+    assert (counted_ctx == ctx).all()
+    assert (counts == expected).all()
+
+
 def test_context_clamps_and_handles_extremes():
     # a NaN prediction takes the first bucket (as one below it), infinities the ends; the
     # bucket edges themselves (-0.4 -> t = 0, 0.4 -> t = 8 = buckets) fall on either side
