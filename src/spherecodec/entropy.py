@@ -230,8 +230,11 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
     if raw20 is not None and (out.dtype != np.uint32 or raw20.size != raw_size(n, _core.FLOAT32_RAW_BITS)):
         raise ValueError("raw20 needs a uint32 output and exactly the raw section of 20-bit values")
     if backend_id == BACKEND_NUMBA:
-        fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
-        if _rans.rans_decode(body, slot_table, slot_symbol, precision, out, fused) != _core.STATUS_OK:
+        if raw20 is not None:
+            status = _rans.rans_decode_values(body, slot_table, slot_symbol, precision, out, raw20)
+        else:
+            status = _rans.rans_decode_symbols(body, slot_table, slot_symbol, precision, out)
+        if status != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     elif backend_id in (BACKEND_NUMBA32, BACKEND_NUMBA64):
         groups = _rans32.GROUPS[backend_id]

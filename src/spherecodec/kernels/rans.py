@@ -533,11 +533,18 @@ def _four_lanes(count, out, i, x, p, last, slot_table, slot_symbol, precision, m
 
 
 @njit(nogil=True, cache=True)
-def rans_decode(stream, slot_table, slot_symbol, precision, out, raw):
-    """Decode ``out.size`` symbols; see ``_rans_decode``. Returns a status code."""
-    if raw.size:
-        return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, True)
-    return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, False)
+def rans_decode_symbols(stream, slot_table, slot_symbol, precision, out):
+    """Decode ``out.size`` symbols into ``out``; see ``_rans_decode``. Returns a status code.
+    One kernel per output kind (``rans_decode_values``): each compiles only its own copy
+    of the decoder's steps (about 4 s each in a fresh cache)."""
+    return _rans_decode(stream, slot_table, slot_symbol, precision, out, np.empty(0, dtype=np.uint8), False)
+
+
+@njit(nogil=True, cache=True)
+def rans_decode_values(stream, slot_table, slot_symbol, precision, out, raw):
+    """Decode ``out.size`` float32 values (uint32 ``out``) from their head symbols and
+    their 20 low bits ``raw``; see ``_rans_decode``. Returns a status code."""
+    return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, True)
 
 
 @njit

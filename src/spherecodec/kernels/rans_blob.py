@@ -25,7 +25,7 @@ from numba import njit
 from .bits import raw_size
 from .checksum import MANY as CHECK_MANY
 from .checksum import VECTOR_HASH, xxh64, xxh64_many
-from .rans import encode_stream_8, encode_stream_wide_for, rans_decode, read_table
+from .rans import encode_stream_8, encode_stream_wide_for, rans_decode_values, read_table
 from .rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, STATUS_CORRUPT, STATUS_OK, read_varint
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
@@ -209,7 +209,7 @@ def decode_blob_8(blob, index_at, out):
     status, body, raw, slot_table, slot_symbol, precision = _open_blob(blob, index_at, out.size, 0)
     if status != STATUS_OK:
         return status
-    return rans_decode(body, slot_table, slot_symbol, precision, out, raw)
+    return rans_decode_values(body, slot_table, slot_symbol, precision, out, raw)
 
 
 @njit(nogil=True, cache=True)
