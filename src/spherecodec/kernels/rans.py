@@ -506,7 +506,7 @@ def _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, f
     starts[first + 3] = flush_state(xd, scratch, pd)
 
 
-@njit(inline="always")
+@njit
 def _lane(active, out, i, x, pos, last, slot_table, slot_symbol, precision, mask, stream, raw, nibbles, fused):
     # symbol i from state x, then the state's next value (when `active`, a constant in the
     # main loop); unsigned indices spare Numba's negative-index wraparound code
@@ -517,7 +517,7 @@ def _lane(active, out, i, x, pos, last, slot_table, slot_symbol, precision, mask
     return x, pos
 
 
-@njit(inline="always")
+@njit
 def _four_lanes(count, out, i, x, p, last, slot_table, slot_symbol, precision, mask, stream, raw, nibbles, fused):
     """Symbols ``i .. i + count - 1`` (``count <= 4``) from four lanes' states ``x`` (read
     positions ``p``, last word positions ``last``); returns the new states and positions."""
