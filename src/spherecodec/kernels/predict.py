@@ -207,8 +207,7 @@ def count_contexts(values, bits, coef, bias, gain, offset, base, buckets, ctx, c
             for j in range(d):
                 ctx[r, j] = _context(pred[r - r0, j], gain[j], offset[j], buckets, base[j])
         _add_histogram(bits, ctx, r0, r1, counts, spare)
-    if spare is not counts:
-        _add_counts(counts, spare)
+    _fold_spare(counts, spare)
 
 
 @njit(nogil=True, cache=True)
@@ -258,7 +257,10 @@ def _spare_counts(counts, values):
 
 
 @njit(nogil=True)
-def _add_counts(counts, spare):
+def _fold_spare(counts, spare):
+    # _spare_counts' table added into counts (nothing to add when it is counts itself)
+    if spare is counts:
+        return
     for c in range(counts.shape[0]):
         for s in range(counts.shape[1]):
             counts[c, s] += spare[c, s]
@@ -269,8 +271,7 @@ def context_histogram(values, ctx, counts):
     """Add the head symbols of ``values`` (uint32) to ``counts[ctx, symbol]``."""
     spare = _spare_counts(counts, values.size)
     _add_histogram(values, ctx, _ZERO, np.int64(values.shape[0]), counts, spare)
-    if spare is not counts:
-        _add_counts(counts, spare)
+    _fold_spare(counts, spare)
 
 
 @njit(nogil=True, cache=True)
