@@ -8,6 +8,8 @@ the common widths (16 of float32's 20 raw bits) plain loads and stores.
 import numpy as np
 from numba import njit
 
+from .jit import callee
+
 
 #: ``histogram`` counts into two tables from this many values on
 TWO_TABLES = 1 << 16
@@ -72,7 +74,7 @@ def pack_low_bits(values, k, out):
     return pos
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def pack_and_count(values, k, out, counts):
     """``pack_low_bits`` and ``counts[values >> k] += 1`` (``histogram``) in one call;
     returns the raw bytes used. Two passes, each one a loop LLVM compiles well (the packing
@@ -83,7 +85,7 @@ def pack_and_count(values, k, out, counts):
     return pos
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def histogram(values, shift, counts):
     """Add the count of each symbol ``values >> shift`` to ``counts``.
 

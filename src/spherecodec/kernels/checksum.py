@@ -14,6 +14,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .jit import callee
 from .rans_simd import VECTOR_ISA
 
 _U = np.uint64
@@ -29,19 +30,19 @@ _P5 = _U(0x27D4EB2F165667C5)
 # hashed at 10.6 instead of 12.3 GB/s (1 MiB, AMD EPYC), to save 0.3 s of a cold start.
 # Rotations are passed as int64 (_I), not literals: Numba would compile _rotl once per
 # literal (eight times, 0.35 s of a cold start); LLVM still folds each constant
-@njit
+@callee
 def _rotl(x, r):
     return (x << _U(r)) | (x >> _U(64 - r))
 
 
-@njit
+@callee
 def _read64(b, i):
     return (_U(b[i]) | (_U(b[i + 1]) << _U(8)) | (_U(b[i + 2]) << _U(16)) | (_U(b[i + 3]) << _U(24))
             | (_U(b[i + 4]) << _U(32)) | (_U(b[i + 5]) << _U(40)) | (_U(b[i + 6]) << _U(48))
             | (_U(b[i + 7]) << _U(56)))
 
 
-@njit
+@callee
 def _round(acc, word):
     acc += word * _P2
     return _rotl(acc, _I(31)) * _P1

@@ -27,6 +27,7 @@ from numba import njit
 
 from .bits import merge_low_bits_shifted, pack_low_bits, raw_size
 from .checksum import xxh64
+from .jit import callee
 from .rans_core import (ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, RANS_L, STATE_BYTES, STATUS_CORRUPT,
                         STATUS_OK, WORD_BYTES, decode_step, encode_step, encoder_entry, flush_state, read_state,
                         slot_entry, store_symbol, write_varint)
@@ -58,7 +59,7 @@ STATES_BYTES = LANES * STATE_BYTES
 _U = np.uint64
 
 
-@njit(cache=True)
+@callee(cache=True)
 def coded_capacity(n):
     """Bytes a coded payload of ``n`` values may need while it is written: the raw planes,
     the states and up to one word per rANS step (1 step per value, 3 when escaped)."""
@@ -83,7 +84,7 @@ def _encode_value(x, s, table, precision, out, p):
     return encode_step(x, e, precision, out, p)
 
 
-@njit
+@callee
 def _encode_lanes_escaping(values, table, precision, out, p):
     # the two lanes, last symbol first, any of them escaped; returns the states and position
     x0 = _U(RANS_L)
@@ -139,7 +140,7 @@ def _encode_heads(values, table, precision, out, body, end):
     return dst + words, acc, differs
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def encode_payload(values, table, precision, out, pos):
     """Write the coded payload of the float32 bits ``values`` at ``out[pos:]``: the raw low
     bits (``kernels.bits`` planes), lane 0's and lane 1's final states, the words.
@@ -155,7 +156,7 @@ def encode_payload(values, table, precision, out, pos):
     return _encode_heads(values, table, precision, out, pos + nraw, pos + coded_capacity(n))
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def encode_payload_shifted(values, t, table, precision, out, pos):
     """``encode_payload`` for values whose low ``t`` bits (1 to 20) are all zero: ``u8 t``,
     then only the ``20 - t`` raw bits above them (``kernels.bits`` planes of ``values >> t``),
@@ -216,7 +217,7 @@ def _decode_heads(stream, slot_table, slot_symbol, precision, out, raw, nibbles,
     return STATUS_OK
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def decode_payload(payload, slot_table, slot_symbol, precision, out):
     """Decode a coded payload (``encode_payload``) into the float32 bits ``out`` (uint32,
     ``n = out.size`` values); return ``STATUS_OK`` or ``STATUS_CORRUPT`` (short payload,
@@ -232,7 +233,7 @@ def decode_payload(payload, slot_table, slot_symbol, precision, out):
     return _decode_heads(payload[nraw:], slot_table, slot_symbol, precision, out, payload[:nraw], 2 * n, True)
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def decode_payload_shifted(payload, slot_table, slot_symbol, precision, out):
     """Decode a payload of ``encode_payload_shifted`` into the float32 bits ``out``
     (uint32); ``STATUS_OK`` or ``STATUS_CORRUPT`` (also for a ``t`` outside 1..20)."""
@@ -322,7 +323,7 @@ def _write_constant(value, out, pos):
     return pos + 4
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _encode_shaped(values, constant, t, table, precision, out, pos, header_size, plain_end):
     # (mode, end) of the payload at out[pos:]: a constant or shifted one in place of the plain
     # coding (which ends at plain_end) when one applies and pays, else the plain coding

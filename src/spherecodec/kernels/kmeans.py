@@ -9,8 +9,10 @@ centroid sums float64.
 import numpy as np
 from numba import njit, prange
 
+from .jit import callee
 
-@njit(nogil=True, cache=True)
+
+@callee(nogil=True, cache=True)
 def _argmin(acc):
     """(smallest value, its first index) of the non-empty ``acc``."""
     best = acc[0]
@@ -22,7 +24,7 @@ def _argmin(acc):
     return best, best_j
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _assign_block(x, centroids, c_norms, labels, dists):
     """Nearest centroid of every row of ``x``; ``dists`` gets ``||x - c||^2``."""
     n, dsub = x.shape
@@ -45,7 +47,7 @@ def _assign_block(x, centroids, c_norms, labels, dists):
         dists[i] = max(best + x_norm, np.float32(0.0))
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _norms(centroids, out):
     for j in range(centroids.shape[0]):
         s = np.float32(0.0)
@@ -54,7 +56,7 @@ def _norms(centroids, out):
         out[j] = s
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def kmeans(x, centroids, n_iter, labels):
     """Run ``n_iter`` Lloyd iterations from ``centroids`` (k, dsub) float32, in place.
 
@@ -103,7 +105,7 @@ def kmeans(x, centroids, n_iter, labels):
     return total
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def train_subspace(x, s, init_ids, n_iter, codebook):
     """k-means on subspace ``s`` of ``x`` (n, m * dsub) into ``codebook`` (k, dsub) float32.
 

@@ -27,6 +27,7 @@ coder's steps, constants and status codes are ``kernels.rans_core``'s.
 import numpy as np
 from numba import njit
 
+from .jit import callee
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
                         STATE_BYTES, STATUS_CORRUPT, STATUS_OK, encode_step, encoder_entry, flush_state, read_state,
                         renormalize_decoded)
@@ -111,7 +112,7 @@ def _quad_of(values, r, k):
             _sanitize(values[r, k + 3]))
 
 
-@njit(nogil=True)
+@callee(nogil=True)
 def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
     """Add the terms of coordinates ``k0 .. k1 - 1``, in that order, to the columns
     ``lo .. hi - 1`` of rows ``r0 .. r1 - 1`` of ``values``, whose predictions are the
@@ -163,7 +164,7 @@ def _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1):
             k += 1
 
 
-@njit(nogil=True)
+@callee(nogil=True)
 def _predict_block(pred, values, r0, r1, p0, coef, bias, K):
     """Predictions of rows ``r0 .. r1 - 1`` of ``values`` into the rows ``r - p0`` of
     ``pred``, a tile of columns at a time: the terms of the earlier tiles' coordinates,
@@ -231,7 +232,7 @@ def contexts_of(pred, gain, offset, base, buckets, ctx):
             ctx[r, j] = _context(pred[r, j], gain[j], offset[j], buckets, base[j])
 
 
-@njit(nogil=True)
+@callee(nogil=True)
 def _add_histogram(values, ctx, r0, r1, counts, spare):
     """Add the head symbols of rows ``r0 .. r1 - 1`` of ``values`` (uint32) to
     ``counts[ctx, symbol]`` (even columns) and ``spare[ctx, symbol]`` (odd ones): a value
@@ -246,7 +247,7 @@ def _add_histogram(values, ctx, r0, r1, counts, spare):
             counts[_U(ctx[r, _U(d - 1)]), _U(values[r, _U(d - 1)] >> np.uint32(HEAD_SHIFT))] += 1
 
 
-@njit(nogil=True)
+@callee(nogil=True)
 def _spare_counts(counts, values):
     # _add_histogram's second table for ``values`` values: a zeroed one when they are many
     # against the tables (its zeroing and summing cost ~0.3 ms at 64 contexts), else
@@ -256,7 +257,7 @@ def _spare_counts(counts, values):
     return counts
 
 
-@njit(nogil=True)
+@callee(nogil=True)
 def _fold_spare(counts, spare):
     # _spare_counts' table added into counts (nothing to add when it is counts itself)
     if spare is counts:

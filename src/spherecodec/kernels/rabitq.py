@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from .jit import callee
 from .search import _emit, _push  # the top-k heap of every code search
 
 #: rounds of signs + Hadamard transforms in the rotation (part of the format). 2, 3 and 4
@@ -31,7 +32,7 @@ _BLOCK = 64
 _DOT_BLOCK = 1024
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _fwht(buf, start, length, scale):
     """Normalized in-place Walsh-Hadamard transform of ``buf[start:start+length, :]``
     (each column one vector); ``scale`` is ``1/sqrt(length)``, applied in the last stage."""
@@ -61,7 +62,7 @@ def _fwht(buf, start, length, scale):
             buf[start, c] *= scale
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def rotate_block(buf, signs, length, scale):
     """Apply the rotation to every column of ``buf`` (dim, nb) float64, in place."""
     dim = buf.shape[0]
@@ -76,7 +77,7 @@ def rotate_block(buf, signs, length, scale):
             _fwht(buf, dim - length, length, scale)
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def unrotate_block(buf, signs, length, scale):
     """Apply the inverse rotation to every column of ``buf`` (dim, nb) float64, in place."""
     dim = buf.shape[0]
@@ -112,7 +113,7 @@ def rotate_rows(rows, signs, length, scale, out):
 # --------------------------------------------------------------------------------------
 # quantization of one rotated unit vector
 # --------------------------------------------------------------------------------------
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _heap_down(keys, vals, size, pos):
     while True:
         left = 2 * pos + 1
@@ -129,7 +130,7 @@ def _heap_down(keys, vals, size, pos):
             return
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _best_scale(o_abs, kmax, window_lo, window_hi, keys, vals, k):
     """The scale ``t`` whose codes ``min(floor(t o_abs), kmax)`` (grid values ``k + 1/2``)
     have the best cosine with ``o_abs`` (non-negative, unit norm).
@@ -417,7 +418,7 @@ def _popcount64(typingctx, x):
     return sig, codegen
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _plane_dots(words, planes, lo, hi, out):
     """``out[i - lo] = sum_b 2**b popcount(words[i] & planes[b])`` for rows ``lo <= i < hi``."""
     nw = words.shape[1]
@@ -465,7 +466,7 @@ def search_bitplanes(words, ones, factor, offset, planes, coef, out_scores, out_
         _emit(hs, hi, size, -np.inf, out_scores[q], out_ids[q])
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _dots(codes, w, lo, hi, out):
     """``out[i - lo] = sum_d w[d] codes[i, d]`` for rows ``lo <= i < hi`` (int32).
 

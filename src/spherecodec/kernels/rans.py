@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .bits import histogram, pack_and_count, pack_low_bits
+from .jit import callee
 from .memory import copy_bytes
 from .rans_core import (MAX_PRECISION, MIN_PRECISION, RANS_L, STATE_BYTES, STATUS_CORRUPT, STATUS_OK,
                         decode_step, encode_step, encoder_entry, flush_state, read_state, read_varint,
@@ -43,7 +44,7 @@ LANE_THRESHOLD = 256
 _U = np.uint64
 
 
-@njit
+@callee
 def lane_count(n):
     """Lanes used for a stream of ``n`` symbols."""
     return LANES if n >= LANE_THRESHOLD else 1
@@ -82,7 +83,7 @@ def encoder_table(freq):
     return table
 
 
-@njit
+@callee
 def _order_keys(values):
     # unique keys whose increasing order is the indices by decreasing value, ties by
     # increasing index (a stable sort of -values): values < 2**40 here, indices < 2**16
@@ -96,7 +97,7 @@ def _order_keys(values):
     return keys
 
 
-@njit
+@callee
 def _sorted(keys):
     # keys in increasing order by a plain merge sort: Numba's own sorts take seconds to compile
     n = keys.size
@@ -118,7 +119,7 @@ def _sorted(keys):
     return keys
 
 
-@njit
+@callee
 def _kth_smallest(keys, m):
     """The ``m``-th smallest (``1 <= m <= keys.size``) of distinct int64 ``keys``:
     quickselect (median-of-three pivots), the merge sort after 64 rounds, so that no input
@@ -154,7 +155,7 @@ def _kth_smallest(keys, m):
     return a[lo]
 
 
-@njit
+@callee
 def _first_in_order(values, m):
     """Whether each index is among the first ``m`` (``1 <= m <= values.size``) of the
     indices by decreasing value, ties by increasing index (``_order_keys``), found without
@@ -164,7 +165,7 @@ def _first_in_order(values, m):
     return keys <= last
 
 
-@njit
+@callee
 def _used_symbols(counts):
     # (the symbols whose count is not zero, in increasing order; the counts' sum), one
     # pass; blocks of 8 zero counts are skipped whole (most of a 4096-symbol alphabet:
@@ -209,7 +210,7 @@ def _floor_divide(a, n, inverse):
     return q, r
 
 
-@njit
+@callee
 def _quantized(counts, precision, cap_shift, used, n):
     """``quantize_counts`` as (the used symbols, increasing; their frequencies), given
     ``_used_symbols(counts)`` as ``used, n``."""
@@ -276,7 +277,7 @@ def quantize_counts(counts, precision, cap_shift):
     return out
 
 
-@njit
+@callee
 def _stream_precision(counts, min_precision):
     n_used = 0
     for c in counts:
@@ -285,7 +286,7 @@ def _stream_precision(counts, min_precision):
     return _precision_for(n_used, min_precision)
 
 
-@njit
+@callee
 def _precision_for(n_used, min_precision):
     precision = choose_precision(max(n_used, 2), min_precision)
     if n_used > 1 << precision:
@@ -293,7 +294,7 @@ def _precision_for(n_used, min_precision):
     return precision
 
 
-@njit
+@callee
 def _write_used_table(used, freq, out, pos):
     # write_table of the frequencies ``freq`` of the symbols ``used`` (increasing, freq >= 1)
     pos = write_varint(out, pos, used.size)
@@ -305,7 +306,7 @@ def _write_used_table(used, freq, out, pos):
     return pos
 
 
-@njit(cache=True)  # cached: every wide encoder kernel (one per layout and kind) links it
+@callee(cache=True)  # cached: every wide encoder kernel (one per layout and kind) links it
 def _coding_head(counts, backend_id, out, pos, min_precision):
     """``write_stream_head`` for spherecodec's own coders, with the encoder's table
     (``encoder_table``'s entries for the used symbols; the others, never coded, left
@@ -423,7 +424,7 @@ def wide_stream_encoder(groups, vector):
     return encode_stream_wide_kernel
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def rans_encode(values, shift, table, precision, scratch, out, pos):
     """Encode the symbols ``values >> shift`` at ``out[pos:]``: the body's byte length
     (varint), then the body.
@@ -469,7 +470,7 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
     return pos
 
 
-@njit
+@callee
 def _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, first):
     """Encode lanes ``first .. first+3`` into their regions; record where each starts."""
     n = values.size
@@ -506,7 +507,7 @@ def _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, f
     starts[first + 3] = flush_state(xd, scratch, pd)
 
 
-@njit
+@callee
 def _lane(out, i, x, pos, last, slot_table, slot_symbol, precision, mask, stream, raw, nibbles, fused):
     # symbol i from state x, then the state's next value; unsigned indices spare Numba's
     # negative-index wraparound code. A plain callee, which LLVM inlines: inlined at
@@ -517,7 +518,7 @@ def _lane(out, i, x, pos, last, slot_table, slot_symbol, precision, mask, stream
     return decode_step(x, slot_table[slot], precision, stream, pos, last)
 
 
-@njit
+@callee
 def _four_lanes(out, i, x, p, last, slot_table, slot_symbol, precision, mask, stream, raw, nibbles, fused):
     """Symbols ``i .. i + 3`` from four lanes' states ``x`` (read positions ``p``, last
     word positions ``last``); returns the new states and positions."""
@@ -547,7 +548,7 @@ def rans_decode_values(stream, slot_table, slot_symbol, precision, out, raw):
     return _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, True)
 
 
-@njit
+@callee
 def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
     """Decode ``out.size`` symbols from the body ``stream`` into ``out``; return a status.
 
@@ -599,7 +600,7 @@ def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
     return STATUS_OK
 
 
-@njit
+@callee
 def _lane_starts(stream, starts):
     """``starts`` <- where each lane's substream starts, and the end of the body; False
     when the lengths are malformed."""

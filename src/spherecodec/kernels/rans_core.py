@@ -29,6 +29,8 @@ the hand-written copies it replaced). All arithmetic is integer.
 import numpy as np
 from numba import njit
 
+from .jit import callee
+
 #: a normalised state is at least this (and below 2**STATE_BITS)
 RANS_L = 1 << 16
 STATE_BITS = 32
@@ -95,7 +97,7 @@ def _code(x, f, c, q, precision):
     return x + c + q * ((_U(1) << _U(precision)) - f)
 
 
-@njit
+@callee
 def encode_step(x, e, precision, out, pos):
     """Code one symbol with encoder entry ``e`` into state ``x`` (uint64), writing any word
     below ``out[pos]``; return (state, position)."""
@@ -120,7 +122,7 @@ def encode_step_divide(x, f, c, precision, out, pos):
     return _code(x, f, c, x // f, precision), pos
 
 
-@njit
+@callee
 def flush_state(x, out, pos):
     """Write the final state ``x`` as ``STATE_BYTES`` little-endian bytes below
     ``out[pos]``; return the new position."""

@@ -43,6 +43,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .bits import merge_low_bits_shifted
+from .jit import callee
 from .memory import copy_bytes
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES,
                         STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, decode_advance, decode_step, encode_step, flush_state,
@@ -365,7 +366,7 @@ def encode_into_for(values, shift, table, precision, scratch, out, pos, vector, 
     return _write_body(starts, scratch, out, pos, groups)
 
 
-@njit
+@callee
 def _write_body(starts, scratch, out, pos, groups):
     # the body's byte length (varint), the substreams' lengths, then the substreams
     part = scratch.size // groups
@@ -449,7 +450,7 @@ def _encode_substreams_for(values, shift, table, precision, scratch, vector, gro
 
 def _substream_encoder(groups, vector):
     # _encode_substreams_for for one layout and kind of steps: a kernel (and cache entry) each
-    @njit(nogil=True, cache=True)
+    @callee(nogil=True, cache=True)
     def encode_substreams_kernel(values, shift, table, precision, scratch):
         return _encode_substreams_for(values, shift, table, precision, scratch, vector, groups)
 
@@ -473,7 +474,7 @@ SUBSTREAM_ENCODERS = {
 }
 
 
-@njit
+@callee
 def _parse(stream, bounds, groups):
     # bounds <- (read position, end) of every substream; False if the body is malformed
     size = stream.size
@@ -499,7 +500,7 @@ def _parse(stream, bounds, groups):
     return True
 
 
-@njit
+@callee
 def _load_states(stream, bounds, states, groups):
     for g in range(groups):
         start = bounds[2 * g] - STATE_BYTES * GROUP_LANES
@@ -507,7 +508,7 @@ def _load_states(stream, bounds, states, groups):
             states[GROUP_LANES * g + j] = read_state(stream, start + STATE_BYTES * j)
 
 
-@njit
+@callee
 def _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, first, fused, groups):
     """Decode symbols ``first ..`` to the end of ``out`` one lane at a time (states in
     ``[2**16, 2**32)``, as in the vector decoder); False if a word lies past its substream."""
@@ -628,7 +629,7 @@ def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out,
     return steps
 
 
-@njit
+@callee
 def _finish(bounds, states, groups):
     for g in range(groups):
         if bounds[2 * g] != bounds[2 * g + 1]:
@@ -977,7 +978,7 @@ def table_size(precision):
     return (1 << precision) + PREFIX_ENTRIES // 2
 
 
-@njit
+@callee
 def _vector_prologue(stream, slot_table, slot_symbol, precision, table, shift, groups):
     # (body well formed, bounds, states); table <- each slot's entry | symbol << shift << 32
     bounds = np.empty(2 * groups, dtype=np.int64)
@@ -999,7 +1000,7 @@ def _vector_prologue(stream, slot_table, slot_symbol, precision, table, shift, g
     return True, bounds, states
 
 
-@njit
+@callee
 def _vector_epilogue(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, done, fused, groups):
     # the scalar steps finish what the vector steps left (`done` steps decoded)
     if not _scalar_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states,
@@ -1050,7 +1051,7 @@ def decode_vector_fused(stream, slot_table, slot_symbol, precision, out, raw, ta
                             table, groups)
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def decode_vector_streaming(stream, slot_table, slot_symbol, precision, out, raw, table, groups):
     """``decode_vector_fused`` whose vector steps store the values non-temporally, past the
     caches, for an ``out`` that starts 64-byte aligned (any other is decoded with plain

@@ -10,21 +10,23 @@ parallel, so results do not depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
+from .jit import callee
 
-@njit(nogil=True, cache=True)
+
+@callee(nogil=True, cache=True)
 def _worse(hs, hi, a, b):
     """Heap entry ``a`` ranks below entry ``b``: a lower score, or an equal score and a larger
     id (the min-heap keeps the worst kept result on top)."""
     return hs[a] < hs[b] or (hs[a] == hs[b] and hi[a] > hi[b])
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _swap(hs, hi, a, b):
     hs[a], hs[b] = hs[b], hs[a]
     hi[a], hi[b] = hi[b], hi[a]
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _sift_down(hs, hi, size, pos):
     while True:
         left = 2 * pos + 1
@@ -41,7 +43,7 @@ def _sift_down(hs, hi, size, pos):
             return
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _sift_up(hs, hi, pos):
     while pos > 0:
         parent = (pos - 1) // 2
@@ -52,7 +54,7 @@ def _sift_up(hs, hi, pos):
             return
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _push(hs, hi, size, score, idx):
     """Offer (score, idx) to a heap holding ``size`` of ``hs.size`` entries; new size."""
     k = hs.size
@@ -68,7 +70,7 @@ def _push(hs, hi, size, score, idx):
     return size
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _emit(hs, hi, size, low, out_scores, out_ids):
     """Write the heap best first (score descending, id ascending); pad with (low, -1)."""
     for r in range(size - 1, -1, -1):
@@ -107,7 +109,7 @@ def search_affine(codes, wq, out_scores, out_ids):
         _emit(hs, hi, size, low, out_scores[q], out_ids[q])
 
 
-@njit(nogil=True, cache=True)
+@callee(nogil=True, cache=True)
 def _popcount64(x):
     # the SWAR form, which LLVM turns into a popcnt instruction where there is one
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
