@@ -454,9 +454,10 @@ def rans_encode(values, shift, table, precision, scratch, out, pos):
         e += 2 * ((n - j + LANES - 1) // LANES) + 8
         ends[j] = e
     starts = np.empty(LANES, dtype=np.int64)
-    # four lanes per pass keep every state and position in registers
-    _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, 0)
-    _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, 4)
+    # four lanes per pass keep every state and position in registers; the first lane as a
+    # plain int64 (a constant argument would compile the function once for each value)
+    _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, np.int64(0))
+    _encode_four_lanes(values, shift, table, precision, scratch, ends, starts, np.int64(4))
     body = ends[LANES - 1] - starts[LANES - 1]
     for j in range(LANES - 1):
         body += varint_size(ends[j] - starts[j]) + ends[j] - starts[j]
@@ -568,9 +569,11 @@ def _rans_decode(stream, slot_table, slot_symbol, precision, out, raw, fused):
         if size < STATE_BYTES or size & 1:
             return STATUS_CORRUPT
         x = read_state(stream, 0)
-        pos = STATE_BYTES
+        # the types of the other call sites (a constant or a signed index would compile
+        # _lane again, for its value or type)
+        pos = np.int64(STATE_BYTES)
         for i in range(n):
-            x, pos = _lane(out, i, x, pos, size - 2, slot_table, slot_symbol, precision, mask, stream, raw,
+            x, pos = _lane(out, _U(i), x, pos, size - 2, slot_table, slot_symbol, precision, mask, stream, raw,
                            nibbles, fused)
         return STATUS_OK if (pos == size and x == RANS_L) else STATUS_CORRUPT
     starts = np.empty(LANES + 1, dtype=np.int64)
