@@ -56,7 +56,8 @@ def test_twin_has_cache_files_of_its_own():
     from_python, from_kernel = np.zeros(64, np.uint32), np.zeros(64, np.uint32)
     bits.histogram(values, 14, from_python)
     _histogram_in_kernel(values, 14, from_kernel)
-    assert from_python.tobytes() == from_kernel.tobytes() == np.bincount(values >> 14, minlength=64).astype(np.uint32).tobytes()
+    expected = np.bincount(values >> 14, minlength=64).astype(np.uint32)
+    assert from_python.tobytes() == from_kernel.tobytes() == expected.tobytes()
 
 
 def test_small_blob_callees_compile_without_wrappers():
