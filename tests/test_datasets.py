@@ -1,5 +1,6 @@
 """The bundled sample: loads bit-exactly, is real unit-norm MiniLM data, ships in wheel and sdist."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def test_unknown_sample_is_refused():
 def _copy_project(dst):
     ignore = shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.egg-info", "*.pyc")
     shutil.copytree(ROOT / "src", dst / "src", ignore=ignore)
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, dst / name)
 
@@ -53,7 +54,10 @@ def test_sample_ships_in_the_built_wheel_and_sdist(tmp_path):
              "wheel = b.build_wheel('dist')\n"
              "sdist = b.build_sdist('dist')\n"
              "print('BUILT', wheel, sdist)\n")
-    result = subprocess.run([sys.executable, "-c", build], cwd=project, capture_output=True, text=True, timeout=300)
+    # without the kernels compiled ahead of time (a minute; tests/test_aot.py checks them)
+    env = dict(os.environ, SPHERECODEC_AOT="0")
+    result = subprocess.run([sys.executable, "-c", build], cwd=project, capture_output=True, text=True, timeout=300,
+                            env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     wheel_name, sdist_name = result.stdout.split("BUILT")[-1].split()
     shipped = (ROOT / "src" / SAMPLE_IN_PACKAGE).read_bytes()
@@ -69,3 +73,4 @@ def test_sample_ships_in_the_built_wheel_and_sdist(tmp_path):
     with tarfile.open(project / "dist" / sdist_name) as sdist:
         members = {m.name.split("/", 1)[1]: m for m in sdist.getmembers() if "/" in m.name}
         assert sdist.extractfile(members["src/" + SAMPLE_IN_PACKAGE]).read() == shipped
+        assert "setup.py" in members  # an install from the sdist compiles the kernels ahead of time

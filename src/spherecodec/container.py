@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import layout
+from . import aot, layout
 from .blobsink import MemorySink
 from .codecs.exact import (SMALL_BLOB_VALUES, STREAMING_FROM, decode_coded_chunks, decode_small_blob,
                           decodes_in_one_call, encode_small_blob, small_blob_plan)
@@ -280,13 +280,14 @@ class Header:
             with self._check_lock:
                 if not self.checked[i]:
                     end = min(i + self.check_ahead, self.n_chunks)
-                    sums = xxh64_many(self.blob, self.offsets[i:end], self.offsets[i + 1:end + 1], VECTOR_HASH)
+                    many = aot.kernel("xxh64_many", xxh64_many)
+                    sums = many(self.blob, self.offsets[i:end], self.offsets[i + 1:end + 1], VECTOR_HASH)
                     bad = np.flatnonzero(sums != self.checksums[i:end])
                     if bad.size:
                         raise CorruptBlobError(f"checksum mismatch in chunk {i + int(bad[0])}")
                     self.checked[i:end] = True
             return payload
-        elif xxh64(payload) != self.checksums[i]:
+        elif aot.kernel("xxh64", xxh64)(payload) != self.checksums[i]:
             raise CorruptBlobError(f"checksum mismatch in chunk {i}")
         return payload
 

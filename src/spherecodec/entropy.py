@@ -23,6 +23,7 @@ one kernel per layout family, ``kernels.rans.encode_stream_8`` / ``_wide``
 
 import numpy as np
 
+from . import aot
 from .errors import CorruptBlobError, TruncatedBlobError
 from .kernels import rans as _rans
 from .kernels import rans_core as _core
@@ -125,7 +126,7 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
     n = values.size
     count = counts is None
     counts = np.zeros(alphabet_size, dtype=np.int64) if count else np.ascontiguousarray(counts, dtype=np.int64)
-    nraw = raw_size(n, shift) if raw_bits else 0
+    nraw = aot.kernel("raw_size", raw_size)(n, shift) if raw_bits else 0
     if backend_id == BACKEND_CONSTRICTION:
         return _encode_constriction(values, shift, nraw, counts, count, out, pos)
     if short_tables:
@@ -138,7 +139,10 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
         groups = _rans32.groups_for(n)
         scratch = _take_buffer(_rans32.encode_scratch_size(n, groups))
         try:
-            encode_wide = _rans.wide_stream_encoder(groups, _rans32.VECTOR_ENCODE)  # compiles only its own steps
+            kind = _rans32.VECTOR_ENCODE
+            encode_wide = _rans.wide_stream_encoder(groups, kind)  # compiles only its own steps
+            if values.dtype == np.uint32 and out.dtype == np.uint8 and out.flags.c_contiguous and out.ndim == 1:
+                encode_wide = aot.kernel(aot.export_name("encode_stream_wide", groups, kind), encode_wide)
             return encode_wide(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
         finally:
             _recycle([scratch])
@@ -212,11 +216,15 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
     slots = 0 if backend_id == BACKEND_CONSTRICTION else 1 << precision
     slot_table = _scratch("rans.slot_table", slots, np.uint32)
     slot_symbol = _scratch("rans.slot_symbol", slots, np.uint16)
-    n_used, pos = _rans.read_table(buf, pos + 2, alphabet_size, precision, symbols, freqs,
-                                   slot_table, slot_symbol)
+    # the compiled kernels (aot) do not check types: contiguous 1-D bytes only
+    plain = type(buf) is np.ndarray and buf.dtype == np.uint8 and buf.ndim == 1 and buf.flags.c_contiguous
+    read_table, read_varint = _rans.read_table, _core.read_varint
+    if plain:
+        read_table, read_varint = aot.kernel("read_table", read_table), aot.kernel("read_varint", read_varint)
+    n_used, pos = read_table(buf, pos + 2, alphabet_size, precision, symbols, freqs, slot_table, slot_symbol)
     if pos < 0:
         raise CorruptBlobError("invalid frequency table")
-    nbytes, pos = _core.read_varint(buf, pos, buf.size)
+    nbytes, pos = read_varint(buf, pos, buf.size)
     if pos < 0 or pos + nbytes > buf.size:
         raise TruncatedBlobError("coded bytes run past the end of their chunk")
     body = buf[pos:pos + nbytes]
@@ -227,11 +235,15 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
         return pos
     if n_used == 0:
         raise CorruptBlobError("symbols announced but the frequency table is empty")
-    if raw20 is not None and (out.dtype != np.uint32 or raw20.size != raw_size(n, _core.FLOAT32_RAW_BITS)):
+    if raw20 is not None and (out.dtype != np.uint32
+                              or raw20.size != aot.kernel("raw_size", raw_size)(n, _core.FLOAT32_RAW_BITS)):
         raise ValueError("raw20 needs a uint32 output and exactly the raw section of 20-bit values")
     if backend_id == BACKEND_NUMBA:
         if raw20 is not None:
-            status = _rans.rans_decode_values(body, slot_table, slot_symbol, precision, out, raw20)
+            decode = _rans.rans_decode_values
+            if plain and out.ndim == 1 and out.flags.c_contiguous and raw20.flags.c_contiguous:  # out: uint32
+                decode = aot.kernel("rans_decode_values", decode)
+            status = decode(body, slot_table, slot_symbol, precision, out, raw20)
         else:
             status = _rans.rans_decode_symbols(body, slot_table, slot_symbol, precision, out)
         if status != _core.STATUS_OK:

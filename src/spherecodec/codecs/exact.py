@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import entropy
+from .. import aot, entropy
 from ..errors import CorruptBlobError, UnsupportedError
 from ..kernels import rans as _rans
 from ..kernels import rans_blob as _blob
@@ -195,7 +195,8 @@ class ExactCodec(Codec):
         # skip the full scan
         looks_plain = False
         if values.size >= _PROBE_MIN:
-            or_bits, zeros, constant = _shape.probe(values, values.size // _PROBE_SAMPLES)
+            probe = aot.kernel("probe", _shape.probe) if values.dtype == np.uint32 else _shape.probe
+            or_bits, zeros, constant = probe(values, values.size // _PROBE_SAMPLES)
             looks_plain = or_bits & 1 and zeros == 0 and not constant
         if not looks_plain:
             or_bits, zeros, constant = _shape.scan(values)
@@ -228,9 +229,9 @@ class ExactCodec(Codec):
         every value, has ``t`` trailing zeros), stored (mode 1) if that would not shrink.
         ``layout``: (symbol bits, raw bits, dtype name)."""
         symbol_bits, raw_bits, dtype_name = layout
-        t = _shape.trailing_zeros(np.uint64(or_bits), raw_bits) if values.size else 0
+        t = aot.kernel("trailing_zeros", _shape.trailing_zeros)(np.uint64(or_bits), raw_bits) if values.size else 0
         alphabet = 1 << symbol_bits
-        nraw = raw_size(values.size, raw_bits - t)
+        nraw = aot.kernel("raw_size", raw_size)(values.size, raw_bits - t)
         head = 2 if t else 1
         out = take_buffer(head + nraw + entropy.stream_capacity(values.size, alphabet))
         coded = values
@@ -328,7 +329,7 @@ class ExactCodec(Codec):
         elif mode != MODE_CODED:
             raise CorruptBlobError(f"unknown chunk mode {mode}")
         low = raw_bits - t
-        nraw = raw_size(values.size, low)
+        nraw = aot.kernel("raw_size", raw_size)(values.size, low)
         if payload.size < pos + nraw:
             raise CorruptBlobError(f"chunk holds {payload.size} bytes, its raw bits alone need {nraw}")
         raw = payload[pos:pos + nraw]
@@ -381,11 +382,12 @@ def small_blob_plan(n):
     encode scratch bytes; bytes after the header prefix that coding may touch)."""
     min_precision, wide = entropy.short_stream_layout(n, True)
     if wide:
-        kernel = _blob.blob_encoder_32(_rans32.VECTOR_ENCODE)
+        kind = _rans32.VECTOR_ENCODE
+        kernel = aot.kernel(aot.export_name("encode_blob_32", kind), _blob.blob_encoder_32(kind))
         scratch_bytes = _rans32.encode_scratch_size(n, _rans32.groups_for(n))
     else:
-        kernel, scratch_bytes = _blob.encode_blob_8, _rans.encode_scratch_size(n)
-    nraw = raw_size(n, FLOAT32_RAW_BITS)
+        kernel, scratch_bytes = aot.kernel("encode_blob_8", _blob.encode_blob_8), _rans.encode_scratch_size(n)
+    nraw = aot.kernel("raw_size", raw_size)(n, FLOAT32_RAW_BITS)
     return kernel, min_precision, scratch_bytes, 25 + nraw + entropy.stream_capacity(n, FLOAT32_ALPHABET)
 
 
@@ -414,9 +416,12 @@ def decode_small_blob(blob, index_at, out):
         return False
     backend = blob[at]  # picks the kernel only: the kernel checks everything
     if backend == entropy.BACKEND_NUMBA:
-        status = _blob.decode_blob_8(blob, index_at, out)
+        status = aot.kernel("decode_blob_8", _blob.decode_blob_8)(blob, index_at, out)
     elif backend == entropy.BACKEND_NUMBA32:
-        status = (_blob.decode_blob_32 if _rans32.VECTOR else _blob.decode_blob_32_scalar)(blob, index_at, out)
+        vector = _rans32.VECTOR
+        kernel = aot.kernel(aot.export_name("decode_blob_32", vector),
+                            _blob.decode_blob_32 if vector else _blob.decode_blob_32_scalar)
+        status = kernel(blob, index_at, out)
     else:
         return False
     return status == _blob.STATUS_DONE
@@ -454,7 +459,8 @@ def decode_coded_chunks(blob, offsets, checksums, first, stop, chunk_values, out
     chunk not decoded (``stop`` when all were): damaged, or coded in another mode, for the
     general decoder to decode or explain. ``streaming``: store past the caches (for a
     decoded size of ``STREAMING_FROM`` or more)."""
-    kernel = _blob.chunks_decoder(_rans32.VECTOR)
+    vector = _rans32.VECTOR
+    kernel = aot.kernel(aot.export_name("decode_chunks", vector), _blob.chunks_decoder(vector))
     slots = 1 << ONE_CALL_PRECISION
     if blob.flags.writeable:  # one array type: a blob of bytearray would compile the kernel again
         blob = blob.view()
