@@ -44,45 +44,58 @@ def _aligned_copy(a):
     return copy
 
 
+def _twin(name, jit, compiled, calls):
+    """A callable running ``jit`` and, on copies of the arguments, ``compiled``: results,
+    exceptions and every array argument (the outputs) must agree."""
+
+    def both(*args):
+        copies = [_aligned_copy(a) if isinstance(a, np.ndarray) else a for a in args]
+        try:
+            expected, failure = jit(*args), None
+        except Exception as exc:  # noqa: BLE001 - the compiled export must raise alike
+            expected, failure = None, exc
+        if failure is None:
+            got = compiled(*copies)
+            assert _same(got, expected), name
+        else:
+            with pytest.raises(type(failure)):
+                compiled(*copies)
+        if name == "copy_bytes" and failure is None:
+            # its destination is the blob, which other threads' chunks fill meanwhile
+            (dst, pos, _, _, n), (copy, *_) = args, copies
+            assert dst[pos:pos + n].tobytes() == copy[pos:pos + n].tobytes(), name
+        else:
+            for a, c in zip(args, copies):
+                if isinstance(a, np.ndarray):
+                    assert np.array_equal(a.view(np.uint8), c.view(np.uint8)), f"{name} wrote differently"
+        calls[name] = calls.get(name, 0) + 1
+        if failure is not None:
+            raise failure
+        return expected
+
+    return both
+
+
 @pytest.fixture
 def twin_calls(monkeypatch):
-    """Every compiled export the library calls also runs its dispatcher, on copies of the
-    arguments: results, exceptions and every array argument (the outputs) must agree."""
+    """Every compiled export the library calls also runs its dispatcher (``_twin``); the
+    names of the exports called, with their counts."""
     calls = {}
-    compiled_kernel = aot.kernel
+    plain_kernel, checked_kernel = aot.kernel, aot.checked
 
     def kernel(name, jit):
-        compiled = compiled_kernel(name, jit)
+        compiled = plain_kernel(name, jit)
         assert compiled is not jit, f"no compiled export {name}"
+        return _twin(name, jit, compiled, calls)
 
-        def both(*args):
-            copies = [_aligned_copy(a) if isinstance(a, np.ndarray) else a for a in args]
-            try:
-                expected, failure = jit(*args), None
-            except Exception as exc:  # noqa: BLE001 - the compiled export must raise alike
-                expected, failure = None, exc
-            if failure is None:
-                got = compiled(*copies)
-                assert _same(got, expected), name
-            else:
-                with pytest.raises(type(failure)):
-                    compiled(*copies)
-            if name == "copy_bytes" and failure is None:
-                # its destination is the blob, which other threads' chunks fill meanwhile
-                (dst, pos, _, _, n), (copy, *_) = args, copies
-                assert dst[pos:pos + n].tobytes() == copy[pos:pos + n].tobytes(), name
-            else:
-                for a, c in zip(args, copies):
-                    if isinstance(a, np.ndarray):
-                        assert np.array_equal(a.view(np.uint8), c.view(np.uint8)), f"{name} wrote differently"
-            calls[name] = calls.get(name, 0) + 1
-            if failure is not None:
-                raise failure
-            return expected
-
-        return both
+    def checked(name, jit):
+        call = checked_kernel(name, jit)
+        assert call is not jit, f"no compiled export {name}"
+        both = _twin(name, jit, call.compiled, calls)
+        return lambda *args: both(*args) if call.fits(args) else jit(*args)
 
     monkeypatch.setattr(aot, "kernel", kernel)
+    monkeypatch.setattr(aot, "checked", checked)
     return calls
 
 
@@ -102,7 +115,21 @@ def test_every_export_matches_its_dispatcher(twin_calls):
         blob = spherecodec.encode(big[:rows], threads=1, **options)
         check_corruptions(blob, n=40, seed=rows)
         check_corruptions(blob, n=20, seed=rows, fix_checksums=False)
-    assert set(twin_calls) == EXPORTS
+    # the other codecs' kernels (aot_build._other_codecs), damaged payloads too
+    rows = big[:2048]  # levels 2-5 fit a model from about 2,000 rows on
+    for codec, params in (("exact", {"level": 3}), ("exact", {"level": 5}), ("grid", {}), ("sphere", {}),
+                          ("grid", {"max_abs_error": 1e-4}), ("sphere", {"max_abs_error": 1e-4}),
+                          ("pq", {}), ("rabitq", {}), ("int8", {}), ("int4", {})):
+        for threads in (1, 2):
+            blob = spherecodec.encode(rows, codec, threads=threads, **params)
+            expected = spherecodec.decode(blob, threads=1)
+            assert_same_bits(spherecodec.decode(blob, threads=threads), expected)
+        if codec in ("exact", "grid", "sphere"):
+            check_corruptions(blob, n=20, seed=len(params))
+    wide = np.ascontiguousarray(np.resize(x, (2 ** 16 // 8, 8)))  # grid's columns in 64-lane streams
+    blob = spherecodec.encode(wide, "grid", threads=1)
+    assert spherecodec.decode(blob, threads=1).tobytes() == spherecodec.decode(blob, threads=2).tobytes()
+    assert set(twin_calls) == EXPORTS, EXPORTS - set(twin_calls)
 
 
 _FRESH_PROCESS = """

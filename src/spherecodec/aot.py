@@ -3,16 +3,17 @@
 Numba compiles a kernel at its first call, which made a fresh environment's first encode and
 decode of float32 with the default exact codec take about 10 s, nearly all compilation.
 Installing spherecodec from source (``pip install``, ``python -m build``) therefore compiles
-the kernels those calls run from Python (``aot_build.EXPORTS``: the small-blob kernels, the
-chunk encoder's, the one-call chunk decoder, the checksums) into one extension module,
-``spherecodec._kernels_aot``, with Numba's ahead-of-time compiler, for the CPU it is built on
-and with that CPU's features, as Numba's JIT would compile them: the same machine code, the
-same bytes.
+the kernels those calls run from Python (``aot_build.exports``: the exact codec's small-blob
+kernels, chunk encoder, chunk decoders and checksums, and what the other codecs' first
+calls compiled longest) into one extension module, ``spherecodec._kernels_aot``, with
+Numba's ahead-of-time compiler, for the CPU it is built on and with that CPU's features, as
+Numba's JIT would compile them: the same machine code, the same bytes.
 
 The module is used only where it was built for what would otherwise run:
 
-* its stamp (``stamp()``: the kernels' source files, the host CPU's name and features) must
-  equal this process's: another CPU, or a source edited after the build, takes the JIT;
+* its stamp (``aot_build.stamp``: the kernels' source files, the host CPU's name and
+  features) must equal this process's: another CPU, or a source edited after the build,
+  takes the JIT;
 * Numba must compile for the host as is: ``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``,
   ``NUMBA_DISABLE_JIT`` or ``NUMBA_BOUNDSCHECK`` set means the JIT (tests build the AVX2 and
   generic kernels that way);
@@ -20,45 +21,26 @@ The module is used only where it was built for what would otherwise run:
 
 A call site asks ``kernel(name, jit)`` for the compiled function of an export, or gets the
 Numba dispatcher ``jit`` back. The compiled functions do not check their arguments' types
-as a dispatcher does: each call site passes exactly the types of its export's signature
-(``tests/test_aot.py`` holds every export to its dispatcher, byte for byte).
+as a dispatcher does, so ``kernel`` is for the hot call sites whose types are fixed (the
+small-blob and chunk paths); the others ask ``checked(name, jit)``, which runs the export
+only for arguments of exactly its types and the dispatcher for any others.
+``tests/test_aot.py`` holds every export to its dispatcher, byte for byte.
 """
 
-import hashlib
 import importlib
 import os
-from pathlib import Path
+
+import numpy as np
+
+from .aot_build import export_name, exports, stamp  # noqa: F401  (export_name: for the call sites)
 
 #: the extension module ``aot_build`` writes
 MODULE = "spherecodec._kernels_aot"
 #: environment variable: "0" keeps the compiled kernels unused (every kernel by Numba's JIT)
 ENV = "SPHERECODEC_AOT"
 
-_HERE = Path(__file__).resolve().parent
 _module = None  # the loaded module, False when not used, None until looked up
 _reason = "not looked up yet"
-
-
-def stamp():
-    """A 64-bit digest of what the compiled kernels depend on: the source of every kernel
-    module and of ``aot_build`` (the exports and their signatures), and the host CPU's name
-    and features as Numba's JIT sees them. The build stores it in the module; a process
-    uses the module only if its own stamp is the same."""
-    from llvmlite import binding as llvm
-    from numba.core.codegen import get_host_cpu_features
-
-    digest = hashlib.sha256()
-    for path in sorted((_HERE / "kernels").glob("*.py")) + [_HERE / "aot_build.py"]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(llvm.get_host_cpu_name().encode() + b"\0" + get_host_cpu_features().encode())
-    return int.from_bytes(digest.digest()[:8], "little")
-
-
-def export_name(kernel, *choices):
-    """The export of ``kernel`` built for ``choices`` (ints or bools: a ``VECTOR_ENCODE``
-    kind, the vector decoder or not, groups), e.g. ``decode_chunks_1``: a call site whose
-    choices differ from the build host's (tests set them) finds no export."""
-    return "_".join([kernel, *(str(int(c)) for c in choices)])
 
 
 def jit_settings_changed():
@@ -104,6 +86,66 @@ def kernel(name, jit):
     Numba dispatcher, which compiles at its first call)."""
     module = _load() if _module is None else _module
     return getattr(module, name, jit) if module else jit
+
+
+def checked(name, jit):
+    """``kernel`` for call sites whose arguments' types may vary: a callable that runs the
+    export ``name`` for arguments of exactly its signature (``aot_build``: C-contiguous
+    ndarrays of its dtypes and dimensions, writable where its type is; numbers of its
+    kinds) and ``jit`` for any others. ``jit`` itself when the module is not used."""
+    module = _load() if _module is None else _module
+    compiled = getattr(module, name, None) if module else None
+    if compiled is None:
+        return jit
+    call = _checked.get((name, jit))
+    if call is None:
+        call = _checked[name, jit] = _Checked(compiled, jit, _argument_checks(name))
+    return call
+
+
+class _Checked:
+    """An export and its dispatcher: the export for arguments of its types."""
+
+    __slots__ = ("compiled", "jit", "checks")
+
+    def __init__(self, compiled, jit, checks):
+        self.compiled, self.jit, self.checks = compiled, jit, checks
+
+    def fits(self, args):
+        """Whether ``args`` have exactly the export's types."""
+        return len(args) == len(self.checks) and all(check(a) for check, a in zip(self.checks, args))
+
+    def __call__(self, *args):
+        return (self.compiled if self.fits(args) else self.jit)(*args)
+
+
+_checked = {}
+_signatures = None
+
+
+def _argument_checks(name):
+    global _signatures
+    if _signatures is None:
+        _signatures = {export: signature for export, _, signature in exports()}
+    return tuple(_check_for(t) for t in _signatures[name].args)
+
+
+def _check_for(argument_type):
+    """A predicate: does a Python argument have ``argument_type`` (a Numba type) exactly?"""
+    from numba.core import types
+
+    flags = (bool, np.bool_)
+    if isinstance(argument_type, types.Array):
+        dtype, ndim, writes = np.dtype(str(argument_type.dtype)), argument_type.ndim, argument_type.mutable
+        return lambda a: (type(a) is np.ndarray and a.dtype == dtype and a.ndim == ndim and a.flags.c_contiguous
+                          and (a.flags.writeable or not writes))
+    if isinstance(argument_type, types.Boolean):
+        return lambda a: isinstance(a, flags)
+    if isinstance(argument_type, types.Integer):
+        return lambda a: isinstance(a, (int, np.integer)) and not isinstance(a, flags)
+    if isinstance(argument_type, types.Float):
+        return lambda a: isinstance(a, (int, float, np.integer, np.floating)) and not isinstance(a, flags)
+    raise TypeError(f"no argument check for {argument_type}")
 
 
 def status():

@@ -1,33 +1,65 @@
-"""Build step: compile the kernels ``spherecodec.aot`` loads, with Numba's ahead-of-time
-compiler (``numba.pycc``), into the extension module ``spherecodec._kernels_aot``.
+"""The kernels compiled ahead of time: their table (``exports``, which ``spherecodec.aot``
+reads at run time too), the stamp a build must match, and the build step, which compiles
+them with Numba's ahead-of-time compiler (``numba.pycc``) into the extension module
+``spherecodec._kernels_aot``.
 
 ``setup.py``'s ``build_ext`` calls ``build(target)`` in a process of its own, with an empty
 Numba cache, so that nothing compiled or cached before (or a kernel cache in a source tree)
-is linked in. This module imports only the kernels (``kernels/``), ``aot`` and Numba; the
-build's process stubs the ``spherecodec`` package, so that its ``__init__`` (and the runtime
+is linked in. This module imports only the kernels (``kernels/``) and Numba; the build's
+process stubs the ``spherecodec`` package, so that its ``__init__`` (and the runtime
 dependencies it imports) is not needed to build.
 
-The exports are the kernels a first encode and decode of float32 with the default exact
-codec call from Python, each with the one signature its call site passes
-(``spherecodec.aot``: the compiled functions do not check types). Export names carry the
-choices a kernel is built for (``VECTOR_ENCODE`` kind, vector or scalar decoder, groups), so
-that a call site whose choice differs (tests set them) finds no export and takes the JIT.
+The exports are the kernels that first encodes and decodes call from Python, each with the
+one signature its call site passes (``spherecodec.aot``: the compiled functions do not
+check types). Export names carry the choices a kernel is built for (``VECTOR_ENCODE`` kind,
+vector or scalar decoder, groups), so that a call site whose choice differs (tests set
+them) finds no export and takes the JIT.
 """
 
+import hashlib
 from pathlib import Path
 
 from numba import types
 
-from .aot import export_name, stamp
-from .kernels import bits, checksum, memory, rans, rans_blob, rans_core, rans_simd, shape
+from .kernels import (bits, checksum, grid, kmeans, memory, predict, quant, rabitq, rans, rans_blob, rans_core,
+                      rans_simd, shape, spherical)
 
-_U8 = types.Array(types.uint8, 1, "C")
-_U8_READ = types.Array(types.uint8, 1, "C", readonly=True)
-_U16 = types.Array(types.uint16, 1, "C")
-_U32 = types.Array(types.uint32, 1, "C")
-_I64 = types.Array(types.int64, 1, "C")
-_U64 = types.Array(types.uint64, 1, "C")
-_i64, _u64, _bool = types.int64, types.uint64, types.boolean
+_HERE = Path(__file__).resolve().parent
+
+
+def stamp():
+    """A 64-bit digest of what the compiled kernels depend on: the source of every kernel
+    module and of ``aot_build`` (the exports and their signatures), and the host CPU's name
+    and features as Numba's JIT sees them. The build stores it in the module; a process
+    uses the module only if its own stamp is the same."""
+    from llvmlite import binding as llvm
+    from numba.core.codegen import get_host_cpu_features
+
+    digest = hashlib.sha256()
+    for path in sorted((_HERE / "kernels").glob("*.py")) + [_HERE / "aot_build.py"]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(llvm.get_host_cpu_name().encode() + b"\0" + get_host_cpu_features().encode())
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
+def export_name(kernel, *choices):
+    """The export of ``kernel`` built for ``choices`` (ints or bools: a ``VECTOR_ENCODE``
+    kind, the vector decoder or not, groups), e.g. ``decode_chunks_1``: a call site whose
+    choices differ from the build host's (tests set them) finds no export."""
+    return "_".join([kernel, *(str(int(c)) for c in choices)])
+
+
+def _array(dtype, ndim=1, readonly=False):
+    return types.Array(dtype, ndim, "C", readonly=readonly)
+
+
+_U8, _U16, _U32, _I64, _U64 = (_array(t) for t in (types.uint8, types.uint16, types.uint32, types.int64, types.uint64))
+_U8_READ = _array(types.uint8, readonly=True)
+_F32, _F64 = _array(types.float32), _array(types.float64)
+_F32_2, _F64_2, _I64_2, _U8_2, _U32_2, _U64_2 = (_array(t, 2) for t in (
+    types.float32, types.float64, types.int64, types.uint8, types.uint32, types.uint64))
+_F32_3 = _array(types.float32, 3)
+_i64, _u64, _f64, _bool, _none = types.int64, types.uint64, types.float64, types.boolean, types.none
 
 
 def exports():
@@ -60,6 +92,50 @@ def exports():
         # the one-call chunk decoder (exact.decode_coded_chunks)
         (export_name("decode_chunks", vector), rans_blob.chunks_decoder(vector),
          _i64(_U8_READ, _I64, _U64, _i64, _i64, _bool, _bool, _i64, _U32, _U64, _U32, _U16, _I64, _I64)),
+    ] + _other_codecs(vector, kind)
+
+
+def _other_codecs(vector, kind):
+    """The kernels the other codecs' first encode and decode call from Python (what
+    ``spherecodec bench --sample`` compiled longest): the entropy coder's symbol streams,
+    exact levels 2-5, grid, sphere, pq, rabitq, int8/int4. Their call sites take them
+    through ``aot.checked``, which runs them only for arguments of exactly these types."""
+    wide16 = _i64(_U16, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)
+    vector_decoder = [("decode_vector", rans_simd.decode_vector, _i64(_U8_READ, _U32, _U16, _i64, _U16, _U64, _i64))]
+    return [
+        # entropy: 8-lane streams of uint32 symbols, wide streams of uint16, tables, decoders
+        ("encode_stream_8", rans.encode_stream_8, _i64(_U32, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)),
+        (export_name("encode_stream_wide_u16", 2, kind), rans.wide_stream_encoder(2, kind), wide16),
+        (export_name("encode_stream_wide_u16", 4, kind), rans.wide_stream_encoder(4, kind), wide16),
+        ("quantize_counts", rans.quantize_counts, _I64(_I64, _i64, _i64)),
+        ("rans_decode_symbols", rans.rans_decode_symbols, _i64(_U8_READ, _U32, _U16, _i64, _U32)),
+        *(vector_decoder if vector else []),
+        # exact levels 2-5 (codecs/exact_models.py)
+        ("predict_rows", predict.predict_rows, _none(_F32_2, _F32_2, _F32, _F32_2)),
+        ("context_histogram", predict.context_histogram, _none(_U32_2, _U8_2, _I64_2)),
+        ("count_contexts", predict.count_contexts,
+         _none(_F32_2, _U32_2, _F32_2, _F32, _F32, _F32, _I64, _i64, _U8_2, _I64_2, _F32_2)),
+        ("encode_contexts", predict.encode_contexts, _i64(_U32_2, _U8_2, _U64_2, _i64, _U8)),
+        ("decode_contexts", predict.decode_contexts,
+         _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _F32_2, _F32, _F32, _F32, _I64, _i64, _U32_2, _F32_2)),
+        # grid and sphere (codecs/grid.py, sphere.py, columns.py)
+        ("grid_quantize", grid.grid_quantize, _none(_F32_2, _f64, _I64_2, _F32_2)),
+        ("column_order_keys", grid.column_order_keys, _F64(_I64_2, _i64)),
+        ("desymbolize", grid.desymbolize, _i64(_U16, _I64, _i64, _U32, _I64_2)),
+        ("apply_exceptions", grid.apply_exceptions, _i64(_U8_READ, _i64, _F32)),
+        ("transpose_rows", spherical.transpose_rows, _none(_F32_2, _F32_2)),
+        ("sphere_cos_prepare", spherical.sphere_cos_prepare,
+         _none(_F32_2, _F32_2, _f64, _f64, _f64, _F32, _F64, _F64, _I64, _U32, _I64)),
+        ("sphere_quantize_last", spherical.sphere_quantize_last,
+         _none(_F32_2, _F32_2, _F32, _F64, _f64, _f64, _I64, _I64, _I64, _U32, _I64)),
+        ("sphere_cos_keys", spherical.sphere_cos_keys, _F64(_F32_2, _F64, _I64_2, _i64)),
+        ("sphere_reconstruct_last", spherical.sphere_reconstruct_last, _i64(_I64, _I64, _F64, _f64, _F32_2)),
+        # pq, rabitq, int8/int4
+        ("train_subspaces", kmeans.train_subspaces, _f64(_F32_2, _I64_2, _i64, _F32_3)),
+        ("pq_encode", kmeans.pq_encode, _i64(_F32_2, _F32_3, _U8_2)),
+        ("encode_rows", rabitq.encode_rows, _i64(_F32_2, _F64, _F64_2, _i64, _f64, _i64, _U8_2, _F64, _F64, _U16)),
+        ("decode_rows", rabitq.decode_rows, _none(_U8_2, _F64, _F64, _F32, _F64_2, _i64, _f64, _i64, _F32_2)),
+        ("quantize_affine", quant.quantize_affine, _i64(_F32_2, _F32, _F64, _i64, _i64, _U8_2)),
     ]
 
 

@@ -64,7 +64,7 @@ def quantize_frequencies(counts, precision):
         raise ValueError(f"{used} distinct symbols need more than {precision}-bit precision")
     if counts.size < 2:
         raise ValueError("an alphabet has at least 2 symbols")
-    return _rans.quantize_counts(counts, precision, _CAP_SHIFT)
+    return aot.checked("quantize_counts", _rans.quantize_counts)(counts, precision, _CAP_SHIFT)
 
 
 def choose_precision(n_used, min_precision=MIN_PRECISION):
@@ -143,11 +143,14 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
             encode_wide = _rans.wide_stream_encoder(groups, kind)  # compiles only its own steps
             if values.dtype == np.uint32 and out.dtype == np.uint8 and out.flags.c_contiguous and out.ndim == 1:
                 encode_wide = aot.kernel(aot.export_name("encode_stream_wide", groups, kind), encode_wide)
+            else:  # other symbols (uint16: the lossy codecs' columns), by the export's signature
+                encode_wide = aot.checked(aot.export_name("encode_stream_wide_u16", groups, kind), encode_wide)
             return encode_wide(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
         finally:
             _recycle([scratch])
     scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)
-    return _rans.encode_stream_8(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
+    encode_8 = aot.checked("encode_stream_8", _rans.encode_stream_8)
+    return encode_8(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
 
 
 def _encode_constriction(values, shift, nraw, counts, count, out, pos):
@@ -245,7 +248,8 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
                 decode = aot.kernel("rans_decode_values", decode)
             status = decode(body, slot_table, slot_symbol, precision, out, raw20)
         else:
-            status = _rans.rans_decode_symbols(body, slot_table, slot_symbol, precision, out)
+            decode = aot.checked("rans_decode_symbols", _rans.rans_decode_symbols)
+            status = decode(body, slot_table, slot_symbol, precision, out)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
     elif backend_id in (BACKEND_NUMBA32, BACKEND_NUMBA64):
@@ -262,7 +266,8 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
             status = _rans32.decode_vector_fused(body, slot_table, slot_symbol, precision, out, raw20, table,
                                                  groups)
         elif _rans32.VECTOR:
-            status = _rans32.decode_vector(body, slot_table, slot_symbol, precision, out, table, groups)
+            decode = aot.checked("decode_vector", _rans32.decode_vector)
+            status = decode(body, slot_table, slot_symbol, precision, out, table, groups)
         else:
             fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
             status = _rans32.decode_scalar(body, slot_table, slot_symbol, precision, out, fused, groups)

@@ -8,7 +8,7 @@ rANS, one stream per group of columns, and raw low bits (``kernels.grid``).
 
 import numpy as np
 
-from .. import entropy
+from .. import aot, entropy
 from ..errors import CorruptBlobError
 from ..kernels import grid as kg
 from ..kernels.rans import read_varint, write_varint
@@ -41,7 +41,7 @@ def choose_groups(codes, paired=False):
     """
     ncols, n = codes.shape
     # a sample of the rows tells the columns' statistics well enough
-    keys = kg.column_order_keys(codes, key_stride(n, paired))
+    keys = aot.checked("column_order_keys", kg.column_order_keys)(codes, key_stride(n, paired))
     return groups_from_keys(keys, n)
 
 
@@ -198,7 +198,7 @@ def decode_columns(payload, pos, codes, paired=False):
     raw32 = scratch("grid.raw32", (nraw + 3) // 4 + 2, np.uint32)  # two zero words of padding
     raw32.view(np.uint8)[:nraw] = payload[pos:pos + nraw]
     raw32.view(np.uint8)[nraw:] = 0
-    used = kg.desymbolize(syms, perm, m, raw32, codes)
+    used = aot.checked("desymbolize", kg.desymbolize)(syms, perm, m, raw32, codes)
     if (used + 7) // 8 != nraw:
         raise CorruptBlobError(f"raw section of {nraw} bytes does not match its {used} bits")
     return pos + nraw
@@ -221,7 +221,7 @@ def write_exceptions(index, delta, out):
 
 def decode_exceptions(payload, pos, out_flat):
     """Patch ``out_flat`` with the exceptions at ``payload[pos:]``; return the end pos."""
-    end = kg.apply_exceptions(payload, pos, out_flat)
+    end = aot.checked("apply_exceptions", kg.apply_exceptions)(payload, pos, out_flat)
     if end < 0:
         raise CorruptBlobError("malformed exception list")
     return end

@@ -39,7 +39,7 @@ import weakref
 
 import numpy as np
 
-from .. import entropy
+from .. import aot, entropy
 from ..errors import CorruptBlobError
 from ..kernels import predict as _pk
 from ..kernels import rans as _rans
@@ -146,7 +146,7 @@ class Model:
                 gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, top, d)
                 _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
                 counts[ci, buckets] = np.zeros((top * buckets, _pk.ALPHABET), dtype=np.int64)
-                _pk.context_histogram(probe_bits, ctx, counts[ci, buckets])
+                aot.checked("context_histogram", _pk.context_histogram)(probe_bits, ctx, counts[ci, buckets])
             out = {}
             for ci, buckets, classes in layouts:
                 full = counts[0 if buckets == 1 else ci, buckets].reshape(classes, top // classes, buckets, -1)
@@ -164,7 +164,7 @@ class Model:
         for K in _predictor_choices(level, d):
             coef, bias, coef_bits = _quantized_predictor(cov, mu, K)
             pred = np.empty(probe.shape, dtype=np.float32)
-            _pk.predict_rows(probe, coef, bias, pred)
+            aot.checked("predict_rows", _pk.predict_rows)(probe, coef, bias, pred)
             sr = (probe64 - pred).std(axis=0) if probe.size else np.zeros(d)
             cost, _ = layout_costs(pred, sr, coef_bits, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
@@ -187,8 +187,9 @@ class Model:
         _, coef, bias, buckets, classes, gain, offset, colcls = best
         ctx = np.empty((n, d), dtype=np.uint8)
         counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-        _pk.count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets,
-                           buckets, ctx, counts, np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
+        count_contexts = aot.checked("count_contexts", _pk.count_contexts)
+        count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets,
+                       buckets, ctx, counts, np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
         # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
         precision = 12 if used <= 2048 else 13
@@ -325,7 +326,8 @@ class Model:
         total = n * d
         ctx = self._contexts(rows)
         body = np.empty(2 * total + 16, dtype=np.uint8)
-        start = _pk.encode_contexts(bits, ctx, self._encoder_tables(), self.precision, body)
+        encode_contexts = aot.checked("encode_contexts", _pk.encode_contexts)
+        start = encode_contexts(bits, ctx, self._encoder_tables(), self.precision, body)
         if start < 0:
             return None
         nraw = raw_size(total, RAW_BITS)
@@ -354,9 +356,10 @@ class Model:
         slot_symbol, symbol_entry = self._slots
         bits = out.view(np.uint32)
         pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
-        status = _pk.decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol,
-                                     symbol_entry, self.precision, self.coef, self.bias, self.gain, self.offset,
-                                     self.base, self.buckets, bits, pred)
+        decode_contexts = aot.checked("decode_contexts", _pk.decode_contexts)
+        status = decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol,
+                                 symbol_entry, self.precision, self.coef, self.bias, self.gain, self.offset,
+                                 self.base, self.buckets, bits, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
 

@@ -13,6 +13,7 @@ import struct
 
 import numpy as np
 
+from .. import aot
 from ..errors import CorruptBlobError
 from ..scratch import scratch
 from ..kernels import grid as kg
@@ -105,7 +106,7 @@ class GridCodec(BoundedCodec):
         step = step_for(self.max_abs_error)
         codes = np.empty((d, n), dtype=np.int64)
         xhat = np.empty((n, d), dtype=np.float32)
-        kg.grid_quantize(rows, step, codes, xhat)
+        aot.checked("grid_quantize", kg.grid_quantize)(rows, step, codes, xhat)
         out = ChunkWriter(3 * rows.nbytes // 4)
         out.append(head(step))
         encode_columns(codes, out)

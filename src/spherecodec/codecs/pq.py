@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import aot
 from ..errors import CorruptBlobError
 from ..kernels import kmeans as _km
 from ..kernels import quant as _kq
@@ -120,7 +121,7 @@ class PQCodec(CodesCodec):
             n = limit
         init_ids = np.stack([rng.choice(n, k, replace=False) for _ in range(m)]).astype(np.int64)
         codebooks = np.empty((m, k, dim // m), dtype=np.float32)
-        _km.train_subspaces(np.ascontiguousarray(rows), init_ids, self.niter, codebooks)
+        aot.checked("train_subspaces", _km.train_subspaces)(np.ascontiguousarray(rows), init_ids, self.niter, codebooks)
         return PQState(codebooks)
 
     def expansion_bound(self, state):
@@ -152,7 +153,7 @@ class PQCodec(CodesCodec):
     def _code_rows(self, rows, state, out):
         # serial: the container already runs chunks in threads, and Numba's parallel
         # kernels must not be entered from several threads at once
-        return _km.pq_encode(rows, state.codebooks, out)
+        return aot.checked("pq_encode", _km.pq_encode)(rows, state.codebooks, out)
 
     def _raw_size(self, n_codes):
         return (n_codes * self.nbits + 7) // 8

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import aot
 from .. import entropy as _entropy
 from ..errors import CorruptBlobError
 from ..kernels import quant as _k
@@ -359,7 +360,8 @@ class _AffineCodec(CodesCodec):
         return state.dim
 
     def _code_rows(self, rows, state, out):
-        return _k.quantize_affine(rows, state.offset, state.inv_scale, self.cmin, self.cmax, out)
+        quantize = aot.checked("quantize_affine", _k.quantize_affine)
+        return quantize(rows, state.offset, state.inv_scale, self.cmin, self.cmax, out)
 
     def _raw(self, codes):
         raise NotImplementedError

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import aot
 from ..errors import CorruptBlobError
 from ..kernels import rabitq as _k
 from .base import SearchableCodec
@@ -187,8 +188,9 @@ class RabitqCodec(QuantCodec, SearchableCodec):
         factor = np.empty(n, dtype=np.float64)
         offset = np.empty(n, dtype=np.float64)
         cosine = np.empty(n, dtype=np.uint16)
-        bad = _k.encode_rows(rows, state.center.astype(np.float64), state.signs, state.length, state.scale,
-                             self.bits, codes, factor, offset, cosine)
+        encode_rows = aot.checked("encode_rows", _k.encode_rows)
+        bad = encode_rows(rows, state.center.astype(np.float64), state.signs, state.length, state.scale,
+                          self.bits, codes, factor, offset, cosine)
         if bad:
             raise ValueError(f"codec 'rabitq' cannot code NaN or infinite values ({bad} rows hold some); "
                              "drop or repair those rows first")
@@ -254,8 +256,9 @@ class RabitqCodec(QuantCodec, SearchableCodec):
 
     def decode_chunk(self, payload, out, state):
         c = self.decode_codes_chunk(payload, out.shape[0], state)
-        _k.decode_rows(c.codes, c.factor, c.offset, state.center, state.signs, state.length, state.scale,
-                       self.bits, out)
+        decode_rows = aot.checked("decode_rows", _k.decode_rows)
+        decode_rows(c.codes, c.factor, c.offset, state.center, state.signs, state.length, state.scale,
+                    self.bits, out)
 
 
 __all__ = ["RabitqCodec", "RabitqState", "RabitqCodes", "EPSILON0", "rotation_signs"]

@@ -25,6 +25,7 @@ Rows of one value (d = 1) are coded like the grid codec.
 
 import numpy as np
 
+from .. import aot
 from ..errors import CorruptBlobError
 from ..scratch import scratch
 from ..kernels import grid as kg
@@ -60,8 +61,8 @@ def quantize_rows(rows, step, max_abs_error):
     scratch = np.empty((2, n), dtype=np.float64)
     ks.sphere_quantize(xt, rows, radius, step, max_abs_error, codes[:d - 2], scratch,
                        index, delta, count)
-    ks.sphere_quantize_last(xt, rows, norms32, radius, step, max_abs_error,
-                            codes[d - 1], codes[d - 2], index, delta, count)
+    quantize_last = aot.checked("sphere_quantize_last", ks.sphere_quantize_last)
+    quantize_last(xt, rows, norms32, radius, step, max_abs_error, codes[d - 1], codes[d - 2], index, delta, count)
     codes[d] = norms32.view(np.uint32).astype(np.int64) - _NORM_REF
     cnt = int(count[0])
     order = np.argsort(index[:cnt], kind="stable")
@@ -74,7 +75,8 @@ def reconstruct_rows(codes, step, out):
     radius = _stored_norms(codes, d)
     out_t = np.empty((d, n), dtype=np.float32)
     status = ks.sphere_reconstruct(codes[:d - 2], radius, step, out_t)
-    status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, out_t)
+    reconstruct_last = aot.checked("sphere_reconstruct_last", ks.sphere_reconstruct_last)
+    status |= reconstruct_last(codes[d - 1], codes[d - 2], radius, step, out_t)
     if status != ks.STATUS_OK:
         raise CorruptBlobError("an angle code lies outside its range")
     out[...] = out_t.T
@@ -99,7 +101,7 @@ class CosineQuantized:
         n, d = rows.shape
         self.step = step
         self.xt = scratch("sphere.xt", (d, n), np.float32)
-        ks.transpose_rows(rows, self.xt)
+        aot.checked("transpose_rows", ks.transpose_rows)(rows, self.xt)
         norms32 = np.empty(n, dtype=np.float32)
         self.scale = np.empty(n, dtype=np.float64)
         radius = np.empty(n, dtype=np.float64)
@@ -107,12 +109,14 @@ class CosineQuantized:
         index = scratch("sphere.index", n * d, np.int64)
         delta = scratch("sphere.delta", n * d, np.uint32)
         count = np.zeros(1, dtype=np.int64)
-        ks.sphere_cos_prepare(self.xt, rows, _MAX_NORM_STEPS * step, step, max_abs_error,
-                              norms32, self.scale, radius, index, delta, count)
+        cos_prepare = aot.checked("sphere_cos_prepare", ks.sphere_cos_prepare)
+        cos_prepare(self.xt, rows, _MAX_NORM_STEPS * step, step, max_abs_error,
+                    norms32, self.scale, radius, index, delta, count)
         # the last pair's codes q_{d-2}, c and the norms' codes
         self.extra = np.empty((3, n), dtype=np.int64)
-        ks.sphere_quantize_last(self.xt, rows, norms32, radius, step, max_abs_error,
-                                self.extra[1], self.extra[0], index, delta, count)
+        quantize_last = aot.checked("sphere_quantize_last", ks.sphere_quantize_last)
+        quantize_last(self.xt, rows, norms32, radius, step, max_abs_error,
+                      self.extra[1], self.extra[0], index, delta, count)
         self.extra[2] = norms32.view(np.uint32).astype(np.int64) - _NORM_REF
         cnt = int(count[0])
         order = np.argsort(index[:cnt], kind="stable")
@@ -129,7 +133,8 @@ class CosineQuantized:
     def write_codes(self, out):
         """Append the codes to ``out`` (a ``columns.ChunkWriter``), as ``encode_columns``."""
         d, n = self.xt.shape
-        keys = ks.sphere_cos_keys(self.xt, self.scale, self.extra, key_stride(n, paired=True))
+        cos_keys = aot.checked("sphere_cos_keys", ks.sphere_cos_keys)
+        keys = cos_keys(self.xt, self.scale, self.extra, key_stride(n, paired=True))
         ids, groups = groups_from_keys(keys, n)
 
         def symbolize(perm, m, syms, raw32, counts, group_of):
@@ -155,10 +160,11 @@ def reconstruct_rows_cos(codes, step, out):
     radius = np.empty(n, dtype=np.float64)
     xt = scratch("sphere.xt", (d, n), np.float32)
     status = ks.sphere_reconstruct_cos(codes[:d - 2], norms, step, radius, xt)
-    status |= ks.sphere_reconstruct_last(codes[d - 1], codes[d - 2], radius, step, xt)
+    reconstruct_last = aot.checked("sphere_reconstruct_last", ks.sphere_reconstruct_last)
+    status |= reconstruct_last(codes[d - 1], codes[d - 2], radius, step, xt)
     if status != ks.STATUS_OK:
         raise CorruptBlobError("an angle code lies outside its range")
-    ks.transpose_rows(xt, out)
+    aot.checked("transpose_rows", ks.transpose_rows)(xt, out)
 
 
 @register_codec
