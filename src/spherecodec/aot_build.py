@@ -97,19 +97,40 @@ def exports():
 
 def _other_codecs(vector, kind):
     """The kernels the other codecs' first encode and decode call from Python (what
-    ``spherecodec bench --sample`` compiled longest): the entropy coder's symbol streams,
-    exact levels 2-5, grid, sphere, pq, rabitq, int8/int4. Their call sites take them
-    through ``aot.checked``, which runs them only for arguments of exactly these types."""
-    wide16 = _i64(_U16, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)
-    vector_decoder = [("decode_vector", rans_simd.decode_vector, _i64(_U8_READ, _U32, _U16, _i64, _U16, _U64, _i64))]
+    ``spherecodec bench --sample`` compiled longest) and the exact codec's other dtypes and
+    modes (bfloat16, float16, float32 that was either, zero masks): the entropy coder's
+    symbol streams, exact levels 2-5, grid, sphere, pq, rabitq, int8/int4. Their call sites
+    take them through ``aot.checked``, which runs them only for arguments of exactly these
+    types."""
+
+    def stream(values):
+        return _i64(values, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)
+
+    def nibbles(out):
+        return _i64(_U8_READ, _U32, _U16, _i64, out, _U8_READ, _i64, _U64, _i64)
+
+    vector_decoders = [
+        ("decode_vector_uint8", rans_simd.decode_vector, _i64(_U8_READ, _U32, _U16, _i64, _U8, _U64, _i64)),
+        ("decode_vector_uint16", rans_simd.decode_vector, _i64(_U8_READ, _U32, _U16, _i64, _U16, _U64, _i64)),
+        ("decode_vector_uint32", rans_simd.decode_vector, _i64(_U8_READ, _U32, _U16, _i64, _U32, _U64, _i64)),
+        ("decode_vector_nibbles_uint16", rans_simd.decode_vector_nibbles, nibbles(_U16)),  # bfloat16
+        ("decode_vector_nibbles_uint32", rans_simd.decode_vector_nibbles, nibbles(_U32)),  # float32 that was
+        ("decode_vector_fused", rans_simd.decode_vector_fused,
+         _i64(_U8_READ, _U32, _U16, _i64, _U32, _U8_READ, _U64, _i64)),
+    ]
     return [
-        # entropy: 8-lane streams of uint32 symbols, wide streams of uint16, tables, decoders
-        ("encode_stream_8", rans.encode_stream_8, _i64(_U32, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)),
-        (export_name("encode_stream_wide_u16", 2, kind), rans.wide_stream_encoder(2, kind), wide16),
-        (export_name("encode_stream_wide_u16", 4, kind), rans.wide_stream_encoder(4, kind), wide16),
+        # entropy (named by their symbols' dtype): the exact codec's zero masks (uint8), the
+        # lossy codecs' columns (uint16), levels 2-5's coefficients (uint32)
+        ("encode_stream_8_uint8", rans.encode_stream_8, stream(_U8)),
+        ("encode_stream_8_uint32", rans.encode_stream_8, stream(_U32)),
+        *((export_name(f"encode_stream_wide_{name}", groups, kind), rans.wide_stream_encoder(groups, kind),
+           stream(values)) for name, values, groups in (("uint8", _U8, 2), ("uint16", _U16, 2), ("uint16", _U16, 4))),
         ("quantize_counts", rans.quantize_counts, _I64(_I64, _i64, _i64)),
-        ("rans_decode_symbols", rans.rans_decode_symbols, _i64(_U8_READ, _U32, _U16, _i64, _U32)),
-        *(vector_decoder if vector else []),
+        ("rans_decode_symbols_uint8", rans.rans_decode_symbols, _i64(_U8_READ, _U32, _U16, _i64, _U8)),
+        ("rans_decode_symbols_uint32", rans.rans_decode_symbols, _i64(_U8_READ, _U32, _U16, _i64, _U32)),
+        *(vector_decoders if vector else []),
+        # float16 values' low bits (exact codec, and its mode 4)
+        ("merge_low_bits_shifted_uint16", bits.merge_low_bits_shifted, _none(_U16, _U8_READ, _i64, _i64)),
         # exact levels 2-5 (codecs/exact_models.py)
         ("predict_rows", predict.predict_rows, _none(_F32_2, _F32_2, _F32, _F32_2)),
         ("context_histogram", predict.context_histogram, _none(_U32_2, _U8_2, _I64_2)),

@@ -143,13 +143,14 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
             encode_wide = _rans.wide_stream_encoder(groups, kind)  # compiles only its own steps
             if values.dtype == np.uint32 and out.dtype == np.uint8 and out.flags.c_contiguous and out.ndim == 1:
                 encode_wide = aot.kernel(aot.export_name("encode_stream_wide", groups, kind), encode_wide)
-            else:  # other symbols (uint16: the lossy codecs' columns), by the export's signature
-                encode_wide = aot.checked(aot.export_name("encode_stream_wide_u16", groups, kind), encode_wide)
+            else:  # other symbols (the lossy codecs' columns, masks), by the export's signature
+                name = aot.export_name(f"encode_stream_wide_{values.dtype.name}", groups, kind)
+                encode_wide = aot.checked(name, encode_wide)
             return encode_wide(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
         finally:
             _recycle([scratch])
     scratch = _scratch("rans.encode", _rans.encode_scratch_size(n), np.uint8)
-    encode_8 = aot.checked("encode_stream_8", _rans.encode_stream_8)
+    encode_8 = aot.checked(f"encode_stream_8_{values.dtype.name}", _rans.encode_stream_8)
     return encode_8(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
 
 
@@ -248,7 +249,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
                 decode = aot.kernel("rans_decode_values", decode)
             status = decode(body, slot_table, slot_symbol, precision, out, raw20)
         else:
-            decode = aot.checked("rans_decode_symbols", _rans.rans_decode_symbols)
+            decode = aot.checked(f"rans_decode_symbols_{out.dtype.name}", _rans.rans_decode_symbols)
             status = decode(body, slot_table, slot_symbol, precision, out)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("rANS stream does not decode cleanly")
@@ -259,14 +260,14 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
         if _rans32.VECTOR:
             table = _scratch("rans.vector_table", _rans32.table_size(precision), np.uint64)
         if _rans32.VECTOR and raw4 is not None and out.dtype in (np.uint16, np.uint32):
-            status = _rans32.decode_vector_nibbles(body, slot_table, slot_symbol, precision, out, raw4,
-                                                   shift, table, groups)
+            decode = aot.checked(f"decode_vector_nibbles_{out.dtype.name}", _rans32.decode_vector_nibbles)
+            status = decode(body, slot_table, slot_symbol, precision, out, raw4, shift, table, groups)
             raw4 = None  # merged
         elif _rans32.VECTOR and raw20 is not None:
-            status = _rans32.decode_vector_fused(body, slot_table, slot_symbol, precision, out, raw20, table,
-                                                 groups)
+            decode = aot.checked("decode_vector_fused", _rans32.decode_vector_fused)
+            status = decode(body, slot_table, slot_symbol, precision, out, raw20, table, groups)
         elif _rans32.VECTOR:
-            decode = aot.checked("decode_vector", _rans32.decode_vector)
+            decode = aot.checked(f"decode_vector_{out.dtype.name}", _rans32.decode_vector)
             status = decode(body, slot_table, slot_symbol, precision, out, table, groups)
         else:
             fused = raw20 if raw20 is not None else np.empty(0, dtype=np.uint8)
@@ -278,7 +279,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
         if raw20 is not None:
             merge_low_bits(out, raw20, _core.FLOAT32_RAW_BITS)
     if raw4 is not None:
-        merge_low_bits_shifted(out, raw4, 4, shift)
+        aot.checked(f"merge_low_bits_shifted_{out.dtype.name}", merge_low_bits_shifted)(out, raw4, 4, shift)
     return pos
 
 

@@ -340,7 +340,8 @@ class ExactCodec(Codec):
         end = entropy.decode_stream(payload, pos + nraw, 1 << symbol_bits, values, raw20=raw if fuse else None,
                                     raw4=raw if nibbles else None, shift=t)
         if not (fuse or nibbles) and (low or t):
-            merge_low_bits_shifted(values, raw, low, t)
+            merge = aot.checked(f"merge_low_bits_shifted_{values.dtype.name}", merge_low_bits_shifted)
+            merge(values, raw, low, t)
         return end
 
     def _decode_sparse(self, payload, values, symbol_bits, raw_bits):
