@@ -216,6 +216,19 @@ def test_a_build_for_other_sources_or_another_cpu_is_not_used(monkeypatch):
     assert aot.kernel("decode_blob_8", jit) is jit
 
 
+def test_a_stamp_that_cannot_be_computed_leaves_the_jit(monkeypatch):
+    # sources that cannot be read (say): no exception in the caller's encode, the JIT's kernels
+
+    def unreadable():
+        raise PermissionError("kernels/rans.py")
+
+    monkeypatch.setattr(aot, "_module", None)
+    monkeypatch.setattr(aot, "stamp", unreadable)
+    assert aot.status() == (False, "stamp not computed (PermissionError('kernels/rans.py'))")
+    x = load_sample()[:3]
+    assert_same_bits(spherecodec.decode(spherecodec.encode(x)), x)
+
+
 def test_the_compiled_kernels_release_the_gil():
     # a chunked decode's one kernel call runs ~10 ms: with the GIL held, the calling
     # thread would not run a single Python step meanwhile

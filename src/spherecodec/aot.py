@@ -74,7 +74,12 @@ def _load():
     except ImportError as exc:
         _module, _reason = False, f"not built ({exc})"
         return _module
-    if module.stamp() != stamp():
+    try:
+        same = module.stamp() == stamp()
+    except Exception as exc:  # noqa: BLE001 - e.g. sources unreadable: compile at first use instead
+        _module, _reason = False, f"stamp not computed ({exc!r})"
+        return _module
+    if not same:
         _module, _reason = False, "built for another CPU or other kernel sources"
         return _module
     _module, _reason = module, "loaded"
