@@ -209,7 +209,8 @@ def test_other_jit_settings_leave_the_compiled_kernels_unused(tmp_path, env, rea
 
 def test_a_build_for_other_sources_or_another_cpu_is_not_used(monkeypatch):
     # the stamp covers the kernels' sources and the CPU: any change and the JIT compiles
-    monkeypatch.setattr(aot, "_module", None)
+    monkeypatch.setattr(aot, "_module", None)  # undone after the test, with its reason
+    monkeypatch.setattr(aot, "_reason", aot._reason)
     monkeypatch.setattr(aot, "stamp", lambda: 12345)
     assert aot.status() == (False, "built for another CPU or other kernel sources")
     jit = object()
@@ -223,6 +224,7 @@ def test_a_stamp_that_cannot_be_computed_leaves_the_jit(monkeypatch):
         raise PermissionError("kernels/rans.py")
 
     monkeypatch.setattr(aot, "_module", None)
+    monkeypatch.setattr(aot, "_reason", aot._reason)
     monkeypatch.setattr(aot, "stamp", unreadable)
     assert aot.status() == (False, "stamp not computed (PermissionError('kernels/rans.py'))")
     x = load_sample()[:3]
