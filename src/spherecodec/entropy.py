@@ -245,7 +245,8 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
     if backend_id == BACKEND_NUMBA:
         if raw20 is not None:
             decode = _rans.rans_decode_values
-            if plain and out.ndim == 1 and out.flags.c_contiguous and raw20.flags.c_contiguous:  # out: uint32
+            if (plain and out.ndim == 1 and out.flags.c_contiguous and raw20.dtype == np.uint8 and raw20.ndim == 1
+                    and raw20.flags.c_contiguous):  # out: uint32 (checked above)
                 decode = aot.kernel("rans_decode_values", decode)
             status = decode(body, slot_table, slot_symbol, precision, out, raw20)
         else:
