@@ -86,10 +86,14 @@ def _load():
     return _module
 
 
+def _loaded():
+    return _load() if _module is None else _module
+
+
 def kernel(name, jit):
     """The compiled export ``name`` when the module is used, else ``jit`` (the kernel's
     Numba dispatcher, which compiles at its first call)."""
-    module = _load() if _module is None else _module
+    module = _loaded()
     return getattr(module, name, jit) if module else jit
 
 
@@ -98,7 +102,7 @@ def checked(name, jit):
     export ``name`` for arguments of exactly its signature (``aot_build``: C-contiguous
     ndarrays of its dtypes and dimensions, writable where its type is; numbers of its
     kinds) and ``jit`` for any others. ``jit`` itself when the module is not used."""
-    module = _load() if _module is None else _module
+    module = _loaded()
     compiled = getattr(module, name, None) if module else None
     if compiled is None:
         return jit
@@ -155,5 +159,5 @@ def _check_for(argument_type):
 
 def status():
     """Whether the compiled kernels are used: ``(used, reason)``."""
-    used = bool(_load() if _module is None else _module)
+    used = bool(_loaded())
     return used, _reason

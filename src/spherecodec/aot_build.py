@@ -67,7 +67,6 @@ def exports():
     vector, kind = rans_simd.VECTOR, rans_simd.VECTOR_ENCODE
     encode_blob = _i64(_U32, _U8_READ, _U8, _i64, _i64, _i64)
     decode_blob = _i64(_U8_READ, _i64, _U32)
-    wide = _i64(_U32, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)
     return [
         # small blobs (exact.encode_small_blob, exact.decode_small_blob)
         ("encode_blob_8", rans_blob.encode_blob_8, encode_blob),
@@ -75,12 +74,10 @@ def exports():
         ("decode_blob_8", rans_blob.decode_blob_8, decode_blob),
         (export_name("decode_blob_32", vector),
          rans_blob.decode_blob_32 if vector else rans_blob.decode_blob_32_scalar, decode_blob),
-        # chunks: shape probe, the plain chunk's stream (entropy.encode_stream_into), checksums
-        ("probe", shape.probe, types.Tuple((_u64, _i64, _bool))(_U32, _i64)),
+        # chunks: shape probe (its stream: entropy below), checksums
+        ("probe", shape.probe, types.Tuple((_u64, _i64, _bool))(_array(types.uint32, readonly=True), _i64)),
         ("trailing_zeros", shape.trailing_zeros, _i64(_u64, _i64)),
         ("raw_size", bits.raw_size, _i64(_i64, _i64)),
-        (export_name("encode_stream_wide", 2, kind), rans.wide_stream_encoder(2, kind), wide),
-        (export_name("encode_stream_wide", 4, kind), rans.wide_stream_encoder(4, kind), wide),
         ("copy_bytes", memory.copy_bytes, types.none(_U8, _i64, _U8_READ, _i64, _i64)),  # blobsink
         ("xxh64", checksum.xxh64, _u64(_U8_READ)),
         ("xxh64_many", checksum.xxh64_many, _U64(_U8_READ, _I64, _I64, _bool)),
@@ -103,8 +100,8 @@ def _other_codecs(vector, kind):
     take them through ``aot.checked``, which runs them only for arguments of exactly these
     types."""
 
-    def stream(values):
-        return _i64(values, _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)
+    def stream(values):  # values: read only, whether the caller's array is writable or not
+        return _i64(_array(values, readonly=True), _i64, _i64, _I64, _bool, _U8, _U8, _i64, _i64)
 
     def nibbles(out):
         return _i64(_U8_READ, _U32, _U16, _i64, out, _U8_READ, _i64, _U64, _i64)
@@ -119,12 +116,14 @@ def _other_codecs(vector, kind):
          _i64(_U8_READ, _U32, _U16, _i64, _U32, _U8_READ, _U64, _i64)),
     ]
     return [
-        # entropy (named by their symbols' dtype): the exact codec's zero masks (uint8), the
-        # lossy codecs' columns (uint16), levels 2-5's coefficients (uint32)
-        ("encode_stream_8_uint8", rans.encode_stream_8, stream(_U8)),
-        ("encode_stream_8_uint32", rans.encode_stream_8, stream(_U32)),
-        *((export_name(f"encode_stream_wide_{name}", groups, kind), rans.wide_stream_encoder(groups, kind),
-           stream(values)) for name, values, groups in (("uint8", _U8, 2), ("uint16", _U16, 2), ("uint16", _U16, 4))),
+        # entropy (named by their symbols' dtype): the exact codec's float32 chunks (wide
+        # uint32) and zero masks (uint8), the lossy codecs' columns (uint16), levels 2-5's
+        # coefficients (uint32)
+        ("encode_stream_8_uint8", rans.encode_stream_8, stream(types.uint8)),
+        ("encode_stream_8_uint32", rans.encode_stream_8, stream(types.uint32)),
+        *((export_name(f"encode_stream_wide_{values}", groups, kind), rans.wide_stream_encoder(groups, kind),
+           stream(getattr(types, values))) for values, groups in (
+              ("uint32", 2), ("uint32", 4), ("uint8", 2), ("uint16", 2), ("uint16", 4))),
         ("quantize_counts", rans.quantize_counts, _I64(_I64, _i64, _i64)),
         ("rans_decode_symbols_uint8", rans.rans_decode_symbols, _i64(_U8_READ, _U32, _U16, _i64, _U8)),
         ("rans_decode_symbols_uint32", rans.rans_decode_symbols, _i64(_U8_READ, _U32, _U16, _i64, _U32)),

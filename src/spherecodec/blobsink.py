@@ -10,8 +10,6 @@ them, and its buffer recycled at once (docs/design.md, "Memory and page faults")
 
 import threading
 
-import numpy as np
-
 from . import aot
 from .kernels.memory import copy_bytes
 from .pipeline import Sink
@@ -99,10 +97,9 @@ class MemorySink(Sink):
             array = self.writer.array
         try:
             pos += self.start
-            copy = aot.kernel("copy_bytes", copy_bytes)
+            copy = aot.checked("copy_bytes", copy_bytes)
             for data in payloads:
-                # nogil, unlike a numpy copy; the compiled export takes uint8 only
-                (copy if data.dtype == np.uint8 else copy_bytes)(array, pos, data, 0, data.size)
+                copy(array, pos, data, 0, data.size)  # nogil, unlike a numpy copy
                 pos += data.size
         finally:
             with self._cond:

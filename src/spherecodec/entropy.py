@@ -141,11 +141,8 @@ def encode_stream_into(values, alphabet_size, out, pos, *, shift=0, backend="num
         try:
             kind = _rans32.VECTOR_ENCODE
             encode_wide = _rans.wide_stream_encoder(groups, kind)  # compiles only its own steps
-            if values.dtype == np.uint32 and out.dtype == np.uint8 and out.flags.c_contiguous and out.ndim == 1:
-                encode_wide = aot.kernel(aot.export_name("encode_stream_wide", groups, kind), encode_wide)
-            else:  # other symbols (the lossy codecs' columns, masks), by the export's signature
-                name = aot.export_name(f"encode_stream_wide_{values.dtype.name}", groups, kind)
-                encode_wide = aot.checked(name, encode_wide)
+            encode_wide = aot.checked(aot.export_name(f"encode_stream_wide_{values.dtype.name}", groups, kind),
+                                      encode_wide)
             return encode_wide(values, shift, nraw, counts, count, scratch, out, pos, min_precision)
         finally:
             _recycle([scratch])
@@ -220,11 +217,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
     slots = 0 if backend_id == BACKEND_CONSTRICTION else 1 << precision
     slot_table = _scratch("rans.slot_table", slots, np.uint32)
     slot_symbol = _scratch("rans.slot_symbol", slots, np.uint16)
-    # the compiled kernels (aot) do not check types: contiguous 1-D bytes only
-    plain = type(buf) is np.ndarray and buf.dtype == np.uint8 and buf.ndim == 1 and buf.flags.c_contiguous
-    read_table, read_varint = _rans.read_table, _core.read_varint
-    if plain:
-        read_table, read_varint = aot.kernel("read_table", read_table), aot.kernel("read_varint", read_varint)
+    read_table, read_varint = aot.checked("read_table", _rans.read_table), aot.checked("read_varint", _core.read_varint)
     n_used, pos = read_table(buf, pos + 2, alphabet_size, precision, symbols, freqs, slot_table, slot_symbol)
     if pos < 0:
         raise CorruptBlobError("invalid frequency table")
@@ -244,10 +237,7 @@ def decode_stream(buf, pos, alphabet_size, out, *, raw20=None, raw4=None, shift=
         raise ValueError("raw20 needs a uint32 output and exactly the raw section of 20-bit values")
     if backend_id == BACKEND_NUMBA:
         if raw20 is not None:
-            decode = _rans.rans_decode_values
-            if (plain and out.ndim == 1 and out.flags.c_contiguous and raw20.dtype == np.uint8 and raw20.ndim == 1
-                    and raw20.flags.c_contiguous):  # out: uint32 (checked above)
-                decode = aot.kernel("rans_decode_values", decode)
+            decode = aot.checked("rans_decode_values", _rans.rans_decode_values)
             status = decode(body, slot_table, slot_symbol, precision, out, raw20)
         else:
             decode = aot.checked(f"rans_decode_symbols_{out.dtype.name}", _rans.rans_decode_symbols)

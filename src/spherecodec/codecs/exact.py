@@ -195,8 +195,7 @@ class ExactCodec(Codec):
         # skip the full scan
         looks_plain = False
         if values.size >= _PROBE_MIN:
-            probe = aot.kernel("probe", _shape.probe) if values.dtype == np.uint32 else _shape.probe
-            or_bits, zeros, constant = probe(values, values.size // _PROBE_SAMPLES)
+            or_bits, zeros, constant = aot.checked("probe", _shape.probe)(values, values.size // _PROBE_SAMPLES)
             looks_plain = or_bits & 1 and zeros == 0 and not constant
         if not looks_plain:
             or_bits, zeros, constant = _shape.scan(values)
