@@ -11,6 +11,7 @@ from common import (DATA, assert_same_bits, build_blob, check_config_round_trip,
                     check_round_trip_exact, check_truncations, load_sample, parse_layout,
                     refresh_checksums)
 from spherecodec.codecs.exact import MODE_CODED, MODE_MODELLED, ExactCodec
+from spherecodec.codecs import exact_models
 from spherecodec.codecs.exact_models import LEVEL_PREDICTORS, MAX_LEVEL, Model
 from spherecodec.errors import CorruptBlobError, SpherecodecError, UnsupportedError
 from spherecodec.kernels import predict as pk
@@ -328,6 +329,51 @@ def test_counting_matches_numpy(n, d, two_tables):
                       np.empty((pk.BLOCK_ROWS, d), np.float32))
     assert (counted_ctx == ctx).all()
     assert (counts == expected).all()
+
+
+@pytest.mark.parametrize("d", [9, 65, 200])
+def test_fitted_predictor_is_the_least_squares_one(d):
+    """Every column's predictor from all earlier ones (level 5's) solves its normal
+    equations, past the size where the triangular inverse works by halves (64) too."""
+    x = correlated(rows=3000, dim=d, seed=d).astype(np.float64)
+    centred = x - x.mean(axis=0)
+    cov = exact_models._covariance(centred, x.shape[0], d - 1)
+    A = exact_models._fit_predictor(cov, d - 1)
+    assert (np.triu(A) == 0).all()
+    c = cov + 1e-6 * np.trace(cov) / d * np.eye(d)  # the fit's ridge
+    for j in sorted({1, 2, d // 2, d - 1}):
+        np.testing.assert_allclose(A[j, :j], np.linalg.solve(c[:j, :j], c[:j, j]), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [1, 64, 65, 129, 300])
+def test_unit_triangular_inverse(n):
+    """The inverse by halves is an inverse (numpy's own up to 64 columns; its LU leaves
+    rounding residue above the diagonal, which the fit's np.tril drops)."""
+    rng = np.random.default_rng(n)
+    unit = np.tril(rng.standard_normal((n, n)) * 0.3, -1) + np.eye(n)
+    inv = exact_models._inverse_unit_lower(unit)
+    assert np.abs(np.triu(inv, 1)).max(initial=0) <= 1e-12
+    np.testing.assert_allclose(inv @ unit, np.eye(n), atol=1e-9)
+    if n <= exact_models._INVERSE_LEAF:
+        assert inv.tobytes() == np.linalg.inv(unit).tobytes()
+
+
+@pytest.mark.parametrize("top", [0, 8, 70, 95])
+def test_covariance_holds_what_a_predictor_reads(top):
+    """The first top + 1 rows and the diagonal are the full product's; the rest is 0 (or
+    the whole product, when it would need only a few columns more)."""
+    x = correlated(rows=700, dim=96, seed=top).astype(np.float64)
+    centred = x - x.mean(axis=0)
+    full = centred.T @ centred / 700
+    cov = exact_models._covariance(centred, 700, top)
+    np.testing.assert_allclose(cov[:top + 1], full[:top + 1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.diag(cov), np.diag(full), rtol=1e-12)
+    if top + 1 + exact_models._DIAGONAL_BLOCK < 96:
+        rest = cov[top + 1:].copy()
+        np.fill_diagonal(rest[:, top + 1:], 0)
+        assert (rest == 0).all()
+    else:
+        np.testing.assert_allclose(cov, full, rtol=1e-12, atol=1e-15)
 
 
 def test_context_clamps_and_handles_extremes():
