@@ -376,6 +376,36 @@ def test_covariance_holds_what_a_predictor_reads(top):
         np.testing.assert_allclose(cov, full, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("centred", [False, True])
+def test_coarse_context_counts_are_sums_of_the_finest(centred):
+    """The fit counts the probe once, with the most buckets, and sums the coarser layouts'
+    counts from it: each coarser bucket is exactly a run of the finest ones, for columns
+    of any spread and predictions at the edges, NaN and infinities."""
+    rng = np.random.default_rng(7)
+    d = 40
+    pred = (rng.standard_normal((300, d)) * np.geomspace(1e-20, 1e20, d)).astype(np.float32)
+    pred[0, :4] = [np.nan, np.inf, -np.inf, 0.0]
+    symbols = rng.integers(0, pk.ALPHABET, size=pred.shape).astype(np.uint32) << np.uint32(pk.HEAD_SHIFT)
+    sd = np.abs(pred.astype(np.float64)).mean(axis=0) * rng.uniform(0.5, 2.0, d)
+    sr = rng.uniform(0.1, 1.0, d)
+    centre = pred[1].astype(np.float64) if centred else np.zeros(d)
+    most = max(b for b, _ in exact_models.CONTEXT_CHOICES)
+
+    def counted(buckets):
+        gain, offset, colcls = exact_models._context_params(centre, sd, sr, buckets, 1, d)
+        ctx = np.empty(pred.shape, np.uint8)
+        pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
+        counts = np.zeros((buckets, pk.ALPHABET), np.int64)
+        pk.context_histogram(symbols, ctx, counts)
+        return counts
+
+    finest = counted(most)
+    for buckets in sorted({b for b, _ in exact_models.CONTEXT_CHOICES}):
+        assert most % buckets == 0
+        folded = finest.reshape(buckets, most // buckets, -1).sum(axis=1)
+        assert (folded == counted(buckets)).all(), buckets
+
+
 def test_context_clamps_and_handles_extremes():
     # a NaN prediction takes the first bucket (as one below it), infinities the ends; the
     # bucket edges themselves (-0.4 -> t = 0, 0.4 -> t = 8 = buckets) fall on either side

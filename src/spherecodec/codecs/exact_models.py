@@ -56,7 +56,8 @@ MAX_COEFFICIENTS = 1 << 20
 MAX_CONTEXTS = 64
 #: coefficients are multiples of 2**-COEF_SHIFT (measured: 2**-8 loses < 0.01 bit/value)
 COEF_SHIFT = 8
-#: (buckets, classes) candidates; the cheapest (entropy + tables) on the blob wins
+#: (buckets, classes) candidates; the cheapest (entropy + tables) on the blob wins. Both
+#: are powers of two: the fit counts the finest layout and sums the others from it
 CONTEXT_CHOICES = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 4), (16, 4))
 #: prediction range mapped onto the buckets, in column standard deviations
 SPAN = 6.0
@@ -136,24 +137,28 @@ class Model:
         def layout_costs(pred, sr, coef_bits, layouts):
             """{(centre index, buckets, classes): (estimated bits, (buckets, classes, gain,
             offset, colcls))} of the context layouts ``layouts`` (centre index, buckets,
-            classes). The probe's values are counted once per (centre, buckets) with the
-            most classes (half the passes of one per layout), and fewer classes are sums
-            of those counts: the class ``i * classes // d`` of the column of rank ``i``
-            is ``(i * top // d) // (top // classes)``."""
+            classes). The probe's values are counted once per centre, with the most
+            classes and the most buckets; every other layout's counts are sums of those.
+            The class ``i * classes // d`` of the column of rank ``i`` is
+            ``(i * top // d) // (top // classes)``. A bucket of ``buckets`` is ``fine //
+            (most // buckets)`` of the finest: the bucket counts are powers of two, so the
+            finest layout's gain and offset are exactly ``most // buckets`` times a
+            coarser one's, and so is ``p * gain + offset`` in float32 (scaling by a power
+            of two rounds alike, short of overflow), whose floor then halves exactly.
+            One bucket is one context per class whatever the centre: centre 0's sums."""
             top = max(classes for _, _, classes in layouts)
-            # one bucket is one context per class whatever the centre: counted once
-            keys = sorted({(0 if buckets == 1 else ci, buckets) for ci, buckets, _ in layouts})
+            most = max(buckets for _, buckets, _ in layouts)
             counts = {}
             ctx = np.empty(pred.shape, dtype=np.uint8)
-            for ci, buckets in keys:
-                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, top, d)
-                _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
-                counts[ci, buckets] = np.zeros((top * buckets, _pk.ALPHABET), dtype=np.int64)
-                aot.checked("context_histogram", _pk.context_histogram)(probe_bits, ctx, counts[ci, buckets])
+            for ci in sorted({0 if buckets == 1 else ci for ci, buckets, _ in layouts}):
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, most, top, d)
+                _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * most, most, ctx)
+                counts[ci] = np.zeros((top * most, _pk.ALPHABET), dtype=np.int64)
+                aot.checked("context_histogram", _pk.context_histogram)(probe_bits, ctx, counts[ci])
             out = {}
             for ci, buckets, classes in layouts:
-                full = counts[0 if buckets == 1 else ci, buckets].reshape(classes, top // classes, buckets, -1)
-                coded, tables = _cost(full.sum(axis=1).reshape(classes * buckets, -1))
+                fine = counts[0 if buckets == 1 else ci].reshape(classes, top // classes, buckets, most // buckets, -1)
+                coded, tables = _cost(fine.sum(axis=(1, 3)).reshape(classes * buckets, -1))
                 gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, classes, d)
                 out[ci, buckets, classes] = (coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls))
             return out
