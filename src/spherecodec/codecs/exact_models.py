@@ -401,9 +401,9 @@ def _quantized_predictor(cov, mu, K):
     A = _fit_predictor(cov, K)
     q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767) + 0.0  # + 0.0: no -0.0 coefficients
     Aq = q / (1 << COEF_SHIFT)
-    bias = (mu - Aq @ mu).astype(np.float32)
+    bias = (mu - Aq @ mu[:K]).astype(np.float32)
     bias[np.abs(bias) < 1e-30] = 0  # no subnormal operand: flush-to-zero processors agree
-    coef = np.ascontiguousarray(Aq.T[:K]).astype(np.float32)
+    coef = np.ascontiguousarray(Aq.T).astype(np.float32)
     bits = 0.0
     if K:
         upper = np.concatenate([q[k + 1:, k] for k in range(K)]).astype(np.int64)
@@ -439,21 +439,23 @@ def _coef_count(K, d):
 
 
 def _fit_predictor(cov, K):
-    """A[j, k]: weight of coordinate k < min(j, K) in the least-squares prediction of j."""
+    """A (d x K): A[j, k] weighs coordinate k < min(j, K) in the least-squares prediction of j."""
     d = cov.shape[0]
-    A = np.zeros((d, d))
+    A = np.zeros((d, max(K, 0)))
     if K <= 0 or d < 2:
         return A
     ridge = 1e-6 * max(float(np.trace(cov)) / d, 1e-30)
-    c = cov + ridge * np.eye(d)
-    lower = np.linalg.cholesky(c[:K + 1, :K + 1])
+    # the ridge on the diagonal of the block the Cholesky factor reads; what the solve
+    # below reads lies off the diagonal (d x d temporaries cost 9 ms at K = 32, d = 768)
+    c = cov[:K + 1, :K + 1] + ridge * np.eye(K + 1)
+    lower = np.linalg.cholesky(c)
     unit = lower / np.diag(lower)[None, :]
     # x = unit @ innovations, so innovations = inv(unit) @ x and x_j - innovation_j is the
     # prediction of x_j from x_0 .. x_{j-1}
     pred = np.eye(K + 1) - _inverse_unit_lower(unit)
-    A[:K + 1, :K + 1] = np.tril(pred, -1)
+    A[:K + 1] = np.tril(pred, -1)[:, :K]
     if K + 1 < d:
-        A[K + 1:, :K] = np.linalg.solve(c[:K, :K], c[:K, K + 1:]).T
+        A[K + 1:] = np.linalg.solve(c[:K, :K], cov[:K, K + 1:]).T
     return A
 
 
