@@ -368,7 +368,7 @@ def test_covariance_holds_what_a_predictor_reads(top):
     cov = exact_models._covariance(centred, 700, top)
     np.testing.assert_allclose(cov[:top + 1], full[:top + 1], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(np.diag(cov), np.diag(full), rtol=1e-12)
-    if top + 1 + exact_models._DIAGONAL_BLOCK < 96:
+    if top + 1 + exact_models._FULL_PRODUCT_SLACK < 96:
         rest = cov[top + 1:].copy()
         np.fill_diagonal(rest[:, top + 1:], 0)
         assert (rest == 0).all()

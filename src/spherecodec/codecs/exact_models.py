@@ -67,8 +67,9 @@ _K_LAYOUT = (16, 2)
 RAW_BITS = _core.FLOAT32_RAW_BITS
 _FIT_ROWS = 4096
 _PROBE_ROWS = 1024
-#: the covariance is one full product when it would need at most this many columns more (_covariance)
-_DIAGONAL_BLOCK = 32
+#: the covariance is one full product when that takes at most this many columns more than
+#: the predictor's rows (_covariance)
+_FULL_PRODUCT_SLACK = 32
 #: blocks of the predictor's triangular inverse left to numpy's general inverse
 _INVERSE_LEAF = 64
 _HEAD = struct.Struct("<BBHHBBBB")
@@ -149,7 +150,9 @@ class Model:
             (most // buckets)`` of the finest: the bucket counts are powers of two, so the
             finest layout's gain and offset are exactly ``most // buckets`` times a
             coarser one's, and so is ``p * gain + offset`` in float32 (scaling by a power
-            of two rounds alike, short of overflow), whose floor then halves exactly.
+            of two rounds alike), whose floor then halves exactly. Where that fails (a
+            gain at ``_context_params``' clip, an overflow) only the estimate is off: the
+            chosen layout's tables are counted afresh on every row.
             One bucket is one context per class whatever the centre: centre 0's sums."""
             top = max(classes for _, _, classes in layouts)
             most = max(buckets for _, buckets, _ in layouts)
@@ -426,10 +429,10 @@ def _covariance(centred, m, top):
     (the rest stays 0 when that is all; at level 3 it is 1/10 of the products). The first
     rows are the ones the full product gives, bit for bit (BLAS sums every entry in the
     same order whatever the blocks: checked on the shared embeddings); the diagonal past
-    them is each column's sum of squares, a twentieth of the work of the 32-column blocks
-    it replaces (the shared embeddings' models came out byte for byte the same)."""
+    them is each column's sum of squares (the columns' spreads are all that is read there;
+    the shared embeddings' models are the same as from the full product's diagonal)."""
     d = centred.shape[1]
-    if top + 1 + _DIAGONAL_BLOCK >= d:
+    if top + 1 + _FULL_PRODUCT_SLACK >= d:
         return centred.T @ centred / m
     cov = np.zeros((d, d))
     cov[:top + 1] = centred[:, :top + 1].T @ centred / m
