@@ -33,11 +33,19 @@ def skewed_symbols(n, alphabet, seed):
     return rng.permutation(alphabet)[ranks]
 
 
-def coded(values, alphabet, shift=0):
+def coded(values, alphabet, shift=0, min_precision=None):
     """(stream bytes, body, tables) of ``values >> shift`` in a wide layout: 64 lanes from
-    ``MIN64`` symbols on, else 32; tables = (slot table, slot symbols, precision, groups)."""
+    ``MIN64`` symbols on, else 32; tables = (slot table, slot symbols, precision, groups).
+    ``min_precision``: a table of that many bits at least (the encoder's own choice, 14
+    for float32 head symbols, when None)."""
     out = np.zeros(entropy.stream_capacity(values.size, alphabet), dtype=np.uint8)
-    end = entropy.encode_stream_into(values, alphabet, out, 0, shift=shift, wide=True)
+    if min_precision is None:
+        end = entropy.encode_stream_into(values, alphabet, out, 0, shift=shift, wide=True)
+    else:
+        groups = rans_simd.groups_for(values.size)
+        scratch = np.empty(rans_simd.encode_scratch_size(values.size, groups), dtype=np.uint8)
+        encode = rans.wide_stream_encoder(groups, rans_simd.ENCODE_SCALAR)
+        end = encode(values, shift, 0, np.zeros(alphabet, dtype=np.int64), True, scratch, out, 0, min_precision)
     stream = out[:end]
     wide = values.size >= MIN64
     assert stream[0] == (entropy.BACKEND_NUMBA64 if wide else entropy.BACKEND_NUMBA32)
@@ -223,6 +231,32 @@ def test_corrupt_float32_bodies_give_the_same_verdict_in_every_decoder(data):
         merged = (symbols << np.uint32(20)) | (values & np.uint32((1 << 20) - 1))
         for name, (_, out) in results.items():
             assert (out == merged).all(), name
+
+
+@pytest.mark.parametrize("damage", ["none", "truncate", "flip"])
+def test_paired_steps_at_another_precision(damage):
+    """The scalar decoder's paired steps are compiled for the 14-bit tables the encoder
+    writes and for any other precision a stream may record: a 15-bit one decodes to the
+    same values, and a damaged one gets the verdict the lane-by-lane steps give."""
+    n = (8 << 15) + 1_000  # the paired steps run at 15 bits too
+    values = np.resize(load_sample().reshape(-1), n).view(np.uint32)
+    raw = np.empty(raw_size(n, 20), dtype=np.uint8)
+    pack_low_bits(values, 20, raw)
+    _, body, tables = coded(values, 4096, shift=20, min_precision=15)
+    slot_table, slot_symbol, precision, groups = tables
+    assert precision == 15
+    if damage == "truncate":
+        body = body[:-7]
+    elif damage == "flip":
+        body[body.size // 2] ^= 0x40
+    results = decode_all_ways(body, tables, n, np.uint32, raw)
+    symbols = np.full(n, 7, dtype=np.uint32)
+    plain = rans_simd.decode_scalar(body, slot_table, slot_symbol, precision, symbols, np.empty(0, np.uint8), groups)
+    assert plain == (rans.STATUS_OK if damage == "none" else rans.STATUS_CORRUPT)
+    assert {status for status, _ in results.values()} == {plain}
+    if damage == "none":
+        for name, (_, out) in results.items():
+            assert_same_bits(out, values)
 
 
 @pytest.mark.parametrize("n", [MIN, MIN64])

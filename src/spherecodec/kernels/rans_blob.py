@@ -30,6 +30,11 @@ from .rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, STATUS
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
 from .rans_simd import PREFIX_ENTRIES, decode_scalar, decode_vector_fused, decode_vector_streaming
+
+#: chunks whose sums ``chunks_decoder`` checks before decoding them: four side by side
+#: where the hash runs in vector registers; else one, so that the chunk just hashed is
+#: still in L2 when it is decoded
+CHECKED_TOGETHER = CHECK_MANY if VECTOR_HASH else 1
 from .shape import scan
 
 #: decode_blob's status for a blob it does not take (a chunk in another mode)
@@ -293,7 +298,7 @@ def chunks_decoder(vector):
         total = out.size
         i = first
         while i < stop:
-            end = min(i + CHECK_MANY, stop)
+            end = min(i + CHECKED_TOGETHER, stop)
             group_end = end
             if verify:
                 sums = xxh64_many(blob, offsets[i:end], offsets[i + 1:end + 1], VECTOR_HASH)

@@ -34,6 +34,8 @@ kernels here code the same layouts (``decode_scalar``, ``SUBSTREAM_ENCODERS[grou
 and the tests hold the vector kernels to them byte for byte. All arithmetic is integer.
 """
 
+import hashlib
+
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -45,8 +47,9 @@ from numba.extending import intrinsic
 from .bits import merge_low_bits_shifted
 from .jit import callee
 from .memory import copy_bytes
-from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES,
-                        STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, decode_advance, decode_step, encode_step, flush_state,
+from .rans_core import (_PLANE_BITS, ENTRY_BITS, ENTRY_MASK, FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES,
+                        STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, decode_advance, decode_step,
+                        decode_step_in_bounds, encode_step, flush_state,
                         ir_decode_step, ir_encode_step, ir_merge_float32, ir_nibbles, read_state, read_varint,
                         read_word, store_symbol, varint_size, write_varint)
 
@@ -569,21 +572,104 @@ def _scalar_full_steps(stream, bounds, slot_table, slot_symbol, precision, out, 
 
 
 @njit(inline="always")
-def _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base, j, p, last):
-    # lanes j and j + 1 (j even) of a fused step from ``base``: their values out, their
-    # states on; returns the group's read position after them
-    i = base + _U(j)  # even: the pair's raw bits start on a byte
-    b = _U(2) * i
-    planes = (np.uint32(raw[b]) | (np.uint32(raw[b + _U(1)]) << np.uint32(8))
-              | (np.uint32(raw[b + _U(2)]) << np.uint32(16)) | (np.uint32(raw[b + _U(3)]) << np.uint32(24)))
-    nibble = np.uint32(raw[nibbles + (i >> _U(1))])
-    e = table[_U(states[j] & mask)]
-    out[i] = np.uint32(e >> _U(32)) | ((nibble & np.uint32(15)) << np.uint32(16)) | (planes & np.uint32(0xFFFF))
-    states[j], p = decode_step(np.int64(states[j]), np.uint32(e), precision, stream, p, last)
-    e = table[_U(states[j + 1] & mask)]
-    out[i + _U(1)] = np.uint32(e >> _U(32)) | ((nibble >> np.uint32(4)) << np.uint32(16)) | (planes >> np.uint32(16))
-    states[j + 1], p = decode_step(np.int64(states[j + 1]), np.uint32(e), precision, stream, p, last)
+def _symbol_pair(stream, table, out, states, mask, precision, base, j, p):
+    # lanes j and j + 1 of a fused step from ``base``: their head symbols out (placed as in
+    # the float32), their states on; returns the group's read position after them (its
+    # words in bounds: ``_fused_steps_at``'s batches)
+    i = base + _U(j)
+    x = np.int64(states[j])
+    e = table[_U(x & mask)]
+    states[j], p = decode_step_in_bounds(x, np.uint32(e), precision, stream, p)
+    out[i] = np.uint32(e >> _U(32))
+    x = np.int64(states[j + 1])
+    e = table[_U(x & mask)]
+    states[j + 1], p = decode_step_in_bounds(x, np.uint32(e), precision, stream, p)
+    out[i + _U(1)] = np.uint32(e >> _U(32))
     return p
+
+
+#: values a pass of ``_merge_low_bits`` takes at a time (its blocks are whole steps)
+_MERGE_WIDTH = GROUP_LANES
+
+
+def _merge_low_bits_ir(name):
+    """LLVM IR: ``void f(out, planes, nibbles, first, end)`` ORs into values ``first ..
+    end - 1`` of ``out`` (i32; both multiples of 16) their 20 raw low bits: the 16-bit
+    plane at ``planes`` and the 4-bit one at ``nibbles`` (two a byte, low nibble first).
+    Generic vector types: SSE2 (x86-64's baseline) and NEON take each step in a few
+    shuffles, where the loop in Numba vectorised poorly (6 instructions a value)."""
+    w = _MERGE_WIDTH
+    v = f"<{w} x i32>"
+    half = w // 2
+    interleave = ", ".join(f"i32 {k // 2 + (k % 2) * half}" for k in range(w))
+    lines = [
+        f"define void @{name}(ptr noalias %out, ptr noalias %planes, ptr noalias %nibbles, i64 %first, i64 %end) {{",
+        "entry:",
+        "  %none = icmp uge i64 %first, %end",
+        "  br i1 %none, label %exit, label %loop",
+        "loop:",
+        f"  %o = phi i64 [%first, %entry], [%o1, %loop]",
+        "  %op = getelementptr i32, ptr %out, i64 %o",
+        f"  %s = load {v}, ptr %op, align 4",
+        "  %lp = getelementptr i16, ptr %planes, i64 %o",
+        f"  %lo = load <{w} x i16>, ptr %lp, align 1",
+        f"  %lw = zext <{w} x i16> %lo to {v}",
+        "  %no = lshr i64 %o, 1",
+        "  %np = getelementptr i8, ptr %nibbles, i64 %no",
+        f"  %nb = load <{half} x i8>, ptr %np, align 1",
+        f"  %nl = and <{half} x i8> %nb, splat (i8 15)",
+        f"  %nh = lshr <{half} x i8> %nb, splat (i8 4)",
+        f"  %n = shufflevector <{half} x i8> %nl, <{half} x i8> %nh, <{w} x i32> <{interleave}>",
+        f"  %nw = zext <{w} x i8> %n to {v}",
+        f"  %ns = shl {v} %nw, splat (i32 {_PLANE_BITS})",
+        f"  %m = or {v} %lw, %ns",
+        f"  %r = or {v} %s, %m",
+        f"  store {v} %r, ptr %op, align 4",
+        f"  %o1 = add i64 %o, {w}",
+        "  %more = icmp ult i64 %o1, %end",
+        "  br i1 %more, label %loop, label %exit",
+        "exit:",
+        "  ret void",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+@intrinsic
+def _merge_low_bits(typingctx, out, raw, nibbles, first, end):
+    """``_merge_low_bits_ir``'s loop on ``out`` (uint32) from the raw section ``raw``
+    (uint8: its 16-bit plane first, its 4-bit plane from byte ``nibbles``)."""
+    sig = types.void(out, raw, nibbles, first, end)
+
+    def codegen(context, builder, signature, args):
+        # a name per use, the same in every process (kernels are cached): a kernel that
+        # inlines the steps twice (two precisions) links the function twice, and kernels
+        # compiled for two signatures may be linked into one
+        prefix = "spherecodec_merge_low_bits_" + hashlib.sha1(builder.function.name.encode()).hexdigest()[:16]
+        name = f"{prefix}_{sum(g.name.startswith(prefix) for g in builder.module.global_values)}"
+        context.active_code_library.add_llvm_module(llvm.parse_assembly(_merge_low_bits_ir(name)))
+        ptr = ir.PointerType()
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, i64, i64])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        data = [builder.bitcast(context.make_array(signature.args[k])(context, builder, args[k]).data, ptr)
+                for k in (0, 1)]
+        nibble_plane = builder.gep(data[1], [context.cast(builder, args[2], signature.args[2], types.int64)])
+        builder.call(fn, [data[0], data[1], nibble_plane,
+                          context.cast(builder, args[3], signature.args[3], types.int64),
+                          context.cast(builder, args[4], signature.args[4], types.int64)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: the table precision of every float32 chunk spherecodec writes (``rans.choose_precision``
+#: for 4,096 head symbols; ``codecs.exact.ONE_CALL_PRECISION``): the scalar fused steps
+#: are compiled for it as a constant, for immediate shifts and masks
+FUSED_PRECISION = 14
+#: the fused steps merge the raw low bits into this many steps' values at a time (their
+#: values still in L1: 32 steps of 64 lanes, 8 KiB)
+MERGE_STEPS = 32
 
 
 @njit(inline="always")
@@ -593,40 +679,65 @@ def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out,
     placed as in the float32 (high half), and the pair's 16-bit planes in one 32-bit load,
     their nibbles in one byte (``merge_float32``'s values in fewer instructions: the
     generic build's steps, what ARM runs, 2.7 -> 2.3 ns per value on the EPYC here; the
-    table costs ~1 ns per slot, hence ``_decode_scalar_body``'s threshold). The groups'
-    pairs go in turn (pair j of group 0, of group 1, ..., then pair j + 2): each group's
-    read position is a chain of dependent additions, lane after lane, and interleaved the
-    chains run side by side (generic build 5-7% faster end to end: 0.387 -> 0.41 of
-    ZipNN's decode, MiniLM and mpnet). Returns the steps done (all)."""
-    lanes = GROUP_LANES * groups
-    nibbles = _U(2 * out.size)
-    mask = np.int64((1 << precision) - 1)
+    table costs ~1 ns per slot, hence ``_decode_scalar_body``'s threshold). Returns the
+    steps done: all but the last few, which ``_scalar_steps`` checks word by word."""
     slots = 1 << precision
     table = np.empty(slots, dtype=np.uint64)
     for k in range(slots):
         table[k] = _U(slot_table[k]) | (_U(slot_symbol[k]) << _U(32 + FLOAT32_RAW_BITS))
+    if precision == FUSED_PRECISION:
+        return _fused_steps_at(stream, bounds, table, FUSED_PRECISION, out, raw, states, groups)
+    return _fused_steps_at(stream, bounds, table, precision, out, raw, states, groups)
+
+
+@njit(inline="always")
+def _fused_steps_at(stream, bounds, table, precision, out, raw, states, groups):
+    """The steps of ``_scalar_fused_steps`` (``precision`` a constant where it can be) in
+    batches whose word loads all lie in ``stream``: a group's step reads at most one word
+    a lane, so ``k`` steps are safe while every group has ``k`` steps' words left before
+    the stream's end (reads past a group's own end stay in the stream and show in the final
+    position check, as clamped ones did). No clamp, and no clamp bound held a group: the
+    generic build on the Xeon here spilled less and ran 2.5 -> X ns per value.
+
+    The groups' pairs go in turn (pair j of group 0, of group 1, ..., then pair j + 2):
+    each group's read position is a chain of dependent additions, lane after lane, and
+    interleaved the chains run side by side (generic build 5-7% faster end to end: 0.387
+    -> 0.41 of ZipNN's decode, MiniLM and mpnet)."""
+    lanes = GROUP_LANES * groups
+    nibbles = _U(2 * out.size)
+    mask = np.int64((1 << precision) - 1)
     steps = out.size // lanes
-    p0, last0 = _group_position(bounds, 0)
-    p1, last1 = _group_position(bounds, 1)
-    p2, last2 = _group_position(bounds, 2 if groups == 4 else 0)
-    p3, last3 = _group_position(bounds, 3 if groups == 4 else 0)
-    for s in range(steps):
-        base = _U(s * lanes)
-        for j in range(0, GROUP_LANES, 2):
-            p0 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base, j, p0, last0)
-            p1 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base, j + GROUP_LANES,
-                             p1, last1)
-            if groups == 4:
-                p2 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base,
-                                 j + 2 * GROUP_LANES, p2, last2)
-                p3 = _fused_pair(stream, table, raw, out, states, mask, precision, nibbles, base,
-                                 j + 3 * GROUP_LANES, p3, last3)
+    step_bytes = WORD_BYTES * GROUP_LANES
+    size = stream.size
+    p0 = bounds[0]
+    p1 = bounds[2]
+    p2 = bounds[4] if groups == 4 else p0
+    p3 = bounds[6] if groups == 4 else p0
+    s = 0
+    while s < steps:
+        batch = min(steps - s, (size - max(max(p0, p1), max(p2, p3))) // step_bytes)
+        if batch <= 0:
+            break
+        for block in range(s, s + batch, MERGE_STEPS):
+            block_end = min(block + MERGE_STEPS, s + batch)
+            for t in range(block, block_end):
+                base = _U(t * lanes)
+                for j in range(0, GROUP_LANES, 2):
+                    p0 = _symbol_pair(stream, table, out, states, mask, precision, base, j, p0)
+                    p1 = _symbol_pair(stream, table, out, states, mask, precision, base, j + GROUP_LANES, p1)
+                    if groups == 4:
+                        p2 = _symbol_pair(stream, table, out, states, mask, precision, base, j + 2 * GROUP_LANES,
+                                          p2)
+                        p3 = _symbol_pair(stream, table, out, states, mask, precision, base, j + 3 * GROUP_LANES,
+                                          p3)
+            _merge_low_bits(out, raw, nibbles, block * lanes, block_end * lanes)
+        s += batch
     bounds[0] = p0
     bounds[2] = p1
     if groups == 4:
         bounds[4] = p2
         bounds[6] = p3
-    return steps
+    return s
 
 
 @callee
