@@ -433,7 +433,7 @@ def test_one_call_decode_takes_every_plain_chunk(monkeypatch):
     assert [_backend_of(c, n * 384) for c, n in zip(layout["chunks"], (200, 200, 80))] == [3, 3, 2]
     taken = _spied_general_path(monkeypatch)
     assert_same_bits(spherecodec.decode(blob, threads=1), x)  # all in one call
-    assert_same_bits(spherecodec.decode(blob, threads=2), x)  # a call per chunk
+    assert_same_bits(spherecodec.decode(blob, threads=2), x)  # runs of chunks, a call each
     assert_same_bits(spherecodec.decode_rows(blob, 150, 420), x[150:420])
     assert taken == []
 
@@ -458,8 +458,23 @@ def test_one_call_decode_reports_a_damaged_chunk_by_its_checksum():
     for i in range(len(offsets) - 1):  # every place in a group of four checked together
         damaged = bytearray(blob)
         damaged[(offsets[i] + offsets[i + 1]) // 2] ^= 0x10
-        with pytest.raises(CorruptBlobError, match=f"checksum mismatch in chunk {i}$"):
-            spherecodec.decode(bytes(damaged), threads=1)
+        for threads in (1, 2):
+            with pytest.raises(CorruptBlobError, match=f"checksum mismatch in chunk {i}$"):
+                spherecodec.decode(bytes(damaged), threads=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("n_chunks", [0, 1, 2, 5, 9, 30, 31, 200])
+def test_chunk_runs_cover_every_chunk_once_and_shrink_towards_the_end(n_chunks, threads):
+    runs = container.chunk_runs(n_chunks, threads)
+    assert [i for first, stop in runs for i in range(first, stop)] == list(range(n_chunks))
+    sizes = [stop - first for first, stop in runs]
+    assert all(0 < size <= container.CHECK_MANY for size in sizes) or threads == 1
+    assert sizes == sorted(sizes, reverse=True)  # whole groups first, then halves, ...
+    if threads == 1:
+        assert runs == [(0, n_chunks)]
+    elif n_chunks >= 2 * threads * container.CHECK_MANY:
+        assert sizes[0] == container.CHECK_MANY and sizes[-1] == 1  # the last runs balance the workers
 
 
 def _outcome(blob, threads):
