@@ -696,8 +696,11 @@ def _fused_steps_at(stream, bounds, table, precision, out, raw, states, groups):
     batches whose word loads all lie in ``stream``: a group's step reads at most one word
     a lane, so ``k`` steps are safe while every group has ``k`` steps' words left before
     the stream's end (reads past a group's own end stay in the stream and show in the final
-    position check, as clamped ones did). No clamp, and no clamp bound held a group: the
-    generic build on the Xeon here spilled less and ran 2.5 -> X ns per value.
+    position check, as clamped ones did). No clamp, no clamp bound held for each group, and
+    the precision a constant: in the generic build on the Xeon here the steps stopped
+    spilling (21 instructions a value, no stack traffic) and, with ``_merge_low_bits`` and
+    one chunk hashed at a time (``rans_blob.CHECKED_TOGETHER``), the whole decode went
+    from 0.56 to 0.65-0.67 of ZipNN's.
 
     The groups' pairs go in turn (pair j of group 0, of group 1, ..., then pair j + 2):
     each group's read position is a chain of dependent additions, lane after lane, and
