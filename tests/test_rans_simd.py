@@ -259,6 +259,23 @@ def test_paired_steps_at_another_precision(damage):
             assert_same_bits(out, values)
 
 
+def test_builds_without_avx512_take_the_scalar_encoder_steps_on_intel(monkeypatch):
+    """What an AVX2-only Intel CPU runs codes with the scalar steps (LLVM's AVX2 form of the
+    vector steps measured slower there); a build with AVX-512 features keeps the gathers,
+    AMD hosts the loads. The build's features: NUMBA_CPU_FEATURES when set, else the host's."""
+    monkeypatch.setattr(rans_simd.numba_config, "CPU_FEATURES", "")
+    assert not rans_simd._build_has_avx512()
+    monkeypatch.setattr(rans_simd.numba_config, "CPU_FEATURES", "+avx2,+avx512f,+avx512bw")
+    assert rans_simd._build_has_avx512()
+    monkeypatch.setattr(rans_simd, "VECTOR", True)
+    for host, features, kind in (("sapphirerapids", "", rans_simd.ENCODE_SCALAR),
+                                 ("sapphirerapids", "+avx512f", rans_simd.ENCODE_GATHER),
+                                 ("znver4", "", rans_simd.ENCODE_LOADS)):
+        monkeypatch.setattr(rans_simd.llvm, "get_host_cpu_name", lambda: host)
+        monkeypatch.setattr(rans_simd.numba_config, "CPU_FEATURES", features)
+        assert rans_simd._encode_kind() == kind, (host, features)
+
+
 @pytest.mark.parametrize("n", [MIN, MIN64])
 def test_garbage_bodies_are_rejected_not_crashing(n):
     rng = np.random.default_rng(5)

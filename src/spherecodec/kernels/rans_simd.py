@@ -106,11 +106,26 @@ def _encode_kind():
     ``znver*``) gather slowly: on the Zen 4 EPYC of these machines a 1 MiB chunk of
     bfloat16 codes its steps in 0.90 ns per value with gathers and 0.54 with scalar loads
     (AVX2 build: 0.89 and 0.43). Intel's gathers are faster and the loads' inserts would
-    queue on its one shuffle port, so other hosts keep the gathers.
+    queue on its one shuffle port, so other hosts keep the gathers, except in a build
+    without AVX-512 (what an AVX2-only Intel CPU runs): there LLVM emulates the
+    compressing shuffle and the masked stores in AVX2 and the scalar steps win (whole
+    encode of the MiniLM sentences on the Xeon of December 7, ``NUMBA_CPU_NAME=haswell``
+    with haswell's own features: 952-1,110 MB/s scalar against 803-947 with gathers and
+    857-1,005 with loads; with AVX-512 the gathers win, 1,476 against 1,018).
     """
     if not VECTOR:
         return ENCODE_SCALAR
-    return ENCODE_LOADS if llvm.get_host_cpu_name().startswith("znver") else ENCODE_GATHER
+    if llvm.get_host_cpu_name().startswith("znver"):
+        return ENCODE_LOADS
+    return ENCODE_GATHER if _build_has_avx512() else ENCODE_SCALAR
+
+
+def _build_has_avx512():
+    """Whether Numba compiles this build with AVX-512: the features ``NUMBA_CPU_FEATURES``
+    names when set, else the host's (Numba adds them to a named CPU too)."""
+    if numba_config.CPU_FEATURES is not None:
+        return "+avx512f" in numba_config.CPU_FEATURES
+    return bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 
 #: which encoder steps ``entropy`` runs (the ENCODE_* kinds); tests run every kind
