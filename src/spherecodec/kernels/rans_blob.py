@@ -30,13 +30,12 @@ from .rans_core import FLOAT32_ALPHABET, FLOAT32_RAW_BITS, MAX_PRECISION, STATUS
 from .rans_simd import BACKEND_ID as BACKEND_32_LANES
 from .rans_simd import BACKEND_ID_64 as BACKEND_64_LANES
 from .rans_simd import PREFIX_ENTRIES, decode_scalar, decode_vector_fused, decode_vector_streaming
+from .shape import scan
 
 #: chunks whose sums ``chunks_decoder`` checks before decoding them: four side by side
 #: where the hash runs in vector registers; else one, so that the chunk just hashed is
 #: still in L2 when it is decoded
 CHECKED_TOGETHER = CHECK_MANY if VECTOR_HASH else 1
-from .shape import scan
-
 #: decode_blob's status for a blob it does not take (a chunk in another mode)
 STATUS_OTHER = 2
 #: decode_blob decoded the blob (rans_core.STATUS_OK)
