@@ -73,6 +73,25 @@ def test_encode_40k_rows_thread_speedup(benchmark, rows_40k):
     print(f"\nencode 40k x 384: threads=2 is {speedup:.2f}x threads=1 (medians of 15 interleaved pairs)")
 
 
+@pytest.mark.benchmark(group="decode 40k x 384, threads=1 then threads=2")
+def test_decode_40k_rows_thread_speedup(benchmark, rows_40k):
+    # as the encode's above: each round decodes into a fresh array with threads=1, then 2
+    blob = spherecodec.encode(rows_40k, threads=1)
+    times = {1: [], 2: []}
+
+    def pair():
+        for threads in (1, 2):
+            start = time.perf_counter()
+            spherecodec.decode(blob, threads=threads)
+            times[threads].append(time.perf_counter() - start)
+
+    benchmark.pedantic(pair, rounds=15, warmup_rounds=1)
+    assert spherecodec.decode(blob, threads=2).tobytes() == rows_40k.tobytes()
+    speedup = statistics.median(times[1][1:]) / statistics.median(times[2][1:])
+    benchmark.extra_info["threads=2 speed-up"] = speedup
+    print(f"\ndecode 40k x 384: threads=2 is {speedup:.2f}x threads=1 (medians of 15 interleaved pairs)")
+
+
 @pytest.mark.benchmark(group="encode")
 def test_encode_zipnn(benchmark, embeddings):
     zipnn = _zipnn()

@@ -383,7 +383,7 @@ def _decode_in_runs(header, result, threads):
         i, stop = runs[k]
         while i < stop:
             i = decode_coded_chunks(header.blob, header.offsets, header.checksums, i, stop, per_chunk,
-                                    flat[i * per_chunk:], streaming=header.streaming)
+                                    flat[i * per_chunk:stop * per_chunk], streaming=header.streaming)
             if i < stop:
                 lo, hi = header.plan.bounds(i)
                 header.decode_chunk_into(i, rows[lo:hi])
