@@ -54,42 +54,36 @@ def test_encode_40k_rows(benchmark, rows_40k, threads):
     benchmark.extra_info["ratio"] = rows_40k.nbytes / len(blob)
 
 
-@pytest.mark.benchmark(group="encode 40k x 384, threads=1 then threads=2")
-def test_encode_40k_rows_thread_speedup(benchmark, rows_40k):
-    # the two rows above run one after the other, so a change of machine load between them
-    # shows as a change of speed-up; here each round times threads=1 then threads=2, and the
-    # speed-up is the ratio of the medians (extra_info; also printed with -s)
+def _thread_speedup(benchmark, call, what):
+    """threads=2 against threads=1 for ``call(threads)``: each round times threads=1, then
+    threads=2 (the two rows of a group, timed one after the other, would show a change of
+    machine load between them as a change of speed-up); the ratio of the medians goes in
+    extra_info and is printed with -s."""
     times = {1: [], 2: []}
 
     def pair():
         for threads in (1, 2):
             start = time.perf_counter()
-            spherecodec.encode(rows_40k, threads=threads)
+            call(threads)
             times[threads].append(time.perf_counter() - start)
 
     benchmark.pedantic(pair, rounds=15, warmup_rounds=1)
     speedup = statistics.median(times[1][1:]) / statistics.median(times[2][1:])
     benchmark.extra_info["threads=2 speed-up"] = speedup
-    print(f"\nencode 40k x 384: threads=2 is {speedup:.2f}x threads=1 (medians of 15 interleaved pairs)")
+    print(f"\n{what}: threads=2 is {speedup:.2f}x threads=1 (medians of 15 interleaved pairs)")
+
+
+@pytest.mark.benchmark(group="encode 40k x 384, threads=1 then threads=2")
+def test_encode_40k_rows_thread_speedup(benchmark, rows_40k):
+    _thread_speedup(benchmark, lambda threads: spherecodec.encode(rows_40k, threads=threads), "encode 40k x 384")
 
 
 @pytest.mark.benchmark(group="decode 40k x 384, threads=1 then threads=2")
 def test_decode_40k_rows_thread_speedup(benchmark, rows_40k):
-    # as the encode's above: each round decodes into a fresh array with threads=1, then 2
+    # each round decodes into a fresh array
     blob = spherecodec.encode(rows_40k, threads=1)
-    times = {1: [], 2: []}
-
-    def pair():
-        for threads in (1, 2):
-            start = time.perf_counter()
-            spherecodec.decode(blob, threads=threads)
-            times[threads].append(time.perf_counter() - start)
-
-    benchmark.pedantic(pair, rounds=15, warmup_rounds=1)
+    _thread_speedup(benchmark, lambda threads: spherecodec.decode(blob, threads=threads), "decode 40k x 384")
     assert spherecodec.decode(blob, threads=2).tobytes() == rows_40k.tobytes()
-    speedup = statistics.median(times[1][1:]) / statistics.median(times[2][1:])
-    benchmark.extra_info["threads=2 speed-up"] = speedup
-    print(f"\ndecode 40k x 384: threads=2 is {speedup:.2f}x threads=1 (medians of 15 interleaved pairs)")
 
 
 @pytest.mark.benchmark(group="encode")

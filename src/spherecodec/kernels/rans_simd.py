@@ -47,7 +47,7 @@ from numba.extending import intrinsic
 from .bits import merge_low_bits_shifted
 from .jit import callee
 from .memory import copy_bytes
-from .rans_core import (_PLANE_BITS, ENTRY_BITS, ENTRY_MASK, FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES,
+from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES,
                         STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, decode_advance, decode_step,
                         decode_step_in_bounds, encode_step, flush_state,
                         ir_decode_step, ir_encode_step, ir_merge_float32, ir_nibbles, read_state, read_varint,
@@ -603,44 +603,27 @@ def _symbol_pair(stream, table, out, states, mask, precision, base, j, p):
     return p
 
 
-#: values a pass of ``_merge_low_bits`` takes at a time (its blocks are whole steps)
-_MERGE_WIDTH = GROUP_LANES
-
-
 def _merge_low_bits_ir(name):
-    """LLVM IR: ``void f(out, planes, nibbles, first, end)`` ORs into values ``first ..
-    end - 1`` of ``out`` (i32; both multiples of 16) their 20 raw low bits: the 16-bit
-    plane at ``planes`` and the 4-bit one at ``nibbles`` (two a byte, low nibble first).
-    Generic vector types: SSE2 (x86-64's baseline) and NEON take each step in a few
-    shuffles, where the loop in Numba vectorised poorly (6 instructions a value)."""
-    w = _MERGE_WIDTH
-    v = f"<{w} x i32>"
-    half = w // 2
-    interleave = ", ".join(f"i32 {k // 2 + (k % 2) * half}" for k in range(w))
+    """LLVM IR: ``void f(out, raw, nibp, first, end)`` ORs into values ``first .. end - 1``
+    of ``out`` (i32; both multiples of 16) their 20 raw low bits, 16 at a time by the
+    vector decoders' own merge (``rans_core.ir_merge_float32``: the 16-bit plane at
+    ``raw``, the 4-bit one at ``nibp``). Generic vector types: SSE2 (x86-64's baseline) and
+    NEON take each 16 in a few shuffles, where the loop in Numba vectorised poorly (6
+    instructions a value)."""
     lines = [
-        f"define void @{name}(ptr noalias %out, ptr noalias %planes, ptr noalias %nibbles, i64 %first, i64 %end) {{",
+        "define void @{name}(ptr noalias %out, ptr noalias %raw, ptr noalias %nibp, i64 %first, i64 %end) {{".format(
+            name=name),
         "entry:",
         "  %none = icmp uge i64 %first, %end",
         "  br i1 %none, label %exit, label %loop",
         "loop:",
-        f"  %o = phi i64 [%first, %entry], [%o1, %loop]",
+        "  %o = phi i64 [%first, %entry], [%o1, %loop]",
         "  %op = getelementptr i32, ptr %out, i64 %o",
-        f"  %s = load {v}, ptr %op, align 4",
-        "  %lp = getelementptr i16, ptr %planes, i64 %o",
-        f"  %lo = load <{w} x i16>, ptr %lp, align 1",
-        f"  %lw = zext <{w} x i16> %lo to {v}",
-        "  %no = lshr i64 %o, 1",
-        "  %np = getelementptr i8, ptr %nibbles, i64 %no",
-        f"  %nb = load <{half} x i8>, ptr %np, align 1",
-        f"  %nl = and <{half} x i8> %nb, splat (i8 15)",
-        f"  %nh = lshr <{half} x i8> %nb, splat (i8 4)",
-        f"  %n = shufflevector <{half} x i8> %nl, <{half} x i8> %nh, <{w} x i32> <{interleave}>",
-        f"  %nw = zext <{w} x i8> %n to {v}",
-        f"  %ns = shl {v} %nw, splat (i32 {_PLANE_BITS})",
-        f"  %m = or {v} %lw, %ns",
-        f"  %r = or {v} %s, %m",
-        f"  store {v} %r, ptr %op, align 4",
-        f"  %o1 = add i64 %o, {w}",
+        f"  %s = load <{GROUP_LANES} x i32>, ptr %op, align 4",
+    ]
+    ir_merge_float32(lines.append, "")
+    lines += [
+        f"  %o1 = add i64 %o, {GROUP_LANES}",
         "  %more = icmp ult i64 %o1, %end",
         "  br i1 %more, label %loop, label %exit",
         "exit:",
@@ -691,11 +674,11 @@ MERGE_STEPS = 32
 def _scalar_fused_steps(stream, bounds, slot_table, slot_symbol, precision, out, raw, states, groups):
     """``_scalar_full_steps`` of a fused float32 decode (``out`` uint32, ``raw`` its 20 low
     bits), two lanes at a time: one lookup per value in a table of slot entry | symbol
-    placed as in the float32 (high half), and the pair's 16-bit planes in one 32-bit load,
-    their nibbles in one byte (``merge_float32``'s values in fewer instructions: the
-    generic build's steps, what ARM runs, 2.7 -> 2.3 ns per value on the EPYC here; the
-    table costs ~1 ns per slot, hence ``_decode_scalar_body``'s threshold). Returns the
-    steps done: all but the last few, which ``_scalar_steps`` checks word by word."""
+    placed as in the float32 (high half), the raw bits merged in after every
+    ``MERGE_STEPS`` steps (``_merge_low_bits``). The generic build's steps, what ARM runs:
+    2.7 -> 2.3 ns per value on the EPYC with the table; it costs ~1 ns per slot, hence
+    ``_decode_scalar_body``'s threshold. Returns the steps done: all but the last few,
+    which ``_scalar_steps`` checks word by word."""
     slots = 1 << precision
     table = np.empty(slots, dtype=np.uint64)
     for k in range(slots):
@@ -715,7 +698,7 @@ def _fused_steps_at(stream, bounds, table, precision, out, raw, states, groups):
     the precision a constant: in the generic build on the Xeon here the steps stopped
     spilling (21 instructions a value, no stack traffic) and, with ``_merge_low_bits`` and
     one chunk hashed at a time (``rans_blob.CHECKED_TOGETHER``), the whole decode went
-    from 0.56 to 0.65-0.67 of ZipNN's.
+    from 0.56 to 0.64-0.69 of ZipNN's (``benches/bench_cpus.py``).
 
     The groups' pairs go in turn (pair j of group 0, of group 1, ..., then pair j + 2):
     each group's read position is a chain of dependent additions, lane after lane, and
