@@ -89,6 +89,35 @@ def _exact_model(level, **params):
     return factory
 
 
+def _exact_format_1_model():
+    """Factory: an exact codec of level 5 whose state is the model of a blob written with
+    model format 1 (float32 predictions: ``tests/data/golden-exact-levels``), which
+    decoders still read, so that the fuzzer reaches its parser and its decoder too. Its
+    sample is that blob's own array ("golden-format-1"), whose symbols its tables hold."""
+
+    def factory(arr):
+        from spherecodec.codecs.exact import ExactCodec, ExactState
+        from spherecodec.codecs.exact_models import Model
+
+        blob = (DATA / "golden-exact-levels" / "model-format-1" / "level5.sphc").read_bytes()
+        state = ExactState(Model.from_bytes(np.frombuffer(_shared_section(blob), np.uint8), 5, arr.shape[-1]))
+
+        class Prefitted(ExactCodec):
+            def prepare(self, rows):
+                return state
+
+        return Prefitted(level=5), {}
+
+    return factory
+
+
+def _shared_section(blob):
+    """The shared section of a well-formed ``blob``."""
+    _, _, _, meta_len, _, _, shared_len = _FIXED.unpack_from(blob, 0)
+    start = _FIXED.size + meta_len
+    return blob[start:start + shared_len]
+
+
 def _exact():
     return [
         Sample("f32", {}, "raw", (24, 48), chunk_rows=7),
@@ -109,6 +138,8 @@ def _exact():
         Sample("level4-model-constriction", data="unit", shape=(24, 32), chunk_rows=7,
                factory=_exact_model(4, entropy="constriction")),
         Sample("level3-small", {"level": 3}, "unit", (20, 40), chunk_rows=7),
+        Sample("level5-model-format-1", data="golden-format-1", shape=(60, 8), chunk_rows=23,
+               factory=_exact_format_1_model()),
         # shapes where the spherical transform wins (mode 3 chunks) on most chunks
         Sample("spherical", {"transform": "spherical"}, "unit", (120, 16), chunk_rows=40),
         Sample("auto-zeros", {"transform": "auto"}, "zeros", (24, 48), chunk_rows=8),
@@ -262,6 +293,9 @@ def make_array(kind, shape, dtype="float32", seed=0):
     rows = n // dim if dim else 0
     if kind == "zeros":
         return np.zeros(shape, dtype=dtype)
+    if kind == "golden-format-1":  # rows of the golden model-format-1 blobs' array
+        src = _load("golden-exact-levels/model-format-1/level5.npy")
+        return src[np.arange(rows) % src.shape[0], :dim].astype(dtype).reshape(shape)
     if kind == "shapes":
         return _shapes_array(shape, dtype, seed)
     if kind in ("unit", "raw") and dim <= 384:

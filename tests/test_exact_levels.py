@@ -17,6 +17,8 @@ from spherecodec.errors import CorruptBlobError, SpherecodecError, UnsupportedEr
 from spherecodec.kernels import predict as pk
 
 GOLDEN = DATA / "golden-exact-levels"
+#: blobs of model format 1 (float32 predictions), written before format 2: still read
+GOLDEN_FORMAT_1 = GOLDEN / "model-format-1"
 LEVELS = list(range(2, MAX_LEVEL + 1))
 
 
@@ -200,12 +202,17 @@ def test_damaged_model_sections_raise(modelled_blob):
         "predictors": shared[:4] + b"\xff\x00" + shared[6:],
         "buckets": shared[:7] + b"\xff" + shared[8:],
         "precision": shared[:9] + b"\x0f" + shared[10:],
-        "nan bias": shared[:10] + np.float32(np.nan).tobytes() + shared[14:],
+        "nan scale": shared[:10] + np.float32(np.nan).tobytes() + shared[14:],
+        "shift": shared[:6] + b"\x08" + shared[7:],
+        "coefficient -128": _with_coefficient(shared, -128),
         "empty": b"\x01",
     }
     for name, damaged in cases.items():
         with pytest.raises(CorruptBlobError):
             spherecodec.decode(rebuilt(shared=damaged))
+    # the forgery above is what makes -128 fail: the same rewrite with 127 parses
+    d = layout["meta"]["shape"][-1]
+    assert Model.from_bytes(np.frombuffer(_with_coefficient(shared, 127), np.uint8), 3, d).coef.max() == 127
     # a modelled chunk needs its model: in a level-1 blob it is an unknown mode
     meta = dict(layout["meta"], params={k: v for k, v in layout["meta"]["params"].items() if k != "level"})
     with pytest.raises(CorruptBlobError, match="unknown chunk mode 2"):
@@ -217,6 +224,18 @@ def test_damaged_model_sections_raise(modelled_blob):
     meta["params"]["level"] = 2
     with pytest.raises(CorruptBlobError, match="level"):
         spherecodec.decode(rebuilt(meta=meta))
+
+
+def _with_coefficient(shared, value):
+    """The format 2 model section ``shared`` with its first coefficient set to ``value``,
+    written in an alphabet wide enough for it."""
+    head = exact_models._HEAD
+    _, _, d, K, *_ = head.unpack_from(shared)
+    start = head.size + 13 * d
+    zig = np.empty(exact_models._coef_count(K, d), np.uint32)
+    end = entropy.decode_stream(np.frombuffer(shared, np.uint8), start, exact_models._coef_alphabet(2), zig)
+    zig[0] = (value << 1) ^ (value >> 63) if value >= 0 else ((-value) << 1) - 1
+    return shared[:start] + entropy.encode_stream(zig, 1 << 16) + shared[end:]
 
 
 def test_chunk_body_damage_is_caught_by_the_decoder(modelled_blob):
@@ -262,23 +281,42 @@ def test_predictions_follow_the_documented_float32_order(data):
     assert_same_bits(pred, numpy_predictions(x, coef, bias, K))
 
 
+def numpy_terms(x, scale):
+    """Model format 2's terms, in numpy float32: ``round(s * x)`` (halves up) clamped to
+    +-127, values outside 1e-30 .. 1e30 in magnitude (subnormal, inf, nan) read as 0."""
+    clean = np.where((np.abs(x) >= 1e-30) & (np.abs(x) <= 1e30), x, np.float32(0))
+    t = np.clip(clean * scale, np.float32(-127), np.float32(127)).astype(np.float32)
+    return np.floor(t + np.float32(128.5)).astype(np.float32) - np.float32(128)
+
+
 @pytest.mark.parametrize("K", [13, 131, 299])
-def test_wide_rows_predict_and_round_trip_across_column_tiles(K):
-    """Rows wider than the kernels' column tiles (pk.TILE): predictions still equal numpy's
-    one-coordinate-at-a-time float32 sums, and a chunk coded with them decodes bit for bit
-    (37 rows: two whole blocks and a short one; K not a multiple of the 4 or 8 terms the
-    kernels add per pass)."""
+@pytest.mark.parametrize("model_format", [1, 2])
+def test_wide_rows_predict_and_round_trip_across_column_tiles(K, model_format):
+    """Rows wider than the kernels' column tiles (pk.TILE): predictions equal numpy's
+    (format 1: one coordinate at a time in float32; format 2: the integer sums of the
+    terms, exact), and a chunk coded with them decodes bit for bit (37 rows: two whole
+    blocks and a short one; K not a multiple of the 4 or 8 terms the kernels add per pass)."""
     rng = np.random.default_rng(K)
     n, d = 37, 2 * pk.TILE + 44
     x = (rng.standard_normal((n, 6)) @ rng.standard_normal((6, d)) + 0.1 * rng.standard_normal((n, d)))
     x = x.astype(np.float32)
     x[2, 5] = np.float32(-1e-39)
     x[3, pk.TILE + 1] = np.nan
-    coef = (rng.integers(-300, 300, size=(K, d)) / 256).astype(np.float32)
-    bias = rng.standard_normal(d).astype(np.float32)
-    pred = np.empty_like(x)
-    pk.predict_rows(x, coef, bias, pred)
-    assert_same_bits(pred, numpy_predictions(x, coef, bias, K))
+    x[4, 7] = 1e3  # beyond the terms' range: clamped to 127
+    if model_format == 1:
+        coef = (rng.integers(-300, 300, size=(K, d)) / 256).astype(np.float32)
+        bias = rng.standard_normal(d).astype(np.float32)
+        scale = None
+        pred = np.empty_like(x)
+        pk.predict_rows(x, coef, bias, pred)
+        assert_same_bits(pred, numpy_predictions(x, coef, bias, K))
+    else:
+        coef = np.triu(rng.integers(-127, 128, size=(K, d)), 1).astype(np.float32)
+        bias = np.zeros(d, np.float32)
+        scale = rng.uniform(20, 60, size=d).astype(np.float32)
+        pred = exact_models._predictions(x, scale, coef)
+        terms = numpy_terms(x[:, :K], scale[:K]).astype(np.int64)
+        assert (pred == terms @ coef.astype(np.int64)).all()
     # a model made for these rows (its tables count their contexts), coded and decoded
     buckets = 4
     gain = (buckets / (6.0 * (np.abs(pred).max(axis=0) + 1e-3))).astype(np.float32)
@@ -289,19 +327,59 @@ def test_wide_rows_predict_and_round_trip_across_column_tiles(K):
     counts = np.zeros((buckets, pk.ALPHABET), np.int64)
     pk.context_histogram(x.view(np.uint32), ctx, counts)
     freq = np.stack([entropy.quantize_frequencies(c, 12) for c in counts])
-    model = Model(MAX_LEVEL, d, coef, bias, gain, offset, colcls, buckets, 1, 12, freq)
+    model = Model(MAX_LEVEL, d, coef, bias, gain, offset, colcls, buckets, 1, 12, freq, scale=scale)
+    assert model.format == model_format
     payload = model.encode_chunk(x, MODE_MODELLED)
     assert payload is not None and payload[0] == MODE_MODELLED
     parsed = Model.from_bytes(np.frombuffer(model.to_bytes(), np.uint8), MAX_LEVEL, d)
+    assert parsed.format == model_format
     for decoder in (model, parsed):
         out = np.empty_like(x)
         decoder.decode_chunk(payload, out)
         assert_same_bits(out, x)
 
 
+def test_terms_follow_the_documented_rounding():
+    """kernels.predict.quantize_terms: halves round up, the clamp at +-127, values that are
+    0, subnormal, infinite or NaN give 0, and a flush of a subnormal product gives 0 too."""
+    scale = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1e-25, 3e9], np.float32)
+    x = np.array([[2.5, -2.5, 0.5, -0.5, 126.7, -300.0, 1e-40, np.inf, np.nan, -0.0, 1e-15, -1e-28]],
+                 np.float32)
+    out = np.empty_like(x)
+    pk.quantize_terms(x, scale, out)
+    assert out.tolist() == [[3, -2, 1, 0, 127, -127, 0, 0, 0, 0, 0, 0]]
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((300, 50)) * np.geomspace(1e-3, 1e3, 50)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.float32(0.5)  # exact halves once scaled by 2 ** k
+    scale = (2.0 ** rng.integers(-3, 8, 50)).astype(np.float32)
+    out = np.empty_like(x)
+    pk.quantize_terms(x, scale, out)
+    assert_same_bits(out, numpy_terms(x, scale))
+
+
+def test_integer_predictions_are_exact_in_any_order():
+    """Format 2's bounds (|terms|, |coefficients| <= 127, K <= MAX_PREDICTORS) keep every
+    partial sum an exact float32 integer: BLAS's products (``_predictions``), the
+    decoder's sums (one coordinate after another, as ``predict_rows`` adds them) and int64
+    arithmetic agree on the largest sums the bounds allow."""
+    rng = np.random.default_rng(9)
+    K, d, n = exact_models.MAX_PREDICTORS, exact_models.MAX_PREDICTORS + 40, 24
+    terms = rng.choice(np.float32([-127, 127, -126, 125, 0, 1]), size=(n, d)).astype(np.float32)
+    terms[0] = 127  # row 0 with all-127 coefficients: the largest sum, 127 * 127 * 512
+    coef = np.triu(rng.choice(np.float32([-127, 127, -1, 3]), size=(K, d)), 1).astype(np.float32)
+    coef[:, -1] = 127
+    exact = terms[:, :K].astype(np.int64) @ coef.astype(np.int64)
+    assert exact[0, -1] == 127 * 127 * K < 2 ** 24
+    blas = exact_models._predictions(terms, np.ones(d, np.float32), coef)  # terms scale to themselves
+    assert (blas == exact).all()
+    ordered = np.empty_like(terms)
+    pk.predict_rows(terms, coef, np.zeros(d, np.float32), ordered)
+    assert (ordered == exact).all()
+
+
 @pytest.mark.parametrize("n, d, two_tables", [(5, 7, False), (60, 385, False), (400, 385, True), (1500, 96, True)])
 def test_counting_matches_numpy(n, d, two_tables):
-    """context_histogram and count_contexts add exactly numpy's counts of (context, head
+    """context_histogram and count_predicted add exactly numpy's counts of (context, head
     symbol), whether they count into one table (few values against the tables) or into two
     summed at the end (8 values a table entry or more), odd widths too."""
     rng = np.random.default_rng(n + d)
@@ -325,8 +403,11 @@ def test_counting_matches_numpy(n, d, two_tables):
     assert (counts == expected).all()
     counted_ctx = np.empty_like(ctx)
     counts = np.zeros_like(expected)
-    pk.count_contexts(x, bits, coef, bias, gain, offset, base, buckets, counted_ctx, counts,
-                      np.empty((pk.BLOCK_ROWS, d), np.float32))
+    spare = np.zeros_like(expected) if two_tables else np.zeros((0, pk.ALPHABET), np.int64)
+    pk.count_predicted(pred, bits, gain, offset, base, buckets, counted_ctx, counts, spare)
+    if two_tables:
+        assert spare.any() and (spare != counts).any()
+        counts += spare
     assert (counted_ctx == ctx).all()
     assert (counts == expected).all()
 
@@ -389,10 +470,13 @@ def test_coarse_context_counts_are_sums_of_the_finest(centred):
     sd = np.abs(pred.astype(np.float64)).mean(axis=0) * rng.uniform(0.5, 2.0, d)
     sr = rng.uniform(0.1, 1.0, d)
     centre = pred[1].astype(np.float64) if centred else np.zeros(d)
+    # format 2's integer predictions stand for bias + pred / w
+    w = np.geomspace(1e-3, 1e6, d)
+    bias = rng.standard_normal(d) * np.where(np.isfinite(sd), sd, 1.0)
     most = max(b for b, _ in exact_models.CONTEXT_CHOICES)
 
     def counted(buckets):
-        gain, offset, colcls = exact_models._context_params(centre, sd, sr, buckets, 1, d)
+        gain, offset, colcls = exact_models._context_params(centre, sd, sr, buckets, 1, w, bias)
         ctx = np.empty(pred.shape, np.uint8)
         pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * buckets, buckets, ctx)
         counts = np.zeros((buckets, pk.ALPHABET), np.int64)
@@ -427,13 +511,29 @@ def test_model_section_round_trips(data):
     assert_same_bits(again.coef, model.coef)
 
 
-def _golden_blobs():
-    return sorted(GOLDEN.glob("*.sphc"))
+def _golden_blobs(folder=GOLDEN):
+    return sorted(folder.glob("*.sphc"))
 
 
 def test_golden_set_is_present():
-    names = {p.stem for p in _golden_blobs()}
-    assert {"level2", f"level{MAX_LEVEL}"} <= names
+    for folder in (GOLDEN, GOLDEN_FORMAT_1):
+        names = {p.stem for p in _golden_blobs(folder)}
+        assert {"level2", f"level{MAX_LEVEL}"} <= names, folder
+
+
+@pytest.mark.parametrize("path", _golden_blobs(GOLDEN_FORMAT_1), ids=lambda p: p.stem)
+def test_format_1_blobs_still_decode(path):
+    """Blobs whose models predict in float32 (model format 1, written until format 2) decode
+    bit for bit; today's encoder writes format 2 for the same array."""
+    blob = path.read_bytes()
+    expected = np.load(path.with_suffix(".npy"))
+    assert Model.from_bytes(np.frombuffer(parse_layout(blob)["shared"], np.uint8), int(path.stem.removeprefix("level")),
+                            expected.shape[1]).format == 1
+    assert_same_bits(spherecodec.decode(blob), expected)
+    assert_same_bits(spherecodec.decode_rows(blob, 250, 420), expected[250:420])
+    meta = spherecodec.info(blob)
+    again = spherecodec.encode(expected, meta["codec"], chunk_rows=meta["chunk_rows"], **meta["params"])
+    assert Model.from_bytes(np.frombuffer(parse_layout(again)["shared"], np.uint8), meta["params"]["level"], expected.shape[1]).format == 2
 
 
 @pytest.mark.parametrize("path", _golden_blobs(), ids=lambda p: p.stem)
@@ -444,6 +544,7 @@ def test_golden_level_blobs_decode_and_reencode_identically(path):
     meta = spherecodec.info(blob)
     assert meta["params"]["level"] == int(path.stem.removeprefix("level"))
     assert MODE_MODELLED in chunk_modes(blob)
+    assert Model.from_bytes(np.frombuffer(parse_layout(blob)["shared"], np.uint8), meta["params"]["level"], expected.shape[1]).format == 2
     for threads in (1, 2):
         again = spherecodec.encode(expected, meta["codec"], threads=threads, chunk_rows=meta["chunk_rows"],
                                    **meta["params"])

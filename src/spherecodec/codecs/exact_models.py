@@ -15,21 +15,29 @@ Each level caps the predictor at K earlier coordinates (``LEVEL_PREDICTORS``):
   factor of the covariance), cost growing with K (K multiply-adds per value, about).
 
 ``Model.fit`` (called by the codec's ``prepare``, once per blob) fits the least-squares
-predictor on every ``n // _FIT_ROWS``-th row (all rows below 8192), quantizes its
-coefficients to multiples of ``2**-COEF_SHIFT``, then picks the predictor size (up to the
-level's K), the context layout (buckets of the prediction x classes of columns) and
-whether a model pays at all, by the estimated bits on every ``n // _PROBE_ROWS``-th row:
-symbols, tables and coefficients. When none beats level 1 (small arrays) it returns None
-and the chunks are coded as at level 1. The model lives in the blob's shared section;
-chunks hold the raw bits and one rANS body.
+predictor on every ``n // _FIT_ROWS``-th row (all rows below 8192) and writes it as model
+format 2: each of the first K coordinates becomes an integer *term* (``round(scale * x)``,
+at most ``QUANT_MAX`` in magnitude), the coefficients are integers of at most
+``QUANT_MAX`` too, so a prediction is an integer sum that float32 holds exactly in any
+order: BLAS computes the encoder's, the decoder adds its own its way, and both agree on
+every processor. It then picks the predictor size (up to the level's K), the context
+layout (buckets of the prediction x classes of columns) and whether a model pays at all,
+by the estimated bits on every ``n // _PROBE_ROWS``-th row: symbols, tables and
+coefficients. When none beats level 1 (small arrays) it returns None and the chunks are
+coded as at level 1. The model lives in the blob's shared section; chunks hold the raw
+bits and one rANS body. Model format 1 (float32 predictions from float32 coefficients,
+added in a fixed order) is still read, and coded with when a parsed model is reused.
 
 Shared section (little endian)::
 
-    u8  model format (1)       u8  level
+    u8  model format (1 or 2)  u8  level
     u16 dim                    u16 K (predictor coordinates)
-    u8  coefficient shift      u8  buckets     u8 classes     u8 rANS precision
-    f32 x dim  bias            f32 x dim gain  f32 x dim offset   u8 x dim class
-    entropy stream of the zigzagged coefficients (row k: columns k+1 .. dim-1, k < K)
+    u8  coefficient shift (format 1: 8; format 2: 0)
+    u8  buckets                u8 classes     u8 rANS precision
+    f32 x dim  bias (format 1) or the terms' scales (format 2)
+    f32 x dim  gain            f32 x dim offset   u8 x dim class
+    entropy stream of the zigzagged coefficients (row k: columns k+1 .. dim-1, k < K;
+        alphabet 2**16 in format 1, 255 in format 2)
     classes x buckets frequency tables (``kernels.rans.write_table``)
 """
 
@@ -47,7 +55,9 @@ from ..kernels import rans_core as _core
 from ..kernels.bits import pack_low_bits, raw_size
 from ..scratch import reusable_array
 
-MODEL_FORMAT = 1
+#: the model format written; MODEL_FORMATS are read (1: float32 predictions, 2: integer ones)
+MODEL_FORMAT = 2
+MODEL_FORMATS = (1, 2)
 #: predictor coordinates per level (None: all earlier coordinates)
 LEVEL_PREDICTORS = {2: 0, 3: 32, 4: 128, 5: None}
 MAX_LEVEL = max(LEVEL_PREDICTORS)
@@ -55,8 +65,22 @@ MAX_LEVEL = max(LEVEL_PREDICTORS)
 MAX_PREDICTORS = 512
 MAX_COEFFICIENTS = 1 << 20
 MAX_CONTEXTS = 64
-#: coefficients are multiples of 2**-COEF_SHIFT (measured: 2**-8 loses < 0.01 bit/value)
+#: format 1's coefficients are multiples of 2**-COEF_SHIFT (measured: 2**-8 loses < 0.01
+#: bit/value); format 2 writes 0 in that field
 COEF_SHIFT = 8
+#: format 2's terms map a column's mean magnitude plus this many standard deviations
+#: onto QUANT_MAX (|term| <= QUANT_MAX; its coefficients are integers up to QUANT_MAX)
+TERM_SPREAD = 4.0
+#: format 2: the coefficients' rounding adds noise of about COEF_NOISE * sqrt(K / 32)
+#: times the residual's spread to a prediction from K coordinates: finer for small
+#: predictors, whose coefficients cost little (measured on the five shared sets: 0.1 at
+#: every K lost at K = 32 on unit tokens against 0.05, at K = 128 gained against 0.2, and
+#: lost 0.5% at K = 512 on mpnet's raw tokens against 0.2)
+COEF_NOISE = 0.05
+#: format 2's predictions are computed this many columns at a time (BLAS products)
+_PRODUCT_COLUMNS = 128
+#: and the counting pass's, this many rows at a time
+_COUNT_ROWS = 2048
 #: (buckets, classes) candidates; the cheapest (entropy + tables) on the blob wins. Both
 #: are powers of two: the fit counts the finest layout and sums the others from it
 CONTEXT_CHOICES = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 4), (16, 4))
@@ -76,24 +100,25 @@ _HEAD = struct.Struct("<BBHHBBBB")
 _TABLE_BYTES_PER_SYMBOL = 3.0
 
 
-def _sanitized64(rows):
-    # from the output pool (scratch.reusable_array), whose memory returns to it when the
-    # fit drops the array: the fit's sample takes up to 50 MB at d = 768, and a fresh one
-    # cost page faults (or the kernel's huge-page compaction) every fit, measured 1,264
-    # faults and 12 ms of system time a level 3 encode of 8,000 x 768
-    out = reusable_array(rows.shape, np.float64)
-    _pk.sanitized64(rows, out)
+def _sanitized(rows):
+    """``kernels.predict.sanitized`` of ``rows`` into float32 memory from the output pool
+    (``scratch.reusable_array``), which takes it back when the fit drops the array: a fresh
+    sample cost page faults (or the kernel's huge-page compaction) every fit, measured
+    1,264 faults and 12 ms of system time a level 3 encode of 8,000 x 768."""
+    out = reusable_array(rows.shape, np.float32)
+    _pk.sanitized(rows, out)
     return out
 
 
 class Model:
     """A fitted level >= 2 model: predictor, contexts and frequency tables."""
 
-    def __init__(self, level, dim, coef, bias, gain, offset, cls, buckets, classes, precision, freq):
+    def __init__(self, level, dim, coef, bias, gain, offset, cls, buckets, classes, precision, freq, scale=None):
         self.level = level
         self.dim = dim
-        self.coef = coef            # (K, dim) float32
-        self.bias = bias            # float32 per column
+        self.coef = coef            # (K, dim) float32 (format 2: integers)
+        self.bias = bias            # float32 per column (format 2: zeros)
+        self.scale = scale          # format 2: float32 per column, the terms' scales; format 1: None
         self.gain = gain
         self.offset = offset
         self.cls = cls              # uint8 per column
@@ -109,6 +134,11 @@ class Model:
     @property
     def predictors(self):
         return self.coef.shape[0]
+
+    @property
+    def format(self):
+        """The model format: 1 (float32 predictions) or 2 (integer ones, what ``fit`` makes)."""
+        return 1 if self.scale is None else 2
 
     # -- fitting -----------------------------------------------------------------------
     @classmethod
@@ -129,37 +159,40 @@ class Model:
     @classmethod
     def _fit(cls, rows, level):
         n, d = rows.shape
-        sample = _sanitized64(rows[::max(1, n // _FIT_ROWS)])
+        sample = _sanitized(rows[::max(1, n // _FIT_ROWS)])
         m = max(1, sample.shape[0])
-        mu = sample.mean(axis=0) if sample.size else np.zeros(d)
+        mu = sample.mean(axis=0, dtype=np.float64) if sample.size else np.zeros(d)
         centred = sample
-        centred -= mu  # in place: a second array of the sample's size costs its page faults
+        centred -= mu.astype(np.float32)  # in place: a second array of the sample's size costs its page faults
         cov = _covariance(centred, m, max(_predictor_choices(level, d)))
         sd = np.sqrt(np.maximum(np.diag(cov), 0.0)) if d else np.zeros(0)
+        scale = _term_scales(mu, sd)
         probe = np.ascontiguousarray(rows[::max(1, n // _PROBE_ROWS)])
         probe_bits = probe.view(np.uint32)
-        scale = n / max(1, probe.shape[0])
+        grow = n / max(1, probe.shape[0])
 
-        def layout_costs(pred, sr, coef_bits, layouts):
+        def layout_costs(pred, predictor, sr, layouts):
             """{(centre index, buckets, classes): (estimated bits, (buckets, classes, gain,
             offset, colcls))} of the context layouts ``layouts`` (centre index, buckets,
-            classes). The probe's values are counted once per centre, with the most
-            classes and the most buckets; every other layout's counts are sums of those.
-            The class ``i * classes // d`` of the column of rank ``i`` is
+            classes) for the probe's predictions ``pred`` (format 2's integers) by
+            ``predictor`` (``_exact_predictor``'s). The probe's values are counted once per
+            centre, with the most classes and the most buckets; every other layout's counts
+            are sums of those. The class ``i * classes // d`` of the column of rank ``i`` is
             ``(i * top // d) // (top // classes)``. A bucket of ``buckets`` is ``fine //
             (most // buckets)`` of the finest: the bucket counts are powers of two, so the
             finest layout's gain and offset are exactly ``most // buckets`` times a
             coarser one's, and so is ``p * gain + offset`` in float32 (scaling by a power
             of two rounds alike), whose floor then halves exactly. Where that fails (a
-            gain at ``_context_params``' clip, an overflow) only the estimate is off: the
-            chosen layout's tables are counted afresh on every row.
+            gain or offset at ``_context_params``' clip, an overflow) only the estimate is
+            off: the chosen layout's tables are counted afresh on every row.
             One bucket is one context per class whatever the centre: centre 0's sums."""
+            _, w, bias, coef_bits = predictor
             top = max(classes for _, _, classes in layouts)
             most = max(buckets for _, buckets, _ in layouts)
             counts = {}
             ctx = np.empty(pred.shape, dtype=np.uint8)
             for ci in sorted({0 if buckets == 1 else ci for ci, buckets, _ in layouts}):
-                gain, offset, colcls = _context_params(centres[ci], sd, sr, most, top, d)
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, most, top, w, bias)
                 _pk.contexts_of(pred, gain, offset, colcls.astype(np.int64) * most, most, ctx)
                 counts[ci] = np.zeros((top * most, _pk.ALPHABET), dtype=np.int64)
                 aot.checked("context_histogram", _pk.context_histogram)(probe_bits, ctx, counts[ci])
@@ -167,8 +200,8 @@ class Model:
             for ci, buckets, classes in layouts:
                 fine = counts[0 if buckets == 1 else ci].reshape(classes, top // classes, buckets, most // buckets, -1)
                 coded, tables = _cost(fine.sum(axis=(1, 3)).reshape(classes * buckets, -1))
-                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, classes, d)
-                out[ci, buckets, classes] = (coded * scale + tables + coef_bits, (buckets, classes, gain, offset, colcls))
+                gain, offset, colcls = _context_params(centres[ci], sd, sr, buckets, classes, w, bias)
+                out[ci, buckets, classes] = (coded * grow + tables + coef_bits, (buckets, classes, gain, offset, colcls))
             return out
 
         # the predictor size first, with one context layout; then every layout for it
@@ -176,41 +209,41 @@ class Model:
         # column mean they suit columns far from 0
         centres = (np.zeros(d), mu)
         best = None
-        probe64 = _sanitized64(probe)
+        clean_probe = _sanitized(probe)
         for K in _predictor_choices(level, d):
-            coef, bias, coef_bits = _quantized_predictor(cov, mu, K)
-            pred = np.empty(probe.shape, dtype=np.float32)
-            aot.checked("predict_rows", _pk.predict_rows)(probe, coef, bias, pred)
-            sr = (probe64 - pred).std(axis=0) if probe.size else np.zeros(d)
-            cost, _ = layout_costs(pred, sr, coef_bits, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
+            predictor = _exact_predictor(cov, mu, scale, K)
+            coef, w, bias, _ = predictor
+            pred = _predictions(probe, scale, coef)
+            # the residuals of the prediction these integers stand for
+            sr = (clean_probe - (bias + pred / w)).std(axis=0) if probe.size else np.zeros(d)
+            cost, _ = layout_costs(pred, predictor, sr, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
-                best = (cost, coef, bias, pred, sr, coef_bits)
-        _, coef, bias, pred, sr, coef_bits = best
+                best = (cost, predictor, pred, sr)
+        _, predictor, pred, sr = best
         best = None
         layouts = [(ci, buckets, classes) for ci in range(len(centres)) for buckets, classes in CONTEXT_CHOICES]
-        costs = layout_costs(pred, sr, coef_bits, layouts)
+        costs = layout_costs(pred, predictor, sr, layouts)
         for key in layouts:  # in this order, so that a tie goes to the same layout as ever
             cost, layout = costs[key]
             if best is None or cost < best[0]:
-                best = (cost, coef, bias) + layout
+                best = (cost,) + layout
         # the model's own fields, and what level 1 would spend: one table per ~1 MiB chunk
         fixed = 8.0 * (_HEAD.size + 13 * d)
         plain_counts = np.bincount((probe_bits >> _pk.HEAD_SHIFT).reshape(-1), minlength=_pk.ALPHABET)
         plain_coded, plain_table = _cost(plain_counts[None, :])
         chunks = -(-n * d * 4 // (1 << 20))
-        if best is None or best[0] + fixed >= plain_coded * scale + plain_table * chunks:
+        if best is None or best[0] + fixed >= plain_coded * grow + plain_table * chunks:
             return None
-        _, coef, bias, buckets, classes, gain, offset, colcls = best
-        ctx = np.empty((n, d), dtype=np.uint8)
-        counts = np.zeros((buckets * classes, _pk.ALPHABET), dtype=np.int64)
-        count_contexts = aot.checked("count_contexts", _pk.count_contexts)
-        count_contexts(rows, rows.view(np.uint32), coef, bias, gain, offset, colcls.astype(np.int64) * buckets,
-                       buckets, ctx, counts, np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32))
+        _, buckets, classes, gain, offset, colcls = best
+        coef = predictor[0]
+        ctx, counts = _count_tables(rows, scale, coef, gain, offset, colcls.astype(np.int64) * buckets, buckets,
+                                    buckets * classes)
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
         # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
         precision = 12 if used <= 2048 else 13
         freq = np.stack([entropy.quantize_frequencies(c, precision) for c in counts])
-        model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
+        model = cls(level, d, coef, np.zeros(d, np.float32), gain, offset, colcls, buckets, classes, precision, freq,
+                    scale=scale)
         # the contexts of the fitted rows, for their chunks; a weak reference to the rows, so
         # that a state kept after the encode (spherecodec.fit) does not keep the array alive
         model._cache = (weakref.ref(rows), ctx)
@@ -222,15 +255,17 @@ class Model:
         """The shared section (see the module docstring)."""
         d = self.dim
         K = self.predictors
-        out = bytearray(_HEAD.pack(MODEL_FORMAT, self.level, d, K, COEF_SHIFT, self.buckets,
+        fmt = self.format
+        out = bytearray(_HEAD.pack(fmt, self.level, d, K, COEF_SHIFT if fmt == 1 else 0, self.buckets,
                                    self.classes, self.precision))
-        for arr in (self.bias, self.gain, self.offset):
+        for arr in (self.bias if fmt == 1 else self.scale, self.gain, self.offset):
             out += arr.astype("<f4").tobytes()
         out += self.cls.astype(np.uint8).tobytes()
-        q = np.rint(self.coef.astype(np.float64) * (1 << COEF_SHIFT)).astype(np.int64)
+        q = self.coef.astype(np.float64) * ((1 << COEF_SHIFT) if fmt == 1 else 1)
+        q = np.rint(q).astype(np.int64)
         upper = np.concatenate([q[k, k + 1:] for k in range(K)]) if K else np.zeros(0, np.int64)
         zig = ((upper << 1) ^ (upper >> 63)).astype(np.uint32)
-        out += entropy.encode_stream(zig, 1 << 16)
+        out += entropy.encode_stream(zig, _coef_alphabet(fmt))
         buf = np.zeros(self.freq.shape[0] * (6 * _pk.ALPHABET + 4) + 4, dtype=np.uint8)
         pos = 0
         for row in self.freq:
@@ -245,13 +280,14 @@ class Model:
         if data.size < _HEAD.size:
             raise CorruptBlobError("exact model section is truncated")
         fmt, lvl, d, K, shift, buckets, classes, precision = _HEAD.unpack_from(data.tobytes()[:_HEAD.size])
-        if fmt != MODEL_FORMAT:
+        if fmt not in MODEL_FORMATS:
             raise CorruptBlobError(f"unknown exact model format {fmt}")
         if lvl != level:
             raise CorruptBlobError(f"model of level {lvl} in a blob of level {level}")
         if d != dim:
             raise CorruptBlobError(f"model for {d} columns in a blob of {dim}")
-        if K > max(d - 1, 0) or K > MAX_PREDICTORS or K * d > MAX_COEFFICIENTS or shift != COEF_SHIFT:
+        if (K > max(d - 1, 0) or K > MAX_PREDICTORS or K * d > MAX_COEFFICIENTS
+                or shift != (COEF_SHIFT if fmt == 1 else 0)):
             raise CorruptBlobError("exact model predictor fields are invalid")
         contexts_ok = 1 <= buckets and 1 <= classes and buckets * classes <= MAX_CONTEXTS
         if not contexts_ok or not 12 <= precision <= 13:
@@ -263,7 +299,9 @@ class Model:
         f = data[pos:pos + 12 * d].view("<f4").astype(np.float32).reshape(3, d)
         if not np.isfinite(f).all():
             raise CorruptBlobError("exact model holds non-finite parameters")
-        bias, gain, offset = (np.ascontiguousarray(f[i]) for i in range(3))
+        # format 1: bias, gain, offset; format 2: the terms' scales, gain, offset
+        first, gain, offset = (np.ascontiguousarray(f[i]) for i in range(3))
+        bias, scale = (first, None) if fmt == 1 else (np.zeros(d, np.float32), first)
         colcls = data[pos + 12 * d:need].copy()
         if colcls.size and int(colcls.max()) >= classes:
             raise CorruptBlobError("exact model column class out of range")
@@ -271,12 +309,15 @@ class Model:
         # 8 bytes per coefficient at most while parsing (a forged model is bounded by
         # MAX_COEFFICIENTS, not by the blob's size: see docs/exact-levels.md)
         zig = np.empty(ncoef, dtype=np.uint32)
-        pos = entropy.decode_stream(data, need, 1 << 16, zig)
+        # format 2's alphabet holds the zigzags of -QUANT_MAX .. QUANT_MAX only: no
+        # coefficient can take a prediction out of float32's exact integers
+        pos = entropy.decode_stream(data, need, _coef_alphabet(fmt), zig)
         coef = np.zeros((K, d), dtype=np.float32)
         at = 0
+        step = np.float32(1 << COEF_SHIFT) if fmt == 1 else np.float32(1)
         for k in range(K):
             wide = zig[at:at + d - k - 1].astype(np.int64)
-            coef[k, k + 1:] = ((wide >> 1) ^ -(wide & 1)) / np.float32(1 << COEF_SHIFT)
+            coef[k, k + 1:] = ((wide >> 1) ^ -(wide & 1)) / step
             at += d - k - 1
         del zig
         n_ctx = buckets * classes
@@ -295,7 +336,7 @@ class Model:
             freq[c, symbols[:n_used]] = freqs[:n_used]
         if pos != data.size:
             raise CorruptBlobError(f"{data.size - pos} unexpected bytes after the exact model")
-        model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq)
+        model = cls(level, d, coef, bias, gain, offset, colcls, buckets, classes, precision, freq, scale=scale)
         # the slots as read_table laid them out (a fitted model builds its own: the test
         # suite checks they agree); the symbols' frequencies from the parsed tables
         symbol_entry = np.empty(freq.size, dtype=np.uint32)
@@ -325,8 +366,11 @@ class Model:
                     and rows.strides == base.strides and np.shares_memory(rows, base)):
                 start = offset // step
                 return ctx[start:start + rows.shape[0]]
-        pred = np.empty(rows.shape, dtype=np.float32)
-        _pk.predict_rows(rows, self.coef, self.bias, pred)
+        if self.scale is None:
+            pred = np.empty(rows.shape, dtype=np.float32)
+            _pk.predict_rows(rows, self.coef, self.bias, pred)
+        else:
+            pred = _predictions(rows, self.scale, self.coef)
         ctx = np.empty(rows.shape, dtype=np.uint8)
         _pk.contexts_of(pred, self.gain, self.offset, self.base, self.buckets, ctx)
         return ctx
@@ -373,11 +417,16 @@ class Model:
         bits = out.view(np.uint32)
         pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
         decode_contexts = aot.checked("decode_contexts", _pk.decode_contexts)
+        scale = _NO_SCALE if self.scale is None else self.scale
         status = decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol,
-                                 symbol_entry, self.precision, self.coef, self.bias, self.gain, self.offset,
-                                 self.base, self.buckets, bits, pred)
+                                 symbol_entry, self.precision, self.coef, self.bias, scale, self.gain,
+                                 self.offset, self.base, self.buckets, bits, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
+
+
+#: decode_contexts' scale for a format 1 model (none)
+_NO_SCALE = np.zeros(0, dtype=np.float32)
 
 
 def _read_only(array):
@@ -404,41 +453,118 @@ def _predictor_choices(level, d):
     return sorted({k for k in (0, 32, 128) if k <= top} | {max(top, 0)})
 
 
-def _quantized_predictor(cov, mu, K):
-    """(coef (K x d) float32, bias float32, estimated bits to store coef) for ``K`` predictors."""
-    A = _fit_predictor(cov, K)
-    q = np.clip(np.rint(A * (1 << COEF_SHIFT)), -32767, 32767) + 0.0  # + 0.0: no -0.0 coefficients
-    Aq = q / (1 << COEF_SHIFT)
-    bias = (mu - Aq @ mu[:K]).astype(np.float32)
-    bias[np.abs(bias) < 1e-30] = 0  # no subnormal operand: flush-to-zero processors agree
-    coef = np.ascontiguousarray(Aq.T).astype(np.float32)
+def _coef_alphabet(fmt):
+    """The alphabet of a model format's zigzagged coefficients."""
+    return 1 << 16 if fmt == 1 else 2 * _pk.QUANT_MAX + 1
+
+
+def _term_scales(mu, sd):
+    """Format 2's per-column scales: the mean's magnitude plus ``TERM_SPREAD`` standard
+    deviations to ``QUANT_MAX`` (float32, never subnormal, infinite or 0)."""
+    reach = np.abs(mu) + TERM_SPREAD * sd
+    scale = _pk.QUANT_MAX / np.where(reach > 0, reach, 1.0)
+    return np.clip(scale, 1e-30, 1e30).astype(np.float32)
+
+
+def _exact_predictor(cov, mu, scale, K):
+    """Format 2's predictor from the first ``K`` coordinates: ``(coef, w, bias, bits)``.
+
+    ``coef`` (K x d float32) holds integers of at most ``QUANT_MAX`` in magnitude (``coef[k,
+    j]`` = 0 unless k < j), so that ``coef[:, j]`` times the row's terms (``_predictions``)
+    is an integer about ``w[j]`` times the least-squares prediction of column ``j`` less
+    ``bias[j]`` (float64 per column); ``bits`` estimates the coefficients' cost."""
+    d = cov.shape[0]
+    A = _fit_predictor(cov, K)  # x_j ~ sum_k A[j, k] x_k, and a term is about scale[k] x_k
+    per_term = A.T / scale[:K, None].astype(np.float64)
+    top = np.abs(per_term).max(axis=0) if K else np.zeros(d)
+    # the coarsest steps whose rounding adds noise of COEF_NOISE times the residual's spread
+    # to the prediction (about terms / 12 steps squared, each term's square about
+    # (QUANT_MAX / TERM_SPREAD) ** 2), at most QUANT_MAX for the largest coefficient
+    terms = np.minimum(np.arange(d), K)
+    resid = np.diag(cov) - np.einsum("jk,kj->j", A, cov[:K]) if K else np.diag(cov)
+    spread = np.sqrt(np.maximum(resid, 1e-30 * max(float(np.trace(cov)) / max(d, 1), 1e-30)))
+    noise = COEF_NOISE * np.sqrt(max(K, 1) / 32.0)
+    w = np.sqrt(terms / 12.0) * (_pk.QUANT_MAX / TERM_SPREAD) / (noise * spread)
+    w = np.where(top > 1e-30, np.minimum(w, _pk.QUANT_MAX / np.maximum(top, 1e-30)), 1.0)
+    coef = np.clip(np.rint(per_term * w), -_pk.QUANT_MAX, _pk.QUANT_MAX) + 0.0  # + 0.0: no -0.0
+    # the weights the integers stand for, and the bias that centres their prediction
+    weights = coef / w * scale[:K, None].astype(np.float64)
+    bias = mu - weights.T @ mu[:K]
     bits = 0.0
     if K:
-        upper = np.concatenate([q[k + 1:, k] for k in range(K)]).astype(np.int64)
-        # the counts of the distinct coefficients in increasing order, as np.unique gives
-        # them, without its sort (coefficients lie in -32767 .. 32767)
-        counts = np.bincount(upper + 32767, minlength=1)
+        upper = np.concatenate([coef[k, k + 1:] for k in range(K)]).astype(np.int64)
+        counts = np.bincount(upper + _pk.QUANT_MAX, minlength=1)
         counts = counts[counts > 0]
         bits = float(-(counts * np.log2(counts / upper.size)).sum()) + 24.0 * counts.size
-    return coef, bias, bits
+    return np.ascontiguousarray(coef, dtype=np.float32), w, bias, bits
+
+
+def _predictions(rows, scale, coef, out=None):
+    """Format 2's predictions of ``rows`` (float32, n x d) into ``out`` (float32, n x d).
+
+    Each is an integer, ``coef[k, j]`` times the term of coordinate ``k`` summed over
+    ``k < min(j, K)``: products of at most ``QUANT_MAX ** 2`` and sums of at most
+    ``MAX_PREDICTORS`` of them stay below 2**24, so float32 holds every partial sum exactly
+    in any order. That is what lets BLAS compute them here, ``_PRODUCT_COLUMNS`` columns at a
+    time (column ``j`` needs only the terms before it), while the decoder adds them its
+    own way (``kernels.predict.decode_contexts``): both get the same integers."""
+    n, d = rows.shape
+    K = coef.shape[0]
+    if out is None:
+        out = np.empty((n, d), dtype=np.float32)
+    terms = np.empty((n, K), dtype=np.float32)
+    aot.checked("quantize_terms", _pk.quantize_terms)(rows, scale, terms)
+    for b0 in range(0, d, _PRODUCT_COLUMNS):
+        b1 = min(d, b0 + _PRODUCT_COLUMNS)
+        k1 = min(K, b1 - 1)
+        if k1 <= 0:
+            out[:, b0:b1] = 0
+        else:
+            np.matmul(terms[:, :k1], coef[:k1, b0:b1], out=out[:, b0:b1])
+    return out
+
+
+def _count_tables(rows, scale, coef, gain, offset, base, buckets, contexts):
+    """(contexts of every value (uint8, n x d), counts (contexts x alphabet)) of ``rows``
+    under a format 2 model, ``_COUNT_ROWS`` rows of predictions at a time."""
+    n, d = rows.shape
+    bits = rows.view(np.uint32)
+    ctx = np.empty((n, d), dtype=np.uint8)
+    counts = np.zeros((contexts, _pk.ALPHABET), dtype=np.int64)
+    # two tables when the values are many against them (see kernels.predict._add_histogram)
+    two = n * d >= 8 * counts.size
+    spare = np.zeros_like(counts) if two else np.zeros((0, _pk.ALPHABET), dtype=np.int64)
+    pred = np.empty((min(n, _COUNT_ROWS), d), dtype=np.float32)
+    count = aot.checked("count_predicted", _pk.count_predicted)
+    for r0 in range(0, n, _COUNT_ROWS):
+        r1 = min(n, r0 + _COUNT_ROWS)
+        block = pred[:r1 - r0]
+        _predictions(rows[r0:r1], scale, coef, out=block)
+        count(block, bits[r0:r1], gain, offset, base, buckets, ctx[r0:r1], counts, spare)
+    if two:
+        counts += spare
+    return ctx, counts
 
 
 def _covariance(centred, m, top):
-    """The covariance of the rows ``centred`` (divided by ``m``) as far as a predictor from
-    the first ``top`` coordinates reads it: its first ``top + 1`` rows and its diagonal
-    (the rest stays 0 when that is all; at level 3 it is 1/10 of the products). The first
-    rows are the ones the full product gives, bit for bit (BLAS sums every entry in the
-    same order whatever the blocks: checked on the shared embeddings); the diagonal past
-    them is each column's sum of squares (the columns' spreads are all that is read there;
-    the shared embeddings' models are the same as from the full product's diagonal)."""
+    """The covariance (float64) of the float32 rows ``centred`` (divided by ``m``) as far as
+    a predictor from the first ``top`` coordinates reads it: its first ``top + 1`` rows and
+    its diagonal (the rest stays 0 when that is all; at level 3 it is 1/10 of the products).
+    The products are float32 BLAS (measured: the models of the five shared sets coded to
+    the same sizes as from float64, at half the time), the square part symmetric; the
+    diagonal past it is each column's sum of squares in float64 (only the columns'
+    spreads are read there)."""
     d = centred.shape[1]
     if top + 1 + _FULL_PRODUCT_SLACK >= d:
-        return centred.T @ centred / m
+        return (centred.T @ centred).astype(np.float64) / m
     cov = np.zeros((d, d))
-    cov[:top + 1] = centred[:, :top + 1].T @ centred / m
+    head = centred[:, :top + 1]
+    cov[:top + 1, :top + 1] = head.T @ head
+    cov[:top + 1, top + 1:] = head.T @ centred[:, top + 1:]
+    cov[:top + 1] /= m
     rest = np.arange(top + 1, d)
     tail = centred[:, top + 1:]
-    cov[rest, rest] = np.einsum("ij,ij->j", tail, tail) / m
+    cov[rest, rest] = np.einsum("ij,ij->j", tail, tail, dtype=np.float64) / m
     return cov
 
 
@@ -486,12 +612,17 @@ def _inverse_unit_lower(unit):
     return out
 
 
-def _context_params(centre, sd, sr, buckets, classes, d):
-    """Per-column gain, offset, class: bucket = floor((p - centre) / sd * buckets / SPAN + buckets / 2)."""
+def _context_params(centre, sd, sr, buckets, classes, w, bias):
+    """Per-column gain, offset, class of format 2's integer predictions ``P``: bucket =
+    floor(P * gain + offset), about ``(p - centre) / sd * buckets / SPAN + buckets / 2``
+    of the prediction ``p = bias + P / w`` they stand for. Gains and offsets are float32,
+    never subnormal or infinite (a processor that flushes subnormals agrees)."""
+    d = sd.shape[0]
     scale = np.where(sd > 0, sd, 1.0)
-    gain64 = np.clip(buckets / (SPAN * scale), 1e-30, 1e30)
-    gain = gain64.astype(np.float32)
-    offset = (buckets / 2.0 - centre * gain64).astype(np.float32)
+    per_value = buckets / (SPAN * scale)
+    gain = np.clip(per_value / w, 1e-30, 1e30).astype(np.float32)
+    offset = np.clip(buckets / 2.0 + (bias - centre) * per_value, -1e30, 1e30)
+    offset = np.where(np.abs(offset) < 1e-30, 0.0, offset).astype(np.float32)
     colcls = np.zeros(d, dtype=np.uint8)
     if classes > 1 and d:
         order = np.argsort(np.log(np.maximum(sr, 1e-30)), kind="stable")

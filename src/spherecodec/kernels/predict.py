@@ -6,17 +6,32 @@ its own row, and the prediction only *selects the frequency table* (the context)
 are stored raw. The decoder recomputes every prediction from values it already decoded, so
 the bits round trip whatever the prediction is: it only has to be the same on both sides.
 
-Determinism rules the code below follows:
+Determinism rules the code below follows. Model format 2 (what the encoder writes):
+
+* the prediction of coordinate ``j`` is the sum of ``coef[k, j] * q(x[k])`` over ``k <
+  min(j, K)``, where ``q`` (``_quantized``) maps a value to an integer term of at most
+  ``QUANT_MAX`` in magnitude and the coefficients are integers of at most ``QUANT_MAX``:
+  with K <= 512 every partial sum is an integer below 2**24, which float32 holds exactly,
+  so any order of the sums (BLAS's in the encoder, the tiles' here) gives the same value;
+
+Model format 1 (still read):
 
 * the prediction of coordinate ``j`` is ``bias[j]`` plus ``coef[k, j] * s(x[k])`` for
   ``k = 0, 1, ..., min(j, K) - 1``, added one at a time in that order, in float32, with a
   separate multiply and add (no fastmath, so LLVM neither reassociates nor fuses them;
   vectorising over ``j`` keeps each lane's order);
+
+Both:
+
 * ``s(x)`` replaces values outside ``[1e-30, 1e30]`` in magnitude (zeros, subnormals,
   infinities, NaNs) by 0, so predictions never see a subnormal, an infinity or a NaN and
-  a processor flushing subnormals to zero computes the same predictions;
+  a processor flushing subnormals to zero computes the same predictions (``q`` starts
+  from ``s(x)``);
 * the context is ``floor(p * gain[j] + offset[j])`` clamped to ``0 .. buckets - 1``, plus a
   per-column base; no libm function anywhere.
+
+The kernels add the terms of either format the same way (the decoder keeps each block's
+terms as it decodes them): format 2's are integers, format 1's the values themselves.
 
 Stream order within a chunk: rows in blocks of ``BLOCK_ROWS``; within a block, column by
 column, row by row. Symbol ``i`` of that order uses rANS state ``i % 4``; the body is the
@@ -52,6 +67,22 @@ def _sanitize(x):
     if a >= _TINY and a <= _HUGE:
         return x
     return np.float32(0.0)
+
+
+#: model format 2's terms: integers in -QUANT_MAX .. QUANT_MAX (see _quantized)
+QUANT_MAX = 127
+
+
+@njit(inline="always")
+def _quantized(x, s):
+    # model format 2's term of value x in its column of scale s: round(s * x) clamped to
+    # +-127, an integer held in a float32. Every step is one IEEE float32 operation or an
+    # exact conversion, so every processor gets the same integer (a flush to zero of a
+    # subnormal s * x still gives 0); values _sanitize zeroes give 0
+    t = _sanitize(x) * s
+    t = min(max(t, np.float32(-QUANT_MAX)), np.float32(QUANT_MAX))
+    # t + 128.5 lies in [1.5, 255.5]: truncation is floor, so this rounds half up
+    return np.float32(np.int64(t + np.float32(QUANT_MAX + 1.5))) - np.float32(QUANT_MAX + 1)
 
 
 @njit(inline="always")
@@ -193,34 +224,43 @@ def predict_rows(values, coef, bias, pred):
 
 
 @njit(nogil=True, cache=True)
-def count_contexts(values, bits, coef, bias, gain, offset, base, buckets, ctx, counts, pred):
-    """``predict_rows``, ``contexts_of`` and ``context_histogram`` in one pass over
-    ``values`` (float32, rows x d; ``bits``: their uint32 view), a block of rows at a time:
-    the contexts go to ``ctx``, the head symbols are added to ``counts``; ``pred`` is
-    scratch (``BLOCK_ROWS`` x d), so no prediction of the whole array is stored."""
-    n, d = values.shape
-    K = min(coef.shape[0], d)
-    spare = _spare_counts(counts, n * d)
-    for r0 in range(0, n, BLOCK_ROWS):
-        r1 = min(n, r0 + BLOCK_ROWS)
-        _predict_block(pred, values, r0, r1, r0, coef, bias, K)
-        for r in range(r0, r1):
-            for j in range(d):
-                ctx[r, j] = _context(pred[r - r0, j], gain[j], offset[j], buckets, base[j])
-        _add_histogram(bits, ctx, r0, r1, counts, spare)
-    _fold_spare(counts, spare)
+def quantize_terms(rows, scale, out):
+    """``out[r, k] = _quantized(rows[r, k], scale[k])`` for the first ``out.shape[1]``
+    columns of ``rows`` (float32, rows x d): the terms model format 2 predicts from."""
+    n, K = out.shape
+    for r in range(n):
+        for k in range(K):
+            out[r, k] = _quantized(rows[r, k], scale[k])
 
 
 @njit(nogil=True, cache=True)
-def sanitized64(rows, out):
-    """``out`` (float64) = ``rows`` (float32) where ``1e-30 <= |x| <= 1e30`` in float64
-    (NaN: no), else 0: the values the model is fitted on."""
+def count_predicted(pred, bits, gain, offset, base, buckets, ctx, counts, spare):
+    """``contexts_of(pred, ...)`` into ``ctx`` and ``context_histogram(bits, ctx, ...)``,
+    a block of rows at a time while its contexts are in cache: even columns counted into
+    ``counts``, odd ones into ``spare``, a zeroed table the caller adds in at the end (see
+    ``_add_histogram``), or into ``counts`` too when ``spare`` is empty. ``pred``, ``bits``
+    and ``ctx`` are rows x d."""
+    n, d = pred.shape
+    if spare.size == 0:
+        spare = counts
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        for r in range(r0, r1):
+            for j in range(d):
+                ctx[r, j] = _context(pred[r, j], gain[j], offset[j], buckets, base[j])
+        _add_histogram(bits, ctx, r0, r1, counts, spare)
+
+
+@njit(nogil=True, cache=True)
+def sanitized(rows, out):
+    """``out`` = ``rows`` (float32) where ``1e-30 <= |x| <= 1e30`` (NaN: no), else 0: the
+    values the model is fitted on (``out``: float32)."""
     n, d = rows.shape
     for r in range(n):
         for j in range(d):
-            x = np.float64(rows[r, j])
+            x = rows[r, j]
             a = abs(x)
-            out[r, j] = x if a >= 1e-30 and a <= 1e30 else 0.0
+            out[r, j] = x if a >= _TINY and a <= _HUGE else np.float32(0.0)
 
 
 @njit(nogil=True, cache=True)
@@ -463,7 +503,7 @@ def _unpack_low_bits(raw, nibbles, out):
 
 
 @njit(nogil=True, cache=True)
-def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, gain, offset,
+def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, scale, gain, offset,
                     base, buckets, out, pred):
     """Decode a chunk: predictions, contexts and symbols interleaved; return a status.
 
@@ -471,7 +511,10 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
     bits (``kernels.bits`` layout: 16-bit plane, then 4-bit plane, row-major value order);
     ``slot_symbol``/``symbol_entry`` are ``decoder_tables``'; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
     other arguments are those of ``predict_rows`` and ``contexts_of``; every
-    ``base[j] + buckets - 1`` must index a table.
+    ``base[j] + buckets - 1`` must index a table. ``scale`` is empty for model format 1
+    (the terms are the values, ``_sanitize``d) and the columns' scales for format 2 (the
+    terms are ``_quantized``: integers, and so are the predictions, whatever the order of
+    their sums).
     """
     n, d = out.shape
     total = n * d
@@ -482,6 +525,9 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
         return STATUS_CORRUPT
     fout = out.view(np.float32)
     K = min(coef.shape[0], d)
+    quantized = scale.size > 0
+    # the block's terms of its first K coordinates, filled as they are decoded
+    terms = np.zeros((BLOCK_ROWS, max(K, 1)), dtype=np.float32)
     x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
                       read_state(stream, 3 * STATE_BYTES))
     pos = STATES * STATE_BYTES
@@ -491,14 +537,15 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
     _unpack_low_bits(raw, 2 * total, out)
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
+        rows = r1 - r0
         for t0 in range(0, d, TILE):
             t1 = min(d, t0 + TILE)
-            for r in range(r0, r1):
+            for r in range(rows):
                 for j in range(t0, t1):
-                    pred[r - r0, j] = bias[j]
+                    pred[r, j] = bias[j]
             # the terms of the earlier tiles' (decoded) coordinates, then the tile's own as
             # they are decoded: every prediction takes its terms in coordinate order
-            _add_terms(pred, fout, r0, r1, r0, coef, _ZERO, min(K, t0), t0, t1)
+            _add_terms(pred, terms, _ZERO, rows, _ZERO, coef, _ZERO, min(K, t0), t0, t1)
             j = t0
             while j < t1:
                 # four coordinates at a time while their terms reach four columns of the tile:
@@ -508,31 +555,38 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                 for i in range(j, j + g):
                     if i == j + 1:
                         c01 = coef[j, i]
-                        for r in range(r0, r1):
-                            pred[r - r0, i] += c01 * _sanitize(fout[r, j])
+                        for r in range(rows):
+                            pred[r, i] += c01 * terms[r, j]
                     elif i == j + 2:
                         c02 = coef[j, i]
                         c12 = coef[j + 1, i]
-                        for r in range(r0, r1):
-                            pred[r - r0, i] = ((pred[r - r0, i] + c02 * _sanitize(fout[r, j]))
-                                               + c12 * _sanitize(fout[r, j + 1]))
+                        for r in range(rows):
+                            pred[r, i] = (pred[r, i] + c02 * terms[r, j]) + c12 * terms[r, j + 1]
                     elif i == j + 3:
                         c03 = coef[j, i]
                         c13 = coef[j + 1, i]
                         c23 = coef[j + 2, i]
-                        for r in range(r0, r1):
-                            pred[r - r0, i] = (((pred[r - r0, i] + c03 * _sanitize(fout[r, j]))
-                                                + c13 * _sanitize(fout[r, j + 1])) + c23 * _sanitize(fout[r, j + 2]))
+                        for r in range(rows):
+                            pred[r, i] = (((pred[r, i] + c03 * terms[r, j]) + c13 * terms[r, j + 1])
+                                          + c23 * terms[r, j + 2])
                     x0, x1, x2, x3, pos = _decode_column(x0, x1, x2, x3, pos, i, r0, r1, pred, gain, offset,
                                                          base, buckets, slot_symbol, symbol_entry, precision,
                                                          mask, stream, last, out, ctx)
+                    if i < K:
+                        if quantized:
+                            s = scale[i]
+                            for r in range(rows):
+                                terms[r, i] = _quantized(fout[r0 + r, i], s)
+                        else:
+                            for r in range(rows):
+                                terms[r, i] = _sanitize(fout[r0 + r, i])
                 if g == 4:
-                    for r in range(r0, r1):
-                        _update_quad(pred, r - r0, coef, j, _sanitize(fout[r, j]), _sanitize(fout[r, j + 1]),
-                                     _sanitize(fout[r, j + 2]), _sanitize(fout[r, j + 3]), j + 4, t1)
+                    for r in range(rows):
+                        _update_quad(pred, r, coef, j, terms[r, j], terms[r, j + 1], terms[r, j + 2],
+                                     terms[r, j + 3], j + 4, t1)
                 elif j < K:
-                    for r in range(r0, r1):
-                        _update_range(pred, r - r0, coef, j, _sanitize(fout[r, j]), j + 1, t1)
+                    for r in range(rows):
+                        _update_range(pred, r, coef, j, terms[r, j], j + 1, t1)
                 j += g
     if pos != end:
         return STATUS_CORRUPT
