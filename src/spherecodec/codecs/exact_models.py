@@ -130,6 +130,7 @@ class Model:
         self._entries = None        # the encoder's tables (kernels.predict.encoder_tables), made when needed
         self._slots = None
         self._cache = None
+        self._bytes = None          # the shared section, once written
 
     @property
     def predictors(self):
@@ -214,8 +215,10 @@ class Model:
             predictor = _exact_predictor(cov, mu, scale, K)
             coef, w, bias, _ = predictor
             pred = _predictions(probe, scale, coef)
-            # the residuals of the prediction these integers stand for
-            sr = (clean_probe - (bias + pred / w)).std(axis=0) if probe.size else np.zeros(d)
+            # the spreads of the residuals of the prediction these integers stand for (in
+            # float32: they only rank the columns into classes)
+            stands_for = pred * (1.0 / w).astype(np.float32) + bias.astype(np.float32)
+            sr = (clean_probe - stands_for).std(axis=0) if probe.size else np.zeros(d)
             cost, _ = layout_costs(pred, predictor, sr, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
                 best = (cost, predictor, pred, sr)
@@ -253,6 +256,11 @@ class Model:
     # -- shared section ----------------------------------------------------------------
     def to_bytes(self):
         """The shared section (see the module docstring)."""
+        if self._bytes is None:  # the pipeline asks before and after the chunks are coded
+            self._bytes = self._section()
+        return self._bytes
+
+    def _section(self):
         d = self.dim
         K = self.predictors
         fmt = self.format
@@ -586,10 +594,15 @@ def _fit_predictor(cov, K):
     unit = lower / np.diag(lower)[None, :]
     # x = unit @ innovations, so innovations = inv(unit) @ x and x_j - innovation_j is the
     # prediction of x_j from x_0 .. x_{j-1}
-    pred = np.eye(K + 1) - _inverse_unit_lower(unit)
+    inverse = _inverse_unit_lower(unit)
+    pred = np.eye(K + 1) - inverse
     A[:K + 1] = np.tril(pred, -1)[:, :K]
     if K + 1 < d:
-        A[K + 1:] = np.linalg.solve(c[:K, :K], cov[:K, K + 1:]).T
+        # solve(c[:K, :K], b) from the factor at hand: c[:K, :K] = L L^T with L = lower[:K, :K],
+        # whose inverse is inverse[:K, :K] over the diagonal (two products: at K = 512, d =
+        # 768, 1.3 ms instead of 4 for the solve)
+        inv_lower = inverse[:K, :K] / np.diag(lower)[:K, None]
+        A[K + 1:] = (inv_lower.T @ (inv_lower @ cov[:K, K + 1:])).T
     return A
 
 
