@@ -87,14 +87,14 @@ def _quantized(x, s):
 
 @njit(inline="always")
 def _context(p, gain, offset, buckets, base):
-    # selects, not branches: a prediction near a bucket's edge made the branches mispredict
-    # (NaN compares false both ways: base, as a negative t); only an in-range t is converted
+    # t clamped to 0 .. buckets - 1 by a max and a min (maxss/minss: no branch, which a
+    # prediction near a bucket's edge made mispredict), then truncated: floor, as t >= 0.
+    # NaN compares false: the max gives 0, so NaN takes the first bucket
     t = p * gain + offset
-    inside = (t >= np.float32(0.0)) & (t < np.float32(buckets))
-    v = np.int64(t if inside else np.float32(0.0))
-    if not inside:
-        v = buckets - 1 if t >= np.float32(0.0) else 0
-    return base + v
+    t = t if t > np.float32(0.0) else np.float32(0.0)
+    top = np.float32(buckets - 1)
+    t = t if t < top else top
+    return base + np.int64(t)
 
 
 #: columns of predictions updated per pass: a block's tile of them (16 rows x 128 floats,
