@@ -147,11 +147,41 @@ def _quad_of(values, r, k):
 def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
     """Add the terms of coordinates ``k0 .. k1 - 1``, in that order, to the columns
     ``lo .. hi - 1`` of rows ``r0 .. r1 - 1`` of ``values``, whose predictions are the
-    rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Eight, then
-    four coordinates per pass over the rows, so their coefficient slices serve the whole block.
+    rows ``r - p0`` of ``pred``; every column there must lie after ``k1 - 1``. Rows that
+    come in fours (a whole block) take four coordinates a pass four rows at a time, so
+    that each coefficient loaded serves four rows (measured 1.3x the passes below on 16
+    rows x 512 coordinates x 256 columns, Intel Xeon); other rows eight, then four
+    coordinates per pass, so their coefficient slices serve the whole block. Every
+    element takes its terms one at a time in coordinate order either way.
 
     The one tile routine: prediction, counting and decoding all call it (not inlined, so
     it is compiled once per signature instead of once per caller)."""
+    if (r1 - r0) % 4 == 0:
+        for r in range(r0, r1, 4):
+            p = r - p0
+            k = k0
+            while k + 4 <= k1:
+                # written out here: the same loop in an inlined helper taking these as
+                # arguments was not vectorised (5 against 27 GMAC/s)
+                a0, a1, a2, a3 = _quad_of(values, r, k)
+                b0, b1, b2, b3 = _quad_of(values, r + 1, k)
+                c0, c1, c2, c3 = _quad_of(values, r + 2, k)
+                d0, d1, d2, d3 = _quad_of(values, r + 3, k)
+                for jj in range(_U(lo), _U(hi)):
+                    w0 = coef[_U(k), jj]
+                    w1 = coef[_U(k + 1), jj]
+                    w2 = coef[_U(k + 2), jj]
+                    w3 = coef[_U(k + 3), jj]
+                    pred[_U(p), jj] = (((pred[_U(p), jj] + w0 * a0) + w1 * a1) + w2 * a2) + w3 * a3
+                    pred[_U(p + 1), jj] = (((pred[_U(p + 1), jj] + w0 * b0) + w1 * b1) + w2 * b2) + w3 * b3
+                    pred[_U(p + 2), jj] = (((pred[_U(p + 2), jj] + w0 * c0) + w1 * c1) + w2 * c2) + w3 * c3
+                    pred[_U(p + 3), jj] = (((pred[_U(p + 3), jj] + w0 * d0) + w1 * d1) + w2 * d2) + w3 * d3
+                k += 4
+            while k < k1:
+                for q in range(r, r + 4):
+                    _update_range(pred, q - p0, coef, k, _sanitize(values[q, k]), lo, hi)
+                k += 1
+        return
     k = k0
     while k + 8 <= k1:
         for r in range(r0, r1):
