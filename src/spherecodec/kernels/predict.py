@@ -229,7 +229,7 @@ def _add_triangle(pred, values, r0, r1, p0, coef, t0, K, t1):
 def _predict_block(pred, values, r0, r1, p0, coef, bias, K):
     """Predictions of rows ``r0 .. r1 - 1`` of ``values`` into the rows ``r - p0`` of
     ``pred``, a tile of columns at a time: the terms of the earlier tiles' coordinates,
-    then the tile's own. One compiled routine for ``predict_rows`` and ``count_contexts``."""
+    then the tile's own (``predict_rows``' block: a callee, compiled once)."""
     d = values.shape[1]
     for t0 in range(0, d, TILE):
         t1 = min(d, t0 + TILE)
