@@ -100,7 +100,7 @@ def _exact_format_1_model():
         from spherecodec.codecs.exact_models import Model
 
         blob = (DATA / "golden-exact-levels" / "model-format-1" / "level5.sphc").read_bytes()
-        state = ExactState(Model.from_bytes(np.frombuffer(_shared_section(blob), np.uint8), 5, arr.shape[-1]))
+        state = ExactState(Model.from_bytes(np.frombuffer(split(blob).shared, np.uint8), 5, arr.shape[-1]))
 
         class Prefitted(ExactCodec):
             def prepare(self, rows):
@@ -109,13 +109,6 @@ def _exact_format_1_model():
         return Prefitted(level=5), {}
 
     return factory
-
-
-def _shared_section(blob):
-    """The shared section of a well-formed ``blob``."""
-    _, _, _, meta_len, _, _, shared_len = _FIXED.unpack_from(blob, 0)
-    start = _FIXED.size + meta_len
-    return blob[start:start + shared_len]
 
 
 def _exact():

@@ -540,7 +540,7 @@ def _count_tables(rows, scale, coef, gain, offset, base, buckets, contexts):
     ctx = np.empty((n, d), dtype=np.uint8)
     counts = np.zeros((contexts, _pk.ALPHABET), dtype=np.int64)
     # two tables when the values are many against them (see kernels.predict._add_histogram)
-    two = n * d >= 8 * counts.size
+    two = n * d >= _pk.TWO_TABLES_FROM * counts.size
     spare = np.zeros_like(counts) if two else np.zeros((0, _pk.ALPHABET), dtype=np.int64)
     pred = np.empty((min(n, _COUNT_ROWS), d), dtype=np.float32)
     count = aot.checked("count_predicted", _pk.count_predicted)

@@ -156,6 +156,7 @@ def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
 
     The one tile routine: prediction, counting and decoding all call it (not inlined, so
     it is compiled once per signature instead of once per caller)."""
+    k = k0
     if (r1 - r0) % 4 == 0:
         for r in range(r0, r1, 4):
             p = r - p0
@@ -177,12 +178,7 @@ def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
                     pred[_U(p + 2), jj] = (((pred[_U(p + 2), jj] + w0 * c0) + w1 * c1) + w2 * c2) + w3 * c3
                     pred[_U(p + 3), jj] = (((pred[_U(p + 3), jj] + w0 * d0) + w1 * d1) + w2 * d2) + w3 * d3
                 k += 4
-            while k < k1:
-                for q in range(r, r + 4):
-                    _update_range(pred, q - p0, coef, k, _sanitize(values[q, k]), lo, hi)
-                k += 1
-        return
-    k = k0
+        # every group stopped at the same k: the last coordinates one at a time, below
     while k + 8 <= k1:
         for r in range(r0, r1):
             _update_oct(pred, r - p0, coef, k, _quad_of(values, r, k), _quad_of(values, r, k + 4), lo, hi)
@@ -302,6 +298,10 @@ def contexts_of(pred, gain, offset, base, buckets, ctx):
             ctx[r, j] = _context(pred[r, j], gain[j], offset[j], buckets, base[j])
 
 
+#: values per table entry from which the histograms count into two tables (_add_histogram)
+TWO_TABLES_FROM = 8
+
+
 @callee(nogil=True)
 def _add_histogram(values, ctx, r0, r1, counts, spare):
     """Add the head symbols of rows ``r0 .. r1 - 1`` of ``values`` (uint32) to
@@ -322,7 +322,7 @@ def _spare_counts(counts, values):
     # _add_histogram's second table for ``values`` values: a zeroed one when they are many
     # against the tables (its zeroing and summing cost ~0.3 ms at 64 contexts), else
     # ``counts`` itself (one table, as the probe's few rows are counted)
-    if values >= 8 * counts.size:
+    if values >= TWO_TABLES_FROM * counts.size:
         return np.zeros_like(counts)
     return counts
 
