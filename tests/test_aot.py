@@ -15,7 +15,7 @@ import pytest
 import spherecodec
 from spherecodec import aot, aot_build, container
 
-from common import assert_same_bits, check_corruptions, load_sample
+from common import DATA, assert_same_bits, check_corruptions, load_sample
 
 EXPORTS = {name for name, _, _ in aot_build.exports()}
 
@@ -139,6 +139,10 @@ def test_every_export_matches_its_dispatcher(twin_calls):
                   a.astype(np.float16).astype(np.float32), sparse):
             for threads in (1, 2):
                 assert_same_bits(spherecodec.decode(spherecodec.encode(b, threads=threads), threads=threads), b)
+    # levels 2-5's older model format (its own decoder, decode_contexts)
+    for golden in sorted((DATA / "golden-exact-levels" / "model-format-1").glob("*.sphc")):
+        blob = golden.read_bytes()
+        assert_same_bits(spherecodec.decode(blob, threads=1), np.load(golden.with_suffix(".npy")))
     wide = np.ascontiguousarray(np.resize(x, (2 ** 16 // 8, 8)))  # grid's columns in 64-lane streams
     blob = spherecodec.encode(wide, "grid", threads=1)
     assert spherecodec.decode(blob, threads=1).tobytes() == spherecodec.decode(blob, threads=2).tobytes()

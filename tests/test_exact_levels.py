@@ -133,7 +133,7 @@ def test_the_fitted_state_decodes_what_it_encoded(data, monkeypatch):
     again[:] = 0
     codec.decode_chunk(np.frombuffer(payload.tobytes(), np.uint8), again, loaded)
     assert_same_bits(again, rows)
-    assert len(pk.decode_contexts.signatures) == 1
+    assert len(pk.decode_quantized.signatures) == 1
     assert len(fitted.model._slots) == len(loaded.model._slots) == 2
     for mine, theirs in zip(fitted.model._slots, loaded.model._slots):
         assert np.array_equal(mine, theirs)
@@ -378,6 +378,33 @@ def test_integer_predictions_are_exact_in_any_order():
     ordered = np.empty_like(terms)
     pk.predict_rows(terms, coef, np.zeros(d, np.float32), ordered)
     assert (ordered == exact).all()
+    # the decoder's tile products (kernels.tile_products), with each build's columns a pass
+    tiles = exact_models._coef_tiles(coef, d)
+    block = np.ascontiguousarray(terms[:pk.BLOCK_ROWS, :K].T)
+    for per_pass in (2, 4, 16):
+        products = _tile_products_runner(per_pass)
+        for t in range(tiles.shape[0]):
+            nk = min(t * pk.TILE_COLUMNS, K)
+            out = np.full((pk.TILE_COLUMNS, pk.BLOCK_ROWS), np.nan, np.float32)
+            products(tiles, t, block, out, nk)
+            cols = slice(t * pk.TILE_COLUMNS, min(d, (t + 1) * pk.TILE_COLUMNS))
+            expected = terms[:pk.BLOCK_ROWS, :nk].astype(np.int64) @ coef[:nk, cols].astype(np.int64)
+            width = cols.stop - cols.start
+            assert (out[:width].T == expected).all(), (per_pass, t)
+            assert (out[width:] == 0).all()
+        assert out[d - 1 - t * pk.TILE_COLUMNS, 0] == 127 * 127 * K
+
+
+def _tile_products_runner(per_pass):
+    from numba import njit
+    from spherecodec.kernels.tile_products import tile_products_kernel
+    kernel = tile_products_kernel(per_pass)
+
+    @njit
+    def run(tiles, t, block, out, nk):
+        kernel(tiles, t * tiles.shape[1] * tiles.shape[2], block, out, nk)
+
+    return run
 
 
 @pytest.mark.parametrize("n, d, two_tables", [(5, 7, False), (60, 385, False), (400, 385, True), (1500, 96, True)])

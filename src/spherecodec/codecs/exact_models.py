@@ -129,6 +129,7 @@ class Model:
         self.freq = freq            # (contexts, 4096) int64, each row sums to 2**precision or 0
         self._entries = None        # the encoder's tables (kernels.predict.encoder_tables), made when needed
         self._slots = None
+        self._tiles = None          # format 2: the coefficients by tile (_coef_tiles), made when needed
         self._cache = None
         self._bytes = None          # the shared section, once written
 
@@ -423,14 +424,34 @@ class Model:
             self._slots = _decoder_tables(self.freq, self.precision)
         slot_symbol, symbol_entry = self._slots
         bits = out.view(np.uint32)
-        pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
-        decode_contexts = aot.checked("decode_contexts", _pk.decode_contexts)
-        scale = _NO_SCALE if self.scale is None else self.scale
-        status = decode_contexts(_read_only(payload[pos:]), _read_only(payload[1:1 + nraw]), slot_symbol,
-                                 symbol_entry, self.precision, self.coef, self.bias, scale, self.gain,
-                                 self.offset, self.base, self.buckets, bits, pred)
+        stream, raw = _read_only(payload[pos:]), _read_only(payload[1:1 + nraw])
+        if self.scale is None:
+            pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
+            decode_contexts = aot.checked("decode_contexts", _pk.decode_contexts)
+            status = decode_contexts(stream, raw, slot_symbol, symbol_entry, self.precision, self.coef, self.bias,
+                                     _NO_SCALE, self.gain, self.offset, self.base, self.buckets, bits, pred)
+        else:
+            if self._tiles is None:
+                self._tiles = _coef_tiles(self.coef, d)
+            terms = np.empty((max(self.predictors, 1), _pk.BLOCK_ROWS), dtype=np.float32)
+            pred = np.empty((_pk.TILE_COLUMNS, _pk.BLOCK_ROWS), dtype=np.float32)
+            decode_quantized = aot.checked("decode_quantized", _pk.decode_quantized)
+            status = decode_quantized(stream, raw, slot_symbol, symbol_entry, self.precision, self._tiles,
+                                      self.scale, self.gain, self.offset, self.base, self.buckets, bits, terms, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
+
+
+def _coef_tiles(coef, d):
+    """Format 2's coefficients as ``kernels.predict.decode_quantized`` reads them: (tiles,
+    K, ``TILE_COLUMNS``) float32, tile ``t`` holding columns ``t * TILE_COLUMNS`` on, 0
+    where a column does not take coordinate ``k``'s term (``j <= k``) or lies past ``d``."""
+    K = coef.shape[0]
+    width = _pk.TILE_COLUMNS
+    tiles = -(-d // width)
+    padded = np.zeros((K, tiles * width), dtype=np.float32)
+    padded[:, :d] = np.triu(coef[:, :d], 1)
+    return np.ascontiguousarray(padded.reshape(K, tiles, width).transpose(1, 0, 2))
 
 
 #: decode_contexts' scale for a format 1 model (none)

@@ -43,6 +43,7 @@ import numpy as np
 from numba import njit
 
 from .jit import callee
+from .tile_products import TILE_COLUMNS, TILE_ROWS, tile_products
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
                         STATE_BYTES, STATUS_CORRUPT, STATUS_OK, encode_step, encoder_entry, flush_state, read_state,
                         renormalize_decoded)
@@ -476,6 +477,15 @@ def _decode_column(x0, x1, x2, x3, pos, j, r0, r1, pred, gain, offset, base, buc
     b = base[j]
     for r in range(r0, r1):
         ctx[_U(r - r0)] = _context(pred[_U(r - r0), _U(j)], g, o, buckets, b)
+    return _decode_symbols(x0, x1, x2, x3, pos, j, r0, r1, ctx, slot_symbol, symbol_entry, precision, mask, stream,
+                           last, out)
+
+
+@njit(inline="always")
+def _decode_symbols(x0, x1, x2, x3, pos, j, r0, r1, ctx, slot_symbol, symbol_entry, precision, mask, stream, last,
+                    out):
+    """Decode coordinate ``j`` of rows ``r0 .. r1 - 1`` (one block) in the contexts
+    ``ctx[r - r0]``; lane = row in block % 4 (``_decode_column``'s symbol steps)."""
     if r1 - r0 == BLOCK_ROWS:
         # a whole block: four rows a step, no row to check
         for q in range(0, BLOCK_ROWS, 4):
@@ -629,6 +639,76 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                         terms[r, j] = q0
                         _update_range(pred, r, coef, j, q0, j + 1, t1)
                 j += g
+    if pos != end:
+        return STATUS_CORRUPT
+    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
+        return STATUS_CORRUPT
+    return STATUS_OK
+
+
+assert TILE_ROWS == BLOCK_ROWS
+
+
+@njit(nogil=True, cache=True)
+def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_tiles, scale, gain, offset, base,
+                     buckets, out, terms, pred):
+    """Decode a chunk of a model format 2 (``decode_contexts``' stream and arguments) a tile
+    of ``TILE_COLUMNS`` columns at a time; return a status.
+
+    Format 2's predictions are integers whatever the order of their sums, so a tile's
+    predictions from the coordinates before it are one small matrix product
+    (``kernels.tile_products``: in registers), and each coordinate of the tile, once
+    decoded, adds its term to the tile's later columns. ``coef_tiles`` (float32, tiles x K
+    x ``TILE_COLUMNS``) holds ``coef[k, j]`` for tile ``j // TILE_COLUMNS`` at
+    ``[.., k, j % TILE_COLUMNS]``, 0 where ``j <= k`` or ``j >= d``
+    (``exact_models.Model``'s ``_coef_tiles``); ``terms`` is float32 scratch (at least
+    max(K, 1) x ``BLOCK_ROWS``: a coordinate's terms a row), ``pred`` float32 scratch
+    (``TILE_COLUMNS`` x ``BLOCK_ROWS``: a column's predictions a row)."""
+    n, d = out.shape
+    total = n * d
+    end = stream.size
+    if total == 0:
+        return STATUS_OK if end == 0 else STATUS_CORRUPT
+    if end < STATES * STATE_BYTES or (end & 1):
+        return STATUS_CORRUPT
+    fout = out.view(np.float32)
+    K = min(coef_tiles.shape[1], d)
+    x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
+                      read_state(stream, 3 * STATE_BYTES))
+    pos = STATES * STATE_BYTES
+    last = end - 2
+    mask = np.int64((1 << precision) - 1)
+    ctx = np.empty(BLOCK_ROWS, dtype=np.int64)
+    # rows past a short last block keep the earlier block's terms: finite, and unread
+    terms[:] = 0
+    _unpack_low_bits(raw, 2 * total, out)
+    tile_size = coef_tiles.shape[1] * TILE_COLUMNS
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        rows = r1 - r0
+        for j0 in range(0, d, TILE_COLUMNS):
+            tile = j0 // TILE_COLUMNS
+            width = min(d, j0 + TILE_COLUMNS) - j0
+            tile_products(coef_tiles, tile * tile_size, terms, pred, min(j0, K))
+            for c in range(width):
+                j = j0 + c
+                g = gain[j]
+                o = offset[j]
+                b = base[j]
+                for r in range(rows):
+                    ctx[_U(r)] = _context(pred[_U(c), _U(r)], g, o, buckets, b)
+                x0, x1, x2, x3, pos = _decode_symbols(x0, x1, x2, x3, pos, j, r0, r1, ctx, slot_symbol,
+                                                      symbol_entry, precision, mask, stream, last, out)
+                if j < K:
+                    s = scale[j]
+                    for r in range(rows):
+                        terms[_U(j), _U(r)] = _quantized(fout[r0 + r, j], s)
+                    # the term reaches the tile's later columns (whole blocks of rows: the
+                    # rows past a short block are unread)
+                    for c2 in range(c + 1, width):
+                        w = coef_tiles[tile, j, c2]
+                        for r in range(BLOCK_ROWS):
+                            pred[_U(c2), _U(r)] += w * terms[_U(j), _U(r)]
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
