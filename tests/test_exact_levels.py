@@ -379,20 +379,32 @@ def test_integer_predictions_are_exact_in_any_order():
     pk.predict_rows(terms, coef, np.zeros(d, np.float32), ordered)
     assert (ordered == exact).all()
     # the decoder's tile products (kernels.tile_products), with each build's columns a pass
+    _check_tile_products(terms[:, :70], coef[:37, :70], 70)  # an odd K, a part tile
+    assert _check_tile_products(terms, coef, d) == 127 * 127 * K
+
+
+def _check_tile_products(terms, coef, d):
+    """Every tile's products (``_coef_tiles``' layout, each build's columns a pass) equal
+    int64 arithmetic; returns the last column's prediction of row 0."""
+    K = coef.shape[0]
     tiles = exact_models._coef_tiles(coef, d)
-    block = np.ascontiguousarray(terms[:pk.BLOCK_ROWS, :K].T)
+    pairs = tiles.shape[1]
+    # the decoder's terms: [pair, row, coordinate in the pair], int16
+    padded = np.zeros((pk.BLOCK_ROWS, 2 * pairs), np.int16)
+    padded[:, :K] = terms[:pk.BLOCK_ROWS, :K]
+    block = np.ascontiguousarray(padded.reshape(pk.BLOCK_ROWS, pairs, 2).transpose(1, 0, 2))
     for per_pass in (2, 4, 16):
         products = _tile_products_runner(per_pass)
         for t in range(tiles.shape[0]):
             nk = min(t * pk.TILE_COLUMNS, K)
             out = np.full((pk.TILE_COLUMNS, pk.BLOCK_ROWS), np.nan, np.float32)
-            products(tiles, t, block, out, nk)
+            products(tiles, t, block, out, (nk + 1) // 2)
             cols = slice(t * pk.TILE_COLUMNS, min(d, (t + 1) * pk.TILE_COLUMNS))
             expected = terms[:pk.BLOCK_ROWS, :nk].astype(np.int64) @ coef[:nk, cols].astype(np.int64)
             width = cols.stop - cols.start
             assert (out[:width].T == expected).all(), (per_pass, t)
             assert (out[width:] == 0).all()
-        assert out[d - 1 - t * pk.TILE_COLUMNS, 0] == 127 * 127 * K
+    return out[d - 1 - t * pk.TILE_COLUMNS, 0]
 
 
 def _tile_products_runner(per_pass):
@@ -401,8 +413,8 @@ def _tile_products_runner(per_pass):
     kernel = tile_products_kernel(per_pass)
 
     @njit
-    def run(tiles, t, block, out, nk):
-        kernel(tiles, t * tiles.shape[1] * tiles.shape[2], block, out, nk)
+    def run(tiles, t, block, out, pairs):
+        kernel(tiles, t * tiles.shape[1], block, out, pairs)
 
     return run
 

@@ -139,7 +139,8 @@ def _other_codecs(vector, kind):
         ("decode_contexts", predict.decode_contexts,
          _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _F32_2, _F32, _F32, _F32, _F32, _I64, _i64, _U32_2, _F32_2)),
         ("decode_quantized", predict.decode_quantized,
-         _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _F32_3, _F32, _F32, _F32, _I64, _i64, _U32_2, _F32_2, _F32_2)),
+         _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _array(types.int16, 4), _i64, _F32, _F32, _F32, _I64, _i64, _U32_2,
+              _array(types.int16, 3), _F32_2)),
         # grid and sphere (codecs/grid.py, sphere.py, columns.py)
         ("grid_quantize", grid.grid_quantize, _none(_F32_2, _f64, _I64_2, _F32_2)),
         ("column_order_keys", grid.column_order_keys, _F64(_I64_2, _i64)),

@@ -433,25 +433,28 @@ class Model:
         else:
             if self._tiles is None:
                 self._tiles = _coef_tiles(self.coef, d)
-            terms = np.empty((max(self.predictors, 1), _pk.BLOCK_ROWS), dtype=np.float32)
+            terms = np.empty((self._tiles.shape[1], _pk.BLOCK_ROWS, 2), dtype=np.int16)
             pred = np.empty((_pk.TILE_COLUMNS, _pk.BLOCK_ROWS), dtype=np.float32)
             decode_quantized = aot.checked("decode_quantized", _pk.decode_quantized)
             status = decode_quantized(stream, raw, slot_symbol, symbol_entry, self.precision, self._tiles,
-                                      self.scale, self.gain, self.offset, self.base, self.buckets, bits, terms, pred)
+                                      self.predictors, self.scale, self.gain, self.offset, self.base, self.buckets, bits, terms, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
 
 
 def _coef_tiles(coef, d):
-    """Format 2's coefficients as ``kernels.predict.decode_quantized`` reads them: (tiles,
-    K, ``TILE_COLUMNS``) float32, tile ``t`` holding columns ``t * TILE_COLUMNS`` on, 0
-    where a column does not take coordinate ``k``'s term (``j <= k``) or lies past ``d``."""
+    """Format 2's coefficients as ``kernels.predict.decode_quantized`` reads them: int16,
+    (tiles, pairs, ``TILE_COLUMNS``, 2), tile ``t`` holding columns ``t * TILE_COLUMNS``
+    on, coordinates two by two; 0 where a column does not take coordinate ``k``'s term
+    (``j <= k``), lies past ``d``, or ``k`` past K (an odd K's last pair)."""
     K = coef.shape[0]
     width = _pk.TILE_COLUMNS
     tiles = -(-d // width)
-    padded = np.zeros((K, tiles * width), dtype=np.float32)
-    padded[:, :d] = np.triu(coef[:, :d], 1)
-    return np.ascontiguousarray(padded.reshape(K, tiles, width).transpose(1, 0, 2))
+    pairs = max(1, -(-K // 2))
+    padded = np.zeros((2 * pairs, tiles * width), dtype=np.int16)
+    padded[:K, :d] = np.triu(coef[:, :d], 1)
+    # [k, t, c] -> [t, k // 2, c, k % 2]
+    return np.ascontiguousarray(padded.reshape(pairs, 2, tiles, width).transpose(2, 0, 3, 1))
 
 
 #: decode_contexts' scale for a format 1 model (none)

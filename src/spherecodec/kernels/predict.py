@@ -650,20 +650,20 @@ assert TILE_ROWS == BLOCK_ROWS
 
 
 @njit(nogil=True, cache=True)
-def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_tiles, scale, gain, offset, base,
+def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_tiles, K, scale, gain, offset, base,
                      buckets, out, terms, pred):
     """Decode a chunk of a model format 2 (``decode_contexts``' stream and arguments) a tile
     of ``TILE_COLUMNS`` columns at a time; return a status.
 
     Format 2's predictions are integers whatever the order of their sums, so a tile's
-    predictions from the coordinates before it are one small matrix product
-    (``kernels.tile_products``: in registers), and each coordinate of the tile, once
-    decoded, adds its term to the tile's later columns. ``coef_tiles`` (float32, tiles x K
-    x ``TILE_COLUMNS``) holds ``coef[k, j]`` for tile ``j // TILE_COLUMNS`` at
-    ``[.., k, j % TILE_COLUMNS]``, 0 where ``j <= k`` or ``j >= d``
-    (``exact_models.Model``'s ``_coef_tiles``); ``terms`` is float32 scratch (at least
-    max(K, 1) x ``BLOCK_ROWS``: a coordinate's terms a row), ``pred`` float32 scratch
-    (``TILE_COLUMNS`` x ``BLOCK_ROWS``: a column's predictions a row)."""
+    predictions from the coordinates before it are one small integer matrix product
+    (``kernels.tile_products``, two coordinates a step), and each coordinate of the tile,
+    once decoded, adds its term to the tile's later columns. ``coef_tiles`` (int16, tiles x
+    pairs x ``TILE_COLUMNS`` x 2) holds ``coef[k, j]`` at ``[j // TILE_COLUMNS, k // 2, j %
+    TILE_COLUMNS, k % 2]``, 0 where ``j <= k``, ``j >= d`` or ``k >= K``
+    (``exact_models._coef_tiles``; K the predictor's coordinates); ``terms`` is int16 scratch of the same pairs (pairs x
+    ``BLOCK_ROWS`` x 2), ``pred`` float32 scratch (``TILE_COLUMNS`` x ``BLOCK_ROWS``: a
+    column's predictions a row)."""
     n, d = out.shape
     total = n * d
     end = stream.size
@@ -672,24 +672,26 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
     if end < STATES * STATE_BYTES or (end & 1):
         return STATUS_CORRUPT
     fout = out.view(np.float32)
-    K = min(coef_tiles.shape[1], d)
+    K = min(K, 2 * coef_tiles.shape[1], d)
     x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
                       read_state(stream, 3 * STATE_BYTES))
     pos = STATES * STATE_BYTES
     last = end - 2
     mask = np.int64((1 << precision) - 1)
     ctx = np.empty(BLOCK_ROWS, dtype=np.int64)
-    # rows past a short last block keep the earlier block's terms: finite, and unread
+    column = np.zeros(BLOCK_ROWS, dtype=np.float32)  # the terms of the coordinate decoded last
+    # an odd K's last pair has a second term of 0; rows past a short last block keep the
+    # earlier block's terms, which only their own (unread) predictions take
     terms[:] = 0
     _unpack_low_bits(raw, 2 * total, out)
-    tile_size = coef_tiles.shape[1] * TILE_COLUMNS
+    tile_pairs = coef_tiles.shape[1]
     for r0 in range(0, n, BLOCK_ROWS):
         r1 = min(n, r0 + BLOCK_ROWS)
         rows = r1 - r0
         for j0 in range(0, d, TILE_COLUMNS):
             tile = j0 // TILE_COLUMNS
             width = min(d, j0 + TILE_COLUMNS) - j0
-            tile_products(coef_tiles, tile * tile_size, terms, pred, min(j0, K))
+            tile_products(coef_tiles, tile * tile_pairs, terms, pred, (min(j0, K) + 1) // 2)
             for c in range(width):
                 j = j0 + c
                 g = gain[j]
@@ -701,14 +703,18 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
                                                       symbol_entry, precision, mask, stream, last, out)
                 if j < K:
                     s = scale[j]
+                    p = _U(j >> 1)
+                    h = _U(j & 1)
                     for r in range(rows):
-                        terms[_U(j), _U(r)] = _quantized(fout[r0 + r, j], s)
+                        q = _quantized(fout[r0 + r, j], s)
+                        column[_U(r)] = q
+                        terms[p, _U(r), h] = np.int16(q)
                     # the term reaches the tile's later columns (whole blocks of rows: the
-                    # rows past a short block are unread)
+                    # rows past a short block are unread), from a contiguous float copy
                     for c2 in range(c + 1, width):
-                        w = coef_tiles[tile, j, c2]
+                        w = np.float32(coef_tiles[tile, p, c2, h])
                         for r in range(BLOCK_ROWS):
-                            pred[_U(c2), _U(r)] += w * terms[_U(j), _U(r)]
+                            pred[_U(c2), _U(r)] += w * column[_U(r)]
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:

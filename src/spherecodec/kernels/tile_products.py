@@ -3,22 +3,23 @@ integer terms, in registers: model format 2's decoder (``kernels.predict.decode_
 
 Format 2's terms and coefficients are integers of at most ``QUANT_MAX`` (127) in magnitude
 and a prediction sums at most 512 of their products, so every partial sum is an integer
-below 2**24 that float32 holds exactly: the sum is the same in any order, with or without
-fused multiply-adds. That frees this kernel from the one-term-at-a-time order the format 1
-kernels keep, and it computes a 16 x 16 tile of predictions as a small matrix product:
-each output column ``c`` is one vector of the block's 16 rows, held in a register while
-every earlier coordinate ``k`` adds ``coef[k, c] * terms[k, :]`` (one vector load of the
-terms and one broadcast coefficient a column). Loaded and stored once per tile, the
-predictions no longer stream through L1 once per four coordinates (``kernels.predict
-._add_terms``: 26 GMAC/s in a kernel loop on the Intel Xeon of December 8, against the
-fused form's ... here).
+below 2**24: int32 holds it, float32 too, and the sum is the same in any order. That frees
+this kernel from the one-term-at-a-time order the format 1 kernels keep: it computes a
+16 x 16 tile of predictions as a small integer matrix product. Each output column ``c`` is
+one vector of the block's 16 rows (int32), held in a register while the coordinates go
+by two at a time: the two terms of each row are 16-bit integers side by side, the two
+coefficients of the column too, and one multiply-add of pairs (``pmaddwd``, or AVX-512
+VNNI's ``vpdpwssd``, which also adds) takes 32 products a vector. Measured in a kernel
+loop (16 rows x 512 coordinates x 256 columns, Intel Xeon with VNNI, December 8): float
+multiply-adds in this layout 68 GMAC/s, the format 1 kernels' order 27.
 
 Numba cannot hold a vector in a register across a loop, so the loop is LLVM IR (as
-``kernels.rans_simd``'s), with generic vector types and ``llvm.fmuladd`` (fused where the
-processor has an FMA unit, a multiply and an add elsewhere: the same integers either way),
-so it is correct on any processor. How many columns a pass keeps in registers depends on
-the build's registers (``COLUMNS_PER_PASS``): all 16 with AVX-512's 32 of 16 floats, 4
-with AVX2's 16 of 8, 2 with SSE's or a generic build's.
+``kernels.rans_simd``'s) in generic vector types: a sign extension, a multiply and the
+sum of even and odd lanes, which LLVM turns into ``vpdpwssd`` with VNNI, ``vpmaddwd``
+with AVX2 or AVX-512 and ``pmaddwd`` with SSE2, so it runs on any processor and gives the
+same integers everywhere. How many columns a pass keeps in registers depends on the
+build's registers (``COLUMNS_PER_PASS``): all 16 with AVX-512's 32 of 16 lanes, 4 with
+AVX2's 16 of 8, 2 with SSE's or a generic build's.
 """
 
 import hashlib
@@ -56,49 +57,62 @@ COLUMNS_PER_PASS = _columns_per_pass()
 
 
 def tile_products_ir(name, per_pass=COLUMNS_PER_PASS):
-    """LLVM IR: ``void f(ptr coef, ptr terms, ptr out, i64 nk)`` sets ``out[c, r]`` (16 x 16
-    float, row-major) to the sum over ``k < nk`` of ``coef[k, c] * terms[k, r]`` (both
-    ``nk`` x 16 float, row-major), ``per_pass`` columns a pass over ``k``."""
-    vec = f"<{TILE_ROWS} x float>"
+    """LLVM IR: ``void f(ptr coef, ptr terms, ptr out, i64 pairs)`` sets ``out[c, r]`` (16 x
+    16 float, row-major) to the sum over ``p < pairs`` and ``h < 2`` of ``coef[p, c, h] *
+    terms[p, r, h]`` (both int16, ``pairs`` x 16 x 2, row-major), ``per_pass`` columns a
+    pass over the pairs; the sums are int32, converted exactly (below 2**24)."""
+    acc = f"<{TILE_ROWS} x i32>"
+    wide = f"<{2 * TILE_ROWS} x i32>"
+    half = f"<{2 * TILE_ROWS} x i16>"
+    even = ", ".join(f"i32 {2 * i}" for i in range(TILE_ROWS))
+    odd = ", ".join(f"i32 {2 * i + 1}" for i in range(TILE_ROWS))
     lines = [
-        f"declare {vec} @llvm.fmuladd.v{TILE_ROWS}f32({vec}, {vec}, {vec})",
-        f"define void @{name}(ptr noalias %coef, ptr noalias %terms, ptr noalias %out, i64 %nk) {{",
+        f"define void @{name}(ptr noalias %coef, ptr noalias %terms, ptr noalias %out, i64 %pairs) {{",
         "entry:",
-        "  %any = icmp sgt i64 %nk, 0",
+        "  %any = icmp sgt i64 %pairs, 0",
         "  br label %pass",
         "pass:",
         "  %c0 = phi i64 [0, %entry], [%c0next, %store]",
         "  br i1 %any, label %step, label %store",
         "step:",
-        "  %k = phi i64 [0, %pass], [%knext, %step]",
+        "  %p = phi i64 [0, %pass], [%pnext, %step]",
     ]
     add = lines.append
     cols = range(per_pass)
     for i in cols:
-        add(f"  %acc{i} = phi {vec} [zeroinitializer, %pass], [%sum{i}, %step]")
-    add(f"  %trow = mul i64 %k, {TILE_ROWS}")
-    add("  %tp = getelementptr float, ptr %terms, i64 %trow")
-    add(f"  %t = load {vec}, ptr %tp, align 4")
-    add(f"  %crow = mul i64 %k, {TILE_COLUMNS}")
+        add(f"  %acc{i} = phi {acc} [zeroinitializer, %pass], [%sum{i}, %step]")
+    # the pair's terms, rows side by side; each column's pair of coefficients is one i32
+    add(f"  %trow = mul i64 %p, {2 * TILE_ROWS}")
+    add("  %tp = getelementptr i16, ptr %terms, i64 %trow")
+    add(f"  %t = load {half}, ptr %tp, align 2")
+    add(f"  %tw = sext {half} %t to {wide}")
+    add(f"  %crow = mul i64 %p, {TILE_COLUMNS}")
     add("  %cbase = add i64 %crow, %c0")
     for i in cols:
         add(f"  %ci{i} = add i64 %cbase, {i}")
-        add(f"  %wp{i} = getelementptr float, ptr %coef, i64 %ci{i}")
-        add(f"  %w{i} = load float, ptr %wp{i}, align 4")
-        add(f"  %wv{i} = insertelement {vec} poison, float %w{i}, i32 0")
-        add(f"  %ws{i} = shufflevector {vec} %wv{i}, {vec} poison, <{TILE_ROWS} x i32> zeroinitializer")
-        add(f"  %sum{i} = call {vec} @llvm.fmuladd.v{TILE_ROWS}f32({vec} %ws{i}, {vec} %t, {vec} %acc{i})")
-    add("  %knext = add i64 %k, 1")
-    add("  %more = icmp slt i64 %knext, %nk")
+        add(f"  %wp{i} = getelementptr i32, ptr %coef, i64 %ci{i}")
+        add(f"  %w{i} = load i32, ptr %wp{i}, align 2")
+        add(f"  %wv{i} = insertelement {acc} poison, i32 %w{i}, i32 0")
+        add(f"  %ws{i} = shufflevector {acc} %wv{i}, {acc} poison, <{TILE_ROWS} x i32> zeroinitializer")
+        add(f"  %wh{i} = bitcast {acc} %ws{i} to {half}")
+        add(f"  %ww{i} = sext {half} %wh{i} to {wide}")
+        add(f"  %pr{i} = mul {wide} %ww{i}, %tw")
+        add(f"  %pe{i} = shufflevector {wide} %pr{i}, {wide} poison, <{TILE_ROWS} x i32> <{even}>")
+        add(f"  %po{i} = shufflevector {wide} %pr{i}, {wide} poison, <{TILE_ROWS} x i32> <{odd}>")
+        add(f"  %pp{i} = add {acc} %pe{i}, %po{i}")
+        add(f"  %sum{i} = add {acc} %acc{i}, %pp{i}")
+    add("  %pnext = add i64 %p, 1")
+    add("  %more = icmp slt i64 %pnext, %pairs")
     add("  br i1 %more, label %step, label %store")
     add("store:")
     for i in cols:
-        add(f"  %fin{i} = phi {vec} [zeroinitializer, %pass], [%sum{i}, %step]")
+        add(f"  %fin{i} = phi {acc} [zeroinitializer, %pass], [%sum{i}, %step]")
     for i in cols:
+        add(f"  %ff{i} = sitofp {acc} %fin{i} to <{TILE_ROWS} x float>")
         add(f"  %oc{i} = add i64 %c0, {i}")
         add(f"  %oi{i} = mul i64 %oc{i}, {TILE_ROWS}")
         add(f"  %op{i} = getelementptr float, ptr %out, i64 %oi{i}")
-        add(f"  store {vec} %fin{i}, ptr %op{i}, align 4")
+        add(f"  store <{TILE_ROWS} x float> %ff{i}, ptr %op{i}, align 4")
     add(f"  %c0next = add i64 %c0, {per_pass}")
     add(f"  %done = icmp uge i64 %c0next, {TILE_COLUMNS}")
     add("  br i1 %done, label %exit, label %pass")
@@ -113,12 +127,13 @@ def tile_products_kernel(per_pass=COLUMNS_PER_PASS):
     build's choice on one host: the sums are the same)."""
 
     @intrinsic
-    def tile_products(typingctx, coef, first, terms, out, nk):
-        """``out[c, r] = sum(coef.flat[first + 16 k + c] * terms[k, r] for k < nk)`` for the
-        16 x 16 ``out`` (float32, C order): ``coef`` holds a tile's coefficients from element
-        ``first`` on, 16 a coordinate; ``terms`` (float32, C order, >= nk x 16) the block's
-        terms, a coordinate a row. Exact (and order-free) for format 2's integers only."""
-        sig = types.void(coef, first, terms, out, nk)
+    def tile_products(typingctx, coef, first, terms, out, pairs):
+        """``out[c, r]`` = the sum over ``p < pairs``, ``h < 2`` of ``coef[p, c, h] * terms[p,
+        r, h]`` for the 16 x 16 ``out`` (float32, C order), where ``coef`` (int16, C order)
+        holds a tile's coefficients from its pair ``first`` on (16 x 2 a pair of
+        coordinates: column, then coordinate) and ``terms`` (int16, C order, >= pairs x 16 x
+        2) the block's terms (row, then coordinate). Integers: exact, whatever the order."""
+        sig = types.void(coef, first, terms, out, pairs)
 
         def codegen(context, builder, signature, args):
             # a name per use, the same in every process (as rans_simd._merge_low_bits)
@@ -131,7 +146,10 @@ def tile_products_kernel(per_pass=COLUMNS_PER_PASS):
             fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, i64])
             fn = cgutils.get_or_insert_function(builder.module, fnty, name)
             data = [context.make_array(signature.args[k])(context, builder, args[k]).data for k in (0, 2, 3)]
-            start = builder.gep(data[0], [context.cast(builder, args[1], signature.args[1], types.int64)])
+            # the tile's first pair: 2 * 16 int16 a pair of coordinates
+            first_pair = builder.mul(context.cast(builder, args[1], signature.args[1], types.int64),
+                                     ir.Constant(i64, 2 * TILE_COLUMNS))
+            start = builder.gep(data[0], [first_pair])
             builder.call(fn, [builder.bitcast(start, ptr), builder.bitcast(data[1], ptr),
                               builder.bitcast(data[2], ptr),
                               context.cast(builder, args[4], signature.args[4], types.int64)])
