@@ -421,23 +421,27 @@ def _tile_products_runner(per_pass):
 
 @pytest.mark.parametrize("n, d, two_tables", [(5, 7, False), (60, 385, False), (400, 385, True), (1500, 96, True)])
 def test_counting_matches_numpy(n, d, two_tables):
-    """context_histogram and count_predicted add exactly numpy's counts of (context, head
+    """context_histogram and count_quantized add exactly numpy's counts of (context, head
     symbol), whether they count into one table (few values against the tables) or into two
-    summed at the end (8 values a table entry or more), odd widths too."""
+    summed at the end (8 values a table entry or more), odd widths too; count_quantized's
+    contexts are those of predict_quantized's predictions, which are numpy's integers."""
     rng = np.random.default_rng(n + d)
     x = (rng.standard_normal((n, d)) * rng.choice([1e-3, 1.0, 40.0], size=d)).astype(np.float32)
     bits = x.view(np.uint32)
-    K, buckets, classes = 9, 2, 2
+    K, buckets, classes = min(9, d - 1), 2, 2
     assert (n * d >= 8 * buckets * classes * pk.ALPHABET) == two_tables
-    coef = (rng.integers(-300, 300, size=(K, d)) / 256).astype(np.float32)
-    bias = rng.standard_normal(d).astype(np.float32)
-    gain = np.full(d, 0.7, np.float32)
+    coef = np.triu(rng.integers(-127, 128, size=(K, d)), 1).astype(np.float32)
+    scale = (40.0 / np.abs(x).max(axis=0)).astype(np.float32)
+    gain = np.full(d, 1e-3, np.float32)
     offset = np.full(d, buckets / 2, np.float32)
     base = (rng.integers(0, classes, size=d) * buckets).astype(np.int64)
+    tiles = exact_models._coef_tiles(coef, d)
     pred = np.empty_like(x)
-    pk.predict_rows(x, coef, bias, pred)
+    pk.predict_quantized(x, scale, tiles, K, pred)
+    assert (pred == numpy_terms(x, scale)[:, :K].astype(np.int64) @ coef.astype(np.int64)).all()
     ctx = np.empty(x.shape, np.uint8)
     pk.contexts_of(pred, gain, offset, base, buckets, ctx)
+    assert len(np.unique(ctx)) == buckets * classes
     expected = np.zeros((buckets * classes, pk.ALPHABET), np.int64)
     np.add.at(expected, (ctx.astype(np.int64), (bits >> pk.HEAD_SHIFT).astype(np.int64)), 1)
     counts = np.zeros_like(expected)
@@ -446,7 +450,7 @@ def test_counting_matches_numpy(n, d, two_tables):
     counted_ctx = np.empty_like(ctx)
     counts = np.zeros_like(expected)
     spare = np.zeros_like(expected) if two_tables else np.zeros((0, pk.ALPHABET), np.int64)
-    pk.count_predicted(pred, bits, gain, offset, base, buckets, counted_ctx, counts, spare)
+    pk.count_quantized(x, bits, scale, tiles, K, gain, offset, base, buckets, counted_ctx, counts, spare)
     if two_tables:
         assert spare.any() and (spare != counts).any()
         counts += spare

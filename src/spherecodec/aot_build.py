@@ -132,9 +132,9 @@ def _other_codecs(vector, kind):
         ("merge_low_bits_shifted_uint16", bits.merge_low_bits_shifted, _none(_U16, _U8_READ, _i64, _i64)),
         # exact levels 2-5 (codecs/exact_models.py)
         ("context_histogram", predict.context_histogram, _none(_U32_2, _U8_2, _I64_2)),
-        ("quantize_terms", predict.quantize_terms, _none(_F32_2, _F32, _F32_2)),
-        ("count_predicted", predict.count_predicted,
-         _none(_F32_2, _U32_2, _F32, _F32, _I64, _i64, _U8_2, _I64_2, _I64_2)),
+        ("predict_quantized", predict.predict_quantized, _none(_F32_2, _F32, _array(types.int16, 4), _i64, _F32_2)),
+        ("count_quantized", predict.count_quantized,
+         _none(_F32_2, _U32_2, _F32, _array(types.int16, 4), _i64, _F32, _F32, _I64, _i64, _U8_2, _I64_2, _I64_2)),
         ("encode_contexts", predict.encode_contexts, _i64(_U32_2, _U8_2, _U64_2, _i64, _U8)),
         ("decode_contexts", predict.decode_contexts,
          _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _F32_2, _F32, _F32, _F32, _F32, _I64, _i64, _U32_2, _F32_2)),

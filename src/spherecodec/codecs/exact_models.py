@@ -77,10 +77,6 @@ TERM_SPREAD = 4.0
 #: every K lost at K = 32 on unit tokens against 0.05, at K = 128 gained against 0.2, and
 #: lost 0.5% at K = 512 on mpnet's raw tokens against 0.2)
 COEF_NOISE = 0.05
-#: format 2's predictions are computed this many columns at a time (BLAS products)
-_PRODUCT_COLUMNS = 128
-#: and the counting pass's, this many rows at a time
-_COUNT_ROWS = 2048
 #: (buckets, classes) candidates; the cheapest (entropy + tables) on the blob wins. Both
 #: are powers of two: the fit counts the finest layout and sums the others from it
 CONTEXT_CHOICES = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2), (16, 2), (8, 4), (16, 4))
@@ -322,13 +318,12 @@ class Model:
         # coefficient can take a prediction out of float32's exact integers
         pos = entropy.decode_stream(data, need, _coef_alphabet(fmt), zig)
         coef = np.zeros((K, d), dtype=np.float32)
-        at = 0
         step = np.float32(1 << COEF_SHIFT) if fmt == 1 else np.float32(1)
-        for k in range(K):
-            wide = zig[at:at + d - k - 1].astype(np.int64)
-            coef[k, k + 1:] = ((wide >> 1) ^ -(wide & 1)) / step
-            at += d - k - 1
+        wide = zig.astype(np.int64)
         del zig
+        # row k's columns k + 1 .. d - 1, rows in order: a row-major mask's order
+        coef[np.triu(np.ones((K, d), dtype=bool), 1)] = ((wide >> 1) ^ -(wide & 1)) / step
+        del wide
         n_ctx = buckets * classes
         size = 1 << precision
         freq = np.zeros((n_ctx, _pk.ALPHABET), dtype=np.int64)
@@ -452,7 +447,9 @@ def _coef_tiles(coef, d):
     tiles = -(-d // width)
     pairs = max(1, -(-K // 2))
     padded = np.zeros((2 * pairs, tiles * width), dtype=np.int16)
-    padded[:K, :d] = np.triu(coef[:, :d], 1)
+    # coef is 0 where j <= k already (fitted or parsed); the decoder never reads those
+    # entries anyway: a tile's products take the coordinates before its first column
+    padded[:K, :d] = coef
     # [k, t, c] -> [t, k // 2, c, k % 2]
     return np.ascontiguousarray(padded.reshape(pairs, 2, tiles, width).transpose(2, 0, 3, 1))
 
@@ -531,48 +528,37 @@ def _exact_predictor(cov, mu, scale, K):
     return np.ascontiguousarray(coef, dtype=np.float32), w, bias, bits
 
 
-def _predictions(rows, scale, coef, out=None):
+def _predictions(rows, scale, coef, out=None, tiles=None):
     """Format 2's predictions of ``rows`` (float32, n x d) into ``out`` (float32, n x d).
 
     Each is an integer, ``coef[k, j]`` times the term of coordinate ``k`` summed over
     ``k < min(j, K)``: products of at most ``QUANT_MAX ** 2`` and sums of at most
-    ``MAX_PREDICTORS`` of them stay below 2**24, so float32 holds every partial sum exactly
-    in any order. That is what lets BLAS compute them here, ``_PRODUCT_COLUMNS`` columns at a
-    time (column ``j`` needs only the terms before it), while the decoder adds them its
-    own way (``kernels.predict.decode_contexts``): both get the same integers."""
+    ``MAX_PREDICTORS`` of them stay below 2**24, so any order of the sums gives the same
+    value. ``kernels.predict.predict_quantized`` computes them in 16-bit integer tiles
+    (``tiles``: ``_coef_tiles(coef, d)``, made here if not given), the decoder its own
+    way (``kernels.predict.decode_quantized``): both get the same integers."""
     n, d = rows.shape
-    K = coef.shape[0]
     if out is None:
         out = np.empty((n, d), dtype=np.float32)
-    terms = np.empty((n, K), dtype=np.float32)
-    aot.checked("quantize_terms", _pk.quantize_terms)(rows, scale, terms)
-    for b0 in range(0, d, _PRODUCT_COLUMNS):
-        b1 = min(d, b0 + _PRODUCT_COLUMNS)
-        k1 = min(K, b1 - 1)
-        if k1 <= 0:
-            out[:, b0:b1] = 0
-        else:
-            np.matmul(terms[:, :k1], coef[:k1, b0:b1], out=out[:, b0:b1])
+    if tiles is None:
+        tiles = _coef_tiles(coef, d)
+    aot.checked("predict_quantized", _pk.predict_quantized)(rows, scale, tiles, coef.shape[0], out)
     return out
 
 
 def _count_tables(rows, scale, coef, gain, offset, base, buckets, contexts):
     """(contexts of every value (uint8, n x d), counts (contexts x alphabet)) of ``rows``
-    under a format 2 model, ``_COUNT_ROWS`` rows of predictions at a time."""
+    under a format 2 model: ``kernels.predict.count_quantized``, its predictions a block
+    of rows at a time."""
     n, d = rows.shape
-    bits = rows.view(np.uint32)
     ctx = np.empty((n, d), dtype=np.uint8)
     counts = np.zeros((contexts, _pk.ALPHABET), dtype=np.int64)
     # two tables when the values are many against them (see kernels.predict._add_histogram)
     two = n * d >= _pk.TWO_TABLES_FROM * counts.size
     spare = np.zeros_like(counts) if two else np.zeros((0, _pk.ALPHABET), dtype=np.int64)
-    pred = np.empty((min(n, _COUNT_ROWS), d), dtype=np.float32)
-    count = aot.checked("count_predicted", _pk.count_predicted)
-    for r0 in range(0, n, _COUNT_ROWS):
-        r1 = min(n, r0 + _COUNT_ROWS)
-        block = pred[:r1 - r0]
-        _predictions(rows[r0:r1], scale, coef, out=block)
-        count(block, bits[r0:r1], gain, offset, base, buckets, ctx[r0:r1], counts, spare)
+    count = aot.checked("count_quantized", _pk.count_quantized)
+    count(rows, rows.view(np.uint32), scale, _coef_tiles(coef, d), coef.shape[0], gain, offset, base, buckets, ctx,
+          counts, spare)
     if two:
         counts += spare
     return ctx, counts

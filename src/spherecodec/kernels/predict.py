@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit
 
 from .jit import callee
-from .tile_products import TILE_COLUMNS, TILE_ROWS, tile_products
+from .tile_products import TILE_COLUMNS, TILE_ROWS, row_tile_products, tile_products
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
                         STATE_BYTES, STATUS_CORRUPT, STATUS_OK, encode_step, encoder_entry, flush_state, read_state,
                         renormalize_decoded)
@@ -258,24 +258,6 @@ def quantize_terms(rows, scale, out):
     for r in range(n):
         for k in range(K):
             out[r, k] = _quantized(rows[r, k], scale[k])
-
-
-@njit(nogil=True, cache=True)
-def count_predicted(pred, bits, gain, offset, base, buckets, ctx, counts, spare):
-    """``contexts_of(pred, ...)`` into ``ctx`` and ``context_histogram(bits, ctx, ...)``,
-    a block of rows at a time while its contexts are in cache: even columns counted into
-    ``counts``, odd ones into ``spare``, a zeroed table the caller adds in at the end (see
-    ``_add_histogram``), or into ``counts`` too when ``spare`` is empty. ``pred``, ``bits``
-    and ``ctx`` are rows x d."""
-    n, d = pred.shape
-    if spare.size == 0:
-        spare = counts
-    for r0 in range(0, n, BLOCK_ROWS):
-        r1 = min(n, r0 + BLOCK_ROWS)
-        for r in range(r0, r1):
-            for j in range(d):
-                ctx[r, j] = _context(pred[r, j], gain[j], offset[j], buckets, base[j])
-        _add_histogram(bits, ctx, r0, r1, counts, spare)
 
 
 @njit(nogil=True, cache=True)
@@ -720,3 +702,67 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
         return STATUS_CORRUPT
     return STATUS_OK
+
+
+@callee(nogil=True)
+def _block_predictions(rows, r0, r1, scale, coef_tiles, K, terms, tile_out, pred, p0):
+    """Format 2's predictions of rows ``r0 .. r1 - 1`` of ``rows`` (float32, n x d) into
+    the rows ``r - p0`` of ``pred`` (float32, C order), a tile of ``TILE_COLUMNS`` columns
+    at a time (``kernels.tile_products.row_tile_products``: every coordinate before the
+    tile's last column, as ``coef`` is 0 where ``j <= k``). ``terms`` (int16, pairs x
+    ``BLOCK_ROWS`` x 2, zeros past K) and ``tile_out`` (float32, ``BLOCK_ROWS`` x
+    ``TILE_COLUMNS``) are scratch; a short block or a part tile goes through ``tile_out``."""
+    d = rows.shape[1]
+    count = r1 - r0
+    for r in range(count):
+        for k in range(K):
+            terms[_U(k >> 1), _U(r), _U(k & 1)] = np.int16(_quantized(rows[r0 + r, k], scale[k]))
+    tile_pairs = coef_tiles.shape[1]
+    for j0 in range(0, d, TILE_COLUMNS):
+        tile = j0 // TILE_COLUMNS
+        width = min(d, j0 + TILE_COLUMNS) - j0
+        pairs = (min(j0 + TILE_COLUMNS, K) + 1) // 2
+        if count == BLOCK_ROWS and width == TILE_COLUMNS:
+            row_tile_products(coef_tiles, tile * tile_pairs, terms, pred, r0 - p0, j0, pairs)
+        else:
+            row_tile_products(coef_tiles, tile * tile_pairs, terms, tile_out, _ZERO, _ZERO, pairs)
+            for r in range(count):
+                for c in range(width):
+                    pred[r0 - p0 + r, j0 + c] = tile_out[r, c]
+
+
+@njit(nogil=True, cache=True)
+def predict_quantized(rows, scale, coef_tiles, K, pred):
+    """Format 2's predictions of every row of ``rows`` (float32, n x d) into ``pred``
+    (float32, n x d): ``coef_tiles`` as ``decode_quantized`` reads them, K the predictor's
+    coordinates. Integers, the same as any order of the sums gives."""
+    n = rows.shape[0]
+    K = min(K, 2 * coef_tiles.shape[1], rows.shape[1])
+    terms = np.zeros((coef_tiles.shape[1], BLOCK_ROWS, 2), dtype=np.int16)
+    tile_out = np.empty((BLOCK_ROWS, TILE_COLUMNS), dtype=np.float32)
+    for r0 in range(0, n, BLOCK_ROWS):
+        _block_predictions(rows, r0, min(n, r0 + BLOCK_ROWS), scale, coef_tiles, K, terms, tile_out, pred, _ZERO)
+
+
+@njit(nogil=True, cache=True)
+def count_quantized(rows, bits, scale, coef_tiles, K, gain, offset, base, buckets, ctx, counts, spare):
+    """``contexts_of`` format 2's predictions of ``rows`` (float32, n x d) into ``ctx``
+    (uint8, n x d) and ``context_histogram`` of ``bits`` (its values' bits) in them, a block
+    of ``BLOCK_ROWS`` rows at a time while its predictions (``predict_quantized``'s) and
+    contexts are in cache: even columns counted into ``counts``, odd ones into ``spare``, a
+    zeroed table the caller adds in at the end (see ``_add_histogram``), or into ``counts``
+    too when ``spare`` is empty."""
+    n, d = rows.shape
+    K = min(K, 2 * coef_tiles.shape[1], d)
+    if spare.size == 0:
+        spare = counts
+    terms = np.zeros((coef_tiles.shape[1], BLOCK_ROWS, 2), dtype=np.int16)
+    tile_out = np.empty((BLOCK_ROWS, TILE_COLUMNS), dtype=np.float32)
+    pred = np.empty((BLOCK_ROWS, d), dtype=np.float32)
+    for r0 in range(0, n, BLOCK_ROWS):
+        r1 = min(n, r0 + BLOCK_ROWS)
+        _block_predictions(rows, r0, r1, scale, coef_tiles, K, terms, tile_out, pred, r0)
+        for r in range(r0, r1):
+            for j in range(d):
+                ctx[r, j] = _context(pred[r - r0, j], gain[j], offset[j], buckets, base[j])
+        _add_histogram(bits, ctx, r0, r1, counts, spare)

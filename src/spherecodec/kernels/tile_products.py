@@ -162,3 +162,122 @@ def tile_products_kernel(per_pass=COLUMNS_PER_PASS):
 
 #: the build's tile products (``tile_products_kernel``'s docstring)
 tile_products = tile_products_kernel()
+
+
+def _rows_per_pass():
+    """Rows one pass of ``row_tile_products`` keeps in registers (each a vector of
+    ``TILE_COLUMNS`` int32): the same registers as ``COLUMNS_PER_PASS``."""
+    return COLUMNS_PER_PASS
+
+
+ROWS_PER_PASS = _rows_per_pass()
+
+
+def row_tile_products_ir(name, per_pass=ROWS_PER_PASS):
+    """LLVM IR: ``void f(ptr coef, ptr terms, ptr out, i64 ostride, i64 pairs)`` sets
+    ``out[r * ostride + c]`` (float) for the 16 rows ``r`` and 16 columns ``c`` of a tile to
+    the sum over ``p < pairs``, ``h < 2`` of ``coef[p, c, h] * terms[p, r, h]`` (both int16,
+    x 16 x 2: ``tile_products``' layouts), ``per_pass`` rows a pass over the pairs: the
+    encoder's orientation, rows of predictions stored as they lie in memory."""
+    acc = f"<{TILE_COLUMNS} x i32>"
+    wide = f"<{2 * TILE_COLUMNS} x i32>"
+    half = f"<{2 * TILE_COLUMNS} x i16>"
+    even = ", ".join(f"i32 {2 * i}" for i in range(TILE_COLUMNS))
+    odd = ", ".join(f"i32 {2 * i + 1}" for i in range(TILE_COLUMNS))
+    lines = [
+        f"define void @{name}(ptr noalias %coef, ptr noalias %terms, ptr noalias %out, i64 %ostride, i64 %pairs) {{",
+        "entry:",
+        "  %any = icmp sgt i64 %pairs, 0",
+        "  br label %pass",
+        "pass:",
+        "  %r0 = phi i64 [0, %entry], [%r0next, %store]",
+        "  br i1 %any, label %step, label %store",
+        "step:",
+        "  %p = phi i64 [0, %pass], [%pnext, %step]",
+    ]
+    add = lines.append
+    rows = range(per_pass)
+    for i in rows:
+        add(f"  %acc{i} = phi {acc} [zeroinitializer, %pass], [%sum{i}, %step]")
+    add(f"  %crow = mul i64 %p, {2 * TILE_COLUMNS}")
+    add("  %cp = getelementptr i16, ptr %coef, i64 %crow")
+    add(f"  %cv = load {half}, ptr %cp, align 2")
+    add(f"  %cw = sext {half} %cv to {wide}")
+    add(f"  %tbase = mul i64 %p, {TILE_ROWS}")
+    add("  %trow = add i64 %tbase, %r0")
+    for i in rows:
+        add(f"  %ti{i} = add i64 %trow, {i}")
+        add(f"  %tp{i} = getelementptr i32, ptr %terms, i64 %ti{i}")
+        add(f"  %t{i} = load i32, ptr %tp{i}, align 2")
+        add(f"  %tv{i} = insertelement {acc} poison, i32 %t{i}, i32 0")
+        add(f"  %ts{i} = shufflevector {acc} %tv{i}, {acc} poison, <{TILE_COLUMNS} x i32> zeroinitializer")
+        add(f"  %th{i} = bitcast {acc} %ts{i} to {half}")
+        add(f"  %tw{i} = sext {half} %th{i} to {wide}")
+        add(f"  %pr{i} = mul {wide} %tw{i}, %cw")
+        add(f"  %pe{i} = shufflevector {wide} %pr{i}, {wide} poison, <{TILE_COLUMNS} x i32> <{even}>")
+        add(f"  %po{i} = shufflevector {wide} %pr{i}, {wide} poison, <{TILE_COLUMNS} x i32> <{odd}>")
+        add(f"  %pp{i} = add {acc} %pe{i}, %po{i}")
+        add(f"  %sum{i} = add {acc} %acc{i}, %pp{i}")
+    add("  %pnext = add i64 %p, 1")
+    add("  %more = icmp slt i64 %pnext, %pairs")
+    add("  br i1 %more, label %step, label %store")
+    add("store:")
+    for i in rows:
+        add(f"  %fin{i} = phi {acc} [zeroinitializer, %pass], [%sum{i}, %step]")
+    for i in rows:
+        add(f"  %ff{i} = sitofp {acc} %fin{i} to <{TILE_COLUMNS} x float>")
+        add(f"  %or{i} = add i64 %r0, {i}")
+        add(f"  %oi{i} = mul i64 %or{i}, %ostride")
+        add(f"  %op{i} = getelementptr float, ptr %out, i64 %oi{i}")
+        add(f"  store <{TILE_COLUMNS} x float> %ff{i}, ptr %op{i}, align 4")
+    add(f"  %r0next = add i64 %r0, {per_pass}")
+    add(f"  %done = icmp uge i64 %r0next, {TILE_ROWS}")
+    add("  br i1 %done, label %exit, label %pass")
+    add("exit:")
+    add("  ret void")
+    add("}")
+    return "\n".join(lines)
+
+
+def row_tile_products_kernel(per_pass=ROWS_PER_PASS):
+    """The intrinsic ``row_tile_products`` with ``per_pass`` rows a pass."""
+
+    @intrinsic
+    def row_tile_products(typingctx, coef, first, terms, out, out_row, column, pairs):
+        """Rows ``out_row .. out_row + 15``, columns ``column .. column + 15`` of ``out``
+        (float32, 2-D, C order) = the products of a block's terms (``terms``: int16, pairs
+        x 16 x 2, C order, ``tile_products``' layout) with the tile of ``coef`` (int16,
+        ``tile_products``' layout) from its pair ``first`` on, over ``pairs`` pairs
+        (``row_tile_products_ir``). The caller keeps every row and column in bounds."""
+        sig = types.void(coef, first, terms, out, out_row, column, pairs)
+
+        def codegen(context, builder, signature, args):
+            prefix = (f"spherecodec_row_tile_products{per_pass}_"
+                      + hashlib.sha1(builder.function.name.encode()).hexdigest()[:16])
+            name = f"{prefix}_{sum(g.name.startswith(prefix) for g in builder.module.global_values)}"
+            context.active_code_library.add_llvm_module(llvm.parse_assembly(row_tile_products_ir(name, per_pass)))
+            ptr = ir.PointerType()
+            i64 = ir.IntType(64)
+            fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, i64, i64])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+
+            def as_i64(k):
+                return context.cast(builder, args[k], signature.args[k], types.int64)
+
+            coef_array = context.make_array(signature.args[0])(context, builder, args[0])
+            terms_array = context.make_array(signature.args[2])(context, builder, args[2])
+            out_array = context.make_array(signature.args[3])(context, builder, args[3])
+            ostride = cgutils.unpack_tuple(builder, out_array.shape, 2)[1]
+            coef_start = builder.gep(coef_array.data, [builder.mul(as_i64(1), ir.Constant(i64, 2 * TILE_COLUMNS))])
+            out_start = builder.gep(out_array.data, [builder.add(builder.mul(as_i64(4), ostride), as_i64(5))])
+            builder.call(fn, [builder.bitcast(coef_start, ptr), builder.bitcast(terms_array.data, ptr),
+                              builder.bitcast(out_start, ptr), ostride, as_i64(6)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return row_tile_products
+
+
+#: the build's row tile products (``row_tile_products_kernel``)
+row_tile_products = row_tile_products_kernel()
