@@ -458,6 +458,21 @@ def test_counting_matches_numpy(n, d, two_tables):
     assert (counts == expected).all()
 
 
+def test_residual_spreads_are_numpys_std():
+    """kernels.predict.residual_spreads gives numpy's float32 std(axis=0) of the residuals
+    bit for bit (the fit ranks columns into classes by them), odd shapes and zeros too."""
+    rng = np.random.default_rng(11)
+    for n, d in ((1, 3), (7, 5), (1143, 385)):
+        clean = (rng.standard_normal((n, d)) * rng.choice([1e-3, 1.0, 300.0], size=d)).astype(np.float32)
+        clean[:, 0] = 0
+        pred = rng.integers(-3000, 3000, size=(n, d)).astype(np.float32)
+        inverse_w = (rng.random(d) * 1e-2).astype(np.float32)
+        bias = rng.standard_normal(d).astype(np.float32)
+        out = np.full(d, np.nan, np.float32)
+        pk.residual_spreads(clean, pred, inverse_w, bias, out)
+        assert_same_bits(out, (clean - (pred * inverse_w + bias)).std(axis=0))
+
+
 @pytest.mark.parametrize("d", [9, 65, 200])
 def test_fitted_predictor_is_the_least_squares_one(d):
     """Every column's predictor from all earlier ones (level 5's) solves its normal

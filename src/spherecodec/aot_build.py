@@ -132,6 +132,7 @@ def _other_codecs(vector, kind):
         ("merge_low_bits_shifted_uint16", bits.merge_low_bits_shifted, _none(_U16, _U8_READ, _i64, _i64)),
         # exact levels 2-5 (codecs/exact_models.py)
         ("context_histogram", predict.context_histogram, _none(_U32_2, _U8_2, _I64_2)),
+        ("residual_spreads", predict.residual_spreads, _none(_F32_2, _F32_2, _F32, _F32, _F32)),
         ("predict_quantized", predict.predict_quantized, _none(_F32_2, _F32, _array(types.int16, 4), _i64, _F32_2)),
         ("count_quantized", predict.count_quantized,
          _none(_F32_2, _U32_2, _F32, _array(types.int16, 4), _i64, _F32, _F32, _I64, _i64, _U8_2, _I64_2, _I64_2)),

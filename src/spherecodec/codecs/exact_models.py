@@ -214,8 +214,10 @@ class Model:
             pred = _predictions(probe, scale, coef)
             # the spreads of the residuals of the prediction these integers stand for (in
             # float32: they only rank the columns into classes)
-            stands_for = pred * (1.0 / w).astype(np.float32) + bias.astype(np.float32)
-            sr = (clean_probe - stands_for).std(axis=0) if probe.size else np.zeros(d)
+            sr = np.zeros(d, dtype=np.float32)
+            if probe.size:  # numpy's (clean_probe - (pred / w + bias)).std(axis=0), bit for bit
+                aot.checked("residual_spreads", _pk.residual_spreads)(
+                    clean_probe, pred, (1.0 / w).astype(np.float32), bias.astype(np.float32), sr)
             cost, _ = layout_costs(pred, predictor, sr, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
                 best = (cost, predictor, pred, sr)
@@ -521,7 +523,7 @@ def _exact_predictor(cov, mu, scale, K):
     bias = mu - weights.T @ mu[:K]
     bits = 0.0
     if K:
-        upper = np.concatenate([coef[k, k + 1:] for k in range(K)]).astype(np.int64)
+        upper = coef[np.triu(np.ones((K, d), dtype=bool), 1)].astype(np.int64)  # the coded entries
         counts = np.bincount(upper + _pk.QUANT_MAX, minlength=1)
         counts = counts[counts > 0]
         bits = float(-(counts * np.log2(counts / upper.size)).sum()) + 24.0 * counts.size

@@ -273,6 +273,31 @@ def sanitized(rows, out):
 
 
 @njit(nogil=True, cache=True)
+def residual_spreads(clean, pred, inverse_w, bias, out):
+    """``out[j]`` = the standard deviation over rows (float32, numpy's ``std(axis=0)``
+    steps: the sum of the rows in order, the mean, then the sum of squared deviations in
+    order, each divided by the row count, its square root) of ``clean - (pred * inverse_w +
+    bias)`` (float32, rows x d; the last two per column): the spreads of the residuals of
+    the predictions ``pred`` stand for, which rank the columns into classes. Without the
+    three n x d temporaries numpy's expression makes."""
+    n, d = clean.shape
+    total = np.zeros(d, dtype=np.float32)
+    for r in range(n):
+        for j in range(d):
+            total[j] += clean[r, j] - (pred[r, j] * inverse_w[j] + bias[j])
+    count = np.float32(n)
+    for j in range(d):
+        total[j] = total[j] / count
+    squares = np.zeros(d, dtype=np.float32)
+    for r in range(n):
+        for j in range(d):
+            x = (clean[r, j] - (pred[r, j] * inverse_w[j] + bias[j])) - total[j]
+            squares[j] += x * x
+    for j in range(d):
+        out[j] = np.sqrt(squares[j] / count)
+
+
+@njit(nogil=True, cache=True)
 def contexts_of(pred, gain, offset, base, buckets, ctx):
     """Context of every prediction: ``base[j] + clamp(floor(p * gain[j] + offset[j]))``."""
     n, d = pred.shape
