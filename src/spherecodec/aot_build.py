@@ -138,7 +138,7 @@ def _other_codecs(vector, kind):
          _none(_F32_2, _U32_2, _F32, _array(types.int16, 4), _i64, _F32, _F32, _I64, _i64, _U8_2, _I64_2, _I64_2)),
         ("encode_contexts", predict.encode_contexts, _i64(_U32_2, _U8_2, _U64_2, _i64, _U8)),
         ("decode_contexts", predict.decode_contexts,
-         _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _F32_2, _F32, _F32, _F32, _F32, _I64, _i64, _U32_2, _F32_2)),
+         _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _F32_2, _F32, _F32, _F32, _I64, _i64, _U32_2, _F32_2)),
         ("decode_quantized", predict.decode_quantized,
          _i64(_U8_READ, _U8_READ, _U16, _U32, _i64, _array(types.int16, 4), _i64, _F32, _F32, _F32, _I64, _i64, _U32_2,
               _array(types.int16, 3), _F32_2)),

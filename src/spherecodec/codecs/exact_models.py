@@ -18,9 +18,10 @@ Each level caps the predictor at K earlier coordinates (``LEVEL_PREDICTORS``):
 predictor on every ``n // _FIT_ROWS``-th row (all rows below 8192) and writes it as model
 format 2: each of the first K coordinates becomes an integer *term* (``round(scale * x)``,
 at most ``QUANT_MAX`` in magnitude), the coefficients are integers of at most
-``QUANT_MAX`` too, so a prediction is an integer sum that float32 holds exactly in any
-order: BLAS computes the encoder's, the decoder adds its own its way, and both agree on
-every processor. It then picks the predictor size (up to the level's K), the context
+``QUANT_MAX`` too, so a prediction is an integer sum (below 2**24) that int32 and float32
+hold exactly in any order: the encoder and the decoder both compute them as 16-bit integer
+tile products (``kernels.tile_products``), each in its own orientation, and agree on every
+processor. It then picks the predictor size (up to the level's K), the context
 layout (buckets of the prediction x classes of columns) and whether a model pays at all,
 by the estimated bits on every ``n // _PROBE_ROWS``-th row: symbols, tables and
 coefficients. When none beats level 1 (small arrays) it returns None and the chunks are
@@ -426,7 +427,7 @@ class Model:
             pred = np.empty((_pk.BLOCK_ROWS, d), dtype=np.float32)
             decode_contexts = aot.checked("decode_contexts", _pk.decode_contexts)
             status = decode_contexts(stream, raw, slot_symbol, symbol_entry, self.precision, self.coef, self.bias,
-                                     _NO_SCALE, self.gain, self.offset, self.base, self.buckets, bits, pred)
+                                     self.gain, self.offset, self.base, self.buckets, bits, pred)
         else:
             if self._tiles is None:
                 self._tiles = _coef_tiles(self.coef, d)
@@ -454,10 +455,6 @@ def _coef_tiles(coef, d):
     padded[:K, :d] = coef
     # [k, t, c] -> [t, k // 2, c, k % 2]
     return np.ascontiguousarray(padded.reshape(pairs, 2, tiles, width).transpose(2, 0, 3, 1))
-
-
-#: decode_contexts' scale for a format 1 model (none)
-_NO_SCALE = np.zeros(0, dtype=np.float32)
 
 
 def _read_only(array):

@@ -11,8 +11,12 @@ Determinism rules the code below follows. Model format 2 (what the encoder write
 * the prediction of coordinate ``j`` is the sum of ``coef[k, j] * q(x[k])`` over ``k <
   min(j, K)``, where ``q`` (``_quantized``) maps a value to an integer term of at most
   ``QUANT_MAX`` in magnitude and the coefficients are integers of at most ``QUANT_MAX``:
-  with K <= 512 every partial sum is an integer below 2**24, which float32 holds exactly,
-  so any order of the sums (BLAS's in the encoder, the tiles' here) gives the same value;
+  with K <= 512 every partial sum is an integer below 2**24, which int32 and float32 hold
+  exactly, so any order of the sums gives the same value. Both sides take them as 16-bit
+  integer tile products (``kernels.tile_products``): the encoder a tile of 16 rows x 16
+  columns from every coordinate before the tile's last column (``predict_quantized``,
+  ``count_quantized``), the decoder from the coordinates before the tile, then each
+  coordinate of the tile as it is decoded (``decode_quantized``);
 
 Model format 1 (still read):
 
@@ -30,8 +34,8 @@ Both:
 * the context is ``floor(p * gain[j] + offset[j])`` clamped to ``0 .. buckets - 1``, plus a
   per-column base; no libm function anywhere.
 
-The kernels add the terms of either format the same way (the decoder keeps each block's
-terms as it decodes them): format 2's are integers, format 1's the values themselves.
+Format 1's kernels (``predict_rows``, ``decode_contexts``: ``_add_terms`` and its tiles)
+add the terms one at a time in coordinate order.
 
 Stream order within a chunk: rows in blocks of ``BLOCK_ROWS``; within a block, column by
 column, row by row. Symbol ``i`` of that order uses rANS state ``i % 4``; the body is the
@@ -155,7 +159,7 @@ def _add_terms(pred, values, r0, r1, p0, coef, k0, k1, lo, hi):
     coordinates per pass, so their coefficient slices serve the whole block. Every
     element takes its terms one at a time in coordinate order either way.
 
-    The one tile routine: prediction, counting and decoding all call it (not inlined, so
+    Format 1's one tile routine: its prediction and its decoder call it (not inlined, so
     it is compiled once per signature instead of once per caller)."""
     k = k0
     if (r1 - r0) % 4 == 0:
@@ -253,7 +257,8 @@ def predict_rows(values, coef, bias, pred):
 @njit(nogil=True, cache=True)
 def quantize_terms(rows, scale, out):
     """``out[r, k] = _quantized(rows[r, k], scale[k])`` for the first ``out.shape[1]``
-    columns of ``rows`` (float32, rows x d): the terms model format 2 predicts from."""
+    columns of ``rows`` (float32, rows x d): the terms model format 2 predicts from (the
+    kernels quantize them in their blocks; the tests hold this rule to numpy)."""
     n, K = out.shape
     for r in range(n):
         for k in range(K):
@@ -530,12 +535,6 @@ def _decode_symbols(x0, x1, x2, x3, pos, j, r0, r1, ctx, slot_symbol, symbol_ent
 
 
 @njit(inline="always")
-def _term(x, scale, k, quantized):
-    # the term of value x in column k: format 2's _quantized, format 1's _sanitize
-    return _quantized(x, scale[k]) if quantized else _sanitize(x)
-
-
-@njit(inline="always")
 def _unpack_low_bits(raw, nibbles, out):
     # the raw low 20 bits of every value (kernels.bits layout: 16-bit plane, then the
     # 4-bit plane, two values a byte) into out, two values a step: a vectorisable pass
@@ -556,18 +555,17 @@ def _unpack_low_bits(raw, nibbles, out):
 
 
 @njit(nogil=True, cache=True)
-def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, scale, gain, offset,
-                    base, buckets, out, pred):
-    """Decode a chunk: predictions, contexts and symbols interleaved; return a status.
+def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, gain, offset, base, buckets,
+                    out, pred):
+    """Decode a chunk of a model format 1: predictions, contexts and symbols interleaved;
+    return a status (format 2: ``decode_quantized``).
 
     ``out`` is uint32 (rows x d) and receives the values' bits; ``raw`` holds their low 20
     bits (``kernels.bits`` layout: 16-bit plane, then 4-bit plane, row-major value order);
-    ``slot_symbol``/``symbol_entry`` are ``decoder_tables``'; ``pred`` is float32 scratch (``BLOCK_ROWS`` x d). The
-    other arguments are those of ``predict_rows`` and ``contexts_of``; every
-    ``base[j] + buckets - 1`` must index a table. ``scale`` is empty for model format 1
-    (the terms are the values, ``_sanitize``d) and the columns' scales for format 2 (the
-    terms are ``_quantized``: integers, and so are the predictions, whatever the order of
-    their sums).
+    ``slot_symbol``/``symbol_entry`` are ``decoder_tables``'; ``pred`` is float32 scratch
+    (``BLOCK_ROWS`` x d). The other arguments are those of ``predict_rows`` and
+    ``contexts_of``; every ``base[j] + buckets - 1`` must index a table. The terms are the
+    values, ``_sanitize``d, each prediction taking them one at a time in coordinate order.
     """
     n, d = out.shape
     total = n * d
@@ -578,7 +576,6 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
         return STATUS_CORRUPT
     fout = out.view(np.float32)
     K = min(coef.shape[0], d)
-    quantized = scale.size > 0
     # the block's terms of its first K coordinates, filled as they are decoded
     terms = np.zeros((BLOCK_ROWS, max(K, 1)), dtype=np.float32)
     x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
@@ -613,14 +610,14 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                     if i == j + 1:
                         c01 = coef[j, i]
                         for r in range(rows):
-                            q0 = _term(fout[r0 + r, j], scale, j, quantized)
+                            q0 = _sanitize(fout[r0 + r, j])
                             terms[r, j] = q0
                             pred[r, i] += c01 * q0
                     elif i == j + 2:
                         c02 = coef[j, i]
                         c12 = coef[j + 1, i]
                         for r in range(rows):
-                            q1 = _term(fout[r0 + r, j + 1], scale, j + 1, quantized)
+                            q1 = _sanitize(fout[r0 + r, j + 1])
                             terms[r, j + 1] = q1
                             pred[r, i] = (pred[r, i] + c02 * terms[r, j]) + c12 * q1
                     elif i == j + 3:
@@ -628,7 +625,7 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                         c13 = coef[j + 1, i]
                         c23 = coef[j + 2, i]
                         for r in range(rows):
-                            q2 = _term(fout[r0 + r, j + 2], scale, j + 2, quantized)
+                            q2 = _sanitize(fout[r0 + r, j + 2])
                             terms[r, j + 2] = q2
                             pred[r, i] = (((pred[r, i] + c03 * terms[r, j]) + c13 * terms[r, j + 1])
                                           + c23 * q2)
@@ -637,12 +634,12 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                                                          mask, stream, last, out, ctx)
                 if g == 4:
                     for r in range(rows):
-                        q3 = _term(fout[r0 + r, j + 3], scale, j + 3, quantized)
+                        q3 = _sanitize(fout[r0 + r, j + 3])
                         terms[r, j + 3] = q3
                         _update_quad(pred, r, coef, j, terms[r, j], terms[r, j + 1], terms[r, j + 2], q3, j + 4, t1)
                 elif j < K:
                     for r in range(rows):
-                        q0 = _term(fout[r0 + r, j], scale, j, quantized)
+                        q0 = _sanitize(fout[r0 + r, j])
                         terms[r, j] = q0
                         _update_range(pred, r, coef, j, q0, j + 1, t1)
                 j += g

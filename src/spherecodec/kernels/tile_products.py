@@ -38,15 +38,16 @@ TILE_ROWS = 16
 
 def _columns_per_pass():
     """Output columns one pass over the coordinates keeps in registers (each a vector of
-    ``TILE_ROWS`` floats), sized to the build's vector registers so that none spills."""
+    ``TILE_ROWS`` lanes), sized to the build's vector registers so that none spills: the
+    features ``NUMBA_CPU_FEATURES`` names when set, else the host's (Numba adds them to a
+    named CPU too, as ``kernels.rans_simd._build_has_avx512`` reads them)."""
     features = numba_config.CPU_FEATURES
-    if features is None and numba_config.CPU_NAME in (None, "host"):
+    if features is None:
         host = llvm.get_host_cpu_features()
         avx512, avx2 = host.get("avx512f", False), host.get("avx2", False)
     else:
-        named = features or ""
-        avx512 = "+avx512f" in named
-        avx2 = "+avx2" in named or numba_config.CPU_NAME == "haswell"
+        avx512 = "+avx512f" in features
+        avx2 = "+avx2" in features or numba_config.CPU_NAME == "haswell"
     if avx512:
         return 16
     return 4 if avx2 else 2
