@@ -115,3 +115,37 @@ def test_exact_codec_decode(benchmark, rows, threads):
     out = benchmark(decode, blob, threads=threads)
     assert np.array_equal(out.view(np.uint32), big.view(np.uint32))
     _report(benchmark, big.nbytes)
+
+
+@pytest.mark.parametrize("K", [32, 383])
+@pytest.mark.parametrize("way", ["int16_tiles", "blas_float32"])
+def test_level_predictions(benchmark, rows, K, way):
+    """Exact levels' format 2 predictions of every row (``predict_quantized``: 16-bit
+    integer tiles) against BLAS's float32 product of the same terms and coefficients (the
+    encoder's way before December 8, one thread), at level 3's K and level 5's; both give
+    the same integers, which the benchmark checks."""
+    from threadpoolctl import threadpool_limits
+
+    from spherecodec.codecs import exact_models
+    from spherecodec.kernels import predict
+
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    n, d = x.shape
+    rng = np.random.default_rng(K)
+    coef = np.triu(rng.integers(-127, 128, size=(K, d)), 1).astype(np.float32)
+    scale = (predict.QUANT_MAX / (4 * np.abs(x).max(axis=0))).astype(np.float32)
+    tiles = exact_models._coef_tiles(coef, d)
+    terms = np.empty((n, K), np.float32)
+    predict.quantize_terms(x, scale, terms)
+    out = np.empty_like(x)
+    if way == "int16_tiles":
+        def run():
+            predict.predict_quantized(x, scale, tiles, K, out)
+    else:
+        def run():
+            np.matmul(terms, coef, out=out)
+    with threadpool_limits(1):
+        benchmark(run)
+    assert (out == terms.astype(np.int64) @ coef.astype(np.int64)).all()
+    benchmark.extra_info["GMAC/s"] = round(n * sum(min(j, K) for j in range(d)) / 1e9
+                                           / benchmark.stats.stats.median, 1)
