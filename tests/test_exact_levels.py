@@ -383,6 +383,25 @@ def test_integer_predictions_are_exact_in_any_order():
     assert _check_tile_products(terms, coef, d) == 127 * 127 * K
 
 
+def test_scaled_add_row_adds_one_row():
+    """kernels.tile_products.scaled_add_row: ``dst[row, :16] += w * src[:16]``, numpy's
+    float32 steps, the other rows and columns untouched."""
+    from numba import njit
+    from spherecodec.kernels.tile_products import scaled_add_row
+
+    @njit
+    def run(dst, row, src, w):
+        scaled_add_row(dst, row, src, w)
+
+    rng = np.random.default_rng(3)
+    dst = rng.integers(-2 ** 20, 2 ** 20, size=(5, 20)).astype(np.float32)
+    src = rng.integers(-127, 128, size=16).astype(np.float32)
+    expected = dst.copy()
+    expected[3, :16] = expected[3, :16] + np.float32(-93) * src
+    run(dst, 3, src, np.float32(-93))
+    assert_same_bits(dst, expected)
+
+
 def _check_tile_products(terms, coef, d):
     """Every tile's products (``_coef_tiles``' layout, each build's columns a pass) equal
     int64 arithmetic; returns the last column's prediction of row 0."""

@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from .jit import callee
-from .tile_products import TILE_COLUMNS, TILE_ROWS, row_tile_products, tile_products
+from .tile_products import TILE_COLUMNS, TILE_ROWS, row_tile_products, scaled_add_row, tile_products
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
                         STATE_BYTES, STATUS_CORRUPT, STATUS_OK, encode_step, encoder_entry, flush_state, read_state,
                         renormalize_decoded)
@@ -716,9 +716,7 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
                     # the term reaches the tile's later columns (whole blocks of rows: the
                     # rows past a short block are unread), from a contiguous float copy
                     for c2 in range(c + 1, width):
-                        w = np.float32(coef_tiles[tile, p, c2, h])
-                        for r in range(BLOCK_ROWS):
-                            pred[_U(c2), _U(r)] += w * column[_U(r)]
+                        scaled_add_row(pred, c2, column, np.float32(coef_tiles[tile, p, c2, h]))
     if pos != end:
         return STATUS_CORRUPT
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:

@@ -282,3 +282,46 @@ def row_tile_products_kernel(per_pass=ROWS_PER_PASS):
 
 #: the build's row tile products (``row_tile_products_kernel``)
 row_tile_products = row_tile_products_kernel()
+
+
+def _scaled_add_ir(name):
+    # void f(ptr dst, ptr src, float w): dst[0:16] += w * src[0:16], one vector each
+    vec = f"<{TILE_ROWS} x float>"
+    return "\n".join([
+        f"define void @{name}(ptr noalias %dst, ptr noalias %src, float %w) {{",
+        f"  %d = load {vec}, ptr %dst, align 4",
+        f"  %s = load {vec}, ptr %src, align 4",
+        f"  %wi = insertelement {vec} poison, float %w, i32 0",
+        f"  %wv = shufflevector {vec} %wi, {vec} poison, <{TILE_ROWS} x i32> zeroinitializer",
+        f"  %p = fmul {vec} %wv, %s",
+        f"  %r = fadd {vec} %d, %p",
+        f"  store {vec} %r, ptr %dst, align 4",
+        "  ret void",
+        "}",
+    ])
+
+
+@intrinsic
+def scaled_add_row(typingctx, dst, row, src, w):
+    """``dst[row, :16] += w * src[:16]`` (float32, C order; ``dst``'s rows at least 16 wide)
+    as one vector: the decoder's tile triangle, where LLVM could not prove ``dst`` and
+    ``src`` apart and left 16 scalar steps. Exact for format 2's integers."""
+    sig = types.void(dst, row, src, w)
+
+    def codegen(context, builder, signature, args):
+        prefix = "spherecodec_scaled_add_row_" + hashlib.sha1(builder.function.name.encode()).hexdigest()[:16]
+        name = f"{prefix}_{sum(g.name.startswith(prefix) for g in builder.module.global_values)}"
+        context.active_code_library.add_llvm_module(llvm.parse_assembly(_scaled_add_ir(name)))
+        ptr = ir.PointerType()
+        fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ir.FloatType()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        dst_array = context.make_array(signature.args[0])(context, builder, args[0])
+        src_array = context.make_array(signature.args[2])(context, builder, args[2])
+        width = cgutils.unpack_tuple(builder, dst_array.shape, 2)[1]
+        start = builder.gep(dst_array.data, [builder.mul(context.cast(builder, args[1], signature.args[1],
+                                                                      types.int64), width)])
+        weight = context.cast(builder, args[3], signature.args[3], types.float32)
+        builder.call(fn, [builder.bitcast(start, ptr), builder.bitcast(src_array.data, ptr), weight])
+        return context.get_dummy_value()
+
+    return sig, codegen
