@@ -317,7 +317,7 @@ def test_wide_rows_predict_and_round_trip_across_column_tiles(K, model_format):
         coef = np.triu(rng.integers(-127, 128, size=(K, d)), 1).astype(np.float32)
         bias = np.zeros(d, np.float32)
         scale = rng.uniform(20, 60, size=d).astype(np.float32)
-        pred = exact_models._predictions(x, scale, coef)
+        pred = exact_models._predictions(x, scale, coef, exact_models._coef_tiles(coef, d))
         terms = numpy_terms(x[:, :K], scale[:K]).astype(np.int64)
         assert (pred == terms @ coef.astype(np.int64)).all()
     # a model made for these rows (its tables count their contexts), coded and decoded
@@ -362,9 +362,9 @@ def test_terms_follow_the_documented_rounding():
 
 def test_integer_predictions_are_exact_in_any_order():
     """Format 2's bounds (|terms|, |coefficients| <= 127, K <= MAX_PREDICTORS) keep every
-    partial sum an exact float32 integer: BLAS's products (``_predictions``), the
-    decoder's sums (one coordinate after another, as ``predict_rows`` adds them) and int64
-    arithmetic agree on the largest sums the bounds allow."""
+    partial sum an exact float32 integer: the encoder's tile products (``_predictions``),
+    sums one coordinate after another (as ``predict_rows`` adds them), both orientations of
+    the tile kernel and int64 arithmetic agree on the largest sums the bounds allow."""
     rng = np.random.default_rng(9)
     K, d, n = exact_models.MAX_PREDICTORS, exact_models.MAX_PREDICTORS + 40, 24
     terms = rng.choice(np.float32([-127, 127, -126, 125, 0, 1]), size=(n, d)).astype(np.float32)
@@ -373,12 +373,13 @@ def test_integer_predictions_are_exact_in_any_order():
     coef[:, -1] = 127
     exact = terms[:, :K].astype(np.int64) @ coef.astype(np.int64)
     assert exact[0, -1] == 127 * 127 * K < 2 ** 24
-    blas = exact_models._predictions(terms, np.ones(d, np.float32), coef)  # terms scale to themselves
-    assert (blas == exact).all()
+    tiled = exact_models._predictions(terms, np.ones(d, np.float32), coef,  # terms scale to themselves
+                                      exact_models._coef_tiles(coef, d))
+    assert (tiled == exact).all()
     ordered = np.empty_like(terms)
     pk.predict_rows(terms, coef, np.zeros(d, np.float32), ordered)
     assert (ordered == exact).all()
-    # the decoder's tile products (kernels.tile_products), with each build's columns a pass
+    # the tiles' products (kernels.tile_products), both orientations, each build's pass width
     _check_tile_products(terms[:, :70], coef[:37, :70], 70)  # an odd K, a part tile
     assert _check_tile_products(terms, coef, d) == 127 * 127 * K
 
@@ -403,37 +404,48 @@ def test_scaled_add_row_adds_one_row():
 
 
 def _check_tile_products(terms, coef, d):
-    """Every tile's products (``_coef_tiles``' layout, each build's columns a pass) equal
-    int64 arithmetic; returns the last column's prediction of row 0."""
+    """Every tile's products (``_coef_tiles``' layout, each build's outputs a pass) equal
+    int64 arithmetic, in the decoder's orientation (a column of the block's rows an output,
+    from the coordinates before the tile) and the encoder's (a row of the tile's columns an
+    output, stored into a wider array at an offset, from those before its last column);
+    returns the decoder's last column's prediction of row 0."""
     K = coef.shape[0]
     tiles = exact_models._coef_tiles(coef, d)
     pairs = tiles.shape[1]
-    # the decoder's terms: [pair, row, coordinate in the pair], int16
+    # a block's terms: [pair, row, coordinate in the pair], int16
     padded = np.zeros((pk.BLOCK_ROWS, 2 * pairs), np.int16)
     padded[:, :K] = terms[:pk.BLOCK_ROWS, :K]
     block = np.ascontiguousarray(padded.reshape(pk.BLOCK_ROWS, pairs, 2).transpose(1, 0, 2))
     for per_pass in (2, 4, 16):
-        products = _tile_products_runner(per_pass)
+        products = _pair_products_runner(per_pass)
         for t in range(tiles.shape[0]):
+            cols = slice(t * pk.TILE_COLUMNS, min(d, (t + 1) * pk.TILE_COLUMNS))
+            width = cols.stop - cols.start
             nk = min(t * pk.TILE_COLUMNS, K)
             out = np.full((pk.TILE_COLUMNS, pk.BLOCK_ROWS), np.nan, np.float32)
-            products(tiles, t, block, out, (nk + 1) // 2)
-            cols = slice(t * pk.TILE_COLUMNS, min(d, (t + 1) * pk.TILE_COLUMNS))
+            products(block, 0, tiles, t * pairs, out, 0, 0, (nk + 1) // 2)
             expected = terms[:pk.BLOCK_ROWS, :nk].astype(np.int64) @ coef[:nk, cols].astype(np.int64)
-            width = cols.stop - cols.start
             assert (out[:width].T == expected).all(), (per_pass, t)
             assert (out[width:] == 0).all()
-    return out[d - 1 - t * pk.TILE_COLUMNS, 0]
+            decoded_last = out[width - 1, 0]
+            nk = min(cols.stop, K)
+            wide = np.full((pk.BLOCK_ROWS + 3, 2 * pk.TILE_COLUMNS + d), np.nan, np.float32)
+            products(tiles, t * pairs, block, 0, wide, 2, 5 + t * pk.TILE_COLUMNS, (nk + 1) // 2)
+            expected = terms[:pk.BLOCK_ROWS, :nk].astype(np.int64) @ coef[:nk, cols].astype(np.int64)
+            written = wide[2:2 + pk.BLOCK_ROWS, 5 + cols.start:5 + cols.stop]
+            assert (written == expected).all(), (per_pass, t)
+    assert np.isnan(wide[[0, 1, 18]]).all() and np.isnan(wide[:, :5]).all()
+    return decoded_last
 
 
-def _tile_products_runner(per_pass):
+def _pair_products_runner(per_pass):
     from numba import njit
-    from spherecodec.kernels.tile_products import tile_products_kernel
-    kernel = tile_products_kernel(per_pass)
+    from spherecodec.kernels.tile_products import pair_products_kernel
+    kernel = pair_products_kernel(per_pass)
 
     @njit
-    def run(tiles, t, block, out, pairs):
-        kernel(tiles, t * tiles.shape[1], block, out, pairs)
+    def run(vectors, vectors_pair, scalars, scalars_pair, out, out_row, out_column, pairs):
+        kernel(vectors, vectors_pair, scalars, scalars_pair, out, out_row, out_column, pairs)
 
     return run
 

@@ -126,7 +126,7 @@ class Model:
         self.freq = freq            # (contexts, 4096) int64, each row sums to 2**precision or 0
         self._entries = None        # the encoder's tables (kernels.predict.encoder_tables), made when needed
         self._slots = None
-        self._tiles = None          # format 2: the coefficients by tile (_coef_tiles), made when needed
+        self._tiles = None          # format 2: the coefficients by tile (the _coef_tiles method)
         self._cache = None
         self._bytes = None          # the shared section, once written
 
@@ -212,7 +212,8 @@ class Model:
         for K in _predictor_choices(level, d):
             predictor = _exact_predictor(cov, mu, scale, K)
             coef, w, bias, _ = predictor
-            pred = _predictions(probe, scale, coef)
+            tiles = _coef_tiles(coef, d)
+            pred = _predictions(probe, scale, coef, tiles)
             # the spreads of the residuals of the prediction these integers stand for (in
             # float32: they only rank the columns into classes)
             sr = np.zeros(d, dtype=np.float32)
@@ -221,8 +222,8 @@ class Model:
                     clean_probe, pred, (1.0 / w).astype(np.float32), bias.astype(np.float32), sr)
             cost, _ = layout_costs(pred, predictor, sr, [(0,) + _K_LAYOUT])[(0,) + _K_LAYOUT]
             if best is None or cost < best[0]:
-                best = (cost, predictor, pred, sr)
-        _, predictor, pred, sr = best
+                best = (cost, predictor, tiles, pred, sr)
+        _, predictor, tiles, pred, sr = best
         best = None
         layouts = [(ci, buckets, classes) for ci in range(len(centres)) for buckets, classes in CONTEXT_CHOICES]
         costs = layout_costs(pred, predictor, sr, layouts)
@@ -239,14 +240,15 @@ class Model:
             return None
         _, buckets, classes, gain, offset, colcls = best
         coef = predictor[0]
-        ctx, counts = _count_tables(rows, scale, coef, gain, offset, colcls.astype(np.int64) * buckets, buckets,
-                                    buckets * classes)
+        ctx, counts = _count_tables(rows, scale, coef, tiles, gain, offset, colcls.astype(np.int64) * buckets,
+                                    buckets, buckets * classes)
         used = int((counts > 0).sum(axis=1).max()) if counts.size else 1
         # 2**12 slots per table (2**13 past 2048 symbols) keep the decoder's tables in L2
         precision = 12 if used <= 2048 else 13
         freq = np.stack([entropy.quantize_frequencies(c, precision) for c in counts])
         model = cls(level, d, coef, np.zeros(d, np.float32), gain, offset, colcls, buckets, classes, precision, freq,
                     scale=scale)
+        model._tiles = tiles
         # the contexts of the fitted rows, for their chunks; a weak reference to the rows, so
         # that a state kept after the encode (spherecodec.fit) does not keep the array alive
         model._cache = (weakref.ref(rows), ctx)
@@ -351,6 +353,12 @@ class Model:
         model._slots = (slot_symbol, symbol_entry)
         return model
 
+    def _coef_tiles(self):
+        """Format 2's coefficients by tile (``_coef_tiles``), made once."""
+        if self._tiles is None:  # chunks decoded in threads may both make it: the same array
+            self._tiles = _coef_tiles(self.coef, self.dim)
+        return self._tiles
+
     def _encoder_tables(self):
         if self._entries is None:
             entries = np.empty(self.freq.shape, dtype=np.uint64)
@@ -377,7 +385,7 @@ class Model:
             pred = np.empty(rows.shape, dtype=np.float32)
             _pk.predict_rows(rows, self.coef, self.bias, pred)
         else:
-            pred = _predictions(rows, self.scale, self.coef)
+            pred = _predictions(rows, self.scale, self.coef, self._coef_tiles())
         ctx = np.empty(rows.shape, dtype=np.uint8)
         _pk.contexts_of(pred, self.gain, self.offset, self.base, self.buckets, ctx)
         return ctx
@@ -429,12 +437,11 @@ class Model:
             status = decode_contexts(stream, raw, slot_symbol, symbol_entry, self.precision, self.coef, self.bias,
                                      self.gain, self.offset, self.base, self.buckets, bits, pred)
         else:
-            if self._tiles is None:
-                self._tiles = _coef_tiles(self.coef, d)
-            terms = np.empty((self._tiles.shape[1], _pk.BLOCK_ROWS, 2), dtype=np.int16)
+            tiles = self._coef_tiles()
+            terms = np.empty((tiles.shape[1], _pk.BLOCK_ROWS, 2), dtype=np.int16)
             pred = np.empty((_pk.TILE_COLUMNS, _pk.BLOCK_ROWS), dtype=np.float32)
             decode_quantized = aot.checked("decode_quantized", _pk.decode_quantized)
-            status = decode_quantized(stream, raw, slot_symbol, symbol_entry, self.precision, self._tiles,
+            status = decode_quantized(stream, raw, slot_symbol, symbol_entry, self.precision, tiles,
                                       self.predictors, self.scale, self.gain, self.offset, self.base, self.buckets, bits, terms, pred)
         if status != _core.STATUS_OK:
             raise CorruptBlobError("context-coded chunk does not decode cleanly")
@@ -527,28 +534,24 @@ def _exact_predictor(cov, mu, scale, K):
     return np.ascontiguousarray(coef, dtype=np.float32), w, bias, bits
 
 
-def _predictions(rows, scale, coef, out=None, tiles=None):
-    """Format 2's predictions of ``rows`` (float32, n x d) into ``out`` (float32, n x d).
+def _predictions(rows, scale, coef, tiles):
+    """Format 2's predictions of ``rows`` (float32, n x d), float32 n x d.
 
     Each is an integer, ``coef[k, j]`` times the term of coordinate ``k`` summed over
     ``k < min(j, K)``: products of at most ``QUANT_MAX ** 2`` and sums of at most
     ``MAX_PREDICTORS`` of them stay below 2**24, so any order of the sums gives the same
     value. ``kernels.predict.predict_quantized`` computes them in 16-bit integer tiles
-    (``tiles``: ``_coef_tiles(coef, d)``, made here if not given), the decoder its own
-    way (``kernels.predict.decode_quantized``): both get the same integers."""
-    n, d = rows.shape
-    if out is None:
-        out = np.empty((n, d), dtype=np.float32)
-    if tiles is None:
-        tiles = _coef_tiles(coef, d)
+    (``tiles``: ``_coef_tiles(coef, d)``), the decoder its own way
+    (``kernels.predict.decode_quantized``): both get the same integers."""
+    out = np.empty(rows.shape, dtype=np.float32)
     aot.checked("predict_quantized", _pk.predict_quantized)(rows, scale, tiles, coef.shape[0], out)
     return out
 
 
-def _count_tables(rows, scale, coef, gain, offset, base, buckets, contexts):
+def _count_tables(rows, scale, coef, tiles, gain, offset, base, buckets, contexts):
     """(contexts of every value (uint8, n x d), counts (contexts x alphabet)) of ``rows``
-    under a format 2 model: ``kernels.predict.count_quantized``, its predictions a block
-    of rows at a time."""
+    under a format 2 model (``tiles``: ``_coef_tiles(coef, d)``):
+    ``kernels.predict.count_quantized``, its predictions a block of rows at a time."""
     n, d = rows.shape
     ctx = np.empty((n, d), dtype=np.uint8)
     counts = np.zeros((contexts, _pk.ALPHABET), dtype=np.int64)
@@ -556,8 +559,7 @@ def _count_tables(rows, scale, coef, gain, offset, base, buckets, contexts):
     two = n * d >= _pk.TWO_TABLES_FROM * counts.size
     spare = np.zeros_like(counts) if two else np.zeros((0, _pk.ALPHABET), dtype=np.int64)
     count = aot.checked("count_quantized", _pk.count_quantized)
-    count(rows, rows.view(np.uint32), scale, _coef_tiles(coef, d), coef.shape[0], gain, offset, base, buckets, ctx,
-          counts, spare)
+    count(rows, rows.view(np.uint32), scale, tiles, coef.shape[0], gain, offset, base, buckets, ctx, counts, spare)
     if two:
         counts += spare
     return ctx, counts

@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from .jit import callee
-from .tile_products import TILE_COLUMNS, TILE_ROWS, row_tile_products, scaled_add_row, tile_products
+from .tile_products import TILE_COLUMNS, TILE_ROWS, pair_products, scaled_add_row
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_ALPHABET, FLOAT32_RAW_BITS, FLOAT32_SYMBOL_BITS, RANS_L,
                         STATE_BYTES, STATUS_CORRUPT, STATUS_OK, encode_step, encoder_entry, flush_state, read_state,
                         renormalize_decoded)
@@ -554,6 +554,34 @@ def _unpack_low_bits(raw, nibbles, out):
                    | ((np.uint32(raw[_U(nibbles) + (i >> _U(1))]) & np.uint32(15)) << np.uint32(16)))
 
 
+@njit(inline="always")
+def _settled_before_decoding(total, end):
+    # (whether the chunk's status is known before any step, that status): an empty chunk
+    # needs an empty body; any other at least the four states, in 16-bit words
+    if total == 0:
+        return True, STATUS_OK if end == 0 else STATUS_CORRUPT
+    if end < STATES * STATE_BYTES or (end & 1):
+        return True, STATUS_CORRUPT
+    return False, STATUS_OK
+
+
+@njit(inline="always")
+def _first_states(stream):
+    # the body's four states, and the position of its first word
+    return (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
+            read_state(stream, 3 * STATE_BYTES), STATES * STATE_BYTES)
+
+
+@njit(inline="always")
+def _status_after_decoding(pos, end, x0, x1, x2, x3):
+    # a clean body ends read to its last byte with every state back at RANS_L
+    if pos != end:
+        return STATUS_CORRUPT
+    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
+        return STATUS_CORRUPT
+    return STATUS_OK
+
+
 @njit(nogil=True, cache=True)
 def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bias, gain, offset, base, buckets,
                     out, pred):
@@ -570,17 +598,14 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
     n, d = out.shape
     total = n * d
     end = stream.size
-    if total == 0:
-        return STATUS_OK if end == 0 else STATUS_CORRUPT
-    if end < STATES * STATE_BYTES or (end & 1):
-        return STATUS_CORRUPT
+    settled, status = _settled_before_decoding(total, end)
+    if settled:
+        return status
     fout = out.view(np.float32)
     K = min(coef.shape[0], d)
     # the block's terms of its first K coordinates, filled as they are decoded
     terms = np.zeros((BLOCK_ROWS, max(K, 1)), dtype=np.float32)
-    x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
-                      read_state(stream, 3 * STATE_BYTES))
-    pos = STATES * STATE_BYTES
+    x0, x1, x2, x3, pos = _first_states(stream)
     last = end - 2
     mask = np.int64((1 << precision) - 1)
     ctx = np.empty(BLOCK_ROWS, dtype=np.int64)
@@ -643,11 +668,7 @@ def decode_contexts(stream, raw, slot_symbol, symbol_entry, precision, coef, bia
                         terms[r, j] = q0
                         _update_range(pred, r, coef, j, q0, j + 1, t1)
                 j += g
-    if pos != end:
-        return STATUS_CORRUPT
-    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
-        return STATUS_CORRUPT
-    return STATUS_OK
+    return _status_after_decoding(pos, end, x0, x1, x2, x3)
 
 
 assert TILE_ROWS == BLOCK_ROWS
@@ -671,15 +692,12 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
     n, d = out.shape
     total = n * d
     end = stream.size
-    if total == 0:
-        return STATUS_OK if end == 0 else STATUS_CORRUPT
-    if end < STATES * STATE_BYTES or (end & 1):
-        return STATUS_CORRUPT
+    settled, status = _settled_before_decoding(total, end)
+    if settled:
+        return status
     fout = out.view(np.float32)
     K = min(K, 2 * coef_tiles.shape[1], d)
-    x0, x1, x2, x3 = (read_state(stream, 0), read_state(stream, STATE_BYTES), read_state(stream, 2 * STATE_BYTES),
-                      read_state(stream, 3 * STATE_BYTES))
-    pos = STATES * STATE_BYTES
+    x0, x1, x2, x3, pos = _first_states(stream)
     last = end - 2
     mask = np.int64((1 << precision) - 1)
     ctx = np.empty(BLOCK_ROWS, dtype=np.int64)
@@ -695,7 +713,8 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
         for j0 in range(0, d, TILE_COLUMNS):
             tile = j0 // TILE_COLUMNS
             width = min(d, j0 + TILE_COLUMNS) - j0
-            tile_products(coef_tiles, tile * tile_pairs, terms, pred, (min(j0, K) + 1) // 2)
+            # the block's terms as vectors, a column's coefficients each scalar: pred[c, r]
+            pair_products(terms, _ZERO, coef_tiles, tile * tile_pairs, pred, _ZERO, _ZERO, (min(j0, K) + 1) // 2)
             for c in range(width):
                 j = j0 + c
                 g = gain[j]
@@ -717,18 +736,14 @@ def decode_quantized(stream, raw, slot_symbol, symbol_entry, precision, coef_til
                     # rows past a short block are unread), from a contiguous float copy
                     for c2 in range(c + 1, width):
                         scaled_add_row(pred, c2, column, np.float32(coef_tiles[tile, p, c2, h]))
-    if pos != end:
-        return STATUS_CORRUPT
-    if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
-        return STATUS_CORRUPT
-    return STATUS_OK
+    return _status_after_decoding(pos, end, x0, x1, x2, x3)
 
 
 @callee(nogil=True)
 def _block_predictions(rows, r0, r1, scale, coef_tiles, K, terms, tile_out, pred, p0):
     """Format 2's predictions of rows ``r0 .. r1 - 1`` of ``rows`` (float32, n x d) into
     the rows ``r - p0`` of ``pred`` (float32, C order), a tile of ``TILE_COLUMNS`` columns
-    at a time (``kernels.tile_products.row_tile_products``: every coordinate before the
+    at a time (``kernels.tile_products.pair_products``: every coordinate before the
     tile's last column, as ``coef`` is 0 where ``j <= k``). ``terms`` (int16, pairs x
     ``BLOCK_ROWS`` x 2, zeros past K) and ``tile_out`` (float32, ``BLOCK_ROWS`` x
     ``TILE_COLUMNS``) are scratch; a short block or a part tile goes through ``tile_out``."""
@@ -742,10 +757,11 @@ def _block_predictions(rows, r0, r1, scale, coef_tiles, K, terms, tile_out, pred
         tile = j0 // TILE_COLUMNS
         width = min(d, j0 + TILE_COLUMNS) - j0
         pairs = (min(j0 + TILE_COLUMNS, K) + 1) // 2
+        # the tile's coefficients as vectors, a row's terms each scalar: rows as they lie
         if count == BLOCK_ROWS and width == TILE_COLUMNS:
-            row_tile_products(coef_tiles, tile * tile_pairs, terms, pred, r0 - p0, j0, pairs)
+            pair_products(coef_tiles, tile * tile_pairs, terms, _ZERO, pred, r0 - p0, j0, pairs)
         else:
-            row_tile_products(coef_tiles, tile * tile_pairs, terms, tile_out, _ZERO, _ZERO, pairs)
+            pair_products(coef_tiles, tile * tile_pairs, terms, _ZERO, tile_out, _ZERO, _ZERO, pairs)
             for r in range(count):
                 for c in range(width):
                     pred[r0 - p0 + r, j0 + c] = tile_out[r, c]

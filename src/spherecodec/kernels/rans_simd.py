@@ -34,8 +34,6 @@ kernels here code the same layouts (``decode_scalar``, ``SUBSTREAM_ENCODERS[grou
 and the tests hold the vector kernels to them byte for byte. All arithmetic is integer.
 """
 
-import hashlib
-
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -46,6 +44,7 @@ from numba.extending import intrinsic
 
 from .bits import merge_low_bits_shifted
 from .jit import callee
+from .linking import link_ir_function
 from .memory import copy_bytes
 from .rans_core import (ENTRY_BITS, ENTRY_MASK, FLOAT32_RAW_BITS, RANS_L, STATE_BITS, STATE_BYTES,
                         STATUS_CORRUPT, STATUS_OK, WORD_BITS, WORD_BYTES, decode_advance, decode_step,
@@ -640,16 +639,11 @@ def _merge_low_bits(typingctx, out, raw, nibbles, first, end):
     sig = types.void(out, raw, nibbles, first, end)
 
     def codegen(context, builder, signature, args):
-        # a name per use, the same in every process (kernels are cached): a kernel that
-        # inlines the steps twice (two precisions) links the function twice, and kernels
-        # compiled for two signatures may be linked into one
-        prefix = "spherecodec_merge_low_bits_" + hashlib.sha1(builder.function.name.encode()).hexdigest()[:16]
-        name = f"{prefix}_{sum(g.name.startswith(prefix) for g in builder.module.global_values)}"
-        context.active_code_library.add_llvm_module(llvm.parse_assembly(_merge_low_bits_ir(name)))
+        # a kernel that inlines the steps twice (two precisions) links the function twice
         ptr = ir.PointerType()
         i64 = ir.IntType(64)
         fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, i64, i64])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        fn = link_ir_function(context, builder, "spherecodec_merge_low_bits", _merge_low_bits_ir, fnty)
         data = [builder.bitcast(context.make_array(signature.args[k])(context, builder, args[k]).data, ptr)
                 for k in (0, 1)]
         nibble_plane = builder.gep(data[1], [context.cast(builder, args[2], signature.args[2], types.int64)])
